@@ -1,0 +1,42 @@
+# Quick start: `make demo` and `make test` on a fresh machine with only Python 3.11+ and make.
+# Both create .venv if missing and install the locked project into it (uv, from PyPI).
+PYTHON ?= python3
+VENV := .venv
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+UV_VERSION := 0.13.9
+export VPDC_HOME ?= $(CURDIR)/var
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
+export DAGSTER_HOME := $(VPDC_HOME)/dagster
+
+.PHONY: setup demo test bench clean help
+
+help:
+	@echo "make demo   set up, then run the main job end to end on synthetic data (VPDC_HOME=$(VPDC_HOME))"
+	@echo "make test   set up, then run every test"
+	@echo "make bench  benchmarks side by side with peer systems (own virtualenv for the peers)"
+	@echo "make clean  remove VPDC_HOME (synthetic data, keys, databases)"
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+# Re-sync only when the lock or the project metadata changed.
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml
+	$(UV) sync --frozen --all-extras --python $(PYTHON)
+	@touch $@
+
+setup: $(VENV)/.synced
+
+demo: setup
+	$(VENV)/bin/vpdc demo
+
+test: setup
+	$(VENV)/bin/python -m pytest -q
+
+bench: setup
+	bash bench/peers/setup.sh
+	$(VENV)/bin/python bench/run.py
+
+clean:
+	rm -rf "$(VPDC_HOME)"

@@ -1,0 +1,188 @@
+"""Keyed encodings of normalised identifiers (DESIGN.md, "Linkage on encodings").
+
+Deterministic HMAC tokens allow only equality, so each identifier is encoded as several derived
+features that Splink compares in graded levels: full value, phonetic code, initial, a keyed bigram
+Bloom filter (Dice similarity in DuckDB SQL), DOB with day/month swapped, year-month and year, and so on.
+
+Tokens are the first 96 bits of HMAC-SHA256 under a sub-key of the versioned linkage secret, in
+base64url (16 characters). Each kind of identifier has its own domain label, but first and last names
+share one ("name"), so a first name can be compared with a last name to catch swapped fields.
+No plaintext and no unkeyed hash leaves this module.
+
+Encoding is column-wise and cached per distinct value: names and dates repeat a lot, so a million
+records need only tens of thousands of HMACs.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass
+from datetime import date
+
+import jellyfish
+from cryptography.hazmat.primitives import hashes, hmac
+
+from governance.keys import LinkageSecret
+
+__all__ = ["ENCODING_COLUMNS", "BLOOM_COLUMNS", "EncodingParams", "Encoder", "bigrams", "dice"]
+
+
+@dataclass(frozen=True)
+class EncodingParams:
+    """Bloom filter shape. Recorded in every manifest so the warehouse can refuse a mismatch."""
+
+    bloom_bits: int = 512
+    bloom_k: int = 12  # bit positions per bigram, taken from one HMAC (at most 16)
+
+    def __post_init__(self) -> None:
+        if self.bloom_bits % 8 or not 64 <= self.bloom_bits <= 65536:
+            raise ValueError("bloom_bits must be a multiple of 8 between 64 and 65536")
+        if not 1 <= self.bloom_k <= 16:
+            raise ValueError("bloom_k must be between 1 and 16")
+
+
+#: Every encoding column the kit writes, with what it encodes. ``enc_`` marks linkage-zone-only columns.
+ENCODING_COLUMNS: dict[str, str] = {
+    "enc_fn_full": "first name, normalised (domain: name)",
+    "enc_fn_phon": "first name, Metaphone code (domain: name_phon)",
+    "enc_fn_init": "first initial (domain: name_init)",
+    "enc_fn_bf": "first name bigram Bloom filter (bytes; domain: name)",
+    "enc_ln_full": "last name, compact (domain: name)",
+    "enc_ln_phon": "last name, Metaphone code (domain: name_phon)",
+    "enc_ln_part1": "first part of a compound last name (domain: name)",
+    "enc_ln_part2": "second part of a compound last name (domain: name)",
+    "enc_ln_bf": "last name bigram Bloom filter (bytes; domain: name)",
+    "enc_mn_init": "middle initial (domain: name_init)",
+    "enc_sfx": "generational suffix JR/SR/II/III/IV (domain: suffix)",
+    "enc_dob_full": "date of birth (domain: dob)",
+    "enc_dob_swap": "date of birth with day and month swapped, when both ≤ 12 (domain: dob)",
+    "enc_dob_ym": "birth year-month (domain: dob_ym)",
+    "enc_dob_y": "birth year (domain: dob_y)",
+    "enc_sex": "sex M/F (domain: sex)",
+    "enc_ssn_full": "SSN, nine digits (domain: ssn)",
+    "enc_ssn_last4": "SSN last four (domain: ssn4)",
+    "enc_addr": "street address, standardised (domain: addr)",
+    "enc_zip": "five-digit ZIP (domain: zip)",
+}
+BLOOM_COLUMNS = ("enc_fn_bf", "enc_ln_bf")
+
+
+def bigrams(name: str) -> set[str]:
+    """Padded character bigrams: "ANA" → {" A", "AN", "NA", "A "}."""
+    padded = f" {name} "
+    return {padded[i : i + 2] for i in range(len(padded) - 1)}
+
+
+def dice(a: bytes, b: bytes) -> float:
+    """Dice coefficient of two Bloom filters (the same measure the linkage SQL computes with bit_count)."""
+    ia, ib = int.from_bytes(a, "big"), int.from_bytes(b, "big")
+    total = ia.bit_count() + ib.bit_count()
+    return 2 * (ia & ib).bit_count() / total if total else 0.0
+
+
+class Encoder:
+    """Encodes normalised values under one version of the linkage secret, caching per distinct value."""
+
+    def __init__(self, secret: LinkageSecret, params: EncodingParams | None = None):
+        self.secret = secret
+        self.params = params or EncodingParams()
+        self._token_base: dict[str, hmac.HMAC] = {}
+        self._bloom_base: dict[str, hmac.HMAC] = {}
+        self._cache: dict[tuple[str, Hashable], object] = {}
+        self._bigram_bits: dict[tuple[str, str], int] = {}
+        self._rid_base: dict[str, hmac.HMAC] = {}
+
+    @property
+    def key_version(self) -> str:
+        return self.secret.version
+
+    # -- primitives ---------------------------------------------------------------------------------
+    @staticmethod
+    def _base(store: dict[str, hmac.HMAC], key: bytes, domain: str) -> hmac.HMAC:
+        base = store.get(domain)
+        if base is None:
+            base = hmac.HMAC(key, hashes.SHA256())
+            base.update(domain.encode() + b"\x1f")
+            store[domain] = base
+        return base
+
+    def token(self, domain: str, value: str | None) -> str | None:
+        """The keyed token of ``value`` in ``domain`` (None stays None)."""
+        if value is None:
+            return None
+        key = (domain, value)
+        hit = self._cache.get(key)
+        if hit is None:
+            h = self._base(self._token_base, self.secret.token_key, domain).copy()
+            h.update(value.encode())
+            hit = base64.urlsafe_b64encode(h.finalize()[:12]).decode()
+            self._cache[key] = hit
+        return hit  # type: ignore[return-value]
+
+    def record_id(self, namespace: str, value: str) -> str:
+        """Pseudonymous record id: stable for one partner namespace, meaningless without the secret.
+
+        Not cached: record ids are unique, a cache would only grow.
+        """
+        h = self._base(self._rid_base, self.secret.record_id_key, namespace).copy()
+        h.update(value.encode())
+        return base64.urlsafe_b64encode(h.finalize()[:15]).decode()
+
+    def bloom(self, domain: str, value: str | None) -> bytes | None:
+        """A keyed bigram Bloom filter of ``value`` (``bloom_bits`` long)."""
+        if value is None:
+            return None
+        key = ("bf:" + domain, value)
+        hit = self._cache.get(key)
+        if hit is None:
+            acc = 0
+            for bg in bigrams(value):
+                acc |= self._bigram_mask(domain, bg)
+            hit = acc.to_bytes(self.params.bloom_bits // 8, "big")
+            self._cache[key] = hit
+        return hit  # type: ignore[return-value]
+
+    def _bigram_mask(self, domain: str, bg: str) -> int:
+        mask = self._bigram_bits.get((domain, bg))
+        if mask is None:
+            h = self._base(self._bloom_base, self.secret.bloom_key, domain).copy()
+            h.update(bg.encode())
+            digest = h.finalize()
+            mask = 0
+            for i in range(self.params.bloom_k):
+                mask |= 1 << (int.from_bytes(digest[2 * i : 2 * i + 2], "big") % self.params.bloom_bits)
+            self._bigram_bits[(domain, bg)] = mask
+        return mask
+
+    # -- derived features ---------------------------------------------------------------------------
+    def phonetic(self, name: str | None) -> str | None:
+        if not name:
+            return None
+        code = self._cache.get(("phon", name))
+        if code is None:
+            code = jellyfish.metaphone(name) or name[:1]
+            self._cache[("phon", name)] = code
+        return self.token("name_phon", code)  # type: ignore[arg-type]
+
+    def dob_features(self, d: date | None) -> tuple[str | None, str | None, str | None, str | None]:
+        """(full, day/month swapped, year-month, year) tokens of a date of birth."""
+        if d is None:
+            return None, None, None, None
+        hit = self._cache.get(("dobf", d))
+        if hit is None:
+            swap = None
+            if d.day <= 12 and d.day != d.month:
+                swap = self.token("dob", f"{d.year:04d}-{d.day:02d}-{d.month:02d}")
+            hit = (
+                self.token("dob", d.isoformat()),
+                swap,
+                self.token("dob_ym", f"{d.year:04d}-{d.month:02d}"),
+                self.token("dob_y", f"{d.year:04d}"),
+            )
+            self._cache[("dobf", d)] = hit
+        return hit  # type: ignore[return-value]
+
+    def map_unique(self, values: Iterable[object], fn: Callable[[object], object]) -> dict[object, object]:
+        """Apply ``fn`` once per distinct value (the column-wise fast path)."""
+        return {v: fn(v) for v in set(values)}

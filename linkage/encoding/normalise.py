@@ -1,0 +1,221 @@
+"""Normalisation of identifiers before encoding.
+
+Two records of one person differ in case, accents, punctuation, particles and suffixes long before
+they differ in substance; normalising first lets equal tokens mean equal people. Every function is
+pure and total over strings: bad input gives ``None`` (missing) or raises :class:`NormaliseError`
+with a reason, never a crash.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import date, datetime
+
+__all__ = [
+    "NormaliseError",
+    "Surname",
+    "clean_text",
+    "normalise_address",
+    "normalise_given",
+    "normalise_sex",
+    "normalise_ssn",
+    "normalise_surname",
+    "normalise_zip",
+    "parse_date",
+    "split_formatted_name",
+]
+
+
+class NormaliseError(ValueError):
+    """A value cannot be normalised; ``rule`` is a short machine-readable name."""
+
+    def __init__(self, rule: str, message: str):
+        self.rule = rule
+        super().__init__(message)
+
+
+# Letters that Unicode decomposition does not reduce to ASCII.
+_SPECIAL = str.maketrans({"ß": "SS", "Æ": "AE", "æ": "AE", "Ø": "O", "ø": "O", "Ł": "L", "ł": "L",
+                          "Đ": "D", "đ": "D", "Œ": "OE", "œ": "OE", "Þ": "TH", "þ": "TH", "ı": "I"})
+_APOSTROPHES = re.compile(r"[’'`´ʻʼ]")
+_SEPARATORS = re.compile(r"[-‐‑‒–—_.,/\\;:()\[\]]+")
+_NON_ALNUM = re.compile(r"[^A-Z0-9 ]+")
+_SPACES = re.compile(r"\s+")
+
+#: Generational suffixes, normalised. Kept apart from the name: Jr and Sr at one address are two people.
+SUFFIXES = {"JR": "JR", "JUNIOR": "JR", "SR": "SR", "SENIOR": "SR", "II": "II", "2ND": "II",
+            "III": "III", "3RD": "III", "IV": "IV", "4TH": "IV"}
+_TITLES = {"MR", "MRS", "MS", "MISS", "DR", "REV", "PROF"}
+#: Surname particles: "DE LA CRUZ", "VAN DER BERG", "AL HASSAN". Dropped from surname parts,
+#: kept in the compact form so "DELACRUZ" and "DE LA CRUZ" give the same full token.
+PARTICLES = {"DE", "DEL", "DELA", "LA", "LAS", "LOS", "LE", "DA", "DAS", "DO", "DOS", "DI", "DU", "VAN",
+             "VON", "DER", "DEN", "TER", "BIN", "BEN", "IBN", "AL", "EL", "ST", "SAINT", "Y"}
+_NULLS = {"", "NULL", "NONE", "NA", "N/A", "UNKNOWN", "UNK", "NFN", "NLN", "FNU", "LNU"}
+
+
+def clean_text(value: str | None) -> str:
+    """Uppercase ASCII letters, digits and single spaces; accents and punctuation removed.
+
+    Apostrophes join (O'Brien → OBRIEN); hyphens and other separators split (Garcia-Lopez →
+    GARCIA LOPEZ).
+
+    >>> clean_text("  José-María  O'Brien ")
+    'JOSE MARIA OBRIEN'
+    """
+    if not value:
+        return ""
+    s = unicodedata.normalize("NFKD", str(value).translate(_SPECIAL))
+    s = "".join(ch for ch in s if not unicodedata.combining(ch))
+    s = _APOSTROPHES.sub("", s.upper())
+    s = _SEPARATORS.sub(" ", s)
+    s = _NON_ALNUM.sub("", s)
+    return _SPACES.sub(" ", s).strip()
+
+
+def _strip_suffix(tokens: list[str]) -> tuple[list[str], str | None]:
+    suffix = None
+    while len(tokens) > 1 and tokens[-1] in SUFFIXES:
+        suffix = suffix or SUFFIXES[tokens[-1]]
+        tokens = tokens[:-1]
+    return tokens, suffix
+
+
+def normalise_given(value: str | None) -> str | None:
+    """A given (first or middle) name without titles, suffixes or digits; None when missing.
+
+    Multi-word given names are joined ("MARY ANN" → "MARYANN") so spacing differences do not matter.
+    """
+    tokens = [t for t in clean_text(value).split() if not t.isdigit()]
+    tokens = [t for t in tokens if t not in _TITLES]
+    tokens, _ = _strip_suffix(tokens)
+    name = "".join(tokens)
+    return None if name in _NULLS else name
+
+
+@dataclass(frozen=True)
+class Surname:
+    """A normalised surname: ``compact`` for the full token, ``parts`` for compound surnames."""
+
+    compact: str
+    parts: tuple[str, ...]
+    suffix: str | None
+
+
+def normalise_surname(value: str | None) -> Surname | None:
+    """Normalise a surname, keeping compound parts so "GARCIA LOPEZ" can match "GARCIA".
+
+    >>> normalise_surname("de la Cruz-Hernández Jr.")
+    Surname(compact='DELACRUZHERNANDEZ', parts=('CRUZ', 'HERNANDEZ'), suffix='JR')
+    """
+    tokens = [t for t in clean_text(value).split() if not t.isdigit()]
+    tokens, suffix = _strip_suffix(tokens)
+    compact = "".join(tokens)
+    if compact in _NULLS:
+        return None
+    parts = tuple(t for t in tokens if t not in PARTICLES and len(t) > 1) or (compact,)
+    return Surname(compact, parts, suffix)
+
+
+def normalise_suffix(value: str | None) -> str | None:
+    """A generational suffix (JR, SR, II, III, IV) or None."""
+    tokens = clean_text(value).split()
+    return SUFFIXES.get(tokens[-1]) if tokens else None
+
+
+def split_formatted_name(value: str | None) -> tuple[str | None, str | None, str | None]:
+    """Split a ``LAST, FIRST MIDDLE`` display name into (last, first, middle) raw parts.
+
+    A suffix inside the last part ("SMITH JR, JOHN A") stays with the last name, where
+    :func:`normalise_surname` finds it. Without a comma the value is read as ``FIRST [MIDDLE] LAST``.
+    """
+    if not value or not value.strip():
+        return None, None, None
+    if "," in value:
+        last, _, rest = value.partition(",")
+        given = rest.split()
+        return last.strip() or None, (given[0] if given else None), (" ".join(given[1:]) or None)
+    words = value.split()
+    if len(words) == 1:
+        return words[0], None, None
+    return words[-1], words[0], " ".join(words[1:-1]) or None
+
+
+_DATE_LABELS = {"%Y-%m-%d": "YYYY-MM-DD", "%m/%d/%Y": "MM/DD/YYYY", "%Y%m%d": "YYYYMMDD",
+                "%d-%b-%Y": "DD-MON-YYYY", "%Y-%m-%d %H:%M": "YYYY-MM-DD HH:MM",
+                "%Y-%m-%d %H:%M:%S": "YYYY-MM-DD HH:MM:SS", "%m/%d/%Y %H:%M": "MM/DD/YYYY HH:MM"}
+
+
+def parse_date(value: str | None, fmt: str, *, earliest: date = date(1900, 1, 1), latest: date | None = None) -> date | None:
+    """Parse a date in a partner's format; None when blank.
+
+    Raises:
+        NormaliseError: ``date_format`` when the value does not match ``fmt``; ``date_range`` when it
+            falls before ``earliest`` or after ``latest``. Messages never contain the value itself.
+    """
+    if value is None or not str(value).strip():
+        return None
+    try:
+        d = datetime.strptime(str(value).strip(), fmt).date()
+    except ValueError:
+        raise NormaliseError("date_format", f"not a date in format {_DATE_LABELS.get(fmt, fmt)}") from None
+    if d < earliest or (latest is not None and d > latest):
+        raise NormaliseError("date_range", f"date outside {earliest.isoformat()}..{latest or 'today'}")
+    return d
+
+
+_INVALID_SSNS = {"123456789", "111111111", "222222222", "333333333", "444444444", "555555555",
+                 "666666666", "777777777", "888888888", "999999999", "078051120", "219099999"}
+
+
+def normalise_ssn(value: str | None) -> str | None:
+    """Nine digits, or None when missing or impossible (area 000/666/9xx, group 00, serial 0000, known fakes).
+
+    An impossible SSN is treated as missing rather than rejecting the row: the rest of the record still links.
+    """
+    digits = re.sub(r"\D", "", value or "")
+    if len(digits) != 9 or digits in _INVALID_SSNS:
+        return None
+    area, group, serial = digits[:3], digits[3:5], digits[5:]
+    if area in {"000", "666"} or area.startswith("9") or group == "00" or serial == "0000":
+        return None
+    return digits
+
+
+def normalise_zip(value: str | None) -> str | None:
+    """Five-digit ZIP (ZIP+4 truncated), or None."""
+    digits = re.sub(r"\D", "", value or "")
+    if len(digits) not in (5, 9) or digits[:5] == "00000":
+        return None
+    return digits[:5]
+
+
+def normalise_sex(value: str | None, mapping: dict[str, str | None]) -> str | None:
+    """Map a source's sex code to M/F through the profile's map; unknown codes become None."""
+    if value is None:
+        return None
+    out = mapping.get(str(value).strip())
+    return out if out in ("M", "F") else None
+
+
+_STREET_WORDS = {"STREET": "ST", "STR": "ST", "AVENUE": "AVE", "AV": "AVE", "ROAD": "RD", "DRIVE": "DR",
+                 "LANE": "LN", "COURT": "CT", "BOULEVARD": "BLVD", "PLACE": "PL", "CIRCLE": "CIR",
+                 "PARKWAY": "PKWY", "HIGHWAY": "HWY", "TERRACE": "TER", "TRAIL": "TRL", "WAY": "WAY",
+                 "NORTH": "N", "SOUTH": "S", "EAST": "E", "WEST": "W", "NORTHEAST": "NE", "NORTHWEST": "NW",
+                 "SOUTHEAST": "SE", "SOUTHWEST": "SW"}
+_UNIT = re.compile(r"\b(APT|APARTMENT|UNIT|STE|SUITE|LOT|RM|ROOM|BLDG|FL)\b.*$|#.*$")
+
+
+def normalise_address(value: str | None) -> str | None:
+    """Street address with standard abbreviations and no unit designator; None when missing.
+
+    >>> normalise_address("1200 North Tryon Street, Apt 4B")
+    '1200 N TRYON ST'
+    """
+    if not value:
+        return None
+    s = _UNIT.sub("", str(value).upper())
+    words = [_STREET_WORDS.get(w, w) for w in clean_text(s).split()]
+    out = " ".join(words)
+    return out if out and any(c.isalpha() for c in out) else None

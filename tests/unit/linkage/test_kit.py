@@ -1,0 +1,125 @@
+import csv
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from linkage.encoding import Encoder, SchemaError, encode_extract, load_profile
+from linkage.encoding import kit as kit_module
+from tests.conftest import TODAY
+
+HEADER = ["PERSON_ID", "LNAME", "FNAME", "MNAME", "SFX", "DOB", "SEX", "RACE", "ETHNICITY", "SSN", "ADDRESS", "ZIP"]
+ROWS = [
+    ["P1", "García-López", "José", "A", "", "19900307", "M", "W", "H", "234-56-7890", "1 Elm St", "28206"],
+    ["P2", "Smith", "John", "", "JR", "19851313", "M", "B", "N", "", "12 Elm St", "28208"],  # bad DOB
+    ["P3", "", "", "", "", "20000101", "F", "B", "N", "", "", ""],  # no name
+    ["", "Doe", "Jane", "", "", "19700101", "F", "W", "N", "", "", ""],  # no id
+    ["P5", "Nguyen", "Lan", "", "", "", "F", "A", "N", "", "", "28205"],  # no DOB: still encodable
+]
+
+
+def write_csv(path: Path, header, rows, delimiter=","):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f, delimiter=delimiter)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+def test_encode_extract_writes_encodings_content_and_rejects(tmp_path, keyring):
+    src = write_csv(tmp_path / "persons.csv", HEADER, ROWS)
+    out = tmp_path / "out" / "persons.parquet"
+    s = encode_extract(load_profile("police", "persons"), src, out, Encoder(keyring.linkage_secret()), today=TODAY)
+    assert (s.rows_read, s.rows_encoded) == (5, 2)
+    assert dict(s.rejected) == {"dob_date_format": 1, "name_missing": 1, "record_id_missing": 1}
+    t = pq.read_table(out)
+    assert t.column("birth_year").to_pylist() == [1990, None]
+    assert t.column("RACE").to_pylist() == ["W", "A"]
+    assert set(t.column("linkage_key_version").to_pylist()) == {"v1"}
+    rejects = list(csv.DictReader(open(s.rejects)))
+    assert [(r["row"], r["field"], r["rule"]) for r in rejects] == [
+        ("3", "DOB", "dob_date_format"), ("4", "FNAME+LNAME", "name_missing"), ("5", "PERSON_ID", "record_id_missing")]
+
+
+def test_encoded_payload_holds_no_plaintext_identifier(tmp_path, keyring):
+    src = write_csv(tmp_path / "persons.csv", HEADER, ROWS)
+    out = tmp_path / "persons.parquet"
+    encode_extract(load_profile("police", "persons"), src, out, Encoder(keyring.linkage_secret()), today=TODAY)
+    blob = out.read_bytes() + Path(str(out).replace(".parquet", ".rejects.csv")).read_bytes()
+    for secret_value in ["GARCIA", "García", "Jose", "JOSE", "234567890", "234-56-7890", "19900307", "1990-03-07",
+                         "Elm", "P1", "Nguyen", "NGUYEN"]:
+        assert secret_value.encode() not in blob, secret_value
+    t = pq.read_table(out)
+    assert not {"FNAME", "LNAME", "MNAME", "DOB", "SSN", "ADDRESS", "PERSON_ID"} & set(t.column_names)
+
+
+def test_unexpected_column_refuses_whole_file(tmp_path, keyring):
+    src = write_csv(tmp_path / "persons.csv", HEADER + ["MOTHER_NAME"], [r + ["X"] for r in ROWS])
+    out = tmp_path / "persons.parquet"
+    with pytest.raises(SchemaError, match=r"persons.csv: unexpected columns \['MOTHER_NAME'\]"):
+        encode_extract(load_profile("police", "persons"), src, out, Encoder(keyring.linkage_secret()), today=TODAY)
+    assert not out.exists()
+
+
+def test_missing_column_and_empty_file_are_refused(tmp_path, keyring):
+    enc = Encoder(keyring.linkage_secret())
+    src = write_csv(tmp_path / "persons.csv", HEADER[:-1], [r[:-1] for r in ROWS])
+    with pytest.raises(SchemaError, match=r"missing columns \['ZIP'\]"):
+        encode_extract(load_profile("police", "persons"), src, tmp_path / "o.parquet", enc, today=TODAY)
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    with pytest.raises(SchemaError, match="empty"):
+        encode_extract(load_profile("police", "persons"), empty, tmp_path / "o.parquet", enc, today=TODAY)
+
+
+def test_crash_midway_leaves_no_partial_output(tmp_path, keyring, monkeypatch):
+    src = write_csv(tmp_path / "persons.csv", HEADER, [["P%d" % i, "Doe", "Jo", "", "", "19800101", "M", "W", "N",
+                                                        "", "", ""] for i in range(5000)])
+    out = tmp_path / "o" / "persons.parquet"
+    real, calls = kit_module._encode_batch, []
+
+    def crash_on_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("power cut")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(kit_module, "_encode_batch", crash_on_second)
+    with pytest.raises(RuntimeError):
+        encode_extract(load_profile("police", "persons"), src, out, Encoder(keyring.linkage_secret()),
+                       today=TODAY, block_size=4096)
+    assert len(calls) == 2
+    assert list(out.parent.iterdir()) == []
+
+
+def test_hospital_b_formatted_names_and_pipe_delimiter(tmp_path, keyring):
+    header = ["PERSON_ID", "NAME_FULL_FORMATTED", "BIRTH_DT_TM", "SEX_CD", "SSN", "RACE_DISP", "ETHNIC_GRP_DISP",
+              "STREET_ADDR", "ZIPCODE"]
+    rows = [["1", "SMITH JR, JOHN A", "07-MAR-1994", "Male", "", "White", "Not Hispanic or Latino", "", "28202"]]
+    src = write_csv(tmp_path / "patients.csv", header, rows, delimiter="|")
+    out = tmp_path / "p.parquet"
+    enc = Encoder(keyring.linkage_secret())
+    s = encode_extract(load_profile("hospital_b", "patients"), src, out, enc, today=TODAY)
+    assert s.rows_encoded == 1
+    t = pq.read_table(out).to_pylist()[0]
+    assert t["enc_ln_full"] == enc.token("name", "SMITH")
+    assert t["enc_fn_full"] == enc.token("name", "JOHN")
+    assert t["enc_sfx"] == enc.token("suffix", "JR")
+    assert t["birth_year"] == 1994
+
+
+def test_events_reference_the_same_pseudonymous_person_id(tmp_path, keyring):
+    enc = Encoder(keyring.linkage_secret())
+    persons = write_csv(tmp_path / "persons.csv", HEADER, ROWS[:1])
+    ev_header = ["INCIDENT_ID", "PERSON_ID", "ROLE", "OFFENSE_CD", "VIOLENT_FLAG", "FIREARM_FLAG", "DOMESTIC_FLAG",
+                 "INCIDENT_DT", "CENSUS_TRACT", "ZIP"]
+    events = write_csv(tmp_path / "ip.csv", ev_header, [
+        ["I20250000001", "P1", "VIC", "13A", "Y", "Y", "N", "2025-06-01 22:10", "37119001100", "28206"],
+        ["I20250000002", "P1", "SUS", "13B", "Y", "N", "N", "June 3", "37119001100", "28206"]])
+    encode_extract(load_profile("police", "persons"), persons, tmp_path / "p.parquet", enc, today=TODAY)
+    s = encode_extract(load_profile("police", "incident_persons"), events, tmp_path / "e.parquet", enc, today=TODAY)
+    assert dict(s.rejected) == {"date_format": 1}
+    p = pq.read_table(tmp_path / "p.parquet").to_pylist()[0]
+    e = pq.read_table(tmp_path / "e.parquet").to_pylist()[0]
+    assert e["person_record_id"] == p["source_record_id"]
+    assert e["INCIDENT_DT"].isoformat() == "2025-06-01T22:10:00"

@@ -1,0 +1,127 @@
+from datetime import date
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from linkage.encoding.normalise import (
+    NormaliseError,
+    clean_text,
+    normalise_address,
+    normalise_given,
+    normalise_ssn,
+    normalise_surname,
+    normalise_zip,
+    parse_date,
+    split_formatted_name,
+)
+
+ALLOWED = set("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ")
+
+
+@given(st.text())
+def test_clean_text_output_is_upper_ascii_single_spaced(s):
+    out = clean_text(s)
+    assert set(out) <= ALLOWED
+    assert "  " not in out and out == out.strip()
+
+
+@given(st.text())
+def test_clean_text_is_idempotent(s):
+    assert clean_text(clean_text(s)) == clean_text(s)
+
+
+@given(st.text(alphabet=st.characters(categories=["L"]), min_size=1, max_size=20))
+def test_clean_text_ignores_case(s):
+    assert clean_text(s.lower()) == clean_text(s.upper())
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [("José", "JOSE"), ("Zoë", "zoe"), ("O'Brien", "OBRIEN"), ("Nguyễn", "nguyen"), ("Müller", "MULLER"),
+     ("  mary   ann ", "MaryAnn"), ("Jean-Luc", "Jean Luc"), ("Dr. John", "John")],
+)
+def test_normalise_given_equates_variants(a, b):
+    assert normalise_given(a) == normalise_given(b)
+
+
+@given(st.text())
+def test_normalise_given_never_raises_and_has_no_spaces(s):
+    out = normalise_given(s)
+    assert out is None or (" " not in out and set(out) <= ALLOWED)
+
+
+@given(st.text())
+def test_normalise_surname_parts_come_from_compact(s):
+    sn = normalise_surname(s)
+    if sn is not None:
+        assert all(p in sn.compact for p in sn.parts)
+        assert sn.suffix in (None, "JR", "SR", "II", "III", "IV")
+
+
+@pytest.mark.parametrize(
+    ("raw", "compact", "parts", "suffix"),
+    [("García López", "GARCIALOPEZ", ("GARCIA", "LOPEZ"), None),
+     ("Garcia-Lopez", "GARCIALOPEZ", ("GARCIA", "LOPEZ"), None),
+     ("de la Cruz", "DELACRUZ", ("CRUZ",), None),
+     ("Smith Jr.", "SMITH", ("SMITH",), "JR"),
+     ("Smith III", "SMITH", ("SMITH",), "III")],
+)
+def test_normalise_surname_examples(raw, compact, parts, suffix):
+    sn = normalise_surname(raw)
+    assert (sn.compact, sn.parts, sn.suffix) == (compact, parts, suffix)
+
+
+@pytest.mark.parametrize("raw", ["", "   ", "NULL", "unknown", "LNU", "---"])
+def test_placeholder_names_are_missing(raw):
+    assert normalise_surname(raw) is None
+    assert normalise_given(raw) is None
+
+
+def test_split_formatted_name_keeps_suffix_with_last():
+    assert split_formatted_name("SMITH JR, JOHN A") == ("SMITH JR", "JOHN", "A")
+    assert split_formatted_name("GARCIA LOPEZ, MARIA") == ("GARCIA LOPEZ", "MARIA", None)
+    assert split_formatted_name("") == (None, None, None)
+
+
+@given(st.dates(min_value=date(1900, 1, 1), max_value=date(2026, 1, 1)),
+       st.sampled_from(["%Y-%m-%d", "%m/%d/%Y", "%Y%m%d", "%d-%b-%Y"]))
+def test_parse_date_round_trips_every_partner_format(d, fmt):
+    assert parse_date(d.strftime(fmt), fmt) == d
+
+
+def test_parse_date_errors_name_the_rule_not_the_value():
+    with pytest.raises(NormaliseError) as exc:
+        parse_date("13/45/1990", "%m/%d/%Y")
+    assert exc.value.rule == "date_format" and "13/45" not in str(exc.value)
+    with pytest.raises(NormaliseError) as exc:
+        parse_date("2030-01-01", "%Y-%m-%d", latest=date(2026, 1, 1))
+    assert exc.value.rule == "date_range"
+    assert parse_date("  ", "%Y-%m-%d") is None
+
+
+@given(st.text())
+def test_normalise_ssn_is_nine_digits_or_none(s):
+    out = normalise_ssn(s)
+    assert out is None or (len(out) == 9 and out.isdigit())
+
+
+@pytest.mark.parametrize("bad", ["000-12-3456", "666-12-3456", "912-34-5678", "123-00-4567", "123-45-0000",
+                                 "123456789", "12345", ""])
+def test_impossible_ssns_are_missing(bad):
+    assert normalise_ssn(bad) is None
+
+
+def test_ssn_formats_agree():
+    assert normalise_ssn("234-56-7890") == normalise_ssn("234567890") == "234567890"
+
+
+@given(st.text())
+def test_normalise_zip_is_five_digits_or_none(s):
+    out = normalise_zip(s)
+    assert out is None or (len(out) == 5 and out.isdigit())
+
+
+def test_normalise_address_standardises():
+    assert normalise_address("1200 North Tryon Street Apt 4") == normalise_address("1200 N. Tryon St.") == "1200 N TRYON ST"
+    assert normalise_address("  ") is None

@@ -1,0 +1,1 @@
+"""vpdc-ids: command line and shared configuration."""

@@ -1,0 +1,300 @@
+"""``vpdc``: one command line for every role. Every command has ``--help``; results take ``--json``.
+
+Heavy libraries (Dagster, dbt, Splink, GX) are imported inside the commands that need them, so the
+partner kit commands start fast and run where only the kit's light dependencies are installed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from vpdc.config import SOURCES, Home, default_home
+
+app = typer.Typer(help="vpdc-ids: the Violence Prevention Data Collaborative's integrated data system.",
+                  no_args_is_help=True, add_completion=False)
+keys_app = typer.Typer(help="Create and rotate keys (demo keys live under VPDC_HOME/keys, mode 0600).",
+                       no_args_is_help=True)
+partner_app = typer.Typer(help="The partner kit: encode an extract and send it as a signed, encrypted envelope.",
+                          no_args_is_help=True)
+envelope_app = typer.Typer(help="Inspect and verify envelopes (warehouse side).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(partner_app, name="partner")
+app.add_typer(envelope_app, name="envelope")
+
+console = Console(stderr=True)
+out = Console()
+
+HomeOpt = Annotated[Path, typer.Option("--home", envvar="VPDC_HOME", help="Working directory (VPDC_HOME).",
+                                       default_factory=default_home, show_default="./var")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+
+
+def fail(message: str, code: int = 2) -> None:
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def emit(result: Any, as_json: bool, table: Table | None = None) -> None:
+    if as_json:
+        out.print_json(json.dumps(result, default=str))
+    elif table is not None:
+        out.print(table)
+    else:
+        out.print(result)
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console, transient=True, disable=not console.is_terminal)
+
+
+def _periods(partner_dir: Path) -> list[str]:
+    return sorted(p.name for p in partner_dir.iterdir() if p.is_dir() and p.name[:2].isdigit()) if partner_dir.exists() else []
+
+
+# --------------------------------------------------------------------------------------------- keys
+@keys_app.command("init")
+def keys_init(home: HomeOpt, overwrite: Annotated[bool, typer.Option(
+        help="Replace existing keys. Every earlier encoding and envelope becomes unusable.")] = False,
+        as_json: JsonOpt = False) -> None:
+    """Create every demo key that does not exist yet (linkage secret, partner signing keys, warehouse keys)."""
+    from governance.keys import init_keys
+
+    result = init_keys(Home(home).keys, SOURCES, overwrite=overwrite)
+    if not as_json:
+        console.print(f"keys under {Home(home).keys}: {len(result['created'])} created, {len(result['kept'])} kept")
+    emit(result, as_json) if as_json else None
+
+
+@keys_app.command("rotate-linkage")
+def keys_rotate(home: HomeOpt, as_json: JsonOpt = False) -> None:
+    """Add a new linkage secret version and make it current (all partners must re-encode)."""
+    from governance.keys import rotate_linkage_secret
+
+    version = rotate_linkage_secret(Home(home).keys)
+    emit({"current_linkage_version": version}, as_json) if as_json else console.print(f"linkage secret now {version}")
+
+
+# -------------------------------------------------------------------------------------------- synth
+@app.command()
+def synth(
+    home: HomeOpt,
+    persons: Annotated[int, typer.Option(min=10, help="Population size.")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same files).")] = 20261121,
+    periods: Annotated[str, typer.Option(help="Comma-separated extract periods YYYY-MM; the first is the baseline.")]
+    = "2025-11,2025-12",
+    as_json: JsonOpt = False,
+) -> None:
+    """Simulate the county population and each partner's native extracts (with PII, synthetic), plus ground truth."""
+    from synthetic import SynthConfig, generate
+
+    period_list = tuple(p.strip() for p in periods.split(",") if p.strip())
+    for p in period_list:
+        try:
+            datetime.strptime(p, "%Y-%m")
+        except ValueError:
+            fail(f"--periods: {p!r} is not YYYY-MM")
+    config = SynthConfig(persons=persons, seed=seed, periods=period_list)
+    with _progress() as prog:
+        task = prog.add_task("simulating", total=persons)
+        summary = generate(config, Home(home).root, progress=lambda n, d="": prog.update(task, advance=n, description=d or "simulating"))
+    if as_json:
+        emit(summary, True)
+    else:
+        console.print(f"synthetic data for {persons:,} persons under {Home(home).root / 'partners'}; truth in {Home(home).truth}")
+
+
+# ------------------------------------------------------------------------------------------ partner
+@partner_app.command("profiles")
+def partner_profiles(as_json: JsonOpt = False) -> None:
+    """List the partner profiles shipped with the kit and their extract types."""
+    from linkage.encoding import extract_types, load_profile, partners
+
+    rows = []
+    for p in partners():
+        for e in extract_types(p):
+            prof = load_profile(p, e)
+            rows.append({"partner": p, "extract": e, "kind": prof.kind, "file": prof.file,
+                         "schema_version": prof.schema_version})
+    table = Table("partner", "extract", "kind", "file", "schema version")
+    for r in rows:
+        table.add_row(r["partner"], r["extract"], r["kind"], r["file"], r["schema_version"])
+    emit(rows, as_json, table)
+
+
+def _encode_one(home: Home, partner: str, extract: str, period: str, input_path: Path | None,
+                today: date, prog: Progress) -> dict[str, Any]:
+    from governance.keys import KeyRing
+    from linkage.encoding import Encoder, encode_extract, load_profile
+
+    profile = load_profile(partner, extract)
+    src = input_path or home.partner_raw(partner) / period / profile.file
+    dest = home.partner_out(partner) / period / f"{extract}.parquet"
+    secret = KeyRing(home.keys).linkage_secret()
+    task = prog.add_task(f"{partner}/{extract} {period}", total=None)
+    summary = encode_extract(profile, src, dest, Encoder(secret), today=today,
+                             progress=lambda n: prog.update(task, advance=n))
+    prog.remove_task(task)
+    return summary.as_dict() | {"period": period}
+
+
+@partner_app.command("encode")
+def partner_encode(
+    home: HomeOpt,
+    partner: Annotated[str, typer.Option(help="Partner whose extract this is (see `vpdc partner profiles`).")],
+    extract: Annotated[str | None, typer.Option(help="Extract type; default: every extract of the partner.")] = None,
+    period: Annotated[str | None, typer.Option(help="Extract period YYYY-MM; default: every period found.")] = None,
+    input_path: Annotated[Path | None, typer.Option("--input", help="Native CSV (default: the synthetic one).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Normalise and encode a native extract. Writes Parquet (encodings + allow-listed content) and a rejects file.
+
+    Nothing is sent: run `vpdc partner send` next. No plaintext identifier is written.
+    """
+    from governance.keys import KeyError_
+    from linkage.encoding import ProfileError, SchemaError, extract_types
+
+    h = Home(home)
+    try:
+        extracts = [extract] if extract else extract_types(partner)
+    except FileNotFoundError:
+        fail(f"no profile for partner {partner!r}")
+    periods = [period] if period else _periods(h.partner_raw(partner))
+    if not periods:
+        fail(f"no extract periods under {h.partner_raw(partner)}; pass --period and --input")
+    if input_path and (len(extracts) != 1 or len(periods) != 1):
+        fail("--input needs exactly one --extract and one --period")
+    results = []
+    with _progress() as prog:
+        for per in periods:
+            for ex in extracts:
+                try:
+                    results.append(_encode_one(h, partner, ex, per, input_path, date.today(), prog))
+                except (SchemaError, ProfileError, KeyError_) as exc:
+                    fail(str(exc))
+    _print_encode(results, as_json)
+
+
+def _print_encode(results: list[dict[str, Any]], as_json: bool) -> None:
+    table = Table("partner", "extract", "period", "rows", "encoded", "rejected", "rec/s")
+    for r in results:
+        table.add_row(r["partner"], r["extract_type"], r["period"], f"{r['rows_read']:,}", f"{r['rows_encoded']:,}",
+                      f"{r['rows_rejected']:,}", f"{r['rows_read'] / max(r['seconds'], 1e-9):,.0f}")
+    emit(results, as_json, table)
+
+
+@partner_app.command("send")
+def partner_send(
+    home: HomeOpt,
+    partner: Annotated[str, typer.Option(help="Partner sending.")],
+    extract: Annotated[str | None, typer.Option(help="Extract type; default: every encoded extract.")] = None,
+    period: Annotated[str | None, typer.Option(help="Period YYYY-MM; default: every encoded period.")] = None,
+    to: Annotated[Path | None, typer.Option(help="Destination folder (default: VPDC_HOME/landing/<partner>).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Sign and encrypt encoded extracts into envelopes for the warehouse's landing zone."""
+    import pyarrow.parquet as pq
+
+    from governance.keys import KeyError_, KeyRing
+    from governance.transfer import seal_envelope
+    from linkage.encoding import EncodingParams, load_profile
+
+    h = Home(home)
+    base = h.partner_out(partner)
+    periods = [period] if period else _periods(base)
+    if not periods:
+        fail(f"nothing encoded under {base}; run `vpdc partner encode --partner {partner}` first")
+    keyring = KeyRing(h.keys)
+    params = EncodingParams()
+    results = []
+    for per in periods:
+        files = [base / per / f"{extract}.parquet"] if extract else sorted((base / per).glob("*.parquet"))
+        for f in files:
+            if not f.exists():
+                fail(f"{f}: not encoded yet; run `vpdc partner encode --partner {partner} --extract {f.stem} --period {per}`")
+            profile = load_profile(partner, f.stem)
+            meta = pq.ParquetFile(f)
+            versions = set(pq.read_table(f, columns=["linkage_key_version"]).column(0).unique().to_pylist())
+            if len(versions) > 1:
+                fail(f"{f}: rows encoded under several linkage key versions {sorted(versions)}; re-encode")
+            try:
+                env = seal_envelope(
+                    f, partner=partner, extract_type=f.stem, period=per, schema_version=profile.schema_version,
+                    row_count=meta.metadata.num_rows,
+                    linkage_key_version=(versions.pop() if versions else keyring.current_linkage_version()),
+                    keyring=keyring, out_dir=to or h.landing(partner),
+                    extra={"bloom_bits": params.bloom_bits, "bloom_k": params.bloom_k, "kit": "vpdc-ids 0.1.0"},
+                )
+            except KeyError_ as exc:
+                fail(str(exc))
+            results.append({"partner": partner, "extract_type": f.stem, "period": per,
+                            "rows": meta.metadata.num_rows, "envelope": str(env)})
+    table = Table("partner", "extract", "period", "rows", "envelope")
+    for r in results:
+        table.add_row(r["partner"], r["extract_type"], r["period"], f"{r['rows']:,}", Path(r["envelope"]).name)
+    emit(results, as_json, table)
+
+
+# ----------------------------------------------------------------------------------------- envelope
+@envelope_app.command("inspect")
+def envelope_inspect(path: Path, as_json: JsonOpt = False) -> None:
+    """Show an envelope's manifest, unverified (routing information only)."""
+    from governance.transfer import EnvelopeRefused, read_manifest
+
+    try:
+        m = read_manifest(path)
+    except EnvelopeRefused as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"{path}: {exc.strerror}")
+    emit(m.__dict__ | {"wrapped_key": "<redacted>"}, as_json)
+
+
+@envelope_app.command("verify")
+def envelope_verify(path: Path, home: HomeOpt, as_json: JsonOpt = False) -> None:
+    """Verify signature, checksums and row count of an envelope with the warehouse keys (nothing is kept)."""
+    from governance.keys import KeyError_, KeyRing
+    from governance.transfer import EnvelopeRefused, open_envelope
+
+    try:
+        with open_envelope(path, KeyRing(Home(home).keys)) as opened:
+            result = {"file": str(path), "verified": True, "envelope_id": opened.manifest.envelope_id,
+                      "partner": opened.manifest.partner, "rows": opened.manifest.row_count}
+    except EnvelopeRefused as exc:
+        if as_json:
+            emit({"verified": False, **exc.reason()}, True)
+            raise typer.Exit(1) from None
+        fail(str(exc), code=1)
+    except KeyError_ as exc:
+        fail(str(exc))
+    emit(result, as_json) if as_json else console.print(f"{path.name}: verified ({result['rows']:,} rows)")
+
+
+# --------------------------------------------------------------------------------------------- demo
+@app.command()
+def demo(
+    home: HomeOpt,
+    persons: Annotated[int, typer.Option(min=10, help="Population size.")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 20261121,
+) -> None:
+    """Run the main job end to end on synthetic data: keys → synth → every partner encodes and sends."""
+    from vpdc.pipeline import run_demo
+
+    sys.exit(run_demo(Home(home), persons=persons, seed=seed, console=console, out=out, progress=_progress))
+
+
+def main() -> None:  # pragma: no cover - console script
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
