@@ -15,7 +15,7 @@ records need only tens of thousands of HMACs.
 
 from __future__ import annotations
 
-import base64
+import binascii
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -68,6 +68,14 @@ ENCODING_COLUMNS: dict[str, str] = {
 BLOOM_COLUMNS = ("enc_fn_bf", "enc_ln_bf")
 
 
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
+def _b64(raw: bytes) -> str:
+    """base64url without padding overhead (inputs are multiples of 3 bytes)."""
+    return binascii.b2a_base64(raw, newline=False).translate(_URLSAFE).decode()
+
+
 def bigrams(name: str) -> set[str]:
     """Padded character bigrams: "ANA" → {" A", "AN", "NA", "A "}."""
     padded = f" {name} "
@@ -89,6 +97,7 @@ class Encoder:
         self.params = params or EncodingParams()
         self._token_base: dict[str, hmac.HMAC] = {}
         self._bloom_base: dict[str, hmac.HMAC] = {}
+        self._tokens: dict[str, dict[str, str]] = {}
         self._cache: dict[tuple[str, Hashable], object] = {}
         self._bigram_bits: dict[tuple[str, str], int] = {}
         self._rid_base: dict[str, hmac.HMAC] = {}
@@ -111,14 +120,16 @@ class Encoder:
         """The keyed token of ``value`` in ``domain`` (None stays None)."""
         if value is None:
             return None
-        key = (domain, value)
-        hit = self._cache.get(key)
+        cache = self._tokens.get(domain)
+        if cache is None:
+            cache = self._tokens[domain] = {}
+        hit = cache.get(value)
         if hit is None:
             h = self._base(self._token_base, self.secret.token_key, domain).copy()
             h.update(value.encode())
-            hit = base64.urlsafe_b64encode(h.finalize()[:12]).decode()
-            self._cache[key] = hit
-        return hit  # type: ignore[return-value]
+            hit = _b64(h.finalize()[:12])
+            cache[value] = hit
+        return hit
 
     def record_id(self, namespace: str, value: str) -> str:
         """Pseudonymous record id: stable for one partner namespace, meaningless without the secret.
@@ -127,7 +138,7 @@ class Encoder:
         """
         h = self._base(self._rid_base, self.secret.record_id_key, namespace).copy()
         h.update(value.encode())
-        return base64.urlsafe_b64encode(h.finalize()[:15]).decode()
+        return _b64(h.finalize()[:15])
 
     def bloom(self, domain: str, value: str | None) -> bytes | None:
         """A keyed bigram Bloom filter of ``value`` (``bloom_bits`` long)."""

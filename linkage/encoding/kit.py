@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -323,110 +324,157 @@ def _content_parser(spec: dict[str, Any]) -> Callable[[str], Any]:
     return parse
 
 
+def _per_unique(arr: pa.Array, fn: Callable[[Any], Any]) -> tuple[list[Any], pa.Array]:
+    """Apply ``fn`` once per distinct value of ``arr``: returns (outputs per distinct value, row indices).
+
+    The column-wise fast path: a million rows of names hold a few thousand distinct values.
+    """
+    d = pc.dictionary_encode(arr)
+    return [fn(v) for v in d.dictionary.to_pylist()], d.indices
+
+
+def _take(values: list[Any], idx: pa.Array, typ: pa.DataType) -> pa.Array:
+    return pc.take(pa.array(values, type=typ), idx)
+
+
+def _reject_where(errors: list[Any], idx: pa.Array, fieldname: str, reject: Callable[..., None]) -> None:
+    """Record a reject for each row whose distinct value produced a NormaliseError."""
+    if not any(isinstance(e, NormaliseError) for e in errors):
+        return
+    bad = pc.take(pa.array([isinstance(e, NormaliseError) for e in errors]), idx)
+    for i in pc.indices_nonzero(bad).to_pylist():
+        e = errors[idx[i].as_py()]
+        reject(i, fieldname, e.rule, str(e))
+
+
 def _encode_batch(batch: pa.RecordBatch, profile: ExtractProfile, enc: Encoder, norm: _Normalisers,
                   rejects: _Rejects, row_base: int, schema: pa.Schema) -> pa.Table:
     n = batch.num_rows
-    col = {name: batch.column(i).to_pylist() for i, name in enumerate(batch.schema.names)}
     keep = [True] * n
-    out: dict[str, list[Any]] = {}
+    out: dict[str, pa.Array] = {}
 
     def reject(i: int, fieldname: str, rule: str, message: str) -> None:
-        if keep[i]:
-            keep[i] = False
+        keep[i] = False
         rejects.add(row_base + i, fieldname, rule, message)
 
-    def ids(spec: dict[str, Any], label: str) -> list[str | None]:
-        cols = [col[c] for c in spec["columns"]]
-        res: list[str | None] = []
-        for i in range(n):
-            parts = [c[i].strip() for c in cols]
-            if not all(parts):
-                reject(i, "+".join(spec["columns"]), "record_id_missing", f"{label} is blank")
-                res.append(None)
-            else:
-                res.append(enc.record_id(spec["namespace"], "|".join(parts)))
-        return res
+    def ids(spec: dict[str, Any], label: str) -> pa.Array:
+        cols = [pc.utf8_trim_whitespace(batch.column(c)) for c in spec["columns"]]
+        blank = pc.equal(cols[0], "")
+        for c in cols[1:]:
+            blank = pc.or_(blank, pc.equal(c, ""))
+        for i in pc.indices_nonzero(blank).to_pylist():
+            reject(i, "+".join(spec["columns"]), "record_id_missing", f"{label} is blank")
+        joined = cols[0] if len(cols) == 1 else pc.binary_join_element_wise(*cols, "|")
+        ns = spec["namespace"]
+        return pa.array([enc.record_id(ns, v) if v else None for v in joined.to_pylist()], pa.string())
 
     out["source_record_id"] = ids(profile.record_id, "record id")
     if profile.person_ref:
         out["person_record_id"] = ids(profile.person_ref, "person reference")
     if profile.group_ref:
         out[profile.group_ref["name"]] = ids(profile.group_ref, "group reference")
-    out["linkage_key_version"] = [enc.key_version] * n
+    out["linkage_key_version"] = pa.array([enc.key_version] * n, pa.string())
 
     if profile.kind == "persons":
-        _encode_identifiers(col, profile, enc, norm, reject, out, n)
+        _encode_identifiers(batch, profile, enc, norm, reject, out, n)
 
     for c, parser in norm.content.items():
-        vals = []
-        for i, raw in enumerate(col[c]):
-            v = parser(raw)
-            if isinstance(v, NormaliseError):
-                reject(i, c, v.rule, str(v))
-                v = None
-            vals.append(v)
-        out[c] = vals
+        typ = schema.field(c).type
+        vals, idx = _per_unique(batch.column(c), parser)
+        _reject_where(vals, idx, c, reject)
+        out[c] = _take([None if isinstance(v, NormaliseError) else v for v in vals], idx, typ)
 
-    table = pa.table({f.name: pa.array(out[f.name], type=f.type) for f in schema}, schema=schema)
+    table = pa.table({f.name: out[f.name] for f in schema}, schema=schema)
     if all(keep):
         return table
     return table.filter(pa.array(keep))
 
 
-def _encode_identifiers(col: dict[str, list[str]], profile: ExtractProfile, enc: Encoder, norm: _Normalisers,
-                        reject: Callable[[int, str, str, str], None], out: dict[str, list[Any]], n: int) -> None:
+def _encode_identifiers(batch: pa.RecordBatch, profile: ExtractProfile, enc: Encoder, norm: _Normalisers,
+                        reject: Callable[[int, str, str, str], None], out: dict[str, pa.Array], n: int) -> None:
     ids = profile.identifiers
-    blank = [""] * n
+    blank = pa.array([""] * n, pa.string())
+
+    def column(role: str) -> pa.Array:
+        return batch.column(ids[role]) if ids.get(role) else blank
+
+    s, b = pa.string(), pa.binary()
+
+    def first_feats(raw: str) -> tuple[Any, ...]:
+        f = norm.given(raw)
+        return (f, enc.token("name", f), enc.phonetic(f), enc.token("name_init", f[0]) if f else None,
+                enc.bloom("name", f))
+
+    def last_feats(raw: str) -> tuple[Any, ...]:
+        sn = norm.surname(raw)
+        if sn is None:
+            return (None,) * 7
+        two = len(sn.parts) > 1
+        return (sn, enc.token("name", sn.compact), enc.phonetic(sn.compact),
+                enc.token("name", sn.parts[0]) if two else None, enc.token("name", sn.parts[-1]) if two else None,
+                enc.bloom("name", sn.compact), sn.suffix)
+
+    def middle_feat(raw: str) -> str | None:
+        m = norm.given(raw)
+        return enc.token("name_init", m[0]) if m else None
+
     if ids.get("formatted_name"):
-        split = [norm.formatted(v) for v in col[ids["formatted_name"]]]
-        raw_last = [s[0] or "" for s in split]
-        raw_first = [s[1] or "" for s in split]
-        raw_middle = [s[2] or "" for s in split]
+        # one distinct formatted name → every name feature at once
+        def formatted(raw: str) -> tuple[Any, ...]:
+            last, first, middle = norm.formatted(raw)
+            return first_feats(first or ""), last_feats(last or ""), middle_feat(middle or "")
+
+        vals, idx = _per_unique(column("formatted_name"), formatted)
+        fvals, lvals, mvals = [v[0] for v in vals], [v[1] for v in vals], [v[2] for v in vals]
+        fidx = lidx = midx = idx
     else:
-        raw_first = col[ids["first_name"]] if ids.get("first_name") else blank
-        raw_last = col[ids["last_name"]] if ids.get("last_name") else blank
-        raw_middle = col[ids["middle_name"]] if ids.get("middle_name") else blank
-    raw_suffix = col[ids["suffix"]] if ids.get("suffix") else blank
+        fvals, fidx = _per_unique(column("first_name"), first_feats)
+        lvals, lidx = _per_unique(column("last_name"), last_feats)
+        mvals, midx = _per_unique(column("middle_name"), middle_feat)
 
-    first = [norm.given(v) for v in raw_first]
-    middle = [norm.given(v) for v in raw_middle]
-    last = [norm.surname(v) for v in raw_last]
+    no_first = _take([v[0] is None for v in fvals], fidx, pa.bool_())
+    no_last = _take([v[0] is None for v in lvals], lidx, pa.bool_())
     name_field = ids.get("formatted_name") or f"{ids.get('first_name')}+{ids.get('last_name')}"
-    for i in range(n):
-        if first[i] is None and last[i] is None:
-            reject(i, name_field, "name_missing", "neither first nor last name present: record cannot be linked")
+    for i in pc.indices_nonzero(pc.and_(no_first, no_last)).to_pylist():
+        reject(i, name_field, "name_missing", "neither first nor last name present: record cannot be linked")
 
-    out["enc_fn_full"] = [enc.token("name", f) for f in first]
-    out["enc_fn_phon"] = [enc.phonetic(f) for f in first]
-    out["enc_fn_init"] = [enc.token("name_init", f[0]) if f else None for f in first]
-    out["enc_fn_bf"] = [enc.bloom("name", f) for f in first]
-    out["enc_ln_full"] = [enc.token("name", s.compact) if s else None for s in last]
-    out["enc_ln_phon"] = [enc.phonetic(s.compact) if s else None for s in last]
-    out["enc_ln_part1"] = [enc.token("name", s.parts[0]) if s and len(s.parts) > 1 else None for s in last]
-    out["enc_ln_part2"] = [enc.token("name", s.parts[-1]) if s and len(s.parts) > 1 else None for s in last]
-    out["enc_ln_bf"] = [enc.bloom("name", s.compact) if s else None for s in last]
-    out["enc_mn_init"] = [enc.token("name_init", m[0]) if m else None for m in middle]
-    suffixes = [norm.suffix(r) or (s.suffix if s else None) for r, s in zip(raw_suffix, last, strict=True)]
-    out["enc_sfx"] = [enc.token("suffix", s) for s in suffixes]
+    for k, (col, typ) in enumerate([("enc_fn_full", s), ("enc_fn_phon", s), ("enc_fn_init", s), ("enc_fn_bf", b)], 1):
+        out[col] = _take([v[k] for v in fvals], fidx, typ)
+    for k, (col, typ) in enumerate([("enc_ln_full", s), ("enc_ln_phon", s), ("enc_ln_part1", s),
+                                    ("enc_ln_part2", s), ("enc_ln_bf", b)], 1):
+        out[col] = _take([v[k] for v in lvals], lidx, typ)
+    out["enc_mn_init"] = _take(mvals, midx, s)
 
-    dobs: list[date | None] = []
+    # suffix: its own column when the profile has one, else the one found inside the last name
+    sfx_own, sidx = _per_unique(column("suffix"), norm.suffix)
+    own = _take(sfx_own, sidx, s)
+    inside = _take([v[6] for v in lvals], lidx, s)
+    suffix = pc.coalesce(own, inside)
+    svals, sidx = _per_unique(suffix, lambda v: enc.token("suffix", v))
+    out["enc_sfx"] = _take(svals, sidx, s)
+
     dob_col = ids.get("dob")
-    for i, raw in enumerate(col[dob_col] if dob_col else blank):
+
+    def dob_feats(raw: str) -> Any:
         d = norm.dob(raw)
         if isinstance(d, NormaliseError):
-            reject(i, dob_col or "dob", f"dob_{d.rule}", str(d))
-            d = None
-        dobs.append(d)
-    feats = [enc.dob_features(d) for d in dobs]
-    out["enc_dob_full"] = [f[0] for f in feats]
-    out["enc_dob_swap"] = [f[1] for f in feats]
-    out["enc_dob_ym"] = [f[2] for f in feats]
-    out["enc_dob_y"] = [f[3] for f in feats]
-    out["birth_year"] = [d.year if d else None for d in dobs]
+            return NormaliseError(f"dob_{d.rule}", str(d))
+        return (*enc.dob_features(d), d.year if d else None)
 
-    out["enc_sex"] = [enc.token("sex", norm.sex(v)) for v in (col[ids["sex"]] if ids.get("sex") else blank)]
-    ssns = [norm.ssn(v) for v in (col[ids["ssn"]] if ids.get("ssn") else blank)]
-    out["enc_ssn_full"] = [enc.token("ssn", s) for s in ssns]
-    out["enc_ssn_last4"] = [enc.token("ssn4", s[-4:]) if s else None for s in ssns]
-    out["enc_addr"] = [enc.token("addr", norm.address(v)) for v in (col[ids["address"]] if ids.get("address") else blank)]
-    out["enc_zip"] = [enc.token("zip", norm.zip(v)) for v in (col[ids["zip"]] if ids.get("zip") else blank)]
+    dvals, didx = _per_unique(column("dob"), dob_feats)
+    _reject_where(dvals, didx, dob_col or "dob", reject)
+    dvals = [(None,) * 5 if isinstance(v, NormaliseError) else v for v in dvals]
+    for k, col in enumerate(["enc_dob_full", "enc_dob_swap", "enc_dob_ym", "enc_dob_y"]):
+        out[col] = _take([v[k] for v in dvals], didx, s)
+    out["birth_year"] = _take([v[4] for v in dvals], didx, pa.int16())
+
+    def simple(role: str, domain: str, fn: Callable[[Any], Any]) -> pa.Array:
+        vals, idx = _per_unique(column(role), lambda v: enc.token(domain, fn(v)))
+        return _take(vals, idx, s)
+
+    out["enc_sex"] = simple("sex", "sex", norm.sex)
+    ssn_vals, ssn_idx = _per_unique(column("ssn"), norm.ssn)
+    out["enc_ssn_full"] = _take([enc.token("ssn", v) for v in ssn_vals], ssn_idx, s)
+    out["enc_ssn_last4"] = _take([enc.token("ssn4", v[-4:]) if v else None for v in ssn_vals], ssn_idx, s)
+    out["enc_addr"] = simple("address", "addr", norm.address)
+    out["enc_zip"] = simple("zip", "zip", norm.zip)

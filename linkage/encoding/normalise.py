@@ -147,6 +147,24 @@ _DATE_LABELS = {"%Y-%m-%d": "YYYY-MM-DD", "%m/%d/%Y": "MM/DD/YYYY", "%Y%m%d": "Y
                 "%Y-%m-%d %H:%M:%S": "YYYY-MM-DD HH:MM:SS", "%m/%d/%Y %H:%M": "MM/DD/YYYY HH:MM"}
 
 
+def _ymd(y: str, m: str, d: str) -> date:
+    if not (y.isdigit() and m.isdigit() and d.isdigit()):
+        raise ValueError("not digits")
+    return date(int(y), int(m), int(d))
+
+
+# Fixed-position parsers for the formats partners use most; strptime is ~10x slower.
+_FAST_DATES = {
+    "%Y-%m-%d": lambda v: _ymd(v[0:4], v[5:7], v[8:10]) if len(v) == 10 and v[4] == v[7] == "-" else _bad(),
+    "%Y%m%d": lambda v: _ymd(v[0:4], v[4:6], v[6:8]) if len(v) == 8 else _bad(),
+    "%m/%d/%Y": lambda v: _ymd(v[6:10], v[0:2], v[3:5]) if len(v) == 10 and v[2] == v[5] == "/" else _bad(),
+}
+
+
+def _bad() -> date:
+    raise ValueError("wrong length or separators")
+
+
 def parse_date(value: str | None, fmt: str, *, earliest: date = date(1900, 1, 1), latest: date | None = None) -> date | None:
     """Parse a date in a partner's format; None when blank.
 
@@ -156,8 +174,10 @@ def parse_date(value: str | None, fmt: str, *, earliest: date = date(1900, 1, 1)
     """
     if value is None or not str(value).strip():
         return None
+    v = str(value).strip()
     try:
-        d = datetime.strptime(str(value).strip(), fmt).date()
+        fast = _FAST_DATES.get(fmt)
+        d = fast(v) if fast else datetime.strptime(v, fmt).date()
     except ValueError:
         raise NormaliseError("date_format", f"not a date in format {_DATE_LABELS.get(fmt, fmt)}") from None
     if d < earliest or (latest is not None and d > latest):
