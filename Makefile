@@ -9,12 +9,13 @@ export VPDC_HOME ?= $(CURDIR)/var
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 export DAGSTER_HOME := $(VPDC_HOME)/dagster
 
-.PHONY: setup demo test bench clean help
+.PHONY: setup demo test bench clean help ui
 
 help:
 	@echo "make demo   set up, then run the main job end to end on synthetic data (VPDC_HOME=$(VPDC_HOME))"
 	@echo "make test   set up, then run every test"
 	@echo "make bench  benchmarks side by side with peer systems (own virtualenv for the peers)"
+	@echo "make ui     open the Dagster UI on the demo home"
 	@echo "make clean  remove VPDC_HOME (synthetic data, keys, databases)"
 
 $(UV):
@@ -40,3 +41,7 @@ bench: setup
 
 clean:
 	rm -rf "$(VPDC_HOME)"
+
+ui: setup ## open the Dagster UI on the demo home (VPDC_HOME)
+	$(VENV)/bin/python -c "from orchestration.runner import configure_environment; from vpdc.config import Home; configure_environment(Home.from_env())"
+	VPDC_KEYS_DIR=$(VPDC_HOME)/keys PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/dagster dev -m orchestration.definitions -d $(CURDIR)

@@ -28,7 +28,9 @@ partner_app = typer.Typer(help="The partner kit: encode an extract and send it a
 envelope_app = typer.Typer(help="Inspect and verify envelopes (warehouse side).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(partner_app, name="partner")
+quarantine_app = typer.Typer(help="Envelopes refused at the landing zone: list, show why, retry.", no_args_is_help=True)
 app.add_typer(envelope_app, name="envelope")
+app.add_typer(quarantine_app, name="quarantine")
 
 console = Console(stderr=True)
 out = Console()
@@ -277,6 +279,133 @@ def envelope_verify(path: Path, home: HomeOpt, as_json: JsonOpt = False) -> None
     except KeyError_ as exc:
         fail(str(exc))
     emit(result, as_json) if as_json else console.print(f"{path.name}: verified ({result['rows']:,} rows)")
+
+
+# ------------------------------------------------------------------------------------------- ingest
+@app.command()
+def ingest(home: HomeOpt, as_json: JsonOpt = False) -> None:
+    """Ingest every new envelope in landing/ (what the Dagster landing sensor does), headless.
+
+    Each envelope is verified, checked for plaintext identifiers, validated (Great Expectations) and
+    split into linkage.duckdb and warehouse.duckdb; refused ones go to quarantine/ with a reason.
+    """
+    rows = _ingest(Home(home))
+    _print_ingest(rows, as_json)
+    if any(r["status"] == "error" for r in rows):
+        raise typer.Exit(1)
+
+
+def _ingest(home: Home) -> list[dict[str, Any]]:
+    from orchestration.runner import run_landing_sensor_once
+
+    with _progress() as prog:
+        task = prog.add_task("ingesting envelopes", total=None)
+        runs = run_landing_sensor_once(home, progress=lambda n: prog.update(task, advance=n))
+    return _ingest_rows(home, runs)
+
+
+def _ingest_rows(home: Home, runs: list[Any]) -> list[dict[str, Any]]:
+    import duckdb
+
+    events: dict[str, tuple[Any, ...]] = {}
+    if home.warehouse_db.exists():
+        with duckdb.connect(str(home.warehouse_db), read_only=True) as con:
+            for row in con.execute("select envelope_id, partner, extract_type, period, status, check_name, detail, rows, "
+                                   "file from raw.ingest_events order by event_at").fetchall():
+                if row[0]:
+                    events[row[0]] = row
+                events[row[8]] = row
+    rows = []
+    for r in runs:
+        if r.skipped:
+            continue
+        ev = events.get(r.run_key.split("#")[0]) or events.get(r.file)
+        if ev:
+            rows.append({"file": ev[8], "partner": ev[1], "extract": ev[2], "period": ev[3], "status": ev[4],
+                         "check": ev[5], "detail": ev[6], "rows": ev[7]})
+        else:
+            rows.append({"file": r.run_key, "partner": None, "extract": None, "period": r.partition,
+                         "status": "loaded" if r.success else "error", "check": None, "detail": r.error, "rows": 0})
+    return rows
+
+
+def _print_ingest(rows: list[dict[str, Any]], as_json: bool) -> None:
+    table = Table("partner", "extract", "period", "rows", "status", "reason", title="ingestion")
+    for r in rows:
+        reason = f"{r['check']}: {r['detail']}" if r["check"] else (r["detail"] or "")
+        table.add_row(r["partner"] or "?", r["extract"] or "?", r["period"] or "?", f"{r['rows'] or 0:,}",
+                      r["status"], reason[:90])
+    emit(rows, as_json, table)
+    if not as_json:
+        loaded = sum(r["status"] == "loaded" for r in rows)
+        console.print(f"{loaded} envelopes loaded, {sum(r['status'] == 'quarantined' for r in rows)} quarantined, "
+                      f"{sum(r['status'] == 'error' for r in rows)} errors")
+
+
+# --------------------------------------------------------------------------------------- quarantine
+@quarantine_app.command("list")
+def quarantine_list(home: HomeOpt, as_json: JsonOpt = False) -> None:
+    """Every quarantined envelope with the check it failed."""
+    from landing.ingest import quarantine_reason
+
+    q = Home(home).quarantine
+    rows = []
+    for f in sorted(q.glob("*.vpdc")) if q.exists() else []:
+        try:
+            r = quarantine_reason(f)
+        except (OSError, ValueError):
+            r = {"check": "?", "detail": "reason file missing or unreadable"}
+        rows.append({"file": f.name, "partner": r.get("partner"), "extract": r.get("extract_type"),
+                     "period": r.get("period"), "check": r.get("check"), "detail": r.get("detail"),
+                     "quarantined_at": r.get("quarantined_at")})
+    table = Table("file", "partner", "period", "check", "detail", title=f"quarantine ({len(rows)})")
+    for r in rows:
+        table.add_row(r["file"], r["partner"] or "?", r["period"] or "?", r["check"] or "?", (r["detail"] or "")[:70])
+    emit(rows, as_json, table)
+
+
+@quarantine_app.command("show")
+def quarantine_show(file: Annotated[str, typer.Argument(help="File name in quarantine/.")], home: HomeOpt,
+                    as_json: JsonOpt = False) -> None:
+    """The full machine-readable reason for one quarantined envelope."""
+    from landing.ingest import quarantine_reason
+
+    path = Home(home).quarantine / Path(file).name
+    if not path.exists():
+        fail(f"{path}: not in quarantine; see `vpdc quarantine list`")
+    emit(quarantine_reason(path), as_json)
+
+
+@quarantine_app.command("retry")
+def quarantine_retry(file: Annotated[str, typer.Argument(help="File name in quarantine/.")], home: HomeOpt,
+                     as_json: JsonOpt = False) -> None:
+    """Move a quarantined envelope back to landing/ (after the cause is fixed) and ingest it again.
+
+    The reason file is kept beside it in quarantine/ as history; nothing is deleted.
+    """
+    import shutil
+
+    from landing.ingest import quarantine_reason
+
+    h = Home(home)
+    path = h.quarantine / Path(file).name
+    if not path.exists():
+        fail(f"{path}: not in quarantine; see `vpdc quarantine list`")
+    reason = quarantine_reason(path)
+    partner = reason.get("partner") or Path(reason.get("original_path", "")).parent.name
+    if not partner:
+        fail(f"{path.name}: the partner is unknown (unreadable manifest); move it to landing/<partner>/ by hand")
+    n = 1
+    while True:
+        dest = h.landing(partner) / f"{path.stem.split('.retry')[0]}.retry{n}.vpdc"
+        if not dest.exists() and not (h.quarantine / dest.name).exists():
+            break
+        n += 1
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(path), dest)
+    shutil.move(str(path.with_name(path.name + ".reason.json")), h.quarantine / f"{dest.name}.previous-reason.json")
+    rows = _ingest(h)
+    _print_ingest(rows, as_json)
 
 
 # --------------------------------------------------------------------------------------------- demo

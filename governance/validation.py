@@ -1,0 +1,311 @@
+"""Validation suites for incoming extracts, as code, with Great Expectations 1.x.
+
+One suite per partner schema, built from the partner's profile (the same contract the kit encodes
+with): column set and types, encoding formats and key versions, Bloom filter length, value sets and
+patterns of code columns, date ranges, null-rate thresholds, row count equal to the manifest, and
+unique source record ids.
+
+GX validates the payload chunk by chunk (pandas batches of ``chunk_rows``), never the whole extract
+at once; counts are summed across chunks and thresholds applied to the totals. Row count and
+uniqueness need the whole file and are computed over it with Arrow/DuckDB. Results carry counts and
+column names only: GX runs with a result format that excludes unexpected values.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from governance.transfer import Manifest
+from linkage.encoding import BLOOM_COLUMNS, ENCODING_COLUMNS, ExtractProfile
+
+__all__ = ["CheckOutcome", "ValidationReport", "ValidationSettings", "validate_payload"]
+
+TOKEN_RE = r"^[A-Za-z0-9_-]{16}$"
+RECORD_ID_RE = r"^[A-Za-z0-9_-]{20}$"
+#: Default null-rate ceilings for identifier encodings: above these, linkage quality would collapse.
+DEFAULT_MAX_NULL = {"enc_fn_full": 0.05, "enc_ln_full": 0.05, "enc_sex": 0.10, "enc_dob_full": 0.20}
+_RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 0, "exclude_unexpected_values": True,
+                  "include_unexpected_rows": False, "return_unexpected_index_query": False}
+
+
+@dataclass(frozen=True)
+class ValidationSettings:
+    """Warehouse-side expectations that do not come from the partner profile."""
+
+    accepted_key_versions: tuple[str, ...] = ("v1",)
+    bloom_bytes: int = 64
+    earliest_event: str = "2000-01-01"
+    chunk_rows: int = 250_000
+
+
+@dataclass
+class CheckOutcome:
+    """One check over the whole payload. ``severity`` error blocks the load; warn is reported only."""
+
+    check: str
+    column: str | None
+    severity: str
+    passed: bool = True
+    element_count: int = 0
+    unexpected_count: int = 0
+    detail: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.check}:{self.column}" if self.column else self.check
+
+
+@dataclass
+class ValidationReport:
+    file: str
+    envelope_id: str
+    partner: str
+    extract_type: str
+    period: str
+    schema_version: str
+    rows: int
+    checks: list[CheckOutcome] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed or c.severity != "error" for c in self.checks)
+
+    def failures(self, severity: str = "error") -> list[CheckOutcome]:
+        return [c for c in self.checks if not c.passed and c.severity == severity]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**{k: v for k, v in asdict(self).items() if k != "checks"}, "passed": self.passed,
+                "checks": [asdict(c) for c in self.checks]}
+
+    def summary(self) -> str:
+        bad = self.failures()
+        if not bad:
+            return f"{len(self.checks)} checks passed"
+        return "; ".join(f"{c.key}: {c.detail or f'{c.unexpected_count} of {c.element_count} unexpected'}"
+                         for c in bad)
+
+    def write(self, reports_dir: Path) -> tuple[Path, Path]:
+        """Write JSON and a self-contained HTML page (no external scripts or styles)."""
+        reports_dir.mkdir(parents=True, exist_ok=True)
+        stem = f"{self.partner}_{self.extract_type}_{self.period}_{self.envelope_id[:12]}"
+        jpath, hpath = reports_dir / f"{stem}.json", reports_dir / f"{stem}.html"
+        jpath.write_text(json.dumps(self.as_dict(), indent=2))
+        rows = "".join(
+            f"<tr class={'ok' if c.passed else c.severity}><td>{html.escape(c.check)}</td>"
+            f"<td>{html.escape(c.column or '')}</td><td>{c.severity}</td><td>{'pass' if c.passed else 'FAIL'}</td>"
+            f"<td>{c.element_count:,}</td><td>{c.unexpected_count:,}</td><td>{html.escape(c.detail)}</td></tr>"
+            for c in self.checks)
+        hpath.write_text(
+            "<!doctype html><meta charset=utf-8><title>validation</title><style>body{font:14px sans-serif}"
+            "td,th{padding:2px 8px;border-bottom:1px solid #ddd}.error{background:#fdd}.warn{background:#ffd}</style>"
+            f"<h1>{html.escape(self.partner)} / {html.escape(self.extract_type)} / {html.escape(self.period)}</h1>"
+            f"<p>envelope {html.escape(self.envelope_id)} · schema {html.escape(self.schema_version)} · "
+            f"{self.rows:,} rows · <b>{'PASSED' if self.passed else 'FAILED'}</b></p>"
+            "<p>Counts and column names only; no record values are ever shown.</p>"
+            "<table><tr><th>check</th><th>column</th><th>severity</th><th>result</th><th>rows</th>"
+            f"<th>unexpected</th><th>detail</th></tr>{rows}</table>")
+        return jpath, hpath
+
+
+@cache
+def _gx() -> Any:
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return gx, context
+
+
+def _expectations(profile: ExtractProfile, manifest: Manifest, settings: ValidationSettings,
+                  now: datetime) -> list[tuple[Any, str, str | None, float]]:
+    """(expectation, check name, column, max unexpected share) for the GX suite of this schema."""
+    import great_expectations.expectations as gxe
+    import pandas as pd
+
+    schema = profile.output_schema()
+    out: list[tuple[Any, str, str | None, float]] = []
+    gx_columns = list(schema.names) + [f"{c}__bytes" for c in BLOOM_COLUMNS if c in schema.names]
+    out.append((gxe.ExpectTableColumnsToMatchSet(column_set=gx_columns, exact_match=True), "columns", None, 0.0))
+    for ref in ("source_record_id", "person_record_id", profile.group_ref["name"] if profile.group_ref else None):
+        if ref and ref in schema.names:
+            out.append((gxe.ExpectColumnValuesToNotBeNull(column=ref), "not_null", ref, 0.0))
+            out.append((gxe.ExpectColumnValuesToMatchRegex(column=ref, regex=RECORD_ID_RE), "id_format", ref, 0.0))
+    out.append((gxe.ExpectColumnValuesToBeInSet(column="linkage_key_version", value_set=[manifest.linkage_key_version]),
+                "key_version", "linkage_key_version", 0.0))
+    for col in schema.names:
+        if col in ENCODING_COLUMNS and col not in BLOOM_COLUMNS:
+            out.append((gxe.ExpectColumnValuesToMatchRegex(column=col, regex=TOKEN_RE), "token_format", col, 0.0))
+        if col in DEFAULT_MAX_NULL:
+            out.append((gxe.ExpectColumnValuesToNotBeNull(column=col), "null_rate", col, DEFAULT_MAX_NULL[col]))
+    for col in BLOOM_COLUMNS:
+        if col in schema.names:
+            out.append((gxe.ExpectColumnValuesToBeInSet(column=f"{col}__bytes", value_set=[settings.bloom_bytes]),
+                        "bloom_length", col, 0.0))
+    if "birth_year" in schema.names:
+        out.append((gxe.ExpectColumnValuesToBeBetween(column="birth_year", min_value=1900, max_value=now.year),
+                    "range", "birth_year", 0.0))
+    for col, spec in profile.content.items():
+        if "values" in spec:
+            out.append((gxe.ExpectColumnValuesToBeInSet(column=col, value_set=spec["values"]), "value_set", col, 0.0))
+        if "pattern" in spec:
+            out.append((gxe.ExpectColumnValuesToMatchRegex(column=col, regex=spec["pattern"]), "pattern", col, 0.0))
+        if "min" in spec or "max" in spec:
+            out.append((gxe.ExpectColumnValuesToBeBetween(column=col, min_value=spec.get("min"),
+                                                          max_value=spec.get("max")), "range", col, 0.0))
+        if spec["type"] in ("date", "timestamp"):
+            out.append((gxe.ExpectColumnValuesToBeBetween(
+                column=col, min_value=pd.Timestamp(settings.earliest_event),
+                max_value=pd.Timestamp(now.replace(tzinfo=None))), "date_range", col, 0.0))
+        if spec.get("required"):
+            out.append((gxe.ExpectColumnValuesToNotBeNull(column=col), "not_null", col, 0.0))
+        elif "max_null_rate" in spec:
+            out.append((gxe.ExpectColumnValuesToNotBeNull(column=col), "null_rate", col, spec["max_null_rate"]))
+    return out
+
+
+def declared_formats(profile: ExtractProfile) -> dict[str, str]:
+    """Regexes of the columns whose values are keyed tokens or pseudonymous ids, by construction."""
+    names = profile.output_schema().names
+    formats = {c: TOKEN_RE for c in names if c in ENCODING_COLUMNS and c not in BLOOM_COLUMNS}
+    for ref in ("source_record_id", "person_record_id", profile.group_ref["name"] if profile.group_ref else None):
+        if ref and ref in names:
+            formats[ref] = RECORD_ID_RE
+    formats["linkage_key_version"] = r"^v\d+$"
+    return formats
+
+
+def _to_pandas(batch: pa.RecordBatch) -> Any:
+    """Arrow → pandas for GX: dates as datetime64 (GX cannot compare object dates), Bloom lengths as ints."""
+    import pyarrow.compute as pc
+
+    table = pa.Table.from_batches([batch])
+    for col in BLOOM_COLUMNS:
+        if col in table.column_names:
+            table = table.append_column(f"{col}__bytes", pc.binary_length(table[col]))
+    return table.to_pandas(date_as_object=False)
+
+
+def validate_payload(payload: Path, profile: ExtractProfile, manifest: Manifest, *, now: datetime,
+                     settings: ValidationSettings = ValidationSettings(), file_name: str = "") -> ValidationReport:
+    """Validate a decrypted payload against its partner schema. Never raises on bad data: reports it."""
+    report = ValidationReport(file_name or Path(payload).name, manifest.envelope_id, manifest.partner,
+                              manifest.extract_type, manifest.period, manifest.schema_version, manifest.row_count)
+    pf = pq.ParquetFile(payload)
+    expected = profile.output_schema()
+
+    # 1. schema version and column types (Arrow schema equality: exact, including order)
+    ok_version = manifest.schema_version == profile.schema_version
+    report.checks.append(CheckOutcome("schema_version", None, "error", ok_version, 1, int(not ok_version),
+                                      "" if ok_version else f"manifest says {manifest.schema_version}, "
+                                      f"warehouse expects {profile.schema_version}"))
+    actual = pf.schema_arrow
+    diff = _schema_diff(expected, actual)
+    report.checks.append(CheckOutcome("column_types", None, "error", not diff, len(expected), len(diff), "; ".join(diff)))
+    ok_key = manifest.linkage_key_version in settings.accepted_key_versions
+    report.checks.append(CheckOutcome("key_version_accepted", None, "error", ok_key, 1, int(not ok_key),
+                                      "" if ok_key else f"linkage key version {manifest.linkage_key_version} is not "
+                                      f"accepted (accepted: {', '.join(settings.accepted_key_versions)})"))
+    bloom_bits = manifest.extra.get("bloom_bits")
+    if bloom_bits is not None and bloom_bits != settings.bloom_bytes * 8:
+        report.checks.append(CheckOutcome("bloom_parameters", None, "error", False, 1, 1,
+                                          f"manifest bloom_bits {bloom_bits}, warehouse expects {settings.bloom_bytes * 8}"))
+    if diff or not ok_version:
+        return report  # value checks against the wrong schema would only add noise
+
+    # 2. whole-file checks: row count and uniqueness
+    rows = pf.metadata.num_rows
+    report.checks.append(CheckOutcome("row_count", None, "error", rows == manifest.row_count, rows,
+                                      abs(rows - manifest.row_count),
+                                      "" if rows == manifest.row_count else f"{rows} rows, manifest says {manifest.row_count}"))
+    dupes = _duplicate_count(payload)
+    report.checks.append(CheckOutcome("unique", "source_record_id", "error", dupes == 0, rows, dupes,
+                                      "" if dupes == 0 else f"{dupes} rows repeat a source_record_id"))
+
+    # 3. GX suite, chunk by chunk
+    gx, context = _gx()
+    specs = _expectations(profile, manifest, settings, now)
+    name = f"{manifest.partner}.{manifest.extract_type}.{uuid.uuid4().hex[:8]}"
+    suite = gx.ExpectationSuite(name=name)
+    for exp, *_ in specs:
+        suite.add_expectation(exp)
+    suite = context.suites.add(suite)
+    batch_def = (context.data_sources.add_pandas(name=name).add_dataframe_asset(name="payload")
+                 .add_batch_definition_whole_dataframe("chunk"))
+    vd = context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch_def, suite=suite))
+    totals: dict[int, list[int]] = {i: [0, 0, 0] for i in range(len(specs))}  # element, unexpected, unevaluated
+    ids = [str(e.id) for e in suite.expectations]
+    try:
+        for batch in pf.iter_batches(batch_size=settings.chunk_rows):
+            res = vd.run(batch_parameters={"dataframe": _to_pandas(batch)}, result_format=_RESULT_FORMAT)
+            for i, r in enumerate(_match_results(res.results, ids)):
+                rr = r.result or {}
+                if "element_count" not in rr and "observed_value" not in rr:
+                    totals[i][2] += 1
+                    continue
+                if "element_count" in rr:
+                    totals[i][0] += rr["element_count"]
+                    totals[i][1] += rr.get("unexpected_count") or 0
+                elif not r.success:
+                    totals[i][0] += 1
+                    totals[i][1] += 1
+    finally:
+        context.validation_definitions.delete(name)
+        context.suites.delete(name)
+        context.data_sources.delete(name)
+    for i, (_, check, col, max_share) in enumerate(specs):
+        element, unexpected, unevaluated = totals[i]
+        if unevaluated:
+            report.checks.append(CheckOutcome(check, col, "error", False, element, unexpected,
+                                              "Great Expectations could not evaluate this check"))
+            continue
+        share = unexpected / element if element else 0.0
+        passed = share <= max_share if max_share else unexpected == 0
+        detail = "" if passed else (f"{share:.1%} null, ceiling {max_share:.0%}" if check == "null_rate"
+                                    else f"{unexpected:,} of {element:,} values unexpected")
+        report.checks.append(CheckOutcome(check, col, "error", passed, element, unexpected, detail))
+    return report
+
+
+def _match_results(results: list[Any], ids: list[str]) -> list[Any]:
+    """GX returns results ordered by column, not by suite order: match them back by expectation id."""
+    by_id = {str(r.expectation_config.id): r for r in results}
+    missing = [i for i in ids if i not in by_id]
+    if missing:
+        raise RuntimeError(f"Great Expectations returned no result for {len(missing)} expectations")
+    return [by_id[i] for i in ids]
+
+
+def _schema_diff(expected: pa.Schema, actual: pa.Schema) -> list[str]:
+    diff = []
+    exp_cols, act_cols = dict(zip(expected.names, expected.types, strict=True)), dict(zip(actual.names, actual.types, strict=True))
+    missing = [c for c in exp_cols if c not in act_cols]
+    extra = [c for c in act_cols if c not in exp_cols]
+    if missing:
+        diff.append(f"missing columns {missing}")
+    if extra:
+        diff.append(f"unexpected columns {extra}")
+    for c, t in exp_cols.items():
+        if c in act_cols and not act_cols[c].equals(t):
+            diff.append(f"column {c} is {act_cols[c]}, expected {t}")
+    return diff
+
+
+def _duplicate_count(payload: Path) -> int:
+    import duckdb
+
+    path = str(payload).replace("'", "''")
+    with duckdb.connect() as con:
+        return con.execute(f"select count(*) - count(distinct source_record_id) from read_parquet('{path}')").fetchone()[0]

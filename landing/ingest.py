@@ -1,0 +1,167 @@
+"""Ingest one envelope: verify → detect plaintext → validate → split into zones → archive; or quarantine.
+
+This is the whole landing-zone procedure as one plain function; the Dagster asset calls it. Nothing
+is ever deleted: a loaded envelope is archived still encrypted, a refused one is moved to
+``quarantine/`` with a machine-readable ``<file>.reason.json``, and every outcome is appended to
+``raw.ingest_events`` in the warehouse (metadata only).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow.parquet as pq
+
+from governance.keys import KeyRing
+from governance.transfer import EnvelopeRefused, open_envelope, read_manifest
+from governance.validation import ValidationSettings, declared_formats, validate_payload
+from landing.detector import scan_batches
+from landing.load import load_payload, loaded_envelope_ids
+from linkage.encoding import ProfileError, load_profile
+from vpdc.config import Home
+
+__all__ = ["IngestOutcome", "ingest_envelope", "quarantine_reason", "record_event"]
+
+
+@dataclass
+class IngestOutcome:
+    status: str  # loaded | quarantined
+    file: str
+    envelope_id: str | None = None
+    partner: str | None = None
+    extract_type: str | None = None
+    period: str | None = None
+    rows: int = 0
+    check: str | None = None
+    detail: str = ""
+    report: str | None = None
+    is_current: bool | None = None
+    superseded: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _Refusal(Exception):
+    def __init__(self, check: str, detail: str):
+        self.check, self.detail = check, detail
+        super().__init__(f"{check}: {detail}")
+
+
+def _move(src: Path, dest_dir: Path) -> Path:
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    dest = dest_dir / src.name
+    n = 1
+    while dest.exists():  # never overwrite: a second copy of a file is kept beside the first
+        dest = dest_dir / f"{src.stem}.{n}{src.suffix}"
+        n += 1
+    shutil.move(str(src), dest)
+    return dest
+
+
+def record_event(warehouse_db: Path, outcome: IngestOutcome, now: datetime) -> None:
+    """Append an ingest event (metadata only: no record values) to ``raw.ingest_events``."""
+    with duckdb.connect(str(warehouse_db)) as con:
+        con.execute("create schema if not exists raw")
+        con.execute("create table if not exists raw.ingest_events (event_at timestamptz, file varchar, "
+                    "envelope_id varchar, partner varchar, extract_type varchar, period varchar, status varchar, "
+                    "check_name varchar, detail varchar, rows bigint)")
+        con.execute("insert into raw.ingest_events values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [now, outcome.file, outcome.envelope_id, outcome.partner, outcome.extract_type, outcome.period,
+                     outcome.status, outcome.check, outcome.detail[:2000], outcome.rows])
+
+
+def quarantine_reason(quarantined: Path) -> dict[str, Any]:
+    return json.loads(quarantined.with_name(quarantined.name + ".reason.json").read_text())
+
+
+def ingest_envelope(
+    path: Path,
+    home: Home,
+    keyring: KeyRing,
+    *,
+    now: datetime | None = None,
+    settings: ValidationSettings = ValidationSettings(),
+    expected_partner: str | None = None,
+    _load_hook: object = None,
+) -> IngestOutcome:
+    """Ingest one envelope file from ``landing/``. Returns the outcome; never leaves a half-load.
+
+    Args:
+        path: the envelope in ``landing/<partner>/``.
+        home: VPDC_HOME layout (zones, archive, quarantine, reports).
+        keyring: warehouse keys (transport private key, trusted partner keys).
+        now: the clock (defaults to the current UTC time).
+        settings: warehouse-side validation settings (accepted key versions, Bloom length, chunking).
+        expected_partner: the partner whose landing folder the file arrived in.
+    """
+    now = now or datetime.now(UTC)
+    path = Path(path)
+    out = IngestOutcome("quarantined", path.name)
+    timings: dict[str, float] = {}
+    report_path = None
+    try:
+        try:
+            m = read_manifest(path)
+            out.envelope_id, out.partner, out.extract_type, out.period = m.envelope_id, m.partner, m.extract_type, m.period
+        except EnvelopeRefused:
+            pass  # open_envelope below refuses it with the precise check
+        t = time.perf_counter()
+        private = home.root / "private"
+        private.mkdir(mode=0o700, exist_ok=True)
+        seen = loaded_envelope_ids(home.warehouse_db)
+        with open_envelope(path, keyring, seen_envelope_ids=seen, expected_partner=expected_partner,
+                           workdir=private) as opened:
+            m = opened.manifest
+            out.rows = m.row_count
+            timings["open"] = time.perf_counter() - t
+            try:
+                profile = load_profile(m.partner, m.extract_type)
+            except ProfileError as exc:
+                raise _Refusal("schema", str(exc)) from None
+
+            t = time.perf_counter()
+            known = {c: set(s["values"]) for c, s in profile.content.items() if "values" in s}
+            findings = scan_batches(pq.ParquetFile(opened.payload).iter_batches(batch_size=200_000),
+                                    known_values=known, formats=declared_formats(profile))
+            timings["detect"] = time.perf_counter() - t
+            if findings:
+                raise _Refusal("plaintext_identifier", "; ".join(str(f) for f in findings))
+
+            t = time.perf_counter()
+            report = validate_payload(opened.payload, profile, m, now=now, settings=settings, file_name=path.name)
+            report_path, _ = report.write(home.reports / "validation")
+            out.report = str(report_path)
+            timings["validate"] = time.perf_counter() - t
+            if not report.passed:
+                raise _Refusal("validation", report.summary())
+
+            t = time.perf_counter()
+            result = load_payload(opened.payload, m, profile, linkage_db=home.linkage_db,
+                                  warehouse_db=home.warehouse_db, now=now, _after_linkage_commit=_load_hook)
+            timings["load"] = time.perf_counter() - t
+        out.status, out.is_current, out.superseded = "loaded", result.is_current, result.superseded
+        _move(path, home.archive / m.partner)
+    except EnvelopeRefused as exc:
+        out.check, out.detail = exc.check, exc.detail
+    except _Refusal as exc:
+        out.check, out.detail = exc.check, exc.detail
+    out.seconds = timings
+    if out.status == "quarantined":
+        dest = _move(path, home.quarantine)
+        reason = {**out.as_dict(), "file": dest.name, "original_path": str(path), "quarantined_at": now.isoformat()}
+        tmp = dest.with_name(dest.name + ".reason.json.tmp")
+        tmp.write_text(json.dumps(reason, indent=2, default=str))
+        os.replace(tmp, dest.with_name(dest.name + ".reason.json"))
+        out.file = dest.name
+    record_event(home.warehouse_db, out, now)
+    return out

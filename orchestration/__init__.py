@@ -1,0 +1,1 @@
+"""Dagster code location: a thin shell over ``landing``, ``linkage`` and ``governance``."""

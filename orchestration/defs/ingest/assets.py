@@ -1,0 +1,138 @@
+"""One ingestion asset per partner × extract type, partitioned by extract period.
+
+Each run ingests one envelope (the sensor passes it in config) through :func:`landing.ingest.ingest_envelope`.
+Outputs: ``raw/<partner>/<extract>`` (content, analytics zone) and, for person extracts,
+``linkage/<partner>/<extract>`` (encodings, linkage zone). Blocking checks stop everything downstream
+when an envelope is refused. Metadata holds counts, check names and file names only.
+"""
+
+
+from pathlib import Path
+
+import dagster as dg
+
+from governance.transfer import EnvelopeRefused, read_manifest
+from landing.ingest import IngestOutcome, ingest_envelope
+from linkage.encoding import extract_types, load_profile, partners
+from orchestration.defs.ingest.partitions import extract_periods
+from orchestration.resources import DuckDBFile, VpdcHome, WarehouseKeyRing
+
+CHECKS = ("envelope_verified", "no_plaintext_identifiers", "validation_suite")
+_CHECK_OF = {"plaintext_identifier": "no_plaintext_identifiers", "validation": "validation_suite", "schema": "validation_suite"}
+
+
+class IngestConfig(dg.Config):
+    envelope: str = ""  # path relative to VPDC_HOME; empty: the newest envelope in landing for this partition
+
+
+def asset_keys(partner: str, extract: str) -> list[dg.AssetKey]:
+    keys = [dg.AssetKey(["raw", partner, extract])]
+    if load_profile(partner, extract).kind == "persons":
+        keys.append(dg.AssetKey(["linkage", partner, extract]))
+    return keys
+
+
+def op_name(partner: str, extract: str) -> str:
+    return f"ingest_{partner}__{extract}"
+
+
+def find_envelope(landing: Path, partner: str, extract: str, period: str) -> Path | None:
+    """The newest envelope waiting in landing for this partner, extract and period."""
+    best = None
+    for f in sorted((landing / partner).glob("*.vpdc")):
+        try:
+            m = read_manifest(f)
+        except EnvelopeRefused:
+            continue
+        if (m.partner, m.extract_type, m.period) == (partner, extract, period) and (best is None or m.created_at > best[0]):
+            best = (m.created_at, f)
+    return best[1] if best else None
+
+
+def check_results(outcome: IngestOutcome, keys: list[dg.AssetKey]) -> list[dg.AssetCheckResult]:
+    failed = _CHECK_OF.get(outcome.check or "", "envelope_verified") if outcome.status != "loaded" else None
+    order = list(CHECKS)
+    results = []
+    for name in order:
+        if failed and order.index(name) > order.index(failed):
+            continue  # not reached
+        ok = name != failed
+        meta = {"file": outcome.file}
+        if not ok:
+            meta |= {"refused_check": outcome.check or "", "detail": outcome.detail[:2000]}
+        if name == "validation_suite" and outcome.report:
+            meta["report"] = dg.MetadataValue.path(outcome.report)
+        results.append(dg.AssetCheckResult(asset_key=keys[0], check_name=name, passed=ok, metadata=meta))
+    return results
+
+
+def build_ingest_asset(partner: str, extract: str) -> dg.AssetsDefinition:
+    keys = asset_keys(partner, extract)
+    outs = {k.path[0]: dg.AssetOut(key=k, is_required=True) for k in keys}
+
+    @dg.multi_asset(
+        name=op_name(partner, extract),
+        outs=outs,
+        partitions_def=extract_periods,
+        pool="duckdb_writer",
+        group_name="ingest",
+        check_specs=[dg.AssetCheckSpec(c, asset=keys[0], blocking=True,
+                                       description={"envelope_verified": "signature, checksum, row count, replay",
+                                                    "no_plaintext_identifiers": "no column looks like identifiers in the clear",
+                                                    "validation_suite": "Great Expectations suite of the partner schema"}[c])
+                     for c in CHECKS],
+        description=f"Verify, validate and load {partner} {extract} envelopes into the zones.",
+    )
+    def _ingest(context: dg.AssetExecutionContext, config: IngestConfig, vpdc_home: VpdcHome,
+                keyring: WarehouseKeyRing, linkage_db: DuckDBFile, warehouse_db: DuckDBFile):
+        home = vpdc_home.home
+        period = context.partition_key
+        path = home.root / config.envelope if config.envelope else find_envelope(home.landing(), partner, extract, period)
+        if path is None or not path.exists():
+            raise dg.Failure(description=f"no envelope for {partner}/{extract} period {period} in {home.landing(partner)}")
+        outcome = ingest_envelope(path, home, keyring.keyring(), settings=keyring.validation_settings(),
+                                  expected_partner=partner)
+        if outcome.status != "loaded":
+            for r in check_results(outcome, keys):
+                yield r
+            raise dg.Failure(
+                description=f"{outcome.file} quarantined ({outcome.check}): {outcome.detail[:500]}",
+                metadata={"file": outcome.file, "check": outcome.check or "", "quarantine": str(home.quarantine)},
+            )
+        meta = {"rows": outcome.rows, "load_id": outcome.envelope_id or "", "is_current": bool(outcome.is_current),
+                "superseded_loads": len(outcome.superseded), "file": outcome.file,
+                **{f"seconds_{k}": round(v, 3) for k, v in outcome.seconds.items()}}
+        for k in keys:
+            yield dg.MaterializeResult(asset_key=k, metadata=meta)
+        for r in check_results(outcome, keys):
+            yield r
+
+    return _ingest
+
+
+ingest_assets = [build_ingest_asset(p, e) for p in partners() for e in extract_types(p)]
+
+ingest_job = dg.define_asset_job("ingest_job", selection=dg.AssetSelection.groups("ingest"),
+                                 partitions_def=extract_periods,
+                                 description="Ingest one envelope (the landing sensor picks the asset and period).")
+
+
+class TriageConfig(dg.Config):
+    envelope: str
+
+
+@dg.op(pool="duckdb_writer")
+def quarantine_unroutable(context: dg.OpExecutionContext, config: TriageConfig, vpdc_home: VpdcHome,
+                          keyring: WarehouseKeyRing) -> None:
+    """An envelope that cannot be routed to an asset (unreadable, unknown partner or extract): refuse it."""
+    home = vpdc_home.home
+    outcome = ingest_envelope(home.root / config.envelope, home, keyring.keyring(),
+                              expected_partner=Path(config.envelope).parent.name)
+    context.log.info(f"{outcome.file}: {outcome.status} ({outcome.check})")
+    if outcome.status != "loaded":
+        raise dg.Failure(description=f"{outcome.file} quarantined ({outcome.check}): {outcome.detail[:500]}")
+
+
+@dg.job(description="Quarantine an envelope that no ingestion asset can take.")
+def triage_job() -> None:
+    quarantine_unroutable()

@@ -1,0 +1,74 @@
+"""The landing sensor: one run per new envelope, keyed by envelope id (a file dropped twice loads once)."""
+
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import dagster as dg
+
+from governance.transfer import EnvelopeRefused, read_manifest
+from linkage.encoding import extract_types, partners
+from orchestration.defs.ingest.assets import asset_keys, ingest_job, op_name, triage_job
+from orchestration.defs.ingest.partitions import extract_periods
+from orchestration.resources import VpdcHome
+
+
+def landing_run_requests(landing: Path, home_root: Path, known_periods: set[str],
+                         crashed_runs: Callable[[str], int] = lambda _: 0) -> tuple[list[dg.RunRequest], list[str]]:
+    """Plain function behind the sensor: run requests for every envelope in ``landing/<partner>/``.
+
+    The run key is the envelope id, so a file dropped twice loads once. A refused envelope leaves
+    landing (quarantine) and a loaded one too (archive); an envelope still here after a failed run was
+    interrupted by a crash, so ``crashed_runs(envelope_id)`` counts those and the key gets an attempt
+    number: the re-run happens instead of being skipped as a duplicate.
+    """
+    requests: list[dg.RunRequest] = []
+    new_periods: set[str] = set()
+    routable = {(p, e) for p in partners() for e in extract_types(p)}
+    for f in sorted(landing.glob("*/*.vpdc")):
+        rel = str(f.relative_to(home_root))
+        attempt = f.stem.rsplit(".retry", 1)[1] if ".retry" in f.stem else ""
+        try:
+            m = read_manifest(f)
+        except (EnvelopeRefused, OSError):
+            m = None
+        if m is None or (m.partner, m.extract_type) not in routable or not _is_period(m.period):
+            st = f.stat()
+            key = hashlib.sha256(f"{rel}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]
+            requests.append(dg.RunRequest(run_key=f"triage:{key}", job_name=triage_job.name,
+                                          run_config={"ops": {"quarantine_unroutable": {"config": {"envelope": rel}}}},
+                                          tags={"vpdc/file": f.name}))
+            continue
+        if m.period not in known_periods:
+            new_periods.add(m.period)
+        crashes = crashed_runs(m.envelope_id)
+        requests.append(dg.RunRequest(
+            run_key=m.envelope_id + (f"#retry{attempt}" if attempt else "") + (f"#attempt{crashes + 1}" if crashes else ""),
+            job_name=ingest_job.name,
+            partition_key=m.period,
+            asset_selection=asset_keys(m.partner, m.extract_type),
+            run_config={"ops": {op_name(m.partner, m.extract_type): {"config": {"envelope": rel}}}},
+            tags={"vpdc/envelope_id": m.envelope_id, "vpdc/partner": m.partner, "vpdc/extract": m.extract_type,
+                  "vpdc/file": f.name},
+        ))
+    return requests, sorted(new_periods)
+
+
+def _is_period(p: str) -> bool:
+    return len(p) == 7 and p[4] == "-" and p[:4].isdigit() and p[5:].isdigit() and 1 <= int(p[5:]) <= 12
+
+
+@dg.sensor(jobs=[ingest_job, triage_job], minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Starts ingestion for each new envelope in landing/ (run key = envelope id).")
+def landing_sensor(context: dg.SensorEvaluationContext, vpdc_home: VpdcHome) -> dg.SensorResult:
+    home = vpdc_home.home
+    known = set(context.instance.get_dynamic_partitions(extract_periods.name))
+
+    def crashed_runs(envelope_id: str) -> int:
+        return len(context.instance.get_run_records(dg.RunsFilter(
+            tags={"vpdc/envelope_id": envelope_id}, statuses=[dg.DagsterRunStatus.FAILURE])))
+
+    requests, new_periods = landing_run_requests(home.landing(), home.root, known, crashed_runs)
+    return dg.SensorResult(run_requests=requests,
+                           dynamic_partitions_requests=[extract_periods.build_add_request(new_periods)] if new_periods else [])

@@ -1,0 +1,57 @@
+"""Resources, declared once, configured from the environment (``VPDC_HOME``) at run time, not import time."""
+
+
+from pathlib import Path
+
+import dagster as dg
+
+from governance.keys import KeyRing
+from governance.validation import ValidationSettings
+from vpdc.config import Home
+
+
+class VpdcHome(dg.ConfigurableResource):
+    """The working directory: landing zone, quarantine, archive, reports (DESIGN.md layout)."""
+
+    root: str
+
+    @property
+    def home(self) -> Home:
+        return Home(Path(self.root).resolve())
+
+
+class WarehouseKeyRing(dg.ConfigurableResource):
+    """The warehouse's keys: transport private key and the registered partner public keys.
+
+    Never the linkage secret: the warehouse does not hold it.
+    """
+
+    keys_dir: str
+    accepted_key_versions: list[str] = ["v1"]
+
+    def keyring(self) -> KeyRing:
+        return KeyRing(Path(self.keys_dir))
+
+    def validation_settings(self) -> ValidationSettings:
+        return ValidationSettings(accepted_key_versions=tuple(self.accepted_key_versions))
+
+
+class DuckDBFile(dg.ConfigurableResource):
+    """One DuckDB file of a zone. DuckDB allows one writer per file: writing assets use a pool of 1."""
+
+    home: str
+    file: str
+
+    @property
+    def path(self) -> Path:
+        return Path(self.home).resolve() / self.file
+
+
+def default_resources() -> dict[str, dg.ConfigurableResource]:
+    home = dg.EnvVar("VPDC_HOME")
+    return {
+        "vpdc_home": VpdcHome(root=home),
+        "keyring": WarehouseKeyRing(keys_dir=dg.EnvVar("VPDC_KEYS_DIR")),
+        "linkage_db": DuckDBFile(home=home, file="linkage.duckdb"),
+        "warehouse_db": DuckDBFile(home=home, file="warehouse.duckdb"),
+    }
