@@ -84,5 +84,15 @@ def run_demo(home: Home, *, persons: int, seed: int, console: Console, out: Cons
         table.add_row(r["partner"], r["extract_type"], r["period"], f"{r['rows_encoded']:,}",
                       f"{r['rows_rejected']:,}", r["envelope"])
     out.print(table)
+    console.rule("[bold]4. landing zone: verify, validate, split into linkage and analytics zones")
+    from vpdc.cli import _ingest, _print_ingest
+
+    rows = _ingest(home)
+    _print_ingest(rows, as_json=False)
+    if any(r["status"] != "loaded" for r in rows):
+        console.print(f"[yellow]see `vpdc quarantine list`; reasons in {home.quarantine}")
+    console.print(f"linkage zone: {home.linkage_db}; analytics zone: {home.warehouse_db}; "
+                  f"validation reports: {home.reports / 'validation'}")
+
     console.print(f"demo finished in {time.perf_counter() - t0:.1f} s; working directory {home.root}")
-    return 0
+    return 0 if all(r["status"] == "loaded" for r in rows) else 1

@@ -50,7 +50,7 @@ __all__ = ["EncodeSummary", "ExtractProfile", "ProfileError", "SchemaError", "en
 
 IDENTIFIER_ROLES = ("first_name", "middle_name", "last_name", "suffix", "formatted_name", "dob", "sex", "ssn",
                     "address", "zip")
-CONTENT_TYPES = {"string": pa.string(), "int": pa.int64(), "date": pa.date32(), "timestamp": pa.timestamp("s")}
+CONTENT_TYPES = {"string": pa.string(), "int": pa.int64(), "date": pa.date32(), "timestamp": pa.timestamp("ms")}  # Parquet has no seconds unit
 
 
 class ProfileError(Exception):
