@@ -1,0 +1,223 @@
+"""A Fellegi–Sunter model over encodings, with Splink 5 (DESIGN.md, "Linkage on encodings").
+
+Only the linkage zone is read: tokens and Bloom filters keyed by (source, source_record_id). The
+comparisons win back fuzzy matching from equality-only tokens with graded levels:
+
+* names: full token > first/last swapped > Bloom-filter Dice bands > phonetic token > initial > else,
+  with term-frequency adjustment on the full name tokens; surnames also match on compound parts;
+* date of birth: full > day/month swapped > year-month > year > else;
+* sex; SSN full > last four; address > ZIP; middle initial; generational suffix (JR vs SR disagree).
+
+The database API is a parameter (DuckDB by default) so the same settings can run on Splink's Spark
+backend for partners who outgrow one machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+
+__all__ = ["MODEL_VERSION", "KeyVersionError", "LinkageParams", "build_settings", "blocking_rules",
+           "prepare_inputs", "train", "input_fingerprint"]
+
+MODEL_VERSION = "vpdc-linkage/1"
+
+#: encodings column → short name used in the model (kept short: Splink repeats them in every SQL).
+COLUMNS = {
+    "enc_fn_full": "fn", "enc_fn_phon": "fn_phon", "enc_fn_init": "fn_init", "enc_ln_full": "ln",
+    "enc_ln_phon": "ln_phon", "enc_ln_part1": "ln_p1", "enc_ln_part2": "ln_p2", "enc_mn_init": "mi",
+    "enc_sfx": "sfx", "enc_dob_full": "dob", "enc_dob_swap": "dob_swap", "enc_dob_ym": "dob_ym",
+    "enc_dob_y": "dob_y", "enc_sex": "sex", "enc_ssn_full": "ssn", "enc_ssn_last4": "ssn4", "enc_addr": "addr",
+    "enc_zip": "zip",
+}
+BLOOMS = {"enc_fn_bf": "fn_bf", "enc_ln_bf": "ln_bf"}
+
+
+class KeyVersionError(Exception):
+    """Encodings made under different linkage key versions cannot be compared: tokens would never match."""
+
+
+@dataclass(frozen=True)
+class LinkageParams:
+    """Thresholds and seeds. Recorded in every model file and report."""
+
+    predict_threshold: float = 0.5  # pairs kept from prediction
+    cluster_threshold: float = 0.9  # pairs that join records into one person
+    seed: int = 20261121
+    u_max_pairs: float = 2e6
+    dice_bands: tuple[float, float, float] = (0.9, 0.8, 0.7)
+
+
+def _dice(col: str) -> str:
+    return (f"(bit_count({col}_l & {col}_r) * 2.0 / nullif(bit_count({col}_l) + bit_count({col}_r), 0))")
+
+
+def build_settings(params: LinkageParams = LinkageParams()) -> Any:
+    """The Splink settings: comparisons and blocking rules over encodings only."""
+    import splink.comparison_level_library as cll
+    import splink.comparison_library as cl
+    from splink import SettingsCreator
+
+    hi, mid, lo = params.dice_bands
+
+    def name_levels(col: str, other: str, bf: str, phon: str, extra: list[Any]) -> list[Any]:
+        return [
+            cll.NullLevel(col),
+            cll.ExactMatchLevel(col, term_frequency_adjustments=True),
+            cll.CustomLevel(f"{col}_l = {other}_r and {other}_l = {col}_r", label_for_charts="first/last swapped"),
+            *extra,
+            cll.CustomLevel(f"{_dice(bf)} >= {hi}", label_for_charts=f"Dice >= {hi}"),
+            cll.CustomLevel(f"{_dice(bf)} >= {mid}", label_for_charts=f"Dice >= {mid}"),
+            cll.CustomLevel(f"{_dice(bf)} >= {lo}", label_for_charts=f"Dice >= {lo}"),
+            cll.ExactMatchLevel(phon),
+        ]
+
+    first = cl.CustomComparison(output_column_name="first_name", comparison_levels=[
+        *name_levels("fn", "ln", "fn_bf", "fn_phon", []),
+        cll.ExactMatchLevel("fn_init"),
+        cll.ElseLevel(),
+    ])
+    compound = ("(ln_l = ln_p1_r or ln_l = ln_p2_r or ln_r = ln_p1_l or ln_r = ln_p2_l "
+                "or ln_p1_l = ln_p1_r or ln_p2_l = ln_p2_r)")
+    last = cl.CustomComparison(output_column_name="last_name", comparison_levels=[
+        *name_levels("ln", "fn", "ln_bf", "ln_phon",
+                     [cll.CustomLevel(compound, label_for_charts="compound surname part")]),
+        cll.ElseLevel(),
+    ])
+    dob = cl.CustomComparison(output_column_name="dob", comparison_levels=[
+        cll.NullLevel("dob"),
+        cll.ExactMatchLevel("dob", term_frequency_adjustments=True),
+        cll.CustomLevel("dob_swap_l = dob_r or dob_l = dob_swap_r", label_for_charts="day/month swapped"),
+        cll.ExactMatchLevel("dob_ym"),
+        cll.ExactMatchLevel("dob_y"),
+        cll.ElseLevel(),
+    ])
+    ssn = cl.CustomComparison(output_column_name="ssn", comparison_levels=[
+        cll.NullLevel("ssn4"),
+        cll.ExactMatchLevel("ssn"),
+        cll.ExactMatchLevel("ssn4"),
+        cll.ElseLevel(),
+    ])
+    address = cl.CustomComparison(output_column_name="address", comparison_levels=[
+        cll.CustomLevel("(addr_l is null or addr_r is null) and (zip_l is null or zip_r is null)",
+                        label_for_charts="null").configure(is_null_level=True),
+        cll.ExactMatchLevel("addr"),
+        cll.ExactMatchLevel("zip"),
+        cll.ElseLevel(),
+    ])
+    settings = SettingsCreator(
+        link_type="link_and_dedupe",
+        unique_id_column_name="unique_id",
+        source_dataset_column_name="source_dataset",
+        comparisons=[first, last, dob, cl.ExactMatch("sex"), ssn, address, cl.ExactMatch("mi"), cl.ExactMatch("sfx")],
+        blocking_rules_to_generate_predictions=blocking_rules(),
+        retain_intermediate_calculation_columns=False,
+        retain_matching_columns=False,
+        additional_columns_to_retain=[],
+    )
+    return settings
+
+
+def blocking_rules() -> list[Any]:
+    """Prediction blocking rules, chosen with Splink's blocking analysis (see ``blocking_report``).
+
+    Each is selective enough that comparisons grow near-linearly with records; together they catch
+    pairs with one identifier wrong: a typo (dob + initial), a DOB error (full name), a name change
+    (dob + first name), swapped names, swapped day/month, and records without a DOB (SSN, address).
+    """
+    from splink import block_on
+
+    return [
+        block_on("dob", "fn_init"),
+        block_on("fn", "ln"),
+        block_on("dob", "ln_phon"),
+        block_on("fn", "dob_ym"),
+        block_on("ssn"),
+        block_on("addr", "fn_init"),
+        "l.fn = r.ln and l.ln = r.fn",
+        "l.dob_swap = r.dob and l.fn_init = r.fn_init",
+    ]
+
+
+def prepare_inputs(con: duckdb.DuckDBPyConnection, *, table: str = "link_input") -> dict[str, Any]:
+    """Build the model's input table from the current loads of the linkage zone.
+
+    One row per (source, source_record_id), from its newest current load; Bloom filters cast to BIT.
+
+    Raises:
+        KeyVersionError: when current encodings come from more than one linkage key version.
+    """
+    versions = con.execute(
+        "select e.linkage_key_version, e.source, count(*) from encodings e join loads l using (load_id) "
+        "where l.is_current group by all order by 1, 2").fetchall()
+    if len({v[0] for v in versions}) > 1:
+        detail = ", ".join(f"{src} {n:,} rows under {v}" for v, src, n in versions)
+        raise KeyVersionError(f"current encodings mix linkage key versions ({detail}); "
+                              "every partner must re-encode under one version before linkage")
+    cols = ", ".join(f"e.{k} as {v}" for k, v in COLUMNS.items())
+    blooms = ", ".join(f"e.{k}::BIT as {v}" for k, v in BLOOMS.items())
+    con.execute(f"""
+        create or replace table {table} as
+        select e.source as source_dataset, e.source_record_id as unique_id, e.linkage_key_version, {cols}, {blooms}
+        from encodings e join loads l using (load_id)
+        where l.is_current
+        qualify row_number() over (partition by e.source, e.source_record_id order by l.created_at desc) = 1
+    """)
+    counts = dict(con.execute(f"select source_dataset, count(*) from {table} group by 1").fetchall())
+    return {"key_version": versions[0][0] if versions else None, "records": counts}
+
+
+def input_fingerprint(con: duckdb.DuckDBPyConnection, table: str = "link_input") -> str:
+    """A fingerprint of the training data: SHA-256 over sorted record keys (not over any encoding)."""
+    h = hashlib.sha256()
+    for (chunk,) in con.execute(
+            f"select string_agg(source_dataset || ':' || unique_id, ',' order by source_dataset, unique_id) "
+            f"from {table}").fetchall():
+        h.update((chunk or "").encode())
+    return h.hexdigest()
+
+
+def source_views(con: duckdb.DuckDBPyConnection, table: str = "link_input") -> list[str]:
+    """One view per source: Splink's link_and_dedupe takes one input per dataset."""
+    names = []
+    for (src,) in con.execute(f"select distinct source_dataset from {table} order by 1").fetchall():
+        name = f"link_input_{src}"
+        # DuckDB views cannot take parameters: inline the literal, quoted
+        con.execute(f"create or replace view {name} as select * from {table} where source_dataset = "
+                    f"'{src.replace(chr(39), chr(39) * 2)}'")
+        names.append(name)
+    return names
+
+
+def train(linker: Any, params: LinkageParams) -> None:
+    """Estimate λ, u by random sampling (seeded), m by EM on two complementary blockings."""
+    from splink import block_on
+
+    linker.training.estimate_probability_two_random_records_match(
+        [block_on("fn", "ln", "dob"), block_on("ssn", "dob")], recall=0.7)
+    linker.training.estimate_u_using_random_sampling(max_pairs=params.u_max_pairs, seed=params.seed)
+    linker.training.estimate_parameters_using_expectation_maximisation(block_on("dob", "fn_init"))
+    linker.training.estimate_parameters_using_expectation_maximisation(block_on("fn", "ln"))
+
+
+def make_linker(db_api: Any, inputs: Sequence[str], settings: Any) -> Any:
+    from splink import Linker
+
+    sdfs = [db_api.register(name) for name in inputs]
+    return Linker(sdfs, settings, log_level=logging.WARNING)
+
+
+def model_json(linker: Any, *, key_version: str, fingerprint: str, params: LinkageParams) -> dict[str, Any]:
+    model = linker.misc.save_model_to_json()
+    return {"model_version": MODEL_VERSION, "linkage_key_version": key_version, "training_fingerprint": fingerprint,
+            "params": params.__dict__, "splink": model}
+
+
+def dumps(obj: dict[str, Any]) -> str:
+    return json.dumps(obj, indent=2, default=str)
