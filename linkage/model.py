@@ -210,7 +210,7 @@ def make_linker(db_api: Any, inputs: Sequence[str], settings: Any) -> Any:
     from splink import Linker
 
     sdfs = [db_api.register(name) for name in inputs]
-    return Linker(sdfs, settings, log_level=logging.WARNING)
+    return Linker(sdfs, settings, log_level=logging.ERROR)
 
 
 def model_json(linker: Any, *, key_version: str, fingerprint: str, params: LinkageParams) -> dict[str, Any]:

@@ -20,7 +20,7 @@ DDL = [
     """create table if not exists linkage_runs (run_id varchar primary key, started_at timestamptz,
         finished_at timestamptz, mode varchar, model_run_id varchar, model_version varchar,
         linkage_key_version varchar, training_fingerprint varchar, records bigint, persons bigint,
-        new_records bigint, pairs bigint, seconds double, params varchar)""",
+        new_records bigint, pairs bigint, seconds double, params varchar, result varchar)""",
     "create table if not exists linkage_models (run_id varchar primary key, created_at timestamptz, model_json varchar)",
     """create table if not exists person_keys (source varchar, source_record_id varchar, person_key varchar,
         match_confidence varchar, run_id varchar, primary key (source, source_record_id))""",

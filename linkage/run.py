@@ -12,6 +12,7 @@ person_key map with a confidence band is copied to the analytics zone: nothing e
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -54,6 +55,7 @@ class LinkageResult:
     blocking: list[dict[str, Any]] = field(default_factory=list)
     zero_record_sources: list[str] = field(default_factory=list)
     model_run_id: str | None = None
+    charts: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,6 +76,7 @@ def run_linkage(
     db_api_factory: Callable[[duckdb.DuckDBPyConnection], Any] = _duckdb_api,
     expected_sources: tuple[str, ...] = (),
     blocking_analysis: bool = True,
+    charts_dir: Path | None = None,
 ) -> LinkageResult:
     """Link every current record of the linkage zone; give persons stable keys.
 
@@ -86,6 +89,7 @@ def run_linkage(
         db_api_factory: Splink's database API for the connection (DuckDB by default; the settings are
             backend-neutral so the same model can run on Splink's Spark backend).
         expected_sources: sources that should have records; any with none is reported, not a crash.
+        charts_dir: where a full run saves Splink's parameter charts (match weights, m/u), self-contained.
 
     Raises:
         KeyVersionError: mixed key versions in the inputs, or an incremental run asked for with a
@@ -135,6 +139,8 @@ def run_linkage(
             t = time.perf_counter()
             train(linker, params)
             timings["train"] = time.perf_counter() - t
+            if charts_dir is not None:
+                result.charts = _save_charts(linker, charts_dir, run_id)
             t = time.perf_counter()
             pred = linker.inference.predict(threshold_match_probability=params.predict_threshold)
             _save_edges(con, pred.physical_name, "link_edges")
@@ -162,7 +168,7 @@ def run_linkage(
                 from splink import Linker
 
                 old, new = db_api.register("link_old"), db_api.register("link_new")
-                linker = Linker([old], model["splink"] | {"link_type": "dedupe_only"}, db_api=db_api)
+                linker = Linker([old], model["splink"] | {"link_type": "dedupe_only"}, db_api=db_api, log_level=logging.ERROR)
                 for col in TF_COLUMNS:
                     linker.table_management.compute_tf_table(col)
                 within = linker.inference.predict_within(new, threshold_match_probability=params.predict_threshold)
@@ -203,6 +209,18 @@ def run_linkage(
     return result
 
 
+def _save_charts(linker: Any, charts_dir: Path, run_id: str) -> dict[str, str]:
+    """Aggregate parameter charts only (never record-level), with vega inlined so they open offline."""
+    charts_dir.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for name, chart in (("match_weights", linker.visualisations.match_weights_chart()),
+                        ("m_u_parameters", linker.visualisations.m_u_parameters_chart())):
+        path = charts_dir / f"{run_id}.{name}.html"
+        chart.save(str(path), inline=True)
+        out[name] = path.name
+    return out
+
+
 def _save_edges(con: duckdb.DuckDBPyConnection, physical: str, table: str, append: bool = False) -> None:
     select = (f"select source_dataset_l || ':' || unique_id_l node_id_l, source_dataset_r || ':' || unique_id_r "
               f"node_id_r, match_probability from {physical}")
@@ -217,10 +235,10 @@ def _drop_splink_tables(con: duckdb.DuckDBPyConnection) -> None:
 
 def _record_run(con: duckdb.DuckDBPyConnection, r: LinkageResult, now: datetime, fingerprint: str | None,
                 params: LinkageParams, model_run_id: str) -> None:
-    con.execute("insert into linkage_runs values (?, ?, now(), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    con.execute("insert into linkage_runs values (?, ?, now(), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [r.run_id, now, r.mode, model_run_id or None, MODEL_VERSION, r.linkage_key_version, fingerprint,
                  sum(r.records.values()), r.persons, r.new_records, r.pairs, r.seconds.get("total", 0.0),
-                 json.dumps(asdict(params))])
+                 json.dumps(asdict(params)), json.dumps(r.as_dict(), default=str)])
 
 
 def _blocking_analysis(db_api: Any, con: duckdb.DuckDBPyConnection, views: list[str], total: int) -> list[dict[str, Any]]:

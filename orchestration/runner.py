@@ -82,3 +82,25 @@ def run_landing_sensor_once(home: Home, *, progress=None, log_level: str = "WARN
             if progress:
                 progress(1)
         return summaries
+
+
+def run_job(home: Home, job_name: str, *, run_config: dict | None = None, log_level: str = "WARNING") -> RunSummary:
+    """Execute one job of the code location in process against the real instance."""
+    import dagster as dg
+
+    from orchestration.definitions import defs as load_defs
+
+    configure_environment(home)
+    defs = load_defs()
+    with dg.DagsterInstance.get() as instance:
+        job = defs.resolve_job_def(job_name)
+        config = {**(run_config or {}), "loggers": {"console": {"config": {"log_level": log_level}}}}
+        res = job.execute_in_process(run_config=config, instance=instance, raise_on_error=False)
+        err = ""
+        if not res.success:
+            failures = [e for e in res.all_events if e.event_type_value == "STEP_FAILURE"]
+            err = failures[0].event_specific_data.error.message.strip().splitlines()[0] if failures else "run failed"
+            checks = [e for e in res.get_asset_check_evaluations() if not e.passed]
+            if checks:
+                err += "; failed checks: " + ", ".join(c.check_name for c in checks)
+        return RunSummary(job_name, job_name, None, res.success, False, res.run_id, err)

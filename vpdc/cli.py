@@ -342,6 +342,64 @@ def _print_ingest(rows: list[dict[str, Any]], as_json: bool) -> None:
                       f"{sum(r['status'] == 'error' for r in rows)} errors")
 
 
+# ------------------------------------------------------------------------------------------ linkage
+@app.command()
+def link(
+    home: HomeOpt,
+    mode: Annotated[str, typer.Option(help="auto (incremental when a model exists), full, or incremental.")] = "auto",
+    evaluate: Annotated[bool, typer.Option(help="Also score against the synthetic ground truth (synthetic data only).")]
+    = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Link persons across partners on encodings alone, report quality, export the person map (Dagster link_job)."""
+    if mode not in ("auto", "full", "incremental"):
+        fail("--mode must be auto, full or incremental")
+    result = _link(Home(home), mode=mode, evaluate=evaluate)
+    emit(result, as_json) if as_json else _print_link(result)
+    if not result["success"]:
+        raise typer.Exit(1)
+
+
+def _link(home: Home, *, mode: str = "auto", evaluate: bool = False) -> dict[str, Any]:
+    from linkage.pipeline import evaluate_latest_run, latest_run
+    from orchestration.runner import run_job
+
+    with _progress() as prog:
+        prog.add_task("linking persons on encodings", total=None)
+        summary = run_job(home, "link_job", run_config={"ops": {"link_persons": {"config": {"mode": mode}}}})
+    out: dict[str, Any] = {"success": summary.success, "error": summary.error, "run": latest_run(home.linkage_db)
+                           if home.linkage_db.exists() else None}
+    report_path = home.reports / "linkage" / f"{out['run']['run_id']}.json" if out["run"] else None
+    if report_path and report_path.exists():
+        out["report"] = json.loads(report_path.read_text())
+    if evaluate and out["run"]:
+        report, html_path = evaluate_latest_run(home, now=datetime.now(UTC))
+        out["report"], out["report_html"] = report, str(html_path)
+    return out
+
+
+def _print_link(result: dict[str, Any]) -> None:
+    run, report = result.get("run"), result.get("report") or {}
+    if not result["success"]:
+        console.print(f"[red]linkage stopped: {result['error']}")
+    if not run:
+        return
+    console.print(f"linkage run {run['run_id']} ({run['mode']}): {run['total_records']:,} records → "
+                  f"{run['persons']:,} persons; {run['new_records']:,} records scored; {run['pairs']:,} pairs")
+    est = report.get("estimated", {})
+    console.print(f"estimated precision {est.get('precision')}, recall {est.get('recall')}")
+    truth = report.get("truth")
+    if truth:
+        p, c = truth["pairwise"], truth["cluster"]
+        console.print(f"true pairwise precision {p['precision']}, recall {p['recall']}, F1 {p['f1']}; "
+                      f"cluster F1 {c['f1']}")
+        flagged = [f"{dim}={g['group']} ({', '.join(g['flagged'])})" for dim, rows in truth["subgroups"]["groups"].items()
+                   for g in rows if g["flagged"] and not g["small_group"]]
+        console.print("groups with linkage error above 1.5× overall: " + (", ".join(flagged) or "none"))
+    if result.get("report_html"):
+        console.print(f"report: {result['report_html']}")
+
+
 # --------------------------------------------------------------------------------------- quarantine
 @quarantine_app.command("list")
 def quarantine_list(home: HomeOpt, as_json: JsonOpt = False) -> None:

@@ -94,5 +94,11 @@ def run_demo(home: Home, *, persons: int, seed: int, console: Console, out: Cons
     console.print(f"linkage zone: {home.linkage_db}; analytics zone: {home.warehouse_db}; "
                   f"validation reports: {home.reports / 'validation'}")
 
+    console.rule("[bold]5. linkage on encodings: Splink model, stable person keys, quality report")
+    from vpdc.cli import _link, _print_link
+
+    linked = _link(home, evaluate=True)
+    _print_link(linked)
+
     console.print(f"demo finished in {time.perf_counter() - t0:.1f} s; working directory {home.root}")
-    return 0 if all(r["status"] == "loaded" for r in rows) else 1
+    return 0 if all(r["status"] == "loaded" for r in rows) and linked["success"] else 1

@@ -1,0 +1,153 @@
+"""The linkage quality report (HTML and JSON under ``reports/linkage/``), one per run.
+
+What it holds: the model's parameters (m and u per comparison level, match weights), the thresholds
+and a threshold sensitivity table, estimated precision and recall from the model, blocking analysis,
+person-key events; on synthetic data, true pairwise and cluster precision/recall/F1 and linkage error
+by subgroup, flagging any group whose error rate exceeds 1.5× the overall rate.
+
+Never record-level: no pair, no token, no record id appears in a report. Charts are Splink's
+aggregate parameter charts, saved self-contained (no CDN), and only those.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from linkage.evaluation import cluster_metrics, pairwise_metrics, subgroup_errors, threshold_table
+
+__all__ = ["QualityFloors", "build_report", "write_report", "check_floors"]
+
+THRESHOLDS = [0.5, 0.8, 0.9, 0.95, 0.99, 0.999]
+
+
+@dataclass(frozen=True)
+class QualityFloors:
+    """Below these, blocking checks stop the person map (and every mart) from being refreshed."""
+
+    min_estimated_precision: float = 0.95
+    min_estimated_recall: float = 0.90
+    min_true_f1: float = 0.95  # only where ground truth exists (synthetic data)
+
+
+def model_parameters(model_json: dict[str, Any]) -> list[dict[str, Any]]:
+    """m, u and match weight per comparison level, from the saved Splink model (aggregate only)."""
+    rows = []
+    for comp in model_json["splink"]["comparisons"]:
+        for level in comp["comparison_levels"]:
+            if level.get("is_null_level"):
+                continue
+            m, u = level.get("m_probability"), level.get("u_probability")
+            weight = math.log2(m / u) if m and u else None
+            rows.append({"comparison": comp["output_column_name"], "level": level.get("label_for_charts", ""),
+                         "m": round(m, 6) if m is not None else None, "u": round(u, 8) if u is not None else None,
+                         "match_weight": round(weight, 3) if weight is not None else None,
+                         "tf_adjusted": bool(level.get("tf_adjustment_column"))})
+    return rows
+
+
+def build_report(linkage_db: Path, run: dict[str, Any], *, truth_loaded: bool, as_of_year: int,
+                 cluster_threshold: float) -> dict[str, Any]:
+    """Assemble the report for one run from the linkage zone (and the truth table when loaded)."""
+    with duckdb.connect(str(linkage_db)) as con:
+        model_row = con.execute("select model_json from linkage_models where run_id = ?",
+                                [run["model_run_id"]]).fetchall()
+        model = json.loads(model_row[0][0]) if model_row else None
+        con.execute("create or replace temp table _pred as select split_part(node_id_l, ':', 1) source_dataset_l, "
+                    "split_part(node_id_l, ':', 2) unique_id_l, split_part(node_id_r, ':', 1) source_dataset_r, "
+                    "split_part(node_id_r, ':', 2) unique_id_r, match_probability from link_edges")
+        sens = threshold_table(con, "_pred", THRESHOLDS, truth="truth" if truth_loaded else None)
+        at = next((r for r in sens if r["threshold"] >= cluster_threshold), sens[-1])
+        report: dict[str, Any] = {
+            "run": run,
+            "model": {"version": model and model["model_version"], "linkage_key_version": model and model["linkage_key_version"],
+                      "training_fingerprint": model and model["training_fingerprint"],
+                      "trained_in_run": run["model_run_id"], "parameters": model_parameters(model) if model else []},
+            "thresholds": {"predict": run["params"]["predict_threshold"], "cluster": cluster_threshold},
+            "threshold_sensitivity": sens,
+            "estimated": {"precision": at["estimated_precision"], "recall": at["estimated_recall"],
+                          "note": "from match probabilities of scored pairs in this run"},
+            "person_key_events": dict(con.execute("select event, count(*) from person_key_history where run_id = ? "
+                                                  "group by 1", [run["run_id"]]).fetchall()),
+            "confidence_bands": dict(con.execute("select match_confidence, count(*) from person_keys group by 1").fetchall()),
+        }
+        if truth_loaded:
+            con.execute("create or replace temp table _cl as select source, source_record_id, person_key cluster_id "
+                        "from person_keys")
+            report["truth"] = {"pairwise": pairwise_metrics(con, "_cl"), "cluster": cluster_metrics(con, "_cl"),
+                               "subgroups": subgroup_errors(con, "_cl", as_of_year=as_of_year)}
+    return report
+
+
+def check_floors(report: dict[str, Any], floors: QualityFloors) -> list[tuple[str, bool, str]]:
+    """(check name, passed, detail) for each configured floor."""
+    out = []
+    est = report["estimated"]
+    for name, value, floor in (("estimated_precision", est["precision"], floors.min_estimated_precision),
+                               ("estimated_recall", est["recall"], floors.min_estimated_recall)):
+        ok = value is None or value >= floor
+        out.append((name, ok, f"{value} (floor {floor})"))
+    if "truth" in report:
+        f1 = report["truth"]["pairwise"]["f1"]
+        out.append(("true_pairwise_f1", f1 >= floors.min_true_f1, f"{f1} (floor {floors.min_true_f1})"))
+    return out
+
+
+def _table(rows: list[dict[str, Any]], cols: list[str] | None = None) -> str:
+    if not rows:
+        return "<p>(none)</p>"
+    cols = cols or list(rows[0])
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(r.get(c, '')))}</td>" for c in cols) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def write_report(report: dict[str, Any], out_dir: Path, charts: dict[str, str] | None = None) -> tuple[Path, Path]:
+    """Write ``<run_id>.json`` and a self-contained ``<run_id>.html``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rid = report["run"]["run_id"]
+    jpath, hpath = out_dir / f"{rid}.json", out_dir / f"{rid}.html"
+    jpath.write_text(json.dumps(report, indent=2, default=str))
+    parts = [f"<h1>Linkage run {html.escape(rid)} ({html.escape(report['run']['mode'])})</h1>",
+             "<p>Aggregate figures only: no record, pair or encoding appears in this report.</p>",
+             "<h2>Records per source</h2>", _table([{"source": k, "records": v} for k, v in report["run"]["records"].items()])]
+    if report["run"].get("zero_record_sources"):
+        parts.append(f"<p class=warn>Sources with no linkable records: {html.escape(', '.join(report['run']['zero_record_sources']))}</p>")
+    est = report["estimated"]
+    parts += [f"<h2>Estimated quality</h2><p>precision {est['precision']}, recall {est['recall']} at match probability "
+              f"≥ {report['thresholds']['cluster']} (model estimate)</p>"]
+    if "truth" in report:
+        t = report["truth"]
+        parts += ["<h2>True quality (synthetic ground truth)</h2>",
+                  _table([{"level": "pairwise", **t["pairwise"]}, {"level": "cluster", **t["cluster"]}],
+                         ["level", "precision", "recall", "f1"]),
+                  "<h2>Linkage error by subgroup</h2>",
+                  f"<p>Overall: missed-link rate {t['subgroups']['overall']['missed_link_rate']}, false-link rate "
+                  f"{t['subgroups']['overall']['false_link_rate']}. Flagged: rate above "
+                  f"{t['subgroups']['flag_ratio']}× overall.</p>"]
+        for dim, rows in t["subgroups"]["groups"].items():
+            parts += [f"<h3>{html.escape(dim)}</h3>",
+                      _table(rows, ["group", "records", "linkable_records", "missed_links", "missed_link_rate",
+                                    "false_links", "false_link_rate", "flagged", "small_group"])]
+    parts += ["<h2>Threshold sensitivity</h2>", _table(report["threshold_sensitivity"]),
+              "<h2>Model parameters</h2>", _table(report["model"]["parameters"]),
+              "<h2>Blocking analysis</h2>", _table(report["run"].get("blocking") or []),
+              "<h2>Person keys</h2>", _table([report["person_key_events"] or {"created": 0}]),
+              _table([report["confidence_bands"]])]
+    for name, chart_file in (charts or {}).items():
+        parts.append(f"<p><a href='{html.escape(chart_file)}'>{html.escape(name)} chart</a></p>")
+    hpath.write_text("<!doctype html><meta charset=utf-8><title>linkage quality</title><style>body{font:14px sans-serif;"
+                     "max-width:1100px}td,th{padding:2px 6px;border-bottom:1px solid #ddd;text-align:left}"
+                     ".warn{background:#ffd}</style>" + "".join(parts))
+    return jpath, hpath
+
+
+def now_year(now: datetime) -> int:
+    return now.year
