@@ -101,9 +101,11 @@ def run_linkage(
     with duckdb.connect(str(linkage_db)) as con:
         ensure_tables(con)
         if not con.execute("select count(*) from information_schema.tables where table_name = 'encodings'").fetchall()[0][0]:
-            con.execute("create table if not exists loads (load_id varchar, is_current boolean, created_at timestamptz)")
-            con.execute("create table if not exists encodings as select null::varchar source, null::varchar extract_type, "
-                        "null::varchar load_id, null::varchar source_record_id, null::varchar linkage_key_version limit 0")
+            # nothing ingested yet: report every expected source as empty
+            result = LinkageResult(run_id, "none", None, {}, 0, 0, 0, {}, zero_record_sources=sorted(expected_sources),
+                                   seconds={"total": time.perf_counter() - t0})
+            _record_run(con, result, now, None, params, "")
+            return result
         info = prepare_inputs(con)
         records = info["records"]
         key_version = info["key_version"]
@@ -156,10 +158,12 @@ def run_linkage(
             model = json.loads(con.execute("select model_json from linkage_models where run_id = ?",
                                            [model_run_id]).fetchall()[0][0])
             result.model_run_id = model_run_id
-            con.execute("create or replace table link_new as select * from link_input i where not exists "
-                        "(select 1 from person_keys p where p.source = i.source_dataset and p.source_record_id = i.unique_id)")
-            con.execute("create or replace table link_old as select * from link_input i where exists "
-                        "(select 1 from person_keys p where p.source = i.source_dataset and p.source_record_id = i.unique_id)")
+            # dedupe_only over node ids (source:record) — predictions then need no source column
+            keyed = ("(select 1 from person_keys p where p.source = i.source_dataset and "
+                     "p.source_record_id = i.unique_id)")
+            node = "* replace (source_dataset || ':' || unique_id as unique_id)"
+            con.execute(f"create or replace table link_new as select {node} from link_input i where not exists {keyed}")
+            con.execute(f"create or replace table link_old as select {node} from link_input i where exists {keyed}")
             result.new_records = con.execute("select count(*) from link_new").fetchall()[0][0]
             if result.new_records == 0:
                 con.execute("create or replace table link_edges (node_id_l varchar, node_id_r varchar, "
@@ -168,13 +172,14 @@ def run_linkage(
                 from splink import Linker
 
                 old, new = db_api.register("link_old"), db_api.register("link_new")
-                linker = Linker([old], model["splink"] | {"link_type": "dedupe_only"}, db_api=db_api, log_level=logging.ERROR)
+                linker = Linker([old], model["splink"] | {"link_type": "dedupe_only"}, log_level=logging.ERROR)
                 for col in TF_COLUMNS:
                     linker.table_management.compute_tf_table(col)
                 within = linker.inference.predict_within(new, threshold_match_probability=params.predict_threshold)
                 between = linker.inference.predict_between(new, old, threshold_match_probability=params.predict_threshold)
-                _save_edges(con, within.physical_name, "link_edges")
-                _save_edges(con, between.physical_name, "link_edges", append=True)
+                con.execute(f"create or replace table link_edges as select unique_id_l node_id_l, unique_id_r node_id_r, "
+                            f"match_probability from {within.physical_name} union all select unique_id_l, unique_id_r, "
+                            f"match_probability from {between.physical_name}")
             # existing persons stay together: each record is tied to its person's anchor record
             con.execute("""create or replace table link_membership as
                 select min(source || ':' || source_record_id) over (partition by person_key) node_id_l,
@@ -221,10 +226,9 @@ def _save_charts(linker: Any, charts_dir: Path, run_id: str) -> dict[str, str]:
     return out
 
 
-def _save_edges(con: duckdb.DuckDBPyConnection, physical: str, table: str, append: bool = False) -> None:
-    select = (f"select source_dataset_l || ':' || unique_id_l node_id_l, source_dataset_r || ':' || unique_id_r "
-              f"node_id_r, match_probability from {physical}")
-    con.execute(f"insert into {table} {select}" if append else f"create or replace table {table} as {select}")
+def _save_edges(con: duckdb.DuckDBPyConnection, physical: str, table: str) -> None:
+    con.execute(f"create or replace table {table} as select source_dataset_l || ':' || unique_id_l node_id_l, "
+                f"source_dataset_r || ':' || unique_id_r node_id_r, match_probability from {physical}")
 
 
 def _drop_splink_tables(con: duckdb.DuckDBPyConnection) -> None:

@@ -1,0 +1,169 @@
+"""Linkage on the encodings of a tiny synthetic collaborative: quality, stable keys, refusals, Dagster."""
+
+import json
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from governance.keys import KeyRing
+from governance.transfer import read_manifest
+from landing.ingest import ingest_envelope
+from linkage.evaluation import cluster_metrics, load_truth, pairwise_metrics
+from linkage.model import KeyVersionError, prepare_inputs
+from linkage.run import export_person_map, run_linkage
+from vpdc.config import SOURCES, Home
+
+pytestmark = pytest.mark.integration
+NOW = datetime(2026, 11, 21, 12, tzinfo=UTC)
+
+
+def ingest_period(home: Home, period: str, skip: tuple[str, ...] = ()) -> None:
+    ring = KeyRing(home.keys)
+    for f in sorted(home.landing().glob("*/*.vpdc")):
+        m = read_manifest(f)
+        if m.period == period and m.partner not in skip:
+            out = ingest_envelope(f, home, ring, now=NOW)
+            assert out.status == "loaded", (out.file, out.check, out.detail)
+
+
+@pytest.fixture(scope="session")
+def baseline_home(sent_home, tmp_path_factory) -> Home:
+    home = Home(tmp_path_factory.mktemp("baseline") / "home")
+    shutil.copytree(sent_home.root, home.root)
+    ingest_period(home, "2025-11")
+    return home
+
+
+@pytest.fixture
+def home(baseline_home, tmp_path, monkeypatch) -> Home:
+    h = Home(tmp_path / "home")
+    shutil.copytree(baseline_home.root, h.root)
+    monkeypatch.setenv("VPDC_HOME", str(h.root))
+    monkeypatch.setenv("VPDC_KEYS_DIR", str(h.keys))
+    monkeypatch.setenv("DAGSTER_HOME", str(h.dagster))
+    return h
+
+
+def truth_scores(home: Home) -> tuple[dict, dict]:
+    with duckdb.connect(str(home.linkage_db)) as con:
+        load_truth(con, home.truth / "truth.parquet", KeyRing(home.keys))
+        con.execute("create temp table cl as select source, source_record_id, person_key cluster_id from person_keys")
+        return pairwise_metrics(con, "cl"), cluster_metrics(con, "cl")
+
+
+def person_keys(home: Home) -> dict[tuple[str, str], str]:
+    with duckdb.connect(str(home.linkage_db), read_only=True) as con:
+        return {(s, r): k for s, r, k in con.execute("select source, source_record_id, person_key from person_keys").fetchall()}
+
+
+def test_full_run_links_people_on_encodings_alone(home):
+    r = run_linkage(home.linkage_db, now=NOW, mode="full", expected_sources=SOURCES)
+    assert r.mode == "full" and r.zero_record_sources == []
+    assert r.persons < sum(r.records.values())  # people repeat across sources
+    pairwise, cluster = truth_scores(home)
+    assert pairwise["f1"] >= 0.9 and cluster["f1"] >= 0.9, (pairwise, cluster)
+    # the blocking analysis keeps comparisons near-linear in records
+    assert r.blocking and r.blocking[-1]["comparisons_per_record"] < 20
+
+
+def test_person_keys_stay_stable_when_a_new_extract_arrives(home):
+    first = run_linkage(home.linkage_db, now=NOW, mode="full")
+    before = person_keys(home)
+    ingest_period(home, "2025-12")
+    second = run_linkage(home.linkage_db, now=NOW, mode="auto")
+    after = person_keys(home)
+    assert second.mode == "incremental" and second.model_run_id == first.run_id
+    assert second.new_records == len(after) - len(before) > 0
+    assert all(after[k] == v for k, v in before.items())  # every earlier record keeps its person key
+    # a third run with nothing new changes nothing
+    third = run_linkage(home.linkage_db, now=NOW, mode="auto")
+    assert third.new_records == 0 and person_keys(home) == after
+
+
+def test_full_rerun_keeps_keys_and_records_merges_and_splits(home):
+    run_linkage(home.linkage_db, now=NOW, mode="full")
+    before = person_keys(home)
+    r = run_linkage(home.linkage_db, now=NOW, mode="full")
+    after = person_keys(home)
+    unchanged = sum(after[k] == v for k, v in before.items())
+    assert unchanged / len(before) > 0.99
+    with duckdb.connect(str(home.linkage_db), read_only=True) as con:
+        events = con.execute("select event, count(*) from person_key_history where run_id = ? group by 1",
+                             [r.run_id]).fetchall()
+    assert dict(events).keys() <= {"created", "merged", "split"}
+
+
+def test_mixed_key_versions_are_refused(home):
+    with duckdb.connect(str(home.linkage_db)) as con:
+        con.execute("update encodings set linkage_key_version = 'v2' where source = 'police'")
+        with pytest.raises(KeyVersionError, match="police .* under v2"):
+            prepare_inputs(con)
+    with pytest.raises(KeyVersionError):
+        run_linkage(home.linkage_db, now=NOW)
+
+
+def test_model_of_another_key_version_is_not_applied_incrementally(home):
+    run_linkage(home.linkage_db, now=NOW, mode="full")
+    with duckdb.connect(str(home.linkage_db)) as con:
+        con.execute("update encodings set linkage_key_version = 'v2'")
+    with pytest.raises(KeyVersionError, match="full linkage"):
+        run_linkage(home.linkage_db, now=NOW, mode="incremental")
+    assert run_linkage(home.linkage_db, now=NOW, mode="auto").mode == "full"  # auto retrains instead
+
+
+def test_source_with_zero_linkable_records_is_reported_not_a_crash(sent_home, tmp_path):
+    h = Home(tmp_path / "home")
+    shutil.copytree(sent_home.root, h.root)
+    ingest_period(h, "2025-11", skip=("schools",))
+    r = run_linkage(h.linkage_db, now=NOW, expected_sources=SOURCES)
+    assert r.zero_record_sources == ["schools"] and r.persons > 0
+    empty = Home(tmp_path / "empty")
+    empty.root.mkdir()
+    assert run_linkage(empty.linkage_db, now=NOW, expected_sources=SOURCES).zero_record_sources == sorted(SOURCES)
+
+
+def test_database_api_is_a_parameter(home):
+    from splink import DuckDBAPI
+
+    calls = []
+
+    def factory(con):
+        calls.append(con)
+        return DuckDBAPI(connection=con)
+
+    run_linkage(home.linkage_db, now=NOW, db_api_factory=factory, blocking_analysis=False)
+    assert len(calls) == 1
+
+
+def test_only_person_keys_cross_into_the_analytics_zone(home):
+    r = run_linkage(home.linkage_db, now=NOW)
+    n = export_person_map(home.linkage_db, home.warehouse_db, run_id=r.run_id)
+    with duckdb.connect(str(home.warehouse_db), read_only=True) as con:
+        cols = {c[0] for c in con.execute("select column_name from information_schema.columns "
+                                          "where table_name = 'person_map'").fetchall()}
+        assert cols == {"source", "source_record_id", "person_key", "match_confidence", "linkage_run_id"}
+        assert not con.execute("select count(*) from information_schema.columns where column_name like 'enc_%' "
+                               "or column_name like '%match_probability%' or column_name like 'gamma_%'").fetchall()[0][0]
+        assert con.execute("select count(*) from raw.person_map").fetchall()[0][0] == n
+
+
+def test_link_job_through_dagster_writes_a_value_free_report(home):
+    from orchestration.runner import run_job
+
+    res = run_job(home, "link_job")
+    assert res.success, res.error
+    reports = list((home.reports / "linkage").glob("*.json"))
+    html = list((home.reports / "linkage").glob("*.html"))
+    assert reports and html
+    text = "".join(p.read_text() for p in reports + html)
+    with duckdb.connect(str(home.linkage_db), read_only=True) as con:
+        sample = con.execute("select source_record_id, enc_fn_full, enc_ln_full from encodings limit 50").fetchall()
+    for rid, fn, ln in sample:  # no record id and no token in any report or chart
+        assert rid not in text and (fn is None or fn not in text) and (ln is None or ln not in text)
+    report = json.loads(reports[0].read_text())
+    assert report["estimated"]["precision"] is not None and report["threshold_sensitivity"]
+    with duckdb.connect(str(home.warehouse_db), read_only=True) as con:
+        assert con.execute("select count(*) from raw.person_map").fetchall()[0][0] > 0

@@ -1,0 +1,95 @@
+from datetime import UTC, datetime
+
+import duckdb
+import pytest
+
+from linkage.persons import assign_person_keys, confidence_bands, ensure_tables
+
+NOW = datetime(2026, 11, 21, tzinfo=UTC)
+
+
+@pytest.fixture
+def con():
+    c = duckdb.connect()
+    ensure_tables(c)
+    return c
+
+
+def run(con, run_id: str, clusters: dict[str, list[str]], edges: list[tuple[str, str, float]] = ()):
+    """clusters: cluster_id -> record ids (all source 'a')."""
+    rows = [(f"a:{r}", "a", r, cid) for cid, recs in clusters.items() for r in recs]
+    con.execute("create or replace table cl (node_id varchar, source varchar, source_record_id varchar, cluster_id varchar)")
+    con.executemany("insert into cl values (?, ?, ?, ?)", rows)
+    con.execute("create or replace table ed (node_id_l varchar, node_id_r varchar, match_probability double)")
+    if edges:
+        con.executemany("insert into ed values (?, ?, ?)", [(f"a:{x}", f"a:{y}", p) for x, y, p in edges])
+    confidence_bands(con, "cl", "ed")
+    return assign_person_keys(con, "cl", run_id=run_id, now=NOW)
+
+
+def keys(con) -> dict[str, str]:
+    return dict(con.execute("select source_record_id, person_key from person_keys").fetchall())
+
+
+def test_first_run_creates_one_key_per_cluster(con):
+    assert run(con, "r1", {"c1": ["1", "2"], "c2": ["3"]}) == {"created": 2, "merged": 0, "split": 0}
+    k = keys(con)
+    assert k["1"] == k["2"] != k["3"]
+
+
+def test_keys_survive_a_rerun_with_new_records_and_renumbered_clusters(con):
+    run(con, "r1", {"c1": ["1", "2"], "c2": ["3"]})
+    before = keys(con)
+    events = run(con, "r2", {"x9": ["1", "2", "4"], "x1": ["3"], "x5": ["5"]})
+    after = keys(con)
+    assert after["1"] == before["1"] and after["4"] == before["1"] and after["3"] == before["3"]
+    assert events == {"created": 1, "merged": 0, "split": 0}
+
+
+def test_merge_keeps_the_larger_persons_key_and_records_the_other(con):
+    run(con, "r1", {"c1": ["1", "2", "3"], "c2": ["4"]})
+    before = keys(con)
+    assert run(con, "r2", {"m": ["1", "2", "3", "4"]}) == {"created": 0, "merged": 1, "split": 0}
+    assert set(keys(con).values()) == {before["1"]}
+    hist = con.execute("select event, person_key, other_key, records from person_key_history where run_id='r2'").fetchall()
+    assert hist == [("merged", before["1"], before["4"], 1)]
+
+
+def test_split_keeps_the_key_on_the_larger_part_and_records_the_new_one(con):
+    run(con, "r1", {"c1": ["1", "2", "3"]})
+    old = keys(con)["1"]
+    assert run(con, "r2", {"a": ["1", "2"], "b": ["3"]}) == {"created": 0, "merged": 0, "split": 1}
+    k = keys(con)
+    assert k["1"] == k["2"] == old != k["3"]
+    assert con.execute("select event, person_key, other_key from person_key_history where run_id='r2'").fetchall() == [
+        ("split", k["3"], old)]
+
+
+def test_every_run_is_kept_so_a_study_can_pin_one(con):
+    run(con, "r1", {"c1": ["1", "2"]})
+    run(con, "r2", {"a": ["1"], "b": ["2"]})
+    pinned = con.execute("select source_record_id, person_key from person_key_versions where run_id='r1' "
+                         "order by 1").fetchall()
+    assert pinned[0][1] == pinned[1][1]
+    assert con.execute("select count(distinct person_key) from person_key_versions where run_id='r2'").fetchall()[0][0] == 2
+
+
+def test_confidence_band_is_the_strongest_link_inside_the_cluster(con):
+    run(con, "r1", {"c1": ["1", "2", "3"], "c2": ["4"]}, edges=[("1", "2", 0.995), ("2", "3", 0.96), ("3", "4", 0.999)])
+    bands = dict(con.execute("select source_record_id, match_confidence from person_keys").fetchall())
+    # the 3-4 edge crosses clusters, so it does not count for either
+    assert bands == {"1": "high", "2": "high", "3": "medium", "4": "singleton"}
+
+
+def test_dice_on_bloom_filters_in_duckdb_sql_matches_python():
+    from governance.keys import LinkageSecret
+    from linkage.encoding import Encoder, dice
+
+    enc = Encoder(LinkageSecret.from_master("v1", b"x" * 32))
+    pairs = [("JONATHAN", "JOHNATHAN"), ("MARIA", "MARIA"), ("MARIA", "MOHAMMED"), ("GARCIALOPEZ", "GARCIA")]
+    con = duckdb.connect()
+    for a, b in pairs:
+        ba, bb = enc.bloom("name", a), enc.bloom("name", b)
+        sql = con.execute("select bit_count(?::BLOB::BIT & ?::BLOB::BIT) * 2.0 / "
+                          "(bit_count(?::BLOB::BIT) + bit_count(?::BLOB::BIT))", [ba, bb, ba, bb]).fetchall()[0][0]
+        assert sql == pytest.approx(dice(ba, bb))
