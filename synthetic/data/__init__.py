@@ -1,0 +1,1 @@
+"""Shipped reference data (CSV) for the simulator; see synthetic.reference."""
