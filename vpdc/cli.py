@@ -31,6 +31,21 @@ app.add_typer(partner_app, name="partner")
 quarantine_app = typer.Typer(help="Envelopes refused at the landing zone: list, show why, retry.", no_args_is_help=True)
 app.add_typer(envelope_app, name="envelope")
 app.add_typer(quarantine_app, name="quarantine")
+from vpdc.governance_cli import (  # noqa: E402 - light module: heavy imports happen inside its commands
+    audit_app,
+    cohort_app,
+    registry_app,
+    request_app,
+    retention_app,
+    review_app,
+)
+
+app.add_typer(registry_app, name="registry")
+app.add_typer(request_app, name="request")
+app.add_typer(review_app, name="review")
+app.add_typer(cohort_app, name="cohort")
+app.add_typer(audit_app, name="audit")
+app.add_typer(retention_app, name="retention")
 
 console = Console(stderr=True)
 out = Console()

@@ -1,0 +1,116 @@
+"""Gated study outputs: a program cohort export (and its release), never without the policy's yes.
+
+Every export: ``policy.authorize`` (refusal audited) → read the approved mart columns → replace the
+person key by a study-specific pseudonym → coarsen dates → enforce k-anonymity on the quasi-identifiers
+(generalise, then suppress; what was done is reported) → final disclosure check of the file → write it
+with a release manifest (checksums, rules, checks) under ``outputs/<study>/`` → audit the release.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from governance.catalog import quasi_identifiers
+from governance.registry import audit
+from governance.registry.db import Registry
+from governance.registry.models import OutputLevel, Partner, Role
+from governance.registry.policy import PolicyRefused, authorize
+from governance.registry.workflow import record_refusal
+
+__all__ = ["CohortSpec", "ExportResult", "export_cohort"]
+
+DATASET = "program_cohorts"
+DEFAULT_COLUMNS = ["program", "enrollment_date", "age_band_at_enrollment", "sex", "race_ethnicity",
+                   "police_victim_contacts_pre", "police_victim_contacts_post", "police_suspect_contacts_pre",
+                   "police_suspect_contacts_post", "violent_injury_visits_pre", "violent_injury_visits_post",
+                   "school_suspensions_pre", "school_suspensions_post", "school_absence_days_pre",
+                   "school_absence_days_post"]
+
+
+@dataclass(frozen=True)
+class CohortSpec:
+    study_id: str
+    actor: str
+    program: str  # ATV or HVIP
+    period_start: date
+    period_end: date
+    window_days: int = 365
+    columns: tuple[str, ...] = tuple(DEFAULT_COLUMNS)
+
+
+@dataclass
+class ExportResult:
+    study_id: str
+    files: list[str]
+    manifest: str
+    rows: int
+    suppressed_rows: int
+    generalised: dict[str, Any] = field(default_factory=dict)
+
+
+def export_cohort(spec: CohortSpec, *, registry: Registry, warehouse_db: Path, outputs_dir: Path, keys_dir: Path,
+                  now: datetime, mart_schema: str = "main") -> ExportResult:
+    """Export a de-identified program cohort for an approved request.
+
+    Raises:
+        PolicyRefused: the request is not active or the ask is outside its approval (refusal audited).
+    """
+    from governance.disclosure import DisclosureRules, check_release, combine, enforce_k_anonymity, release_manifest, write_manifest
+    from governance.pseudonyms import StudyKeyStore, coarsen_dates, pseudonymise
+
+    asked = [(DATASET, c) for c in spec.columns]
+    try:
+        with registry.transaction() as s:
+            scope = authorize(s, spec.study_id, at=now, actor=spec.actor, output_level=OutputLevel.COHORT,
+                              columns=asked, permission_role=Role.EVALUATOR)
+            rules = combine([DisclosureRules(min_cell=p.min_cell, k_anonymity=p.k_anonymity)
+                             for p in s.query(Partner).filter(Partner.id.in_(scope.sources)).all()] or [DisclosureRules()])
+            audit.append(s, actor=spec.actor, action="export.authorized", subject=spec.study_id, at=now,
+                         detail={"program": spec.program, "columns": len(asked), "output_level": "cohort"})
+    except PolicyRefused as exc:
+        record_refusal(registry, actor=spec.actor, action="export.cohort", subject=spec.study_id, reason=str(exc), now=now)
+        raise
+
+    cols = ", ".join(f'"{c}"' for c in spec.columns if c != "program")
+    with duckdb.connect(str(warehouse_db), read_only=True) as con:
+        df = con.execute(
+            f'select person_key, program, {cols} from {mart_schema}.program_cohorts '
+            "where program = ? and enrollment_date between ? and ? and window_days = ?",
+            [spec.program, spec.period_start, spec.period_end, spec.window_days]).df()
+    store = StudyKeyStore(keys_dir / "studies")
+    key = store.get_or_create(spec.study_id)
+    df.insert(0, "study_person_id", pseudonymise(df.pop("person_key").tolist(), key))
+    if "enrollment_date" in df.columns:
+        df = coarsen_dates(df, ["enrollment_date"], to="month")
+    qis = [c for c in quasi_identifiers(DATASET) if c in df.columns]
+    df, kreport = enforce_k_anonymity(df, qis, rules)
+    check = check_release(df, kind="record", rules=rules, quasi_identifiers=qis)
+    if not check.passed:
+        reason = "release check failed: " + "; ".join(check.failures)
+        record_refusal(registry, actor=spec.actor, action="export.release", subject=spec.study_id, reason=reason, now=now)
+        raise PolicyRefused(f"{spec.study_id}: {reason}")
+
+    out_dir = outputs_dir / spec.study_id
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"cohort_{spec.program.lower()}_{spec.period_start:%Y%m}-{spec.period_end:%Y%m}_w{spec.window_days}"
+    data_path = out_dir / f"{stem}.csv"
+    tmp = data_path.with_name(f".{data_path.name}.tmp")
+    df.to_csv(tmp, index=False)
+    tmp.replace(data_path)
+    kinfo = kreport.as_dict() if hasattr(kreport, "as_dict") else dict(getattr(kreport, "__dict__", {}))
+    manifest = release_manifest([data_path], study_id=spec.study_id, request_id=spec.study_id,
+                                checks={"release": {"passed": True, "failures": []}, "k_anonymity": kinfo}, now=now)
+    manifest_path = out_dir / f"{stem}.manifest.json"
+    write_manifest(manifest_path, manifest)
+    with registry.transaction() as s:
+        audit.append(s, actor=spec.actor, action="export.released", subject=spec.study_id, at=now,
+                     detail={"file": data_path.name, "rows": int(len(df)), "manifest": manifest_path.name})
+    return ExportResult(spec.study_id, [str(data_path)], str(manifest_path), int(len(df)),
+                        int(kinfo.get("suppressed_records", kinfo.get("suppressed", 0)) or 0),
+                        json.loads(json.dumps(kinfo, default=str)))

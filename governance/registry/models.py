@@ -1,0 +1,156 @@
+"""Registry tables (SQLAlchemy 2 declarative). Request state is derived from reviews on read, never
+stored as a mutable status, so two reviewers deciding at the same moment cannot overwrite each other."""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+
+from sqlalchemy import JSON, Boolean, Date, DateTime, Enum, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Role(enum.StrEnum):
+    """Who a user is to the collaborative. Permissions follow from the role (see ``roles.PERMISSIONS``)."""
+
+    ANALYST = "analyst"
+    STEWARD = "steward"
+    COMMUNITY_REVIEWER = "community_reviewer"
+    EVALUATOR = "evaluator"
+    ENGINEER = "engineer"
+
+
+class OutputLevel(enum.StrEnum):
+    """Narrowest first: a condition can only move a request towards aggregate."""
+
+    AGGREGATE = "aggregate"
+    COHORT = "cohort"  # de-identified record-level cohort
+    LINKED_EXTRACT = "linked_extract"  # linked study extract
+
+
+OUTPUT_RANK = {OutputLevel.AGGREGATE: 0, OutputLevel.COHORT: 1, OutputLevel.LINKED_EXTRACT: 2}
+
+
+class Decision(enum.StrEnum):
+    APPROVE = "approve"
+    APPROVE_WITH_CONDITIONS = "approve_with_conditions"
+    DENY = "deny"
+
+
+class Partner(Base):
+    __tablename__ = "partners"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(300))
+    #: the partner's own disclosure rules (the most restrictive partner's rule wins)
+    min_cell: Mapped[int] = mapped_column(Integer, default=11)
+    k_anonymity: Mapped[int] = mapped_column(Integer, default=11)
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(300))
+    organisation: Mapped[str] = mapped_column(String(300))
+    role: Mapped[Role] = mapped_column(Enum(Role, native_enum=False, length=32))
+    partner_id: Mapped[str | None] = mapped_column(ForeignKey("partners.id"), nullable=True)
+
+
+class Dataset(Base):
+    __tablename__ = "datasets"
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)  # e.g. "program_cohorts"
+    description: Mapped[str] = mapped_column(Text, default="")
+    columns: Mapped[list[DatasetColumn]] = relationship(back_populates="dataset", cascade="all, delete-orphan")
+
+
+class DatasetColumn(Base):
+    __tablename__ = "dataset_columns"
+    __table_args__ = (UniqueConstraint("dataset_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id"))
+    name: Mapped[str] = mapped_column(String(128))
+    #: partners whose data this column derives from (their stewards must approve its use)
+    sources: Mapped[list[str]] = mapped_column(JSON)
+    race_ethnicity: Mapped[bool] = mapped_column(Boolean, default=False)
+    quasi_identifier: Mapped[bool] = mapped_column(Boolean, default=False)
+    dataset: Mapped[Dataset] = relationship(back_populates="columns")
+
+
+class Agreement(Base):
+    """A data-sharing agreement with one partner."""
+
+    __tablename__ = "agreements"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"))
+    title: Mapped[str] = mapped_column(String(300))
+    starts_on: Mapped[date] = mapped_column(Date)
+    expires_on: Mapped[date] = mapped_column(Date)
+
+
+class Request(Base):
+    __tablename__ = "requests"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    study_id: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[str] = mapped_column(String(300))
+    requester_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    organisation: Mapped[str] = mapped_column(String(300))
+    purpose: Mapped[str] = mapped_column(Text)
+    research_questions: Mapped[str] = mapped_column(Text)
+    #: [{"dataset": ..., "column": ...}]
+    columns: Mapped[list[dict[str, str]]] = mapped_column(JSON)
+    output_level: Mapped[OutputLevel] = mapped_column(Enum(OutputLevel, native_enum=False, length=32))
+    irb_protocol: Mapped[str] = mapped_column(String(128))
+    irb_expires_on: Mapped[date] = mapped_column(Date)
+    retention_end: Mapped[date] = mapped_column(Date)
+    equity_communities: Mapped[str] = mapped_column(Text)
+    equity_return_of_findings: Mapped[str] = mapped_column(Text)
+    equity_mitigation: Mapped[str] = mapped_column(Text)
+    submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    destroyed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    reviews: Mapped[list[Review]] = relationship(back_populates="request", order_by="Review.id")
+
+
+class Review(Base):
+    """One reviewer's decision. Insert-only: a later review by the same reviewer supersedes theirs."""
+
+    __tablename__ = "reviews"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"))
+    reviewer_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    #: "partner:<id>" for a steward, "community" for a community reviewer
+    capacity: Mapped[str] = mapped_column(String(80))
+    decision: Mapped[Decision] = mapped_column(Enum(Decision, native_enum=False, length=32))
+    #: {"remove_columns": [{"dataset":..,"column":..}], "aggregate_only": bool}
+    conditions: Mapped[dict] = mapped_column(JSON, default=dict)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    request: Mapped[Request] = relationship(back_populates="reviews")
+
+
+class AuditEntry(Base):
+    """Hash-chained, append-only: ``hash = SHA-256(prev_hash ‖ canonical entry)``."""
+
+    __tablename__ = "audit_log"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(128))
+    detail: Mapped[dict] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The chain's last entry; updating it serialises appends (a row lock on PostgreSQL) and reveals a cut tail."""
+
+    __tablename__ = "audit_head"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,160 @@
+"""The one policy function every gate calls: what a request may use, at a given time. Fails closed.
+
+``decide`` never raises: any missing approval, expiry, revocation or error yields an inactive scope with
+reasons a person can act on. ``authorize`` is the gate: it refuses (``PolicyRefused``) unless the request
+is active and the asked-for output level and columns lie inside its approved scope.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from governance.registry.models import (
+    OUTPUT_RANK,
+    Agreement,
+    DatasetColumn,
+    Decision,
+    OutputLevel,
+    Request,
+    Review,
+    Role,
+    User,
+)
+
+__all__ = ["Scope", "PolicyRefused", "decide", "authorize", "required_reviews"]
+
+
+class PolicyRefused(Exception):
+    """A gate refused. The message says which rule and what would make it pass."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    study_id: str
+    active: bool
+    reasons: tuple[str, ...] = ()
+    sources: frozenset[str] = frozenset()
+    columns: frozenset[tuple[str, str]] = frozenset()
+    output_level: OutputLevel | None = None
+    expires_on: date | None = None
+    pending: tuple[str, ...] = field(default=())
+
+    def as_dict(self) -> dict:
+        return {"study_id": self.study_id, "active": self.active, "reasons": list(self.reasons),
+                "sources": sorted(self.sources), "columns": [f"{d}.{c}" for d, c in sorted(self.columns)],
+                "output_level": self.output_level.value if self.output_level else None,
+                "expires_on": self.expires_on.isoformat() if self.expires_on else None, "pending": list(self.pending)}
+
+
+def _column_info(session: Session, cols: list[dict[str, str]]) -> dict[tuple[str, str], DatasetColumn | None]:
+    out = {}
+    for c in cols:
+        out[(c["dataset"], c["column"])] = session.scalar(
+            select(DatasetColumn).where(DatasetColumn.dataset_id == c["dataset"], DatasetColumn.name == c["column"]))
+    return out
+
+
+def required_reviews(session: Session, req: Request) -> tuple[set[str], bool]:
+    """(partners whose steward must approve, whether a community reviewer must approve)."""
+    info = _column_info(session, req.columns)
+    partners = {p for col in info.values() if col for p in col.sources}
+    community = req.output_level != OutputLevel.AGGREGATE or any(col and col.race_ethnicity for col in info.values())
+    return partners, community
+
+
+def decide(session: Session, study_id: str, *, at: datetime) -> Scope:
+    """The request's allowed sources × columns × output level at ``at``; inactive with reasons otherwise."""
+    try:
+        return _decide(session, study_id, at)
+    except Exception as exc:  # fail closed: an error is a refusal, never an approval
+        return Scope(study_id, False, (f"policy could not be evaluated: {type(exc).__name__}",))
+
+
+def _decide(session: Session, study_id: str, at: datetime) -> Scope:
+    at = at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
+    req = session.scalar(select(Request).where(Request.study_id == study_id))
+    if req is None:
+        return Scope(study_id, False, (f"no request with study id {study_id!r}",))
+    reasons: list[str] = []
+    if req.withdrawn_at is not None:
+        reasons.append("withdrawn by the requester")
+    if req.revoked_at is not None:
+        reasons.append(f"revoked by {req.revoked_by}")
+    info = _column_info(session, req.columns)
+    unknown = [f"{d}.{c}" for (d, c), col in info.items() if col is None]
+    if unknown:
+        reasons.append(f"columns not in the catalogue: {', '.join(unknown)}")
+    partners, community_needed = required_reviews(session, req)
+
+    latest: dict[str, Review] = {}
+    for r in req.reviews:  # ordered by id: a reviewer's later decision replaces their earlier one
+        decided = r.decided_at if r.decided_at.tzinfo else r.decided_at.replace(tzinfo=UTC)
+        if decided <= at:
+            latest[r.reviewer_id] = r
+    denials = [r for r in latest.values() if r.decision == Decision.DENY]
+    if denials:
+        reasons.append("denied by " + ", ".join(sorted(r.reviewer_id for r in denials)))
+    approvals = [r for r in latest.values() if r.decision != Decision.DENY]
+    approved_partners = {r.capacity.split(":", 1)[1] for r in approvals if r.capacity.startswith("partner:")}
+    pending = [f"steward of {p}" for p in sorted(partners - approved_partners)]
+    if community_needed and not any(r.capacity == "community" for r in approvals):
+        pending.append("community reviewer")
+    if pending:
+        reasons.append("awaiting approval of " + ", ".join(pending))
+
+    # narrowest scope wins: every condition applies
+    removed = {(c["dataset"], c["column"]) for r in approvals for c in (r.conditions or {}).get("remove_columns", [])}
+    level = req.output_level
+    if any((r.conditions or {}).get("aggregate_only") for r in approvals):
+        level = OutputLevel.AGGREGATE
+    columns = frozenset(k for k in info if k not in removed)
+
+    # approvals end at the earliest of the agreements, the IRB approval and the retention date
+    ends = {"IRB approval": req.irb_expires_on, "retention period": req.retention_end}
+    today = at.date()
+    for p in sorted(partners):
+        current = session.scalars(select(Agreement).where(Agreement.partner_id == p, Agreement.starts_on <= today)
+                                  .order_by(Agreement.expires_on.desc())).first()
+        if current is None:
+            reasons.append(f"no data-sharing agreement with {p} in force")
+        else:
+            ends[f"data-sharing agreement with {p}"] = current.expires_on
+    expires_on = min(ends.values())
+    for what, end in sorted(ends.items(), key=lambda kv: kv[1]):
+        if today > end:
+            reasons.append(f"expired: {what} ended {end.isoformat()}")
+    if req.destroyed_at is not None:
+        reasons.append("retention ended: outputs and study key destroyed")
+    return Scope(study_id, not reasons, tuple(reasons), frozenset(partners), columns, level, expires_on, tuple(pending))
+
+
+def authorize(session: Session, study_id: str, *, at: datetime, actor: str, output_level: OutputLevel,
+              columns: Iterable[tuple[str, str]], permission_role: Role | None = None) -> Scope:
+    """The gate: refuse unless the request is active and the ask lies inside its approved scope.
+
+    Raises:
+        PolicyRefused: naming every rule the ask breaks.
+    """
+    scope = decide(session, study_id, at=at)
+    problems = list(scope.reasons)
+    user = session.get(User, actor)
+    req = session.scalar(select(Request).where(Request.study_id == study_id))
+    if user is None:
+        problems.append(f"unknown user {actor!r}")
+    elif req is not None and actor != req.requester_id:
+        problems.append(f"{actor} is not the requester of {study_id}")
+    if permission_role is not None and user is not None and user.role != permission_role:
+        problems.append(f"{actor} is a {user.role.value}, this needs a {permission_role.value}")
+    if scope.output_level is not None and OUTPUT_RANK[output_level] > OUTPUT_RANK[scope.output_level]:
+        problems.append(f"output level {output_level.value} exceeds the approved {scope.output_level.value}")
+    outside = sorted(set(columns) - scope.columns)
+    if outside:
+        problems.append("columns outside the approval: " + ", ".join(f"{d}.{c}" for d, c in outside))
+    if problems:
+        raise PolicyRefused(f"{study_id}: refused: " + "; ".join(problems))
+    return scope

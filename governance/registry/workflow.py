@@ -1,0 +1,181 @@
+"""State-changing actions of the registry. Each is keyword-only and writes its audit entry in the same
+transaction as the change; a refused action raises ``GovernanceError`` and the caller records the
+refusal with :func:`record_refusal` (in its own transaction, since the refused one rolls back)."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from governance.registry import audit
+from governance.registry.models import (
+    Decision,
+    DatasetColumn,
+    OutputLevel,
+    Request,
+    Review,
+    Role,
+    User,
+)
+from governance.registry.policy import required_reviews
+from governance.registry.roles import Permission, allowed
+
+__all__ = ["GovernanceError", "FIELD_LIMITS", "submit_request", "review_request", "withdraw_request",
+           "revoke_request", "record_refusal", "mark_destroyed"]
+
+#: Longest accepted text per request field (characters). Longer input is refused, never truncated.
+FIELD_LIMITS = {"title": 300, "organisation": 300, "purpose": 20_000, "research_questions": 20_000,
+                "irb_protocol": 128, "equity_communities": 20_000, "equity_return_of_findings": 20_000,
+                "equity_mitigation": 20_000, "comment": 20_000}
+_STUDY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$")
+
+
+class GovernanceError(Exception):
+    """An action was refused; the message names the field or rule."""
+
+
+def _user(session: Session, user_id: str) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise GovernanceError(f"unknown user {user_id!r}")
+    return user
+
+
+def _request(session: Session, study_id: str) -> Request:
+    req = session.scalar(select(Request).where(Request.study_id == study_id))
+    if req is None:
+        raise GovernanceError(f"no request with study id {study_id!r}")
+    return req
+
+
+def _text(name: str, value: str, *, required: bool = True) -> str:
+    if not isinstance(value, str):
+        raise GovernanceError(f"{name}: must be text")
+    if "\x00" in value:
+        raise GovernanceError(f"{name}: contains a NUL character")
+    if required and not value.strip():
+        raise GovernanceError(f"{name}: is required")
+    if len(value) > FIELD_LIMITS[name]:
+        raise GovernanceError(f"{name}: {len(value):,} characters, limit {FIELD_LIMITS[name]:,}")
+    return value
+
+
+def submit_request(session: Session, *, requester: str, now: datetime, study_id: str, title: str, organisation: str,
+                   purpose: str, research_questions: str, columns: list[dict[str, str]], output_level: OutputLevel | str,
+                   irb_protocol: str, irb_expires_on: date, retention_end: date, equity_communities: str,
+                   equity_return_of_findings: str, equity_mitigation: str) -> Request:
+    """Submit a data request. Text is stored verbatim (parameterised SQL; escaped wherever shown)."""
+    user = _user(session, requester)
+    if not allowed(user.role, Permission.REQUEST_SUBMIT):
+        raise GovernanceError(f"{requester} is a {user.role.value}: only analysts and evaluators submit requests")
+    if not isinstance(study_id, str) or not _STUDY_ID.match(study_id):
+        raise GovernanceError("study_id: 3-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+    if session.scalar(select(Request).where(Request.study_id == study_id)) is not None:
+        raise GovernanceError(f"study_id: {study_id} already exists")
+    texts = {k: _text(k, v) for k, v in dict(title=title, organisation=organisation, purpose=purpose,
+                                             research_questions=research_questions, irb_protocol=irb_protocol,
+                                             equity_communities=equity_communities,
+                                             equity_return_of_findings=equity_return_of_findings,
+                                             equity_mitigation=equity_mitigation).items()}
+    try:
+        level = OutputLevel(output_level)
+    except ValueError:
+        raise GovernanceError(f"output_level: {output_level!r} is not one of "
+                              f"{', '.join(o.value for o in OutputLevel)}") from None
+    if not columns:
+        raise GovernanceError("columns: at least one column is required")
+    clean = []
+    for c in columns:
+        d, col = str(c.get("dataset", "")), str(c.get("column", ""))
+        if session.scalar(select(DatasetColumn).where(DatasetColumn.dataset_id == d, DatasetColumn.name == col)) is None:
+            raise GovernanceError(f"columns: {d[:64]}.{col[:64]} is not in the catalogue")
+        clean.append({"dataset": d, "column": col})
+    if retention_end < now.date() or irb_expires_on < now.date():
+        raise GovernanceError("irb_expires_on and retention_end must not be in the past")
+    req = Request(study_id=study_id, requester_id=requester, output_level=level, columns=clean,
+                  irb_expires_on=irb_expires_on, retention_end=retention_end, submitted_at=now, **texts)
+    session.add(req)
+    session.flush()
+    partners, community = required_reviews(session, req)
+    audit.append(session, actor=requester, action="request.submitted", subject=study_id, at=now,
+                 detail={"output_level": level.value, "columns": len(clean), "partners": sorted(partners),
+                         "community_review": community})
+    return req
+
+
+def review_request(session: Session, *, reviewer: str, study_id: str, decision: Decision | str, now: datetime,
+                   conditions: dict[str, Any] | None = None, comment: str = "") -> Review:
+    """Record a steward's or community reviewer's decision (approve, approve with conditions, deny)."""
+    user = _user(session, reviewer)
+    req = _request(session, study_id)
+    if reviewer == req.requester_id:
+        raise GovernanceError(f"{reviewer} cannot review their own request {study_id}")
+    if req.withdrawn_at or req.revoked_at:
+        raise GovernanceError(f"{study_id} is {'withdrawn' if req.withdrawn_at else 'revoked'}: no further reviews")
+    try:
+        decision = Decision(decision)
+    except ValueError:
+        raise GovernanceError(f"decision: {decision!r} is not approve, approve_with_conditions or deny") from None
+    partners, _ = required_reviews(session, req)
+    if user.role == Role.STEWARD:
+        if user.partner_id not in partners:
+            raise GovernanceError(f"{reviewer} stewards {user.partner_id}, whose data {study_id} does not use")
+        capacity = f"partner:{user.partner_id}"
+    elif user.role == Role.COMMUNITY_REVIEWER:
+        capacity = "community"
+    else:
+        raise GovernanceError(f"{reviewer} is a {user.role.value}: only stewards and community reviewers review")
+    conditions = dict(conditions or {})
+    unknown = set(conditions) - {"remove_columns", "aggregate_only"}
+    if unknown:
+        raise GovernanceError(f"conditions: unknown keys {sorted(unknown)}")
+    requested = {(c["dataset"], c["column"]) for c in req.columns}
+    for c in conditions.get("remove_columns", []):
+        if (c.get("dataset"), c.get("column")) not in requested:
+            raise GovernanceError(f"conditions: {c.get('dataset')}.{c.get('column')} is not a requested column")
+    if decision == Decision.APPROVE_WITH_CONDITIONS and not conditions:
+        raise GovernanceError("approve_with_conditions needs conditions (remove_columns and/or aggregate_only)")
+    review = Review(request_id=req.id, reviewer_id=reviewer, capacity=capacity, decision=decision,
+                    conditions=conditions, comment=_text("comment", comment, required=False), decided_at=now)
+    session.add(review)
+    session.flush()
+    audit.append(session, actor=reviewer, action=f"review.{decision.value}", subject=study_id, at=now,
+                 detail={"capacity": capacity, "conditions": conditions})
+    return review
+
+
+def withdraw_request(session: Session, *, actor: str, study_id: str, now: datetime) -> None:
+    req = _request(session, study_id)
+    if actor != req.requester_id:
+        raise GovernanceError(f"only the requester ({req.requester_id}) can withdraw {study_id}")
+    req.withdrawn_at = now
+    audit.append(session, actor=actor, action="request.withdrawn", subject=study_id, at=now)
+
+
+def revoke_request(session: Session, *, actor: str, study_id: str, now: datetime, reason: str) -> None:
+    """Revoke at once: every gate refuses from ``now`` on."""
+    user = _user(session, actor)
+    req = _request(session, study_id)
+    partners, _ = required_reviews(session, req)
+    if not allowed(user.role, Permission.REVOKE) or (user.role == Role.STEWARD and user.partner_id not in partners):
+        raise GovernanceError(f"{actor} cannot revoke {study_id}: only its stewards and community reviewers can")
+    req.revoked_at, req.revoked_by = now, actor
+    audit.append(session, actor=actor, action="request.revoked", subject=study_id, at=now,
+                 detail={"reason": _text("comment", reason)[:2000]})
+
+
+def mark_destroyed(session: Session, *, actor: str, study_id: str, now: datetime, detail: dict[str, Any]) -> None:
+    req = _request(session, study_id)
+    req.destroyed_at = now
+    audit.append(session, actor=actor, action="study.destroyed", subject=study_id, at=now, detail=detail)
+
+
+def record_refusal(registry: Any, *, actor: str, action: str, subject: str, reason: str, now: datetime) -> None:
+    """Audit a refused action in its own transaction (the refused one was rolled back)."""
+    with registry.transaction() as s:
+        audit.append(s, actor=str(actor)[:64], action=f"refused.{action}", subject=str(subject)[:128], at=now,
+                     detail={"reason": reason[:2000]})
