@@ -15,7 +15,7 @@ from synthetic.world import build_world, day
 
 @pytest.fixture(scope="module")
 def sim():
-    cfg = SynthConfig(persons=6000, seed=99)
+    cfg = SynthConfig(persons=4000, seed=99)
     world = build_world(cfg)
     rng = np.random.default_rng(5)
     pop = make_population(rng, world, cfg.persons, 0, IdSpace("ssn", 10**9, 1))

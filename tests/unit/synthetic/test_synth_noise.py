@@ -19,7 +19,7 @@ TOKEN_OF = {f.name: {"twin_rate": "twin", "jr_sr_rate": "jr_sr"}.get(f.name, f.n
 PERIODS = ("2025-11", "2025-12")
 
 
-def run(noise: NoiseRates, persons: int = 300, seed: int = 1) -> tuple[Path, pd.DataFrame, tempfile.TemporaryDirectory]:
+def run(noise: NoiseRates, persons: int = 200, seed: int = 1) -> tuple[Path, pd.DataFrame, tempfile.TemporaryDirectory]:
     tmp = tempfile.TemporaryDirectory()
     home = Path(tmp.name)
     generate(SynthConfig(persons=persons, seed=seed, periods=PERIODS, noise=noise), home)
@@ -71,7 +71,7 @@ def test_no_noise_at_all():
 
 def test_rates_are_roughly_respected_and_match_the_files():
     noise = NoiseRates(missing_address=0.3, missing_ssn=0.2, missing_dob=0.2, within_source_duplicate=0.1, typo=0.1)
-    home, truth, tmp = run(noise, persons=2500, seed=3)
+    home, truth, tmp = run(noise, persons=1500, seed=3)
     with tmp:
         t = truth.assign(tok=tokens(truth))
         def share(src: str, tok: str) -> float:
