@@ -42,6 +42,10 @@ create table if not exists {t} (
 )"""
 
 
+#: Loading streams from Parquet; a modest limit keeps ingestion's peak memory low at the same speed.
+_DUCKDB_CONFIG = {"memory_limit": "512MB"}
+
+
 def raw_table(source: str, extract_type: str) -> str:
     return f"raw.{source}__{extract_type}"
 
@@ -130,7 +134,7 @@ def load_payload(
     linkage_rows = 0
 
     if enc_cols:
-        with duckdb.connect(str(linkage_db)) as con:
+        with duckdb.connect(str(linkage_db), config=_DUCKDB_CONFIG) as con:
             ensure_schemas(con, None)
             select = ", ".join(_quote(c) for c in ["source_record_id", "linkage_key_version", *enc_cols])
             con.execute("begin")
@@ -147,7 +151,7 @@ def load_payload(
         _after_linkage_commit()
 
     table = raw_table(m.partner, m.extract_type)
-    with duckdb.connect(str(warehouse_db)) as con:
+    with duckdb.connect(str(warehouse_db), config=_DUCKDB_CONFIG) as con:
         ensure_schemas(None, con)
         select = ", ".join(_quote(c) for c in content_cols)
         con.execute("begin")

@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 from linkage.encoding.encode import Encoder
 from linkage.encoding.normalise import (
     NormaliseError,
-    normalise_address,
+    normalise_address_array,
     normalise_given,
     normalise_sex,
     normalise_ssn,
@@ -293,7 +293,6 @@ class _Normalisers:
         self.sex = _cached(lambda v: normalise_sex(v, sex_map))
         self.ssn = _cached(normalise_ssn)
         self.zip = _cached(normalise_zip)
-        self.address = _cached(normalise_address)
         self.content: dict[str, Callable[[Any], Any]] = {}
         for col, spec in profile.content.items():
             self.content[col] = _cached(_content_parser(spec))
@@ -476,5 +475,7 @@ def _encode_identifiers(batch: pa.RecordBatch, profile: ExtractProfile, enc: Enc
     ssn_vals, ssn_idx = _per_unique(column("ssn"), norm.ssn)
     out["enc_ssn_full"] = _take([enc.token("ssn", v) for v in ssn_vals], ssn_idx, s)
     out["enc_ssn_last4"] = _take([enc.token("ssn4", v[-4:]) if v else None for v in ssn_vals], ssn_idx, s)
-    out["enc_addr"] = simple("address", "addr", norm.address)
+    addresses = normalise_address_array(column("address"))
+    avals, aidx = _per_unique(addresses, lambda v: enc.token("addr", v))
+    out["enc_addr"] = _take(avals, aidx, s)
     out["enc_zip"] = simple("zip", "zip", norm.zip)

@@ -125,3 +125,14 @@ def test_normalise_zip_is_five_digits_or_none(s):
 def test_normalise_address_standardises():
     assert normalise_address("1200 North Tryon Street Apt 4") == normalise_address("1200 N. Tryon St.") == "1200 N TRYON ST"
     assert normalise_address("  ") is None
+
+
+@given(st.lists(st.one_of(st.none(), st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126)),
+                          st.sampled_from(["1200 North Tryon Street Apt 4", "9 Elm St. #3", "55 Beatties Ford Road",
+                                           "12 Avenue Rd", "Calle José 5"])), max_size=40))
+def test_vectorised_address_normaliser_agrees_with_the_scalar_one(values):
+    import pyarrow as pa
+
+    from linkage.encoding.normalise import normalise_address_array
+
+    assert normalise_address_array(pa.array(values, pa.string())).to_pylist() == [normalise_address(v) for v in values]
