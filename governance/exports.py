@@ -33,6 +33,10 @@ DEFAULT_COLUMNS = ["program", "enrollment_date", "age_band_at_enrollment", "sex"
                    "school_absence_days_post"]
 
 
+AGE_WIDER = {"0-11": "0-17", "12-17": "0-17", "18-24": "18-34", "25-34": "18-34", "35-49": "35-64",
+             "50-64": "35-64", "65+": "65+", "unknown": "unknown"}
+
+
 @dataclass(frozen=True)
 class CohortSpec:
     study_id: str
@@ -61,7 +65,16 @@ def export_cohort(spec: CohortSpec, *, registry: Registry, warehouse_db: Path, o
     Raises:
         PolicyRefused: the request is not active or the ask is outside its approval (refusal audited).
     """
-    from governance.disclosure import DisclosureRules, check_release, combine, enforce_k_anonymity, release_manifest, write_manifest
+    from governance.disclosure import (
+        DisclosureRules,
+        check_release,
+        combine,
+        enforce_k_anonymity,
+        period,
+        release_manifest,
+        write_manifest,
+    )
+    from governance.keys import KeyRing
     from governance.pseudonyms import StudyKeyStore, coarsen_dates, pseudonymise
 
     asked = [(DATASET, c) for c in spec.columns]
@@ -84,12 +97,15 @@ def export_cohort(spec: CohortSpec, *, registry: Registry, warehouse_db: Path, o
             "where program = ? and enrollment_date between ? and ? and window_days = ?",
             [spec.program, spec.period_start, spec.period_end, spec.window_days]).df()
     store = StudyKeyStore(keys_dir / "studies")
-    key = store.get_or_create(spec.study_id)
+    key = store.get_or_create(spec.study_id, KeyRing(keys_dir).study_master_secret())
     df.insert(0, "study_person_id", pseudonymise(df.pop("person_key").tolist(), key))
     if "enrollment_date" in df.columns:
         df = coarsen_dates(df, ["enrollment_date"], to="month")
     qis = [c for c in quasi_identifiers(DATASET) if c in df.columns]
-    df, kreport = enforce_k_anonymity(df, qis, rules)
+    # generalise before suppressing: enrolment month → quarter → year; age bands → wider bands
+    generalisers = {"enrollment_date": [period("quarter"), period("year")],
+                    "age_band_at_enrollment": [AGE_WIDER]}
+    df, kreport = enforce_k_anonymity(df, qis, rules, {q: g for q, g in generalisers.items() if q in qis})
     check = check_release(df, kind="record", rules=rules, quasi_identifiers=qis)
     if not check.passed:
         reason = "release check failed: " + "; ".join(check.failures)
@@ -103,14 +119,15 @@ def export_cohort(spec: CohortSpec, *, registry: Registry, warehouse_db: Path, o
     tmp = data_path.with_name(f".{data_path.name}.tmp")
     df.to_csv(tmp, index=False)
     tmp.replace(data_path)
-    kinfo = kreport.as_dict() if hasattr(kreport, "as_dict") else dict(getattr(kreport, "__dict__", {}))
+    kinfo = kreport.to_dict()
     manifest = release_manifest([data_path], study_id=spec.study_id, request_id=spec.study_id,
-                                checks={"release": {"passed": True, "failures": []}, "k_anonymity": kinfo}, now=now)
+                                checks={data_path.name: check}, rules=rules, now=now)
+    manifest["k_anonymity"] = kinfo
     manifest_path = out_dir / f"{stem}.manifest.json"
     write_manifest(manifest_path, manifest)
     with registry.transaction() as s:
         audit.append(s, actor=spec.actor, action="export.released", subject=spec.study_id, at=now,
                      detail={"file": data_path.name, "rows": int(len(df)), "manifest": manifest_path.name})
     return ExportResult(spec.study_id, [str(data_path)], str(manifest_path), int(len(df)),
-                        int(kinfo.get("suppressed_records", kinfo.get("suppressed", 0)) or 0),
+                        int(kinfo["records_suppressed"]),
                         json.loads(json.dumps(kinfo, default=str)))
