@@ -1,0 +1,152 @@
+"""Gated cohort exports against a real registry and a real DuckDB warehouse (fixture cohort table)."""
+
+import json
+import random
+from datetime import UTC, date, datetime, timedelta
+
+import duckdb
+import pytest
+from typer.testing import CliRunner
+
+from governance import exports
+from governance.exports import DEFAULT_COLUMNS, CohortSpec, export_cohort
+from governance.keys import init_keys
+from governance.registry import audit
+from governance.registry.db import Registry
+from governance.registry.policy import PolicyRefused
+from governance.registry.seed import PARTNERS, seed_demo
+from governance.registry.workflow import review_request, revoke_request, submit_request
+from vpdc.cli import app
+from vpdc.config import SOURCES, Home
+
+pytestmark = pytest.mark.integration
+NOW = datetime(2026, 11, 21, 12, tzinfo=UTC)
+COLS = [{"dataset": "program_cohorts", "column": c} for c in DEFAULT_COLUMNS]
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Home:
+    h = Home(tmp_path / "home").ensure()
+    init_keys(h.keys, SOURCES)
+    monkeypatch.setenv("VPDC_HOME", str(h.root))
+    monkeypatch.delenv("VPDC_REGISTRY_URL", raising=False)
+    rng = random.Random(7)
+    rows = []
+    for i in range(400):
+        rows.append((f"pk_{i:06d}", f"cm{i}", "ATV", date(2023, 1, 1) + timedelta(days=rng.randrange(700)), 365,
+                     rng.choice(["12-17", "18-24", "25-34"]), rng.choice(["M", "F"]),
+                     rng.choice(["Black or African American", "Hispanic or Latino", "White"]),
+                     *[rng.randrange(4) for _ in range(len(DEFAULT_COLUMNS) - 5)]))
+    outcome_cols = [c for c in DEFAULT_COLUMNS if c not in ("program", "enrollment_date", "age_band_at_enrollment",
+                                                            "sex", "race_ethnicity")]
+    with duckdb.connect(str(h.warehouse_db)) as con:
+        con.execute("create table program_cohorts (person_key varchar, cohort_member_id varchar, program varchar, "
+                    "enrollment_date date, window_days integer, age_band_at_enrollment varchar, sex varchar, "
+                    "race_ethnicity varchar, " + ", ".join(f"{c} integer" for c in outcome_cols) + ")")
+        con.executemany(f"insert into program_cohorts values ({', '.join('?' * (8 + len(outcome_cols)))})", rows)
+    return h
+
+
+@pytest.fixture
+def reg(home) -> Registry:
+    r = Registry.at(home.registry_db)
+    with r.transaction() as s:
+        seed_demo(s)
+        submit_request(s, requester="evaluator_atv", now=NOW, study_id="atv-eval", title="ATV", organisation="Eval",
+                       purpose="p", research_questions="q", columns=COLS, output_level="cohort", irb_protocol="IRB-1",
+                       irb_expires_on=date(2027, 6, 30), retention_end=date(2027, 9, 30), equity_communities="c",
+                       equity_return_of_findings="r", equity_mitigation="m")
+    return r
+
+
+def approve(reg, who=None):
+    for w in who if who is not None else [f"steward_{p}" for p in PARTNERS] + ["community_board"]:
+        with reg.transaction() as s:
+            review_request(s, reviewer=w, study_id="atv-eval", decision="approve", now=NOW)
+
+
+def spec(actor="evaluator_atv", cols=tuple(DEFAULT_COLUMNS)):
+    return CohortSpec("atv-eval", actor, "ATV", date(2021, 1, 1), date(2026, 11, 1), 365, cols)
+
+
+def run(home, reg, **kw):
+    return export_cohort(spec(**kw), registry=reg, warehouse_db=home.warehouse_db, outputs_dir=home.outputs,
+                         keys_dir=home.keys, now=NOW)
+
+
+def actions(reg):
+    with reg.read() as s:
+        return [e.action for e in s.query(audit.AuditEntry).order_by(audit.AuditEntry.seq)]
+
+
+def test_approved_export_is_pseudonymised_disclosure_checked_and_audited(home, reg):
+    approve(reg)
+    res = run(home, reg)
+    csv = open(res.files[0]).read()
+    header = csv.splitlines()[0].split(",")
+    assert "person_key" not in header and "study_person_id" in header and "pk_0000" not in csv
+    assert res.rows > 0 and res.rows + res.suppressed_rows == 400
+    manifest = json.load(open(res.manifest))
+    assert manifest["files"][0]["sha256"] and manifest["k_anonymity"]["k"] == 11
+    assert actions(reg)[-2:] == ["export.authorized", "export.released"]
+    with reg.read() as s:
+        assert audit.verify(s).ok
+
+
+@pytest.mark.parametrize("who", [[], ["steward_county", "steward_police"]])
+def test_unapproved_or_partly_approved_export_is_refused_and_audited(home, reg, who):
+    approve(reg, who)
+    with pytest.raises(PolicyRefused, match="awaiting approval"):
+        run(home, reg)
+    assert actions(reg)[-1] == "refused.export.cohort" and not list(home.outputs.glob("atv-eval/*"))
+
+
+def test_revoked_export_is_refused(home, reg):
+    approve(reg)
+    with reg.transaction() as s:
+        revoke_request(s, actor="community_board", study_id="atv-eval", now=NOW, reason="concern")
+    with pytest.raises(PolicyRefused, match="revoked"):
+        run(home, reg)
+
+
+def test_out_of_scope_column_and_wrong_actor_are_refused(home, reg):
+    approve(reg)
+    with pytest.raises(PolicyRefused, match="not in the catalogue|outside the approval"):
+        run(home, reg, cols=(*DEFAULT_COLUMNS, "firearm_injury_visits_post"))
+    with pytest.raises(PolicyRefused, match="not the requester"):
+        run(home, reg, actor="analyst_isc")
+
+
+def test_a_file_that_would_fail_disclosure_is_not_released(home, reg, monkeypatch):
+    approve(reg)
+    # skip the k-anonymity step: the final release check must still stop the file
+    monkeypatch.setattr("governance.disclosure.enforce_k_anonymity",
+                        lambda df, qis, rules, gens=None: (df, type("R", (), {"to_dict": lambda self: {"records_suppressed": 0}})()))
+    with pytest.raises(PolicyRefused, match="release check failed"):
+        run(home, reg)
+    assert actions(reg)[-1] == "refused.export.release" and not list(home.outputs.glob("atv-eval/*.csv"))
+
+
+def test_cli_paths_cannot_bypass_the_gate(home, reg):
+    runner = CliRunner()
+    res = runner.invoke(app, ["cohort", "export", "atv-eval", "--as", "evaluator_atv", "--home", str(home.root)])
+    assert res.exit_code == 3 and "awaiting approval" in res.output
+    res = runner.invoke(app, ["review", "approve", "atv-eval", "--as", "evaluator_atv", "--home", str(home.root)])
+    assert res.exit_code == 2 and "cannot review their own request" in res.output
+    res = runner.invoke(app, ["audit", "verify", "--home", str(home.root), "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["ok"]
+
+
+def test_retention_sweep_destroys_outputs_and_key_and_records_it(home, reg):
+    approve(reg)
+    run(home, reg)
+    assert list((home.keys / "studies").glob("*"))
+    res = CliRunner().invoke(app, ["retention", "sweep", "--as", "engineer_ids", "--home", str(home.root),
+                                   "--today", "2027-10-01", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)[0]["study_id"] == "atv-eval"
+    assert not (home.outputs / "atv-eval").exists() and not list((home.keys / "studies").glob("atv-eval*"))
+    assert actions(reg)[-1] == "study.destroyed"
+    with pytest.raises(PolicyRefused, match="expired|destroyed"):
+        export_cohort(spec(), registry=reg, warehouse_db=home.warehouse_db, outputs_dir=home.outputs,
+                      keys_dir=home.keys, now=datetime(2027, 10, 2, tzinfo=UTC))
