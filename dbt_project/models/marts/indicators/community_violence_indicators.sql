@@ -1,0 +1,25 @@
+{#- Monthly community violence indicators by geography and demographic group, with small-cell and complementary
+    suppression (macro complementary_suppression; rule in its docstring and in the column meta). -#}
+with
+
+cells as (select * from {{ ref('int_violence_indicator_cells') }}),
+lines as (select * from {{ ref('int_violence_indicator_lines') }}),
+
+{{ complementary_suppression('cells', 'lines') }},
+
+final as (
+    select
+        cells.month,
+        cells.indicator,
+        cells.geography_level,
+        cells.geography,
+        cells.demographic_dimension,
+        cells.demographic_group,
+        case when suppression_result.suppressed then null else cells.n end as event_count,
+        suppression_result.suppressed,
+        suppression_result.suppression_reason
+    from cells
+    inner join suppression_result on suppression_result.cell_id = cells.cell_id
+)
+
+select * from final

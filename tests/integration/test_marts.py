@@ -1,0 +1,235 @@
+"""The dbt analytics zone on a tiny synthetic warehouse: build, de-identification, suppression, code maps, contracts."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+
+from governance.keys import KeyRing
+from landing.ingest import ingest_envelope
+from linkage.run import export_person_map, run_linkage
+from orchestration.dbt_project import DBT_PROJECT_DIR, dbt_executable
+from vpdc.config import Home
+
+pytestmark = pytest.mark.integration
+NOW = datetime(2026, 11, 21, 12, tzinfo=UTC)
+MARTS = ("persons", "events", "program_cohorts", "community_violence_indicators")
+MIN_CELL = 11
+# name, given/family name parts, address, identifier encodings (enc_*, tokens, Bloom filters), exact birth dates
+FORBIDDEN_COLUMN = re.compile(
+    r"(^|_)(name|names|fname|lname|first|last|middle|suffix|sfx|ssn|address|addr|street|dob|birth_date|birth_dt"
+    r"|token|tokens|bloom|bf|enc|hmac)(_|$)|^enc_|date_of_birth", re.IGNORECASE)
+
+
+@dataclass
+class DbtRun:
+    success: bool
+    results: dict[str, dict]  # node name -> run_results.json entry (status, message)
+    output: str
+
+
+def dbt(args: list[str], warehouse: Path, tmp: Path, project_dir: Path = DBT_PROJECT_DIR) -> DbtRun:
+    """Run dbt in a subprocess on ``warehouse`` with a private target dir (the project's manifest stays untouched).
+
+    A subprocess, not dbtRunner: dbt-duckdb keeps its connection open in the calling process.
+    """
+    target = tmp / "dbt-target"
+    env = {**os.environ, "VPDC_WAREHOUSE_DB": str(warehouse), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    proc = subprocess.run([str(dbt_executable()), *args, "--project-dir", str(project_dir), "--profiles-dir",
+                           str(project_dir), "--target-path", str(target), "--log-path", str(target)],
+                          env=env, capture_output=True, text=True, cwd=project_dir, check=False)
+    run_results = target / "run_results.json"
+    results = {}
+    if run_results.exists():
+        for r in json.loads(run_results.read_text())["results"]:
+            results[r["unique_id"].split(".")[2]] = r
+    return DbtRun(proc.returncode == 0, results, proc.stdout + proc.stderr)
+
+
+@pytest.fixture(scope="module")
+def linked_home(sent_home, tmp_path_factory) -> Home:
+    """Both periods ingested and linked: raw content + raw.person_map, as the ingestion and linkage assets leave it."""
+    home = Home(tmp_path_factory.mktemp("marts") / "home")
+    shutil.copytree(sent_home.root, home.root)
+    ring = KeyRing(home.keys)
+    for f in sorted(home.landing().glob("*/*.vpdc")):
+        out = ingest_envelope(f, home, ring, now=NOW)
+        assert out.status == "loaded", (out.file, out.check, out.detail)
+    result = run_linkage(home.linkage_db, now=NOW, mode="full")
+    export_person_map(home.linkage_db, home.warehouse_db, run_id=result.run_id)
+    return home
+
+
+@pytest.fixture(scope="module")
+def built(linked_home, tmp_path_factory) -> Path:
+    """``dbt build`` (seeds, models, data tests, unit tests) of every model on the small warehouse."""
+    tmp = tmp_path_factory.mktemp("dbt-build")
+    res = dbt(["build"], linked_home.warehouse_db, tmp)
+    failed = [(n, r["status"], r["message"]) for n, r in res.results.items() if r["status"] not in ("success", "pass")]
+    assert res.success and not failed and res.results, failed or res.output[-3000:]
+    return linked_home.warehouse_db
+
+
+@pytest.fixture
+def warehouse_copy(built, tmp_path) -> Path:
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copyfile(built, copy)
+    return copy
+
+
+def test_dbt_build_builds_every_mart_with_rows(built):
+    with duckdb.connect(str(built), read_only=True) as con:
+        counts = {m: con.execute(f"select count(*) from analytics.{m}").fetchone()[0] for m in MARTS}
+    assert all(counts[m] > 0 for m in ("persons", "events", "community_violence_indicators")), counts
+
+
+def test_no_mart_exposes_names_encodings_or_exact_birth_dates(built):
+    with duckdb.connect(str(built), read_only=True) as con:
+        cols = con.execute(
+            "select table_schema, table_name, column_name, data_type from information_schema.columns "
+            "where table_schema in ('analytics', 'intermediate', 'staging')").fetchall()
+    assert {t for s, t, *_ in cols if s == "analytics"} >= set(MARTS)
+    leaks = [(s, t, c) for s, t, c, _ in cols if FORBIDDEN_COLUMN.search(c)]
+    assert leaks == []
+    assert not [(t, c, d) for s, t, c, d in cols if d.upper().startswith(("BIT", "BLOB"))]  # no Bloom filters
+    # birth year is the only birth information, and it is a year, not a date
+    assert [(t, d) for s, t, c, d in cols if s == "analytics" and "birth" in c] == [("persons", "SMALLINT")]
+
+
+def _lines(cells: dict) -> list[tuple[list, tuple]]:
+    """The additive constraints a reader can check in one month x indicator: (interior cell keys, total key)."""
+    levels = defaultdict(set)
+    groups = defaultdict(set)
+    for level, geo, dim, grp in cells:
+        levels[level].add(geo)
+        groups[dim].add(grp)
+    county = ("county", "Mecklenburg County")
+    lines = []
+    for level in ("neighbourhood", "priority_area"):
+        for dim in ("race_ethnicity", "sex", "age_band"):
+            for geo in levels[level]:
+                lines.append(([(level, geo, dim, k) for k in groups[dim]], (level, geo, "all", "All")))
+            for k in groups[dim]:
+                lines.append(([(level, g, dim, k) for g in levels[level]], (*county, dim, k)))
+        lines.append(([(level, g, "all", "All") for g in levels[level]], (*county, "all", "All")))
+    for dim in ("race_ethnicity", "sex", "age_band"):
+        lines.append(([(*county, dim, k) for k in groups[dim]], (*county, "all", "All")))
+    return lines
+
+
+def recoverable_cells(cells: dict) -> list:
+    """Suppressed cells whose value follows exactly from the published cells and the table's sums (rank test)."""
+    unknown = [k for k, v in cells.items() if v is None]
+    if not unknown:
+        return []
+    index = {k: i for i, k in enumerate(unknown)}
+    rows = []
+    for interior, total in _lines(cells):
+        row = np.zeros(len(unknown))
+        for k in interior:
+            if k in index:
+                row[index[k]] += 1
+        if total in index:
+            row[index[total]] -= 1
+        if row.any():
+            rows.append(row)
+    if not rows:
+        return []
+    a = np.array(rows)
+    rank = np.linalg.matrix_rank(a)
+    out = []
+    for k, i in index.items():
+        e = np.zeros(len(unknown))
+        e[i] = 1
+        if np.linalg.matrix_rank(np.vstack([a, e])) == rank:  # e_i in the row space: the cell is determined
+            out.append(k)
+    return out
+
+
+def test_no_published_cell_between_1_and_10_survives_including_through_totals(built):
+    with duckdb.connect(str(built), read_only=True) as con:
+        rows = con.execute(
+            "select month, indicator, geography_level, geography, demographic_dimension, demographic_group, "
+            "event_count, suppressed from analytics.community_violence_indicators").fetchall()
+    assert not [r for r in rows if r[6] is not None and 1 <= r[6] < MIN_CELL]
+    assert all((r[6] is None) == r[7] for r in rows)
+    tables = defaultdict(dict)
+    for month, ind, level, geo, dim, grp, n, _ in rows:
+        tables[(month, ind)][(level, geo, dim, grp)] = n
+    assert any(v is None for t in tables.values() for v in t.values())  # the tiny data do have small cells
+    for key, cells in tables.items():
+        # the table is additive as published (a fully published line sums to its total) ...
+        for interior, total in _lines(cells):
+            if all(cells[k] is not None for k in [*interior, total]):
+                assert sum(cells[k] for k in interior) == cells[total], (key, total)
+        # ... and no suppressed cell can be solved from the published cells and totals
+        assert recoverable_cells(cells) == [], key
+
+
+def test_recoverability_check_catches_a_lone_suppressed_cell():
+    # guard for the test above: one suppressed cell in a line is exactly its total minus the rest
+    cells = {("county", "Mecklenburg County", "all", "All"): 30,
+             ("neighbourhood", "A", "all", "All"): None, ("neighbourhood", "B", "all", "All"): 25}
+    assert recoverable_cells(cells) == [("neighbourhood", "A", "all", "All")]
+
+
+def test_unmapped_code_fails_a_test_naming_the_code_and_the_source(warehouse_copy, tmp_path):
+    with duckdb.connect(str(warehouse_copy)) as con:
+        con.execute("update raw.police__persons set RACE = 'Z9' where source_record_id = "
+                    "(select min(source_record_id) from raw.police__persons)")
+    res = dbt(["build", "--select", "stg_police__persons+"], warehouse_copy, tmp_path)
+    assert not res.success
+    failing = [r for n, r in res.results.items() if "codes_are_mapped" in n and r["status"] in ("error", "fail")]
+    assert len(failing) == 1, [(n, r["status"]) for n, r in res.results.items()]
+    message = failing[0]["message"]
+    assert "'Z9'" in message and "source police" in message and "RACE" in message, message
+    assert "'Z9'" in res.output  # the console says it too
+    # nothing downstream is built with the code silently mapped to Unknown
+    assert res.results["persons"]["status"] == "skipped"
+
+
+def test_mart_contracts_are_enforced(warehouse_copy, tmp_path):
+    project = tmp_path / "dbt_project"
+    shutil.copytree(DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"))
+    yml = project / "models" / "marts" / "core" / "_core__models.yml"
+    text = yml.read_text()
+    assert "data_type: smallint" in text
+    yml.write_text(text.replace("data_type: smallint", "data_type: varchar", 1))  # persons.birth_year
+    res = dbt(["run", "--select", "persons"], warehouse_copy, tmp_path, project_dir=project)
+    assert not res.success
+    assert res.results["persons"]["status"] == "error"
+    message = res.results["persons"]["message"]
+    assert "contract" in message.lower() and "birth_year" in message, message
+
+
+def test_dagster_graph_maps_dbt_sources_onto_ingestion_and_linkage_assets():
+    import dagster as dg
+
+    from orchestration.dbt_project import prepare_manifest
+    from orchestration.definitions import defs
+
+    prepare_manifest()  # the manifest of this checkout, not a stale one
+    d = defs()
+    graph = d.resolve_asset_graph()
+    job = d.resolve_job_def("marts_job")
+    marts = {dg.AssetKey(["analytics", m]) for m in MARTS}
+    assert marts <= set(graph.get_all_asset_keys())
+    assert dg.AssetKey(["raw", "police", "persons"]) in graph.get(
+        dg.AssetKey(["analytics", "staging", "stg_police__persons"])).parent_keys
+    assert graph.get(dg.AssetKey(["analytics", "staging", "stg_linkage__person_map"])).parent_keys == {
+        dg.AssetKey(["raw", "person_map"])}
+    assert graph.get(dg.AssetKey(["analytics", "persons"])).group_name == "marts"
+    dbt_assets_def = d.resolve_assets_def(dg.AssetKey(["analytics", "persons"]))
+    assert dbt_assets_def.op.pool == "duckdb_writer"  # one writer per DuckDB file
+    assert dg.AssetKey(["reports", "data_dictionary"]) in {k for k in job.asset_layer.selected_asset_keys}
