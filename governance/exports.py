@@ -59,7 +59,7 @@ class ExportResult:
 
 
 def export_cohort(spec: CohortSpec, *, registry: Registry, warehouse_db: Path, outputs_dir: Path, keys_dir: Path,
-                  now: datetime, mart_schema: str = "main") -> ExportResult:
+                  now: datetime, mart_schema: str = "analytics") -> ExportResult:
     """Export a de-identified program cohort for an approved request.
 
     Raises:

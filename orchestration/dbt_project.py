@@ -37,3 +37,15 @@ def prepare_manifest() -> Path:
         check=True, cwd=DBT_PROJECT_DIR, env={**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"},
     )
     return dbt_project.manifest_path
+
+
+def manifest_is_stale() -> bool:
+    """True when the manifest is missing or older than any model, seed, macro, test or project file."""
+    manifest = dbt_project.manifest_path
+    if not manifest.exists():
+        return True
+    built = manifest.stat().st_mtime
+    sources = [DBT_PROJECT_DIR / "dbt_project.yml", DBT_PROJECT_DIR / "profiles.yml"]
+    for sub in ("models", "seeds", "macros", "tests"):
+        sources += [p for p in (DBT_PROJECT_DIR / sub).rglob("*") if p.is_file()]
+    return any(p.stat().st_mtime > built for p in sources if p.exists())

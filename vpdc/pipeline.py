@@ -100,5 +100,52 @@ def run_demo(home: Home, *, persons: int, seed: int, console: Console, out: Cons
     linked = _link(home, evaluate=True)
     _print_link(linked)
 
+    console.rule("[bold]6. analytic marts (dbt): persons, events, program cohorts, community indicators")
+    from orchestration.runner import run_job
+
+    marts = run_job(home, "marts_job")
+    if marts.success:
+        _print_headlines(home, out)
+        console.print(f"data dictionary (equity metadata per column): {home.reports / 'data_dictionary.html'}")
+    else:
+        console.print(f"[red]marts failed: {marts.error}")
+
+    console.rule("[bold]7. governance: an approved ATV evaluation cohort, and a refused request")
+    governed = _governance(home, console, out) if marts.success else {"audit_ok": False}
+
     console.print(f"demo finished in {time.perf_counter() - t0:.1f} s; working directory {home.root}")
-    return 0 if all(r["status"] == "loaded" for r in rows) and linked["success"] else 1
+    ok = all(r["status"] == "loaded" for r in rows) and linked["success"] and marts.success and governed["audit_ok"]
+    return 0 if ok else 1
+
+
+def _print_headlines(home: Home, out: Console) -> None:
+    """A few county-wide indicators from the marts (suppressed cells shown as such)."""
+    import duckdb
+
+    with duckdb.connect(str(home.warehouse_db), read_only=True) as con:
+        persons, linked_multi = con.execute(
+            "select count(*), count(*) filter (where len(sources) > 1) from analytics.persons").fetchall()[0]
+        programs = con.execute("select program, count(*) from analytics.program_cohorts where window_days = 365 "
+                               "group by 1 order by 1").fetchall()
+        cols = {c[0] for c in con.execute("select column_name from information_schema.columns where "
+                                          "table_schema = 'analytics' and table_name = 'events'").fetchall()}
+        events = con.execute("select count(*) filter (where is_violent_offense_victim), count(*) filter "
+                             "(where is_firearm_injury), count(*) filter (where is_assault_ed_visit) "
+                             "from analytics.events").fetchall()[0] if {"is_firearm_injury"} <= cols else (0, 0, 0)
+    out.print(f"persons: {persons:,} ({linked_multi:,} seen by more than one agency); "
+              f"violent-offense victimisations: {events[0]:,}; firearm-injury visits: {events[1]:,}; "
+              f"assault ED visits: {events[2]:,}")
+    out.print("program cohorts (365-day windows): " + ", ".join(f"{p} {n:,}" for p, n in programs))
+
+
+def _governance(home: Home, console: Console, out: Console) -> dict[str, Any]:
+    from governance.demo import run_governance_demo
+
+    result = run_governance_demo(home)
+    export = result["export"]
+    out.print(f"request {result['study']}: approved by every steward and the community reviewer; "
+              f"{export.rows:,} cohort rows released ({export.suppressed_rows:,} suppressed for k-anonymity) to "
+              f"{export.files[0]}", markup=False, highlight=False)
+    out.print(f"second request refused: {result['refused']}", markup=False, highlight=False)
+    out.print(f"audit chain: {'verified' if result['audit_ok'] else 'BROKEN'} ({result['audit_entries']} entries)")
+    return result

@@ -149,7 +149,7 @@ def authorize(session: Session, study_id: str, *, at: datetime, actor: str, outp
     elif req is not None and actor != req.requester_id:
         problems.append(f"{actor} is not the requester of {study_id}")
     if permission_role is not None and user is not None and user.role != permission_role:
-        problems.append(f"{actor} is a {user.role.value}, this needs a {permission_role.value}")
+        problems.append(f"{actor} has the role {user.role.value}; this needs the role {permission_role.value}")
     if scope.output_level is not None and OUTPUT_RANK[output_level] > OUTPUT_RANK[scope.output_level]:
         problems.append(f"output level {output_level.value} exceeds the approved {scope.output_level.value}")
     outside = sorted(set(columns) - scope.columns)

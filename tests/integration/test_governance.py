@@ -25,7 +25,7 @@ COLS = [{"dataset": "program_cohorts", "column": c} for c in DEFAULT_COLUMNS]
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch) -> Home:
+def home(tmp_path, monkeypatch) -> Home:  # noqa: D103
     h = Home(tmp_path / "home").ensure()
     init_keys(h.keys, SOURCES)
     monkeypatch.setenv("VPDC_HOME", str(h.root))
@@ -40,10 +40,11 @@ def home(tmp_path, monkeypatch) -> Home:
     outcome_cols = [c for c in DEFAULT_COLUMNS if c not in ("program", "enrollment_date", "age_band_at_enrollment",
                                                             "sex", "race_ethnicity")]
     with duckdb.connect(str(h.warehouse_db)) as con:
-        con.execute("create table program_cohorts (person_key varchar, cohort_member_id varchar, program varchar, "
+        con.execute("create schema analytics")
+        con.execute("create table analytics.program_cohorts (person_key varchar, cohort_member_id varchar, program varchar, "
                     "enrollment_date date, window_days integer, age_band_at_enrollment varchar, sex varchar, "
                     "race_ethnicity varchar, " + ", ".join(f"{c} integer" for c in outcome_cols) + ")")
-        con.executemany(f"insert into program_cohorts values ({', '.join('?' * (8 + len(outcome_cols)))})", rows)
+        con.executemany(f"insert into analytics.program_cohorts values ({', '.join('?' * (8 + len(outcome_cols)))})", rows)
     return h
 
 

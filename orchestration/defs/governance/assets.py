@@ -20,7 +20,7 @@ class CohortExportConfig(dg.Config):
 
 @dg.asset(
     key=["outputs", "program_cohort"],
-    deps=[dg.AssetKey(["program_cohorts"])],
+    deps=[dg.AssetKey(["analytics", "program_cohorts"])],
     partitions_def=studies,
     group_name="study_outputs",
     description="A de-identified program cohort for one approved request: study pseudonyms, coarsened dates, "

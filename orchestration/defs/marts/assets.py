@@ -11,11 +11,11 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
-from orchestration.dbt_project import dbt_project, prepare_manifest
+from orchestration.dbt_project import dbt_project, manifest_is_stale, prepare_manifest
 from orchestration.defs.marts.dictionary import write_data_dictionary
 from orchestration.resources import VpdcHome
 
-if not dbt_project.manifest_path.exists():
+if manifest_is_stale():  # a fresh clone, or models edited since the last parse
     prepare_manifest()
 
 
