@@ -415,6 +415,23 @@ def _print_link(result: dict[str, Any]) -> None:
         console.print(f"report: {result['report_html']}")
 
 
+# -------------------------------------------------------------------------------------------- marts
+@app.command()
+def marts(home: HomeOpt, as_json: JsonOpt = False) -> None:
+    """Build the analytic marts with dbt (Dagster marts_job) and write the data dictionary to reports/."""
+    from orchestration.runner import run_job
+
+    with _progress() as prog:
+        prog.add_task("dbt build", total=None)
+        res = run_job(Home(home), "marts_job")
+    result = {"success": res.success, "error": res.error, "data_dictionary": str(Home(home).reports / "data_dictionary.html")}
+    emit(result, as_json) if as_json else console.print(
+        "marts built; data dictionary: " + result["data_dictionary"] if res.success else f"marts failed: {res.error}",
+        markup=False)
+    if not res.success:
+        raise typer.Exit(1)
+
+
 # --------------------------------------------------------------------------------------- quarantine
 @quarantine_app.command("list")
 def quarantine_list(home: HomeOpt, as_json: JsonOpt = False) -> None:
