@@ -5,7 +5,8 @@ A person keeps the same key across runs: each new cluster inherits the old key i
 joins records of several old keys, the survivor keeps its key and the others are recorded as
 *merged* into it; when an old key's records now fall into several clusters, the clusters that did not
 inherit it get new keys recorded as *split* from it. Every run's full assignment is kept
-(``person_key_versions``) so a study can pin a linkage run and follow merges and splits afterwards.
+(``person_key_versions``, a change log) so a study can pin a linkage run (:func:`person_keys_as_of`)
+and follow merges and splits afterwards.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from datetime import datetime
 
 import duckdb
 
-__all__ = ["ensure_tables", "assign_person_keys", "confidence_bands"]
+__all__ = ["ensure_tables", "assign_person_keys", "confidence_bands", "person_keys_as_of"]
 
 DDL = [
     """create table if not exists linkage_runs (run_id varchar primary key, started_at timestamptz,
@@ -98,9 +99,14 @@ def assign_person_keys(con: duckdb.DuckDBPyConnection, clusters: str, *, run_id:
         from _assigned a left join _bands b using (source, source_record_id)
         left join person_keys p using (source, source_record_id)
     """, [run_id])
+    # versions are a change log: only records whose key or band changed (or that are new) get a row, so a
+    # run's cost follows what changed; person_keys_as_of() rebuilds any run's full map
+    con.execute("""insert into person_key_versions
+        select ?, n.source, n.source_record_id, n.person_key, n.match_confidence from _new_keys n
+        left join person_keys p using (source, source_record_id)
+        where p.person_key is distinct from n.person_key or p.match_confidence is distinct from n.match_confidence""",
+                [run_id])
     con.execute("insert or replace into person_keys select * from _new_keys")
-    con.execute("insert into person_key_versions select ?, source, source_record_id, person_key, "
-                "match_confidence from person_keys", [run_id])
     counts = dict(con.execute("select event, count(*) from person_key_history where run_id = ? group by 1",
                               [run_id]).fetchall())
     return {"created": counts.get("created", 0), "merged": counts.get("merged", 0), "split": counts.get("split", 0)}
@@ -125,3 +131,14 @@ def confidence_bands(con: duckdb.DuckDBPyConnection, clusters: str, edges: str) 
                case when max(p) >= 0.99 then 'high' when max(p) >= 0.95 then 'medium' else 'low' end band
         from e group by all
     """)
+
+
+def person_keys_as_of(con: duckdb.DuckDBPyConnection, run_id: str, *, versions: str = "person_key_versions",
+                      runs: str = "linkage_runs", run_col: str = "run_id") -> duckdb.DuckDBPyRelation:
+    """The full (source, source_record_id) → person_key map as it stood after linkage run ``run_id``."""
+    return con.sql(f"""
+        with pinned as (select finished_at from {runs} where {run_col} = '{run_id.replace("'", "''")}'),
+        upto as (select v.*, r.finished_at from {versions} v join {runs} r on r.{run_col} = v.{run_col}
+                 where r.finished_at <= (select finished_at from pinned))
+        select source, source_record_id, person_key, match_confidence from upto
+        qualify row_number() over (partition by source, source_record_id order by finished_at desc) = 1""")

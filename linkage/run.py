@@ -127,11 +127,11 @@ def run_linkage(
             _record_run(con, result, now, None, params, "")
             return result
 
-        con.execute("create or replace table link_nodes as select source_dataset || ':' || unique_id as node_id, "
-                    "source_dataset as source, unique_id as source_record_id from link_input")
         db_api = db_api_factory(con)
         t = time.perf_counter()
         if mode == "full":
+            con.execute("create or replace table link_nodes as select source_dataset || ':' || unique_id as node_id, "
+                        "source_dataset as source, unique_id as source_record_id from link_input")
             views = source_views(con)
             settings = build_settings(params)
             linker = make_linker(db_api, views, settings)
@@ -163,7 +163,8 @@ def run_linkage(
                      "p.source_record_id = i.unique_id)")
             node = "* replace (source_dataset || ':' || unique_id as unique_id)"
             con.execute(f"create or replace table link_new as select {node} from link_input i where not exists {keyed}")
-            con.execute(f"create or replace table link_old as select {node} from link_input i where exists {keyed}")
+            # a view: the existing records are only read, through Splink's blocking joins
+            con.execute(f"create or replace view link_old as select {node} from link_input i where exists {keyed}")
             result.new_records = con.execute("select count(*) from link_new").fetchall()[0][0]
             if result.new_records == 0:
                 con.execute("create or replace table link_edges (node_id_l varchar, node_id_r varchar, "
@@ -180,11 +181,25 @@ def run_linkage(
                 con.execute(f"create or replace table link_edges as select unique_id_l node_id_l, unique_id_r node_id_r, "
                             f"match_probability from {within.physical_name} union all select unique_id_l, unique_id_r, "
                             f"match_probability from {between.physical_name}")
-            # existing persons stay together: each record is tied to its person's anchor record
+            # Only persons reached by a new edge can change: cluster that subgraph alone (new records plus
+            # the records of touched persons, each person held together by membership edges). Every other
+            # person keeps its key without being re-clustered, so the cost follows the increment's size.
+            threshold = float(params.cluster_threshold)
+            con.execute(f"""create or replace temp table _touched as
+                with ends as (select node_id_l n from link_edges where match_probability >= {threshold}
+                              union select node_id_r from link_edges where match_probability >= {threshold})
+                select distinct p.person_key from person_keys p
+                join ends on ends.n = p.source || ':' || p.source_record_id""")
             con.execute("""create or replace table link_membership as
                 select min(source || ':' || source_record_id) over (partition by person_key) node_id_l,
                        source || ':' || source_record_id node_id_r, 1.0::double match_probability
-                from person_keys""")
+                from person_keys where person_key in (select person_key from _touched)""")
+            con.execute("""create or replace table link_nodes as
+                select source || ':' || unique_id node_id, source, unique_id source_record_id from
+                    (select source_dataset source, split_part(unique_id, ':', 2) unique_id from link_new)
+                union all
+                select source || ':' || source_record_id, source, source_record_id from person_keys
+                where person_key in (select person_key from _touched)""")
         timings["predict"] = time.perf_counter() - t
         result.pairs = con.execute("select count(*) from link_edges").fetchall()[0][0]
 
@@ -264,8 +279,9 @@ def _blocking_analysis(db_api: Any, con: duckdb.DuckDBPyConnection, views: list[
 def export_person_map(linkage_db: Path, warehouse_db: Path, *, run_id: str) -> int:
     """Copy only (source, source_record_id) → person_key and confidence band into the analytics zone.
 
-    ``raw.person_map`` is the current map; ``raw.person_map_versions`` keeps every run's so a study
-    can pin a linkage run; ``raw.person_key_events`` lists merges and splits. Nothing else crosses.
+    ``raw.person_map`` is the current map; ``raw.person_map_versions`` is the change log of every run,
+    from which ``linkage.persons.person_keys_as_of`` rebuilds the map a study pinned;
+    ``raw.person_key_events`` lists merges and splits. Nothing else crosses.
     """
     with duckdb.connect(str(warehouse_db)) as wh:
         wh.execute(f"attach '{str(linkage_db).replace(chr(39), chr(39) * 2)}' as lz (read_only)")
@@ -273,11 +289,9 @@ def export_person_map(linkage_db: Path, warehouse_db: Path, *, run_id: str) -> i
         wh.execute("begin")
         wh.execute("create or replace table raw.person_map as select source, source_record_id, person_key, "
                    "match_confidence, run_id as linkage_run_id from lz.person_keys")
-        wh.execute("create table if not exists raw.person_map_versions (linkage_run_id varchar, source varchar, "
-                   "source_record_id varchar, person_key varchar, match_confidence varchar)")
-        wh.execute("delete from raw.person_map_versions where linkage_run_id = ?", [run_id])
-        wh.execute("insert into raw.person_map_versions select run_id, source, source_record_id, person_key, "
-                   "match_confidence from lz.person_key_versions where run_id = ?", [run_id])
+        # the change log of every run (linkage.persons.person_keys_as_of rebuilds a pinned run's map)
+        wh.execute("create or replace table raw.person_map_versions as select run_id as linkage_run_id, source, "
+                   "source_record_id, person_key, match_confidence from lz.person_key_versions")
         wh.execute("create or replace table raw.person_key_events as select run_id as linkage_run_id, event_at, event, "
                    "person_key, other_key, records from lz.person_key_history")
         wh.execute("create or replace table raw.linkage_runs as select run_id as linkage_run_id, started_at, "

@@ -149,6 +149,10 @@ _DATE_LABELS = {"%Y-%m-%d": "YYYY-MM-DD", "%m/%d/%Y": "MM/DD/YYYY", "%Y%m%d": "Y
                 "%Y-%m-%d %H:%M:%S": "YYYY-MM-DD HH:MM:SS", "%m/%d/%Y %H:%M": "MM/DD/YYYY HH:MM"}
 
 
+_MONTHS = {m: f"{i:02d}" for i, m in enumerate(
+    ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"], 1)}
+
+
 def _ymd(y: str, m: str, d: str) -> date:
     if not (y.isdigit() and m.isdigit() and d.isdigit()):
         raise ValueError("not digits")
@@ -160,6 +164,8 @@ _FAST_DATES = {
     "%Y-%m-%d": lambda v: _ymd(v[0:4], v[5:7], v[8:10]) if len(v) == 10 and v[4] == v[7] == "-" else _bad(),
     "%Y%m%d": lambda v: _ymd(v[0:4], v[4:6], v[6:8]) if len(v) == 8 else _bad(),
     "%m/%d/%Y": lambda v: _ymd(v[6:10], v[0:2], v[3:5]) if len(v) == 10 and v[2] == v[5] == "/" else _bad(),
+    "%d-%b-%Y": lambda v: _ymd(v[7:11], _MONTHS.get(v[3:6].upper(), "x"), v[0:2])
+    if len(v) == 11 and v[2] == v[6] == "-" else _bad(),
 }
 
 
@@ -258,6 +264,8 @@ def normalise_address_array(values: "pa.Array") -> "pa.Array":
     import pyarrow.compute as pc
 
     values = pc.cast(values, pa.string())
+    if len(values) == 0:
+        return values
     simple = pc.fill_null(pc.match_substring_regex(values, _PRINTABLE), False)
     s = pc.utf8_upper(values)
     s = pc.replace_substring_regex(s, _UNIT_RE2, "")

@@ -66,12 +66,18 @@ def test_split_keeps_the_key_on_the_larger_part_and_records_the_new_one(con):
 
 
 def test_every_run_is_kept_so_a_study_can_pin_one(con):
+    from linkage.persons import person_keys_as_of
+
     run(con, "r1", {"c1": ["1", "2"]})
-    run(con, "r2", {"a": ["1"], "b": ["2"]})
-    pinned = con.execute("select source_record_id, person_key from person_key_versions where run_id='r1' "
-                         "order by 1").fetchall()
-    assert pinned[0][1] == pinned[1][1]
-    assert con.execute("select count(distinct person_key) from person_key_versions where run_id='r2'").fetchall()[0][0] == 2
+    con.execute("insert into linkage_runs (run_id, finished_at) values ('r1', timestamptz '2026-01-01 00:00+00')")
+    run(con, "r2", {"a": ["1"], "b": ["2"], "c": ["3"]})
+    con.execute("insert into linkage_runs (run_id, finished_at) values ('r2', timestamptz '2026-02-01 00:00+00')")
+    r1 = dict(person_keys_as_of(con, "r1").select("source_record_id, person_key").fetchall())
+    r2 = dict(person_keys_as_of(con, "r2").select("source_record_id, person_key").fetchall())
+    assert set(r1) == {"1", "2"} and r1["1"] == r1["2"]
+    assert set(r2) == {"1", "2", "3"} and len(set(r2.values())) == 3 and r2["1"] == r1["1"]
+    # the change log holds only what changed in r2: record 2 (split off) and record 3 (new)
+    assert sorted(r[0] for r in con.execute("select source_record_id from person_key_versions where run_id='r2'").fetchall()) == ["2", "3"]
 
 
 def test_confidence_band_is_the_strongest_link_inside_the_cluster(con):

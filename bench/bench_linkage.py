@@ -1,0 +1,805 @@
+"""Benchmark of linkage (issue "linkage"): this pipeline on encodings vs plaintext Splink vs clkhash + anonlink.
+
+One run links the SAME records three ways and prints one JSON object per dataset (stdout; progress on stderr):
+
+* ``vpdc_encodings``: the project's linkage (``linkage.run.run_linkage``, mode="full") over the linkage zone
+  built by the real partner kit and landing zone (synthetic extracts → ``encode_and_send_all`` →
+  ``landing.ingest.ingest_envelope`` per envelope; ingestion is preparation, not timed as linkage).
+* ``splink_plaintext``: Splink 5 (DuckDB) on the plaintext identifiers of the same native extracts, the upper
+  bound. The plaintext is normalised with the kit's own normalisers (``linkage.encoding.normalise``: case,
+  accents, punctuation, particles, suffixes, SSN/ZIP/address, the partner's date format), so the only
+  difference from (a) is comparing plaintext instead of keyed encodings. The model mirrors the project's
+  (same structure, blocking rules and training), with plaintext fuzzy levels: Jaro-Winkler on names instead
+  of Bloom-filter Dice, Damerau-Levenshtein on DOB and SSN strings, Jaro-Winkler on address.
+* ``anonlink``: clkhash CLKs (bench/peers/clk_schema.json: first, last, dob, sex, zip) of the same normalised
+  values, one CLK file per source, linked multi-party with anonlink's greedy solver (bench/peers/). Its
+  candidate search is quadratic and unblocked: skipped above ``--skip-anonlink-above`` records.
+
+Every system runs in its own child process: ``seconds``/``cpu_seconds`` cover linkage only (model training,
+scoring, clustering; for anonlink: loading CLKs, candidate search, solving), ``peak_rss_mb`` is the child's
+``ru_maxrss`` (for the peers, the max over the child process tree reported by ``wait4``). Encoding
+(kit / clkhash) is reported separately where measured. Quality is measured the same way for all three against
+the simulator's truth, over ALL person records of the extracts: a record a system did not output (the kit
+rejects rows with no name or an impossible DOB; anonlink leaves unmatched records out) counts as a singleton.
+``precision/recall/f1`` are pairwise over all record pairs (within and across sources, as
+``linkage.evaluation.pairwise_metrics``); ``f1_cross_source`` only over pairs of different sources (anonlink
+never links within a source); ``cluster_f1`` is exact-cluster F1 (``linkage.evaluation.cluster_metrics``).
+
+Incremental: on a copy of the linkage zone, 10 % of the person records (a fixed hash of their id) are held
+out; a full run links the other 90 %; the held-out rows are put back and ``run_linkage(mode="auto")`` runs
+incrementally (saved model, new records only). ratio = incremental seconds / full seconds.
+
+FEBRL4 (``--febrl``): bench/peers/febrl.py exports A and B; A is written as a police ``persons.csv``
+(PERSON_ID, FNAME, LNAME, DOB YYYYMMDD, ADDRESS, ZIP, SSN, ...) and B as a hospital_a ``patients.csv``
+(MRN, PAT_FIRST_NAME, ..., BIRTH_DATE YYYY-MM-DD); then the real kit + landing zone as for synthetic data.
+Bench-only mapping (identical for all three systems): ZIP = "0" + the 4-digit postcode (the profiles require
+5 digits), SSN = "10" + the 7-digit soc_sec_id (the kit keeps 9-digit SSNs only), address = street number +
+address_1, no sex (FEBRL has none; the warehouse's 10 % null ceiling on enc_sex is lifted for FEBRL only, in the
+bench's child process). FEBRL rows whose DOB is no calendar date (~64 in B) are rejected by the kit.
+
+    .venv/bin/python bench/bench_linkage.py --persons 20000 [--persons 1000000] [--febrl]
+        [--skip-anonlink-above 200000] [--anonlink-thresholds 0.7,0.75,0.8,0.85,0.9] [--systems vpdc,splink,anonlink,incremental]
+        [--workdir DIR] [--keep] [--reuse DIR] [--profile]
+
+``--reuse DIR`` reuses a prepared dataset directory kept by an earlier ``--keep`` run (its ``home/``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, Self
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+PEERS = BENCH / "peers"
+BENCH_PYTHON = REPO / ".venv-bench" / "bin" / "python"
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+SEED = 20261121
+PERIODS = ("2025-11", "2025-12")
+TODAY = date(2026, 1, 31)
+NOW = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
+CLUSTER_THRESHOLD = 0.9  # LinkageParams.cluster_threshold: used for all three systems' clustering
+PREDICT_THRESHOLD = 0.5
+TARGETS = {"f1_gap_to_plaintext": 0.01, "seconds_1m": 300, "peak_rss_mb_1m": 8 * 1024, "incremental_ratio": 0.20}
+CLK_SECRET = "vpdc-bench-linkage-not-a-secret"
+
+
+def log(msg: str) -> None:
+    print(f"[bench-linkage {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def usage() -> dict[str, float]:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return {"peak_rss_mb": round(ru.ru_maxrss / 1024, 1), "process_cpu_seconds": round(ru.ru_utime + ru.ru_stime, 2)}
+
+
+class Timer:
+    """Wall and process CPU (all threads, so DuckDB's too) of a block."""
+
+    def __enter__(self) -> Self:
+        self.w, self.c = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = round(time.perf_counter() - self.w, 3)
+        self.cpu_seconds = round(time.process_time() - self.c, 3)
+
+
+# =============================================================================================== children
+def run_child(argv: list[str], *, env: dict[str, str] | None = None, timeout: float | None = None) -> dict[str, Any]:
+    """Run a command in its own process group; return its last stdout JSON line plus ``wait4`` usage.
+
+    ``child_wall_seconds``/``child_cpu_seconds``/``child_peak_rss_mb`` cover the whole child (imports
+    included; ru_maxrss is the max over the child and the descendants it waited for). On timeout the whole
+    process group is killed and {"skipped": ...} is returned.
+    """
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env, cwd=REPO, start_new_session=True)
+    chunks: list[str] = []
+    reader = threading.Thread(target=lambda: chunks.append(proc.stdout.read()), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    timed_out = False
+    while True:
+        pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if timeout is not None and time.perf_counter() - t0 > timeout and not timed_out:
+            timed_out = True
+            os.killpg(proc.pid, signal.SIGKILL)
+        time.sleep(0.05)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    reader.join(10)
+    wall = time.perf_counter() - t0
+    meta = {"child_wall_seconds": round(wall, 2), "child_cpu_seconds": round(ru.ru_utime + ru.ru_stime, 2),
+            "child_peak_rss_mb": round(ru.ru_maxrss / 1024, 1)}
+    out = "".join(chunks)
+    if timed_out:
+        return {"skipped": f"time limit of {timeout:.0f} s reached; killed"} | meta
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, argv[:4]))} ... exited with {proc.returncode}: {out[-1500:]}")
+    for line in reversed(out.strip().splitlines()):
+        if line.strip().startswith("{"):
+            return json.loads(line) | meta
+    raise RuntimeError(f"{argv[:4]}: no JSON on stdout: {out[-500:]}")
+
+
+def child(stage: str, spec: dict[str, Any], **kw: Any) -> dict[str, Any]:
+    """Run one stage of this file in a fresh project-venv process."""
+    return run_child([sys.executable, str(Path(__file__).resolve()), "--child", stage, "--spec", json.dumps(spec)], **kw)
+
+
+def _profiled(fn: Any, spec: dict[str, Any]) -> dict[str, Any]:
+    if not spec.get("profile"):
+        return fn(spec)
+    import cProfile
+    import pstats
+
+    prof = cProfile.Profile()
+    prof.enable()
+    try:
+        out = fn(spec)
+    finally:
+        prof.disable()
+    st = pstats.Stats(prof)
+    rows = [{"function": f"{Path(f).name}:{ln}({fn_})", "calls": nc, "tottime": round(tt, 2), "cumtime": round(ct, 2)}
+            for (f, ln, fn_), (cc, nc, tt, ct, _c) in st.stats.items()]  # type: ignore[attr-defined]
+    out["profile_top_tottime"] = sorted(rows, key=lambda r: -r["tottime"])[:15]
+    return out
+
+
+# ============================================================================================ preparation
+def prepare_synth(spec: dict[str, Any]) -> dict[str, Any]:
+    """Keys, synthetic extracts, partner kit (encode + seal), landing-zone ingestion of every envelope."""
+    from governance.keys import KeyRing, init_keys
+    from landing.ingest import ingest_envelope
+    from synthetic import SynthConfig, generate
+    from vpdc.config import SOURCES, Home
+    from vpdc.pipeline import encode_and_send_all
+
+    home = Home(Path(spec["home"])).ensure()
+    init_keys(home.keys, SOURCES)
+    out: dict[str, Any] = {}
+    with Timer() as t:
+        generate(SynthConfig(persons=spec["persons"], seed=spec["seed"], periods=PERIODS), home.root)
+    out["synth_seconds"] = t.seconds
+    return out | _kit_and_ingest(home, KeyRing, ingest_envelope, encode_and_send_all)
+
+
+def _kit_and_ingest(home: Any, KeyRing: Any, ingest_envelope: Any, encode_and_send_all: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    with Timer() as t:
+        sent = encode_and_send_all(home, today=TODAY)
+    out["kit_seconds"], out["kit_cpu_seconds"] = t.seconds, t.cpu_seconds
+    persons = [s for s in sent if s.get("rows_encoded") is not None]
+    out["kit_rejected_rows"] = sum(s.get("rows_rejected", 0) for s in persons)
+    keyring = KeyRing(home.keys)
+    statuses = []
+    with Timer() as t:
+        for path in sorted(home.landing().glob("*/*.vpdc")):
+            o = ingest_envelope(path, home, keyring, now=NOW)
+            statuses.append((path.name, o.status, o.check, o.detail[:200]))
+    out["ingest_seconds"], out["ingest_cpu_seconds"] = t.seconds, t.cpu_seconds
+    bad = [s for s in statuses if s[1] != "loaded"]
+    out["envelopes"], out["envelopes_not_loaded"] = len(statuses), bad
+    if bad:
+        raise RuntimeError(f"envelopes not loaded: {bad}")
+    import duckdb
+
+    with duckdb.connect(str(home.linkage_db), read_only=True) as con:
+        out["linkage_zone_records"] = con.execute("select count(*) from encodings").fetchall()[0][0]
+    return out | usage()
+
+
+def prepare_febrl(spec: dict[str, Any]) -> dict[str, Any]:
+    """FEBRL4 A → police persons.csv, B → hospital_a patients.csv; truth.parquet; kit + ingest."""
+    import pandas as pd
+
+    from governance.keys import KeyRing, init_keys
+    from landing.ingest import ingest_envelope
+    from vpdc.config import SOURCES, Home
+    from vpdc.pipeline import encode_and_send_all
+
+    home = Home(Path(spec["home"])).ensure()
+    init_keys(home.keys, SOURCES)
+    src = Path(spec["febrl_dir"])
+    a = pd.read_csv(src / "febrl4_a.csv", dtype=str, keep_default_na=False)
+    b = pd.read_csv(src / "febrl4_b.csv", dtype=str, keep_default_na=False)
+    truth = pd.read_csv(src / "truth.csv", dtype=str, keep_default_na=False)
+
+    def common(df: pd.DataFrame) -> dict[str, Any]:
+        zip_ = df["postcode"].str.strip().map(lambda v: "0" + v if len(v) == 4 and v.isdigit() else "")
+        ssn = df["soc_sec_id"].str.strip().map(lambda v: "10" + v if len(v) == 7 and v.isdigit() else "")
+        addr = (df["street_number"].str.strip() + " " + df["address_1"].str.strip()).str.strip()
+        return {"zip": zip_, "ssn": ssn, "addr": addr}
+
+    ids_a = {r: f"P{100000000 + i}" for i, r in enumerate(a["record_id"])}
+    ids_b = {r: f"{1000000000 + i}" for i, r in enumerate(b["record_id"])}
+    ca, cb = common(a), common(b)
+    period = PERIODS[0]
+    police = pd.DataFrame({
+        "PERSON_ID": a["record_id"].map(ids_a), "LNAME": a["surname"], "FNAME": a["given_name"], "MNAME": "",
+        "SFX": "", "DOB": a["date_of_birth"], "SEX": "U", "RACE": "U", "ETHNICITY": "U", "SSN": ca["ssn"],
+        "ADDRESS": ca["addr"], "ZIP": ca["zip"]})
+    hosp = pd.DataFrame({
+        "MRN": b["record_id"].map(ids_b), "PAT_FIRST_NAME": b["given_name"], "PAT_MIDDLE_NAME": "",
+        "PAT_LAST_NAME": b["surname"],
+        "BIRTH_DATE": b["date_of_birth"].map(lambda v: f"{v[:4]}-{v[4:6]}-{v[6:]}" if len(v) == 8 else ""),
+        "SEX_C": "3", "SSN": cb["ssn"], "RACE_CODE": "UNK", "ETHNIC_CODE": "UNK", "ADD_LINE_1": cb["addr"],
+        "ZIP": cb["zip"]})
+    for partner, file, df in (("police", "persons.csv", police), ("hospital_a", "patients.csv", hosp)):
+        d = home.partner_raw(partner) / period
+        d.mkdir(parents=True, exist_ok=True)
+        df.to_csv(d / file, index=False)
+    idmap = {("febrl4_a", k): ("police", v) for k, v in ids_a.items()} | {
+        ("febrl4_b", k): ("hospital_a", v) for k, v in ids_b.items()}
+    rows = [(*idmap[(d, r)], e) for d, r, e in truth[["dataset", "record_id", "entity_id"]].itertuples(index=False)]
+    t = pd.DataFrame(rows, columns=["source", "record_id", "person_id"])
+    t["race_eth"], t["sex"], t["birth_year"], t["noise"] = None, None, None, None
+    t = t.astype({"race_eth": "string", "sex": "string", "birth_year": "Int16", "noise": "string"})
+    home.truth.mkdir(parents=True, exist_ok=True)
+    t.to_parquet(home.truth / "truth.parquet", index=False)
+    # FEBRL has no sex field: the warehouse's 10 % null ceiling on enc_sex would quarantine both extracts.
+    # Bench-only, in this child process: lift that one ceiling (every other check still runs).
+    import governance.validation as gv
+
+    gv.DEFAULT_MAX_NULL = {**gv.DEFAULT_MAX_NULL, "enc_sex": 1.0}
+    return _kit_and_ingest(home, KeyRing, ingest_envelope, encode_and_send_all)
+
+
+# ================================================================================================ metrics
+def evaluate(con: Any, clusters: str, truth: str = "truth") -> dict[str, Any]:
+    """Pairwise (all pairs and cross-source pairs) and exact-cluster metrics over every truth record.
+
+    ``clusters`` and ``truth`` are tables keyed by (source, source_record_id); truth records absent from
+    ``clusters`` are singletons.
+    """
+    from linkage.evaluation import cluster_metrics, pairwise_metrics
+
+    con.execute(f"""create or replace temp table _c_all as
+        select t.source, t.source_record_id,
+               coalesce(c.cluster_id::varchar, 'unlinked:' || t.source || ':' || t.source_record_id) cluster_id
+        from {truth} t left join (select distinct source, source_record_id, cluster_id from {clusters}) c
+        using (source, source_record_id)""")
+    missing = con.execute(f"select count(*) from {truth} t where not exists (select 1 from {clusters} c "
+                          "where c.source = t.source and c.source_record_id = t.source_record_id)").fetchall()[0][0]
+    pw = pairwise_metrics(con, "_c_all", truth)
+    pw_out = pairwise_metrics(con, f"(select distinct source, source_record_id, cluster_id from {clusters})", truth)
+    cm = cluster_metrics(con, "_c_all", truth)
+    # cross-source pairs: for a group with n_s records per source, (N^2 - sum n_s^2) / 2
+    sums = dict(con.execute(f"""
+        with j as (select c.cluster_id, t.person_id::varchar person_id, t.source from _c_all c
+                   join {truth} t using (source, source_record_id)),
+        g as (select 'tp' k, cluster_id || '|' || person_id g, source, count(*) n from j group by all
+              union all select 'pred', cluster_id, source, count(*) from j group by all
+              union all select 'true', person_id, source, count(*) from j group by all),
+        h as (select k, g, sum(n) nn, sum(n * n) sq from g group by k, g)
+        select k, sum((nn * nn - sq) / 2) from h group by k
+    """).fetchall())
+    tp, pred, true = (float(sums.get(k) or 0) for k in ("tp", "pred", "true"))
+    p = tp / pred if pred else 1.0
+    r = tp / true if true else 1.0
+    return {"precision": pw["precision"], "recall": pw["recall"], "f1": pw["f1"], "cluster_f1": cm["f1"],
+            "cluster_precision": cm["precision"], "cluster_recall": cm["recall"],
+            "f1_cross_source": round(2 * p * r / (p + r), 5) if p + r else 0.0,
+            "precision_cross_source": round(p, 5), "recall_cross_source": round(r, 5),
+            "f1_on_records_output": pw_out["f1"], "recall_on_records_output": pw_out["recall"],
+            "true_pairs": pw["true_pairs"], "predicted_pairs": pw["predicted_pairs"],
+            "truth_records": con.execute(f"select count(*) from {truth}").fetchall()[0][0],
+            "truth_records_not_output": missing}
+
+
+def native_truth(con: Any, truth_parquet: Path) -> None:
+    con.execute(f"create or replace table truth as select source, trim(record_id) source_record_id, person_id "
+                f"from read_parquet('{truth_parquet}')")
+
+
+# ================================================================================================== vpdc
+def _vpdc_eval(linkage_db: Path, keys: Path, truth_parquet: Path) -> dict[str, Any]:
+    import duckdb
+
+    from governance.keys import KeyRing
+    from linkage.evaluation import load_truth
+
+    con = duckdb.connect()
+    con.execute(f"attach '{linkage_db}' as lz (read_only)")
+    load_truth(con, truth_parquet, KeyRing(keys))
+    con.execute("create table clusters as select source, source_record_id, person_key cluster_id from lz.person_keys")
+    out = evaluate(con, "clusters")
+    con.close()
+    return out
+
+
+def stage_vpdc(spec: dict[str, Any]) -> dict[str, Any]:
+    from linkage.run import run_linkage
+    from vpdc.config import SOURCES
+
+    db = Path(spec["linkage_db"])
+    with Timer() as t:
+        res = run_linkage(db, now=NOW, mode="full", expected_sources=SOURCES, blocking_analysis=False)
+    records = sum(res.records.values())
+    out = {"records": records, "seconds": t.seconds, "cpu_seconds": t.cpu_seconds,
+           "records_per_s": round(records / t.seconds, 1), "pairs_scored_above_0_5": res.pairs,
+           "persons": res.persons, "stage_seconds": {k: round(v, 2) for k, v in res.seconds.items()}} | usage()
+    with Timer() as te:
+        out |= _vpdc_eval(db, Path(spec["keys"]), Path(spec["truth"]))
+    out["eval_seconds"] = te.seconds
+    return out
+
+
+def stage_holdout(spec: dict[str, Any]) -> dict[str, Any]:
+    """Move (or put back) the held-out 10 % of person records of the linkage zone copy."""
+    import duckdb
+
+    with duckdb.connect(spec["linkage_db"]) as con:
+        if spec["action"] == "hold":
+            con.execute(f"create or replace table bench_holdout as select * from encodings "
+                        f"where hash(source || ':' || source_record_id) % 100 < {int(spec['percent'])}")
+            con.execute("delete from encodings e where exists (select 1 from bench_holdout h "
+                        "where h.source = e.source and h.source_record_id = e.source_record_id)")
+        else:
+            con.execute("insert into encodings select * from bench_holdout")
+            con.execute("drop table bench_holdout")
+        n = con.execute("select count(*) from encodings").fetchall()[0][0]
+    return {"encodings": n}
+
+
+def stage_vpdc_auto(spec: dict[str, Any]) -> dict[str, Any]:
+    from linkage.run import run_linkage
+    from vpdc.config import SOURCES
+
+    db = Path(spec["linkage_db"])
+    with Timer() as t:
+        res = run_linkage(db, now=datetime(2026, 2, 28, 12, 0, tzinfo=UTC), mode=spec.get("mode", "auto"),
+                          expected_sources=SOURCES, blocking_analysis=False)
+    out = {"mode": res.mode, "records": sum(res.records.values()), "new_records": res.new_records,
+           "seconds": t.seconds, "cpu_seconds": t.cpu_seconds, "key_events": res.key_events,
+           "stage_seconds": {k: round(v, 2) for k, v in res.seconds.items()}} | usage()
+    if spec.get("evaluate"):
+        out |= {"quality_after": _vpdc_eval(db, Path(spec["keys"]), Path(spec["truth"]))}
+    return out
+
+
+# ============================================================================================= plaintext
+def stage_export_plaintext(spec: dict[str, Any]) -> dict[str, Any]:
+    """Normalise every partner's native person extract with the kit's normalisers (plaintext, bench only).
+
+    Writes plain.parquet (all sources, the columns of the plaintext Splink model), one clk_encode CSV per
+    source (record_id, first_name, last_name, dob, sex, zip) and the anonlink truth CSV.
+    """
+    import jellyfish
+    import pandas as pd
+
+    from linkage.encoding import load_profile
+    from linkage.encoding.normalise import (
+        NormaliseError,
+        normalise_address,
+        normalise_given,
+        normalise_sex,
+        normalise_ssn,
+        normalise_suffix,
+        normalise_surname,
+        normalise_zip,
+        parse_date,
+        split_formatted_name,
+    )
+    from linkage.evaluation import PERSON_EXTRACTS
+
+    home, out_dir = Path(spec["home"]), Path(spec["out"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    frames = []
+    t0 = time.perf_counter()
+
+    def cached(fn: Any) -> Any:
+        cache: dict[Any, Any] = {}
+
+        def wrap(v: Any) -> Any:
+            if v not in cache:
+                try:
+                    cache[v] = fn(v)
+                except NormaliseError:
+                    cache[v] = None
+            return cache[v]
+        return wrap
+
+    phon = cached(lambda v: (jellyfish.metaphone(v) or v[:1]) if v else None)
+    for source, extract in PERSON_EXTRACTS.items():
+        prof = load_profile(source, extract)
+        ids = prof.identifiers
+        raw_dir = home / "partners" / source
+        files = sorted(raw_dir.glob(f"*/{prof.file}")) if raw_dir.exists() else []
+        for f in files:
+            if not f.parent.name[:2].isdigit():
+                continue
+            df = pd.read_csv(f, sep=prof.delimiter, dtype=str, keep_default_na=False)
+            n = len(df)
+            def col(role: str, df: Any = df, ids: dict[str, Any] = ids, n: int = n) -> list[str]:
+                return df[ids[role]].tolist() if ids.get(role) else [""] * n
+
+            if ids.get("formatted_name"):
+                parts = list(map(cached(split_formatted_name), col("formatted_name")))
+                last_raw, first_raw, mid_raw = ([p[k] or "" for p in parts] for k in range(3))
+            else:
+                first_raw, last_raw, mid_raw = col("first_name"), col("last_name"), col("middle_name")
+            fn = list(map(cached(normalise_given), first_raw))
+            sn = list(map(cached(normalise_surname), last_raw))
+            mn = list(map(cached(normalise_given), mid_raw))
+            fmt = ids.get("dob_format", "%Y-%m-%d")
+            dob = list(map(cached(lambda v, fmt=fmt: parse_date(v, fmt, latest=TODAY)), col("dob")))
+            sfx_own = list(map(cached(normalise_suffix), col("suffix")))
+            sex_map = ids.get("sex_map", {})
+            ssn = list(map(cached(normalise_ssn), col("ssn")))
+            ln = [s.compact if s else None for s in sn]
+            d = pd.DataFrame({
+                "source_dataset": [source] * n, "unique_id": [v.strip() for v in df[prof.record_id["columns"][0]]],
+                "fn": fn, "fn_init": [v[0] if v else None for v in fn], "fn_phon": list(map(phon, fn)),
+                "ln": ln, "ln_phon": list(map(phon, ln)),
+                "ln_p1": [s.parts[0] if s and len(s.parts) > 1 else None for s in sn],
+                "ln_p2": [s.parts[-1] if s and len(s.parts) > 1 else None for s in sn],
+                "mi": [v[0] if v else None for v in mn],
+                "sfx": [o or (s.suffix if s else None) for o, s in zip(sfx_own, sn)],
+                "dob": [v.isoformat() if v else None for v in dob],
+                "dob_swap": [f"{v.year:04d}-{v.day:02d}-{v.month:02d}" if v and v.day <= 12 and v.day != v.month
+                             else None for v in dob],
+                "dob_ym": [f"{v.year:04d}-{v.month:02d}" if v else None for v in dob],
+                "dob_y": [f"{v.year:04d}" if v else None for v in dob],
+                "sex": list(map(cached(lambda v, m=sex_map: normalise_sex(v, m)), col("sex"))),
+                "ssn": ssn, "ssn4": [v[-4:] if v else None for v in ssn],
+                "addr": list(map(cached(normalise_address), col("address"))),
+                "zip": list(map(cached(normalise_zip), col("zip"))),
+            }, dtype=object)
+            frames.append(d[d["unique_id"] != ""])
+    plain = pd.concat(frames, ignore_index=True).drop_duplicates(["source_dataset", "unique_id"], keep="last")
+    import pyarrow as pa
+
+    plain = pa.Table.from_pydict({c: pa.array([v if isinstance(v, str) else None for v in plain[c].tolist()],
+                                              pa.string()) for c in plain.columns})
+    normalise_seconds = round(time.perf_counter() - t0, 2)
+    import pyarrow.parquet as pq
+
+    pq.write_table(plain, out_dir / "plain.parquet")
+    plain = plain.to_pandas()
+    clk_inputs = {}
+    for source, g in plain.groupby("source_dataset"):
+        p = out_dir / f"pii_{source}.csv"
+        pd.DataFrame({"record_id": g["unique_id"], "first_name": g["fn"].fillna(""), "last_name": g["ln"].fillna(""),
+                      "dob": g["dob"].fillna(""), "sex": g["sex"].fillna(""), "zip": g["zip"].fillna("")}
+                     ).to_csv(p, index=False)
+        clk_inputs[source] = str(p)
+    truth = pd.read_parquet(home / "truth" / "truth.parquet", columns=["source", "record_id", "person_id"])
+    pd.DataFrame({"dataset": truth["source"], "record_id": truth["record_id"].str.strip(),
+                  "entity_id": truth["person_id"].astype(str)}).to_csv(out_dir / "truth_anonlink.csv", index=False)
+    return {"records": len(plain), "normalise_seconds": normalise_seconds, "clk_inputs": clk_inputs,
+            "records_by_source": plain["source_dataset"].value_counts().to_dict()} | usage()
+
+
+def plaintext_settings() -> Any:
+    import splink.comparison_level_library as cll
+    import splink.comparison_library as cl
+    from splink import SettingsCreator
+
+    def name(col: str, other: str, phon: str, extra: list[Any], init: str | None) -> Any:
+        return cl.CustomComparison(output_column_name=col, comparison_levels=[
+            cll.NullLevel(col),
+            cll.ExactMatchLevel(col, term_frequency_adjustments=True),
+            cll.CustomLevel(f"{col}_l = {other}_r and {other}_l = {col}_r", label_for_charts="first/last swapped"),
+            *extra,
+            cll.JaroWinklerLevel(col, 0.92),
+            cll.JaroWinklerLevel(col, 0.88),
+            cll.JaroWinklerLevel(col, 0.7),
+            cll.ExactMatchLevel(phon),
+            *([cll.ExactMatchLevel(init)] if init else []),
+            cll.ElseLevel(),
+        ])
+
+    compound = ("(ln_l = ln_p1_r or ln_l = ln_p2_r or ln_r = ln_p1_l or ln_r = ln_p2_l "
+                "or ln_p1_l = ln_p1_r or ln_p2_l = ln_p2_r)")
+    first = name("fn", "ln", "fn_phon", [], "fn_init")
+    last = name("ln", "fn", "ln_phon", [cll.CustomLevel(compound, label_for_charts="compound surname part")], None)
+    dob = cl.CustomComparison(output_column_name="dob", comparison_levels=[
+        cll.NullLevel("dob"),
+        cll.ExactMatchLevel("dob", term_frequency_adjustments=True),
+        cll.CustomLevel("dob_swap_l = dob_r or dob_l = dob_swap_r", label_for_charts="day/month swapped"),
+        cll.DamerauLevenshteinLevel("dob", 1),
+        cll.ExactMatchLevel("dob_ym"),
+        cll.ExactMatchLevel("dob_y"),
+        cll.ElseLevel(),
+    ])
+    ssn = cl.CustomComparison(output_column_name="ssn", comparison_levels=[
+        cll.NullLevel("ssn"),
+        cll.ExactMatchLevel("ssn"),
+        cll.DamerauLevenshteinLevel("ssn", 1),
+        cll.ExactMatchLevel("ssn4"),
+        cll.ElseLevel(),
+    ])
+    address = cl.CustomComparison(output_column_name="address", comparison_levels=[
+        cll.CustomLevel("(addr_l is null or addr_r is null) and (zip_l is null or zip_r is null)",
+                        label_for_charts="null").configure(is_null_level=True),
+        cll.ExactMatchLevel("addr"),
+        cll.JaroWinklerLevel("addr", 0.9),
+        cll.ExactMatchLevel("zip"),
+        cll.ElseLevel(),
+    ])
+    from linkage.model import blocking_rules
+
+    return SettingsCreator(
+        link_type="link_and_dedupe", unique_id_column_name="unique_id", source_dataset_column_name="source_dataset",
+        comparisons=[first, last, dob, cl.ExactMatch("sex"), ssn, address, cl.ExactMatch("mi"), cl.ExactMatch("sfx")],
+        blocking_rules_to_generate_predictions=blocking_rules(),  # same rules, same column names, on plaintext
+        retain_intermediate_calculation_columns=False, retain_matching_columns=False, additional_columns_to_retain=[])
+
+
+def stage_splink(spec: dict[str, Any]) -> dict[str, Any]:
+    import logging
+
+    import duckdb
+    from splink import DuckDBAPI, Linker
+
+    from linkage.model import LinkageParams, train
+
+    params = LinkageParams()
+    work = Path(spec["out"])
+    db = work / "splink_plain.duckdb"
+    db.unlink(missing_ok=True)
+    con = duckdb.connect(str(db))
+    con.execute(f"create table plain as select * from read_parquet('{work / 'plain.parquet'}')")
+    views = []
+    for (src,) in con.execute("select distinct source_dataset from plain order by 1").fetchall():
+        con.execute(f"create view plain_{src} as select * from plain where source_dataset = '{src}'")
+        views.append(f"plain_{src}")
+    records = con.execute("select count(*) from plain").fetchall()[0][0]
+    stages = {}
+    with Timer() as t:
+        db_api = DuckDBAPI(connection=con)
+        linker = Linker([db_api.register(v) for v in views], plaintext_settings(), log_level=logging.ERROR)
+        s = time.perf_counter()
+        train(linker, params)  # the project's training procedure, on plaintext columns
+        stages["train"] = round(time.perf_counter() - s, 2)
+        s = time.perf_counter()
+        pred = linker.inference.predict(threshold_match_probability=params.predict_threshold)
+        stages["predict"] = round(time.perf_counter() - s, 2)
+        s = time.perf_counter()
+        clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(pred, CLUSTER_THRESHOLD)
+        con.execute(f"create table bench_clusters as select source_dataset source, unique_id source_record_id, "
+                    f"cluster_id from {clusters.physical_name}")
+        stages["cluster"] = round(time.perf_counter() - s, 2)
+    pairs = con.execute(f"select count(*) from {pred.physical_name}").fetchall()[0][0]
+    out = {"records": records, "seconds": t.seconds, "cpu_seconds": t.cpu_seconds,
+           "records_per_s": round(records / t.seconds, 1), "pairs_scored_above_0_5": pairs,
+           "stage_seconds": stages} | usage()
+    native_truth(con, Path(spec["truth"]))
+    out |= evaluate(con, "bench_clusters")
+    con.close()
+    db.unlink(missing_ok=True)
+    return out
+
+
+def stage_eval_anonlink(spec: dict[str, Any]) -> dict[str, Any]:
+    import duckdb
+
+    con = duckdb.connect()
+    native_truth(con, Path(spec["truth"]))
+    con.execute(f"create table groups as select dataset source, record_id::varchar source_record_id, "
+                f"'g' || group_id::varchar cluster_id from read_csv('{spec['matches']}', all_varchar=true)")
+    return evaluate(con, "groups")
+
+
+STAGES = {"prepare_synth": prepare_synth, "prepare_febrl": prepare_febrl, "vpdc": stage_vpdc,
+          "holdout": stage_holdout, "vpdc_auto": stage_vpdc_auto, "export_plaintext": stage_export_plaintext,
+          "splink": stage_splink, "eval_anonlink": stage_eval_anonlink}
+
+
+# ================================================================================================ anonlink
+def run_anonlink(work: Path, export: dict[str, Any], truth_parquet: Path, thresholds: list[float],
+                 time_limit: float) -> dict[str, Any]:
+    env = os.environ | {"BENCH_CLK_SECRET": CLK_SECRET}
+    clk_files, enc = [], {"seconds": 0.0, "cpu_seconds": 0.0, "peak_rss_mb": 0.0, "child_wall_seconds": 0.0}
+    for source, csv_path in sorted(export["clk_inputs"].items()):
+        clk = work / f"clks_{source}.json"
+        r = run_child([str(BENCH_PYTHON), str(PEERS / "clk_encode.py"), "--input", csv_path, "--dataset", source,
+                       "--output", str(clk)], env=env)
+        enc["seconds"] += r.get("seconds", 0.0)
+        enc["cpu_seconds"] += r.get("cpu_seconds") or 0.0
+        enc["child_wall_seconds"] += r["child_wall_seconds"]
+        enc["peak_rss_mb"] = max(enc["peak_rss_mb"], r["child_peak_rss_mb"], r.get("peak_rss_mb") or 0.0)
+        clk_files.append(f"{source}={clk}")
+    enc = {k: round(v, 2) for k, v in enc.items()}
+    records = export["records"]
+    runs = []
+    for th in thresholds:
+        matches = work / f"anonlink_matches_{th}.csv"
+        r = run_child([str(BENCH_PYTHON), str(PEERS / "anonlink_link.py"), *clk_files, "--threshold", str(th),
+                       "--output", str(matches), "--truth", str(work / "truth_anonlink.csv")],
+                      env=env, timeout=time_limit)
+        if "skipped" in r:
+            runs.append({"threshold": th} | r)
+            continue
+        q = child("eval_anonlink", {"truth": str(truth_parquet), "matches": str(matches)})
+        secs = r["child_wall_seconds"]  # whole process: load CLKs + candidates + solving (+ its own truth eval)
+        runs.append({"threshold": th, "records": records, "seconds": secs, "cpu_seconds": r["child_cpu_seconds"],
+                     "records_per_s": round(records / secs, 1) if secs else None,
+                     "peak_rss_mb": max(r["child_peak_rss_mb"], r.get("peak_rss_mb") or 0),
+                     "seconds_load": r.get("seconds_load"), "seconds_candidates": r.get("seconds_candidates"),
+                     "seconds_solving": r.get("seconds_solving"), "candidate_pairs": r.get("candidate_pairs"),
+                     "candidate_recall_cross_source": r.get("candidate_recall"),
+                     "anonlink_own_f1_cross_source": r.get("f1")}
+                    | {k: v for k, v in q.items() if not k.startswith("child_")})
+    done = [x for x in runs if "f1" in x]
+    if not done:
+        return {"skipped": runs[0].get("skipped") if runs else "no threshold", "runs": runs, "encode": enc}
+    best = max(done, key=lambda x: x["f1"])
+    return best | {"selection": "best pairwise F1 over thresholds (oracle-tuned in anonlink's favour)",
+                   "encode": enc, "runs": [{k: x.get(k) for k in ("threshold", "f1", "cluster_f1", "f1_cross_source",
+                                                                  "seconds", "skipped")} for x in runs]}
+
+
+# ================================================================================================== driver
+def bench_dataset(name: str, args: argparse.Namespace, persons: int | None) -> dict[str, Any]:
+    if args.reuse:
+        dsdir = Path(args.reuse)
+    else:
+        dsdir = Path(tempfile.mkdtemp(prefix=f"bench-linkage-{name}-", dir=args.workdir))
+    home = dsdir / "home"
+    systems = set(args.systems.split(","))
+    result: dict[str, Any] = {"benchmark": "linkage", "dataset": name, "persons": persons, "workdir": str(dsdir)}
+    try:
+        if not (home / "linkage.duckdb").exists():
+            log(f"{name}: preparing (synthetic/FEBRL extracts → kit → envelopes → landing zone)")
+            if persons is not None:
+                prep = child("prepare_synth", {"home": str(home), "persons": persons, "seed": args.seed})
+            else:
+                fdir = dsdir / "febrl_src"
+                run_child([str(BENCH_PYTHON), str(PEERS / "febrl.py"), str(fdir)])
+                prep = child("prepare_febrl", {"home": str(home), "febrl_dir": str(fdir)})
+            shutil.copy2(home / "linkage.duckdb", dsdir / "linkage.prepared.duckdb")
+            result["preparation"] = prep
+        else:
+            log(f"{name}: reusing {home}")
+            result["preparation"] = {"reused": str(dsdir)}
+        pristine = dsdir / "linkage.prepared.duckdb"
+        truth = home / "truth" / "truth.parquet"
+        sysres: dict[str, Any] = {}
+
+        if "vpdc" in systems:
+            db = dsdir / "linkage.full.duckdb"
+            shutil.copy2(pristine, db)
+            log(f"{name}: (a) vpdc linkage on encodings, full run")
+            sysres["vpdc_encodings"] = child("vpdc", {"linkage_db": str(db), "keys": str(home / "keys"),
+                                                      "truth": str(truth), "profile": args.profile})
+            db.unlink(missing_ok=True)
+            log(f"{name}: (a) F1 {sysres['vpdc_encodings']['f1']} in {sysres['vpdc_encodings']['seconds']} s")
+
+        plain_dir = dsdir / "plain"
+        export = None
+        if systems & {"splink", "anonlink"}:
+            log(f"{name}: exporting normalised plaintext for (b) and (c)")
+            export = child("export_plaintext", {"home": str(home), "out": str(plain_dir)})
+            result["plaintext_export"] = {k: v for k, v in export.items() if k != "clk_inputs"}
+        if "splink" in systems:
+            log(f"{name}: (b) Splink on plaintext")
+            sysres["splink_plaintext"] = child("splink", {"out": str(plain_dir), "truth": str(truth),
+                                                          "profile": args.profile})
+            log(f"{name}: (b) F1 {sysres['splink_plaintext']['f1']} in {sysres['splink_plaintext']['seconds']} s")
+        if "anonlink" in systems and export is not None:
+            if export["records"] > args.skip_anonlink_above:
+                sysres["anonlink"] = {"skipped": f"{export['records']:,} records > --skip-anonlink-above "
+                                                 f"{args.skip_anonlink_above:,}: anonlink's unblocked candidate search "
+                                                 f"compares every cross-source pair"}
+            elif not BENCH_PYTHON.exists():
+                sysres["anonlink"] = {"skipped": "no .venv-bench: run bash bench/peers/setup.sh"}
+            else:
+                log(f"{name}: (c) clkhash + anonlink")
+                sysres["anonlink"] = run_anonlink(plain_dir, export, truth,
+                                                  [float(x) for x in args.anonlink_thresholds.split(",")],
+                                                  args.anonlink_time_limit)
+        result["records"] = (sysres.get("vpdc_encodings") or {}).get("records") or (export or {}).get("records")
+        result["systems"] = sysres
+
+        if "incremental" in systems:
+            log(f"{name}: incremental: full run on 90 %, then the held-out 10 % incrementally")
+            db = dsdir / "linkage.incremental.duckdb"
+            shutil.copy2(pristine, db)
+            spec = {"linkage_db": str(db), "keys": str(home / "keys"), "truth": str(truth)}
+            held = child("holdout", spec | {"action": "hold", "percent": 10})
+            full = child("vpdc_auto", spec | {"mode": "full"})
+            back = child("holdout", spec | {"action": "restore"})
+            inc = child("vpdc_auto", spec | {"mode": "auto", "evaluate": True, "profile": args.profile})
+            db.unlink(missing_ok=True)
+            result["incremental"] = {
+                "records_full": full["records"], "records_total": inc["records"], "new_records": inc["new_records"],
+                "held_out_share": round(1 - held["encodings"] / back["encodings"], 4),
+                "incremental_mode": inc["mode"], "full_seconds": full["seconds"], "incremental_seconds": inc["seconds"],
+                "ratio": round(inc["seconds"] / full["seconds"], 3),
+                "full_cpu_seconds": full["cpu_seconds"], "incremental_cpu_seconds": inc["cpu_seconds"],
+                "full_peak_rss_mb": full["peak_rss_mb"], "incremental_peak_rss_mb": inc["peak_rss_mb"],
+                "full_stage_seconds": full["stage_seconds"], "incremental_stage_seconds": inc["stage_seconds"],
+                "key_events": inc["key_events"], "quality_after_incremental": inc.get("quality_after")}
+        result["targets"] = targets(result, persons)
+    finally:
+        if not args.keep and not args.reuse:
+            shutil.rmtree(dsdir, ignore_errors=True)
+    return result
+
+
+def targets(result: dict[str, Any], persons: int | None) -> dict[str, Any]:
+    s = result.get("systems", {})
+    a, b, c = s.get("vpdc_encodings"), s.get("splink_plaintext"), s.get("anonlink")
+    t: dict[str, Any] = {}
+    if a and b:
+        t["f1_within_1_point_of_plaintext_splink"] = {
+            "met": a["f1"] >= b["f1"] - TARGETS["f1_gap_to_plaintext"], "vpdc": a["f1"], "splink": b["f1"],
+            "gap_points": round((b["f1"] - a["f1"]) * 100, 2)}
+        t["records_per_s_at_least_plaintext_splink"] = {
+            "met": a["records_per_s"] >= b["records_per_s"], "vpdc": a["records_per_s"], "splink": b["records_per_s"]}
+    if a and c and "f1" in c:
+        t["f1_above_anonlink"] = {"met": a["f1"] > c["f1"], "vpdc": a["f1"], "anonlink": c["f1"]}
+    elif a:
+        t["f1_above_anonlink"] = {"met": None, "reason": (c or {}).get("skipped", "anonlink not in --systems")}
+    if a:
+        big = persons is not None and persons >= 1_000_000
+        t["million_persons_under_5_min"] = {"met": a["seconds"] < TARGETS["seconds_1m"] if big else None,
+                                            "applies": big, "seconds": a["seconds"]}
+        t["million_persons_peak_under_8_gib"] = {"met": a["peak_rss_mb"] < TARGETS["peak_rss_mb_1m"] if big else None,
+                                                 "applies": big, "peak_rss_mb": a["peak_rss_mb"]}
+    inc = result.get("incremental")
+    if inc:
+        t["incremental_10pct_at_most_20pct_of_full"] = {"met": inc["ratio"] <= TARGETS["incremental_ratio"],
+                                                        "ratio": inc["ratio"]}
+    return t
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--child", choices=sorted(STAGES), help=argparse.SUPPRESS)
+    ap.add_argument("--spec", help=argparse.SUPPRESS)
+    ap.add_argument("--persons", type=int, action="append", help="synthetic persons (repeatable; default 20,000)")
+    ap.add_argument("--febrl", action="store_true", help="also run FEBRL4 (alone when no --persons is given)")
+    ap.add_argument("--seed", type=int, default=SEED)
+    ap.add_argument("--skip-anonlink-above", type=int, default=200_000, help="records (default 200,000)")
+    ap.add_argument("--anonlink-thresholds", default="0.7,0.75,0.8,0.85,0.9", help="Dice thresholds tried; the best F1 is reported")
+    ap.add_argument("--anonlink-time-limit", type=float, default=1800, help="seconds per anonlink run")
+    ap.add_argument("--systems", default="vpdc,splink,anonlink,incremental")
+    ap.add_argument("--workdir", help="parent of the temporary working directories")
+    ap.add_argument("--keep", action="store_true", help="keep the working directories")
+    ap.add_argument("--reuse", help="a kept dataset directory to reuse (skips preparation; one dataset only)")
+    ap.add_argument("--profile", action="store_true", help="cProfile top functions of (a), (b) and incremental")
+    args = ap.parse_args(argv)
+
+    if args.child:
+        spec = json.loads(args.spec)
+        out = _profiled(STAGES[args.child], spec)
+        print(json.dumps(out, default=str), flush=True)
+        return 0
+
+    datasets: list[tuple[str, int | None]] = [(f"synthetic-{p}", p) for p in (args.persons or ([] if args.febrl else [20_000]))]
+    if args.febrl:
+        datasets.append(("febrl4", None))
+    failed = 0
+    for name, persons in datasets:
+        t0 = time.perf_counter()
+        try:
+            res = bench_dataset(name, args, persons)
+        except Exception as exc:  # noqa: BLE001 - one dataset failing must not hide the others
+            failed += 1
+            res = {"benchmark": "linkage", "dataset": name, "error": f"{type(exc).__name__}: {exc}"[:3000]}
+        res["bench_wall_seconds"] = round(time.perf_counter() - t0, 1)
+        res["machine"] = {"cores": os.cpu_count(), "loadavg_1_5_15": [round(x, 2) for x in os.getloadavg()]}
+        print(json.dumps(res, default=str), flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
