@@ -23,7 +23,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from benchlib import REPO, last_json, log  # noqa: E402
 
-BENCHMARKS = ("kit", "ingest")
+BENCHMARKS = ("kit", "ingest", "linkage", "marts")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,7 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rows", type=int, help="ingest: rows of the extract (default 1,000,000)")
     ap.add_argument("--base-persons", type=int, help="ingest: persons of the base population (default 100,000)")
     ap.add_argument("--seed", type=int, help="synthetic seed (default 20261121)")
-    ap.add_argument("--quick", action="store_true", help="small sizes: kit 10,000 persons, ingest 100,000 rows")
+    ap.add_argument("--quick", action="store_true", help="small sizes: kit 10,000 persons, ingest 100,000 rows, "
+                                                         "linkage and marts 5,000 persons")
+    ap.add_argument("--link-persons", type=int, action="append",
+                    help="linkage: synthetic persons (repeatable; default 20,000, plus FEBRL4; 1,000,000 for the scale target)")
+    ap.add_argument("--marts-persons", type=int, help="marts: persons of the warehouse dbt builds (default 20,000)")
     ap.add_argument("--no-clkhash", action="store_true", help="kit: skip the clkhash comparison")
     ap.add_argument("--profile", action="store_true", help="add cProfile top functions (inflates timings)")
     ap.add_argument("--workdir", help="parent directory for the temporary working directories")
@@ -56,7 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     ingest = ["--rows", str(args.rows or (100_000 if args.quick else 1_000_000))]
     if args.base_persons or args.quick:
         ingest += ["--base-persons", str(args.base_persons or 20_000)]
-    plans = {"kit": ("bench_kit.py", kit), "ingest": ("bench_ingest.py", ingest)}
+    link = [a for n in (args.link_persons or [5_000 if args.quick else 20_000]) for a in ("--persons", str(n))]
+    if not args.quick:
+        link.append("--febrl")
+    marts = ["--persons", str(args.marts_persons or (5_000 if args.quick else 20_000))]
+    plans = {"kit": ("bench_kit.py", kit), "ingest": ("bench_ingest.py", ingest),
+             "linkage": ("bench_linkage.py", link), "marts": ("bench_marts.py", marts)}
 
     failed = 0
     for name in args.only or BENCHMARKS:

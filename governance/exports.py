@@ -23,7 +23,7 @@ from governance.registry.models import OutputLevel, Partner, Role
 from governance.registry.policy import PolicyRefused, authorize
 from governance.registry.workflow import record_refusal
 
-__all__ = ["CohortSpec", "ExportResult", "export_cohort"]
+__all__ = ["CohortSpec", "ExportResult", "StudySpec", "export_cohort", "run_study"]
 
 DATASET = "program_cohorts"
 DEFAULT_COLUMNS = ["program", "enrollment_date", "age_band_at_enrollment", "sex", "race_ethnicity",
@@ -124,6 +124,8 @@ def export_cohort(spec: CohortSpec, *, registry: Registry, warehouse_db: Path, o
                                 checks={data_path.name: check}, rules=rules, now=now)
     manifest["k_anonymity"] = kinfo
     manifest_path = out_dir / f"{stem}.manifest.json"
+    if manifest_path.exists():
+        manifest_path.unlink()  # a re-run replaces its own manifest along with its file
     write_manifest(manifest_path, manifest)
     with registry.transaction() as s:
         audit.append(s, actor=spec.actor, action="export.released", subject=spec.study_id, at=now,
@@ -131,3 +133,83 @@ def export_cohort(spec: CohortSpec, *, registry: Registry, warehouse_db: Path, o
     return ExportResult(spec.study_id, [str(data_path)], str(manifest_path), int(len(df)),
                         int(kinfo["records_suppressed"]),
                         json.loads(json.dumps(kinfo, default=str)))
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """A linked study extract: approved columns of the cross-sector events of the study population."""
+
+    study_id: str
+    actor: str
+    columns: tuple[str, ...]
+    period_start: date
+    period_end: date
+    dataset: str = "events"
+
+
+def run_study(spec: StudySpec, *, registry: Registry, warehouse_db: Path, outputs_dir: Path, keys_dir: Path,
+              now: datetime, mart_schema: str = "analytics") -> ExportResult:
+    """Run an approved linked-data study: a record-level, study-pseudonymised, date-shifted extract.
+
+    Dates are shifted per person (the same shift for all of a person's events, so intervals survive;
+    different people get different shifts), then k-anonymity on the quasi-identifiers and the final
+    release check, as for cohorts.
+
+    Raises:
+        PolicyRefused: not active, not the requester's, not a linked extract, or columns outside the approval.
+    """
+    from governance.disclosure import DisclosureRules, check_release, combine, enforce_k_anonymity, release_manifest, write_manifest
+    from governance.keys import KeyRing
+    from governance.pseudonyms import StudyKeyStore, pseudonymise, shift_dates
+
+    asked = [(spec.dataset, c) for c in spec.columns]
+    try:
+        with registry.transaction() as s:
+            scope = authorize(s, spec.study_id, at=now, actor=spec.actor, output_level=OutputLevel.LINKED_EXTRACT,
+                              columns=asked, permission_role=Role.ANALYST)
+            rules = combine([DisclosureRules(min_cell=p.min_cell, k_anonymity=p.k_anonymity)
+                             for p in s.query(Partner).filter(Partner.id.in_(scope.sources)).all()] or [DisclosureRules()])
+            audit.append(s, actor=spec.actor, action="study.authorized", subject=spec.study_id, at=now,
+                         detail={"dataset": spec.dataset, "columns": len(asked), "output_level": "linked_extract"})
+    except PolicyRefused as exc:
+        record_refusal(registry, actor=spec.actor, action="study.run", subject=spec.study_id, reason=str(exc), now=now)
+        raise
+    cols = ", ".join(f'"{c}"' for c in spec.columns)
+    with duckdb.connect(str(warehouse_db), read_only=True) as con:
+        df = con.execute(f'select person_key, {cols} from {mart_schema}.{spec.dataset} '
+                         "where event_date between ? and ?", [spec.period_start, spec.period_end]).df()
+    key = StudyKeyStore(keys_dir / "studies").get_or_create(spec.study_id, KeyRing(keys_dir).study_master_secret())
+    df.insert(0, "study_person_id", pseudonymise(df.pop("person_key").tolist(), key))
+    dates = [c for c in spec.columns if c.endswith("_date")]
+    if dates:
+        df = shift_dates(df, dates, "study_person_id", key)
+    qis = [c for c in quasi_identifiers(spec.dataset) if c in df.columns]
+    from governance.disclosure import period
+
+    gens = {"event_date": [period("month"), period("quarter")], "age_band_at_event": [AGE_WIDER]}
+    df, kreport = enforce_k_anonymity(df, qis, rules, {q: g for q, g in gens.items() if q in qis})
+    check = check_release(df, kind="record", rules=rules, quasi_identifiers=qis)
+    if not check.passed:
+        reason = "release check failed: " + "; ".join(check.failures)
+        record_refusal(registry, actor=spec.actor, action="study.release", subject=spec.study_id, reason=reason, now=now)
+        raise PolicyRefused(f"{spec.study_id}: {reason}")
+    out_dir = outputs_dir / spec.study_id
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data_path = out_dir / f"extract_{spec.dataset}_{spec.period_start:%Y%m}-{spec.period_end:%Y%m}.csv"
+    tmp = data_path.with_name(f".{data_path.name}.tmp")
+    df.to_csv(tmp, index=False)
+    tmp.replace(data_path)
+    kinfo = kreport.to_dict()
+    manifest = release_manifest([data_path], study_id=spec.study_id, request_id=spec.study_id,
+                                checks={data_path.name: check}, rules=rules, now=now)
+    manifest["k_anonymity"] = kinfo
+    manifest["dates"] = "shifted per person by up to 30 days (intervals preserved)"
+    manifest_path = data_path.with_name(data_path.stem + ".manifest.json")
+    if manifest_path.exists():
+        manifest_path.unlink()  # a re-run replaces its own manifest along with its file
+    write_manifest(manifest_path, manifest)
+    with registry.transaction() as s:
+        audit.append(s, actor=spec.actor, action="study.released", subject=spec.study_id, at=now,
+                     detail={"file": data_path.name, "rows": int(len(df)), "manifest": manifest_path.name})
+    return ExportResult(spec.study_id, [str(data_path)], str(manifest_path), int(len(df)),
+                        int(kinfo["records_suppressed"]), json.loads(json.dumps(kinfo, default=str)))

@@ -38,12 +38,14 @@ from vpdc.governance_cli import (  # noqa: E402 - light module: heavy imports ha
     request_app,
     retention_app,
     review_app,
+    study_app,
 )
 
 app.add_typer(registry_app, name="registry")
 app.add_typer(request_app, name="request")
 app.add_typer(review_app, name="review")
 app.add_typer(cohort_app, name="cohort")
+app.add_typer(study_app, name="study")
 app.add_typer(audit_app, name="audit")
 app.add_typer(retention_app, name="retention")
 

@@ -25,6 +25,7 @@ request_app = typer.Typer(help="Analysts and evaluators: submit, follow and with
 review_app = typer.Typer(help="Data stewards and community reviewers: queue, show, approve, deny, conditions, revoke.",
                          no_args_is_help=True)
 cohort_app = typer.Typer(help="Evaluators: export an approved de-identified program cohort.", no_args_is_help=True)
+study_app = typer.Typer(help="Analysts: run an approved linked-data study (a study-scoped extract).", no_args_is_help=True)
 audit_app = typer.Typer(help="Verify the tamper-evident audit chain.", no_args_is_help=True)
 retention_app = typer.Typer(help="Engineers: destroy outputs and study keys at retention end.", no_args_is_help=True)
 
@@ -278,6 +279,31 @@ def cohort_export(study_id: str, home: HomeOpt, actor: AsOpt,
         _fail(str(exc), code=3)
     _out(result.__dict__, as_json) if as_json else typer.echo(
         f"{study_id}: {result.rows} cohort rows released to {result.files[0]} (manifest {Path(result.manifest).name})")
+
+
+# ------------------------------------------------------------------------------------------- study
+@study_app.command("run")
+def study_run(study_id: str, home: HomeOpt, actor: AsOpt,
+              column: Annotated[list[str], typer.Option(help="events column to extract (repeat); must be approved.")],
+              period_from: Annotated[str, typer.Option("--from", help="Events from (YYYY-MM-DD).")] = "2021-01-01",
+              period_to: Annotated[str, typer.Option("--to", help="Events to (YYYY-MM-DD).")] = "2026-12-31",
+              as_json: JsonOpt = False) -> None:
+    """Run an approved linked-data study: study-pseudonymised, date-shifted, k-anonymous events of the period."""
+    from governance.exports import StudySpec, run_study
+    from governance.registry.policy import PolicyRefused
+
+    h = Home(home)
+    try:
+        spec = StudySpec(study_id, actor, tuple(column), date.fromisoformat(period_from), date.fromisoformat(period_to))
+    except ValueError as exc:
+        _fail(f"--from/--to: {exc}")
+    try:
+        result = run_study(spec, registry=registry_for(h), warehouse_db=h.warehouse_db, outputs_dir=h.outputs,
+                           keys_dir=h.keys, now=_now())
+    except PolicyRefused as exc:
+        _fail(str(exc), code=3)
+    _out(result.__dict__, as_json) if as_json else typer.echo(
+        f"{study_id}: {result.rows} rows released to {result.files[0]} (manifest {Path(result.manifest).name})")
 
 
 # ------------------------------------------------------------------------------------------- audit

@@ -151,3 +151,35 @@ def test_retention_sweep_destroys_outputs_and_key_and_records_it(home, reg):
     with pytest.raises(PolicyRefused, match="expired|destroyed"):
         export_cohort(spec(), registry=reg, warehouse_db=home.warehouse_db, outputs_dir=home.outputs,
                       keys_dir=home.keys, now=datetime(2027, 10, 2, tzinfo=UTC))
+
+
+def test_linked_study_extract_is_date_shifted_pseudonymised_and_gated(home, reg):
+    from governance.exports import StudySpec, run_study
+
+    rng = random.Random(3)
+    with duckdb.connect(str(home.warehouse_db)) as con:
+        con.execute("create table analytics.events (person_key varchar, event_date date, sector varchar, "
+                    "event_type varchar, age_band_at_event varchar, is_violent_offense_victim boolean)")
+        con.executemany("insert into analytics.events values (?, ?, ?, ?, ?, ?)",
+                        [(f"pk_{i % 150:06d}", date(2024, 1, 1) + timedelta(days=rng.randrange(300)), "police",
+                          "victim", rng.choice(["18-24", "25-34"]), rng.random() < 0.3) for i in range(900)])
+    cols = ("event_date", "sector", "event_type", "age_band_at_event", "is_violent_offense_victim")
+    with reg.transaction() as s:
+        submit_request(s, requester="analyst_isc", now=NOW, study_id="linked-1", title="Linked", organisation="ISC",
+                       purpose="p", research_questions="q", columns=[{"dataset": "events", "column": c} for c in cols],
+                       output_level="linked_extract", irb_protocol="IRB-2", irb_expires_on=date(2027, 6, 30),
+                       retention_end=date(2027, 9, 30), equity_communities="c", equity_return_of_findings="r",
+                       equity_mitigation="m")
+    spec = StudySpec("linked-1", "analyst_isc", cols, date(2023, 1, 1), date(2025, 12, 31))
+    kw = dict(registry=reg, warehouse_db=home.warehouse_db, outputs_dir=home.outputs, keys_dir=home.keys, now=NOW)
+    with pytest.raises(PolicyRefused, match="awaiting approval"):
+        run_study(spec, **kw)
+    for who in [f"steward_{p}" for p in PARTNERS] + ["community_board"]:
+        with reg.transaction() as s:
+            review_request(s, reviewer=who, study_id="linked-1", decision="approve", now=NOW)
+    res = run_study(spec, **kw)
+    text_out = open(res.files[0]).read()
+    assert "pk_0000" not in text_out and "study_person_id" in text_out.splitlines()[0]
+    assert json.load(open(res.manifest))["dates"].startswith("shifted per person")
+    with pytest.raises(PolicyRefused, match="not the requester"):
+        run_study(StudySpec("linked-1", "evaluator_atv", cols, date(2023, 1, 1), date(2025, 12, 31)), **kw)
