@@ -33,8 +33,9 @@ DEFAULT_COLUMNS = ["program", "enrollment_date", "age_band_at_enrollment", "sex"
                    "school_absence_days_post"]
 
 
-AGE_WIDER = {"0-11": "0-17", "12-17": "0-17", "18-24": "18-34", "25-34": "18-34", "35-49": "35-64",
-             "50-64": "35-64", "65+": "65+", "unknown": "unknown"}
+#: One generalisation step over the marts' age bands (dbt macro age_band): youth, young adult, adult, older.
+AGE_WIDER = {"0-9": "0-17", "10-14": "0-17", "15-17": "0-17", "18-24": "18-34", "25-34": "18-34",
+             "35-44": "35-54", "45-54": "35-54", "55-64": "55+", "65+": "55+", "Unknown": "Unknown"}
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ def home(tmp_path, monkeypatch) -> Home:  # noqa: D103
     rows = []
     for i in range(400):
         rows.append((f"pk_{i:06d}", f"cm{i}", "ATV", date(2023, 1, 1) + timedelta(days=rng.randrange(700)), 365,
-                     rng.choice(["12-17", "18-24", "25-34"]), rng.choice(["M", "F"]),
+                     rng.choice(["15-17", "18-24", "25-34"]), rng.choice(["M", "F"]),
                      rng.choice(["Black or African American", "Hispanic or Latino", "White"]),
                      *[rng.randrange(4) for _ in range(len(DEFAULT_COLUMNS) - 5)]))
     outcome_cols = [c for c in DEFAULT_COLUMNS if c not in ("program", "enrollment_date", "age_band_at_enrollment",
