@@ -55,7 +55,8 @@ def run_governance_demo(home: Home, *, now: datetime | None = None) -> dict[str,
                                comment="Approved for the ATV evaluation as described.")
     with reg.read() as s:
         scope = decide(s, study, at=now)
-    export = export_cohort(CohortSpec(study, "evaluator_atv", "ATV", date(2021, 1, 1), now.date(), 365),
+    export = export_cohort(CohortSpec(study, "evaluator_atv", "ATV", date(2021, 1, 1), now.date(), 365,
+                                      comparison_ratio=1),
                            registry=reg, warehouse_db=home.warehouse_db, outputs_dir=home.outputs, keys_dir=home.keys,
                            now=now)
     # a second request: record-level with race/ethnicity, not yet reviewed by anyone → refused at the gate

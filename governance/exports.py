@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pandas as pd
 
 from governance.catalog import quasi_identifiers
 from governance.registry import audit
@@ -47,6 +48,8 @@ class CohortSpec:
     period_end: date
     window_days: int = 365
     columns: tuple[str, ...] = tuple(DEFAULT_COLUMNS)
+    #: matched non-participants per participant (0: no comparison group); see governance.comparison
+    comparison_ratio: int = 0
 
 
 @dataclass
@@ -86,7 +89,8 @@ def export_cohort(spec: CohortSpec, *, registry: Registry, warehouse_db: Path, o
             rules = combine([DisclosureRules(min_cell=p.min_cell, k_anonymity=p.k_anonymity)
                              for p in s.query(Partner).filter(Partner.id.in_(scope.sources)).all()] or [DisclosureRules()])
             audit.append(s, actor=spec.actor, action="export.authorized", subject=spec.study_id, at=now,
-                         detail={"program": spec.program, "columns": len(asked), "output_level": "cohort"})
+                         detail={"program": spec.program, "columns": len(asked), "output_level": "cohort",
+                                 "comparison_ratio": spec.comparison_ratio})
     except PolicyRefused as exc:
         record_refusal(registry, actor=spec.actor, action="export.cohort", subject=spec.study_id, reason=str(exc), now=now)
         raise
@@ -97,6 +101,17 @@ def export_cohort(spec: CohortSpec, *, registry: Registry, warehouse_db: Path, o
             f'select person_key, program, {cols} from {mart_schema}.program_cohorts '
             "where program = ? and enrollment_date between ? and ? and window_days = ?",
             [spec.program, spec.period_start, spec.period_end, spec.window_days]).df()
+        if spec.comparison_ratio > 0:
+            from governance.comparison import comparison_group
+
+            controls = comparison_group(con, program=spec.program, period_start=spec.period_start,
+                                        period_end=spec.period_end, window_days=spec.window_days,
+                                        ratio=spec.comparison_ratio, schema=mart_schema)
+            controls["program"] = spec.program
+            controls = controls[[c for c in df.columns if c in controls.columns]]
+            df.insert(1, "cohort_group", "participant")
+            controls.insert(1, "cohort_group", "comparison")
+            df = pd.concat([df, controls], ignore_index=True)
     store = StudyKeyStore(keys_dir / "studies")
     key = store.get_or_create(spec.study_id, KeyRing(keys_dir).study_master_secret())
     df.insert(0, "study_person_id", pseudonymise(df.pop("person_key").tolist(), key))

@@ -261,6 +261,9 @@ def cohort_export(study_id: str, home: HomeOpt, actor: AsOpt,
                   period_from: Annotated[str, typer.Option("--from", help="Enrollments from (YYYY-MM-DD).")] = "2021-01-01",
                   period_to: Annotated[str, typer.Option("--to", help="Enrollments to (YYYY-MM-DD).")] = "2026-12-31",
                   window_days: Annotated[int, typer.Option(help="Outcome window before/after enrollment.")] = 365,
+                  comparison_ratio: Annotated[int, typer.Option(
+                      min=0, max=5, help="Matched non-participants per participant (age band, sex, area, prior "
+                                         "police contacts); 0 for none.")] = 0,
                   as_json: JsonOpt = False) -> None:
     """Export a de-identified cohort (study pseudonyms, coarsened dates, k-anonymity) for an approved request."""
     from governance.exports import CohortSpec, export_cohort
@@ -269,7 +272,7 @@ def cohort_export(study_id: str, home: HomeOpt, actor: AsOpt,
     h = Home(home)
     try:
         spec = CohortSpec(study_id, actor, program.upper(), date.fromisoformat(period_from),
-                          date.fromisoformat(period_to), window_days)
+                          date.fromisoformat(period_to), window_days, comparison_ratio=comparison_ratio)
     except ValueError as exc:
         _fail(f"--from/--to: {exc}")
     try:

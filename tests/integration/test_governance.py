@@ -183,3 +183,38 @@ def test_linked_study_extract_is_date_shifted_pseudonymised_and_gated(home, reg)
     assert json.load(open(res.manifest))["dates"].startswith("shifted per person")
     with pytest.raises(PolicyRefused, match="not the requester"):
         run_study(StudySpec("linked-1", "evaluator_atv", cols, date(2023, 1, 1), date(2025, 12, 31)), **kw)
+
+
+def test_cohort_with_a_matched_comparison_group(home, reg):
+    """Controls: never enrolled, same sex, age band at the index date, area and prior-contact bucket."""
+    from governance.comparison import comparison_group
+
+    rng = random.Random(5)
+    with duckdb.connect(str(home.warehouse_db)) as con:
+        parts = con.execute("select person_key, enrollment_date, age_band_at_enrollment, sex "
+                            "from analytics.program_cohorts").fetchall()
+        band_year = {"15-17": 16, "18-24": 20, "25-34": 30}
+        persons = [(pk, d.year - band_year[b], s, "Black or African American") for pk, d, b, s in parts]
+        persons += [(f"ctl_{i:05d}", 2004 - rng.randrange(0, 20), rng.choice(["M", "F"]), "White") for i in range(3000)]
+        con.execute("create table analytics.persons (person_key varchar, birth_year integer, sex varchar, "
+                    "race_ethnicity varchar)")
+        con.executemany("insert into analytics.persons values (?, ?, ?, ?)", persons)
+        con.execute("create table analytics.events (person_key varchar, event_date date, sector varchar, "
+                    "event_type varchar, is_priority_area boolean, is_violent_offense_victim boolean, "
+                    "is_assault_injury boolean, is_firearm_injury boolean, is_school_suspension_fighting boolean)")
+        con.execute("insert into analytics.events select person_key, date '2024-06-01', 'police', "
+                    "'police_contact_victim', true, true, false, false, false from analytics.persons")
+        controls = comparison_group(con, program="ATV", period_start=date(2021, 1, 1), period_end=date(2026, 11, 1),
+                                    window_days=365, ratio=1)
+        enrolled = {p[0] for p in parts}
+    assert len(controls) > 0 and not set(controls["person_key"]) & enrolled
+    assert controls["person_key"].is_unique  # each control used once
+    approve(reg)
+    res = export_cohort(CohortSpec("atv-eval", "evaluator_atv", "ATV", date(2021, 1, 1), date(2026, 11, 1), 365,
+                                   comparison_ratio=1),
+                        registry=reg, warehouse_db=home.warehouse_db, outputs_dir=home.outputs, keys_dir=home.keys,
+                        now=NOW)
+    import pandas as pd
+
+    out = pd.read_csv(res.files[0])
+    assert set(out["cohort_group"]) <= {"participant", "comparison"} and "person_key" not in out.columns
