@@ -39,6 +39,11 @@ AGE_WIDER = {"0-9": "0-17", "10-14": "0-17", "15-17": "0-17", "18-24": "18-34", 
              "35-44": "35-54", "45-54": "35-54", "55-64": "55+", "65+": "55+", "Unknown": "Unknown"}
 
 
+def ALL(series: pd.Series) -> pd.Series:  # noqa: N802 - a generaliser's last level: the attribute withheld
+    """Generalise a quasi-identifier fully ("All"): better to withhold one attribute than drop whole records."""
+    return pd.Series(["All"] * len(series), index=series.index, dtype=object)
+
+
 @dataclass(frozen=True)
 class CohortSpec:
     study_id: str
@@ -120,7 +125,8 @@ def export_cohort(spec: CohortSpec, *, registry: Registry, warehouse_db: Path, o
     qis = [c for c in quasi_identifiers(DATASET) if c in df.columns]
     # generalise before suppressing: enrolment month → quarter → year; age bands → wider bands
     generalisers = {"enrollment_date": [period("quarter"), period("year")],
-                    "age_band_at_enrollment": [AGE_WIDER]}
+                    "age_band_at_enrollment": [AGE_WIDER, ALL],
+                    "sex": [ALL], "race_ethnicity": [ALL]}
     df, kreport = enforce_k_anonymity(df, qis, rules, {q: g for q, g in generalisers.items() if q in qis})
     check = check_release(df, kind="record", rules=rules, quasi_identifiers=qis)
     if not check.passed:
