@@ -1,5 +1,6 @@
 """Registry workflow, policy and audit chain on a real SQLite registry (migrated with Alembic)."""
 
+import os
 import threading
 from datetime import UTC, date, datetime, timedelta
 
@@ -30,7 +31,16 @@ COHORT_COLS = [{"dataset": "program_cohorts", "column": c} for c in
 
 @pytest.fixture
 def reg(tmp_path) -> Registry:
-    r = Registry.at(tmp_path / "registry.db")
+    """A fresh registry: SQLite by default; VPDC_TEST_REGISTRY_URL runs the same tests on PostgreSQL."""
+    url = os.environ.get("VPDC_TEST_REGISTRY_URL")
+    if url:
+        from sqlalchemy import create_engine
+
+        with create_engine(url).begin() as c:
+            c.exec_driver_sql("drop schema public cascade; create schema public")
+        r = Registry(url)
+    else:
+        r = Registry.at(tmp_path / "registry.db")
     with r.transaction() as s:
         seed_demo(s)
     return r
