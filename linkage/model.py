@@ -145,10 +145,13 @@ def blocking_rules() -> list[Any]:
     ]
 
 
-def prepare_inputs(con: duckdb.DuckDBPyConnection, *, table: str = "link_input") -> dict[str, Any]:
+def prepare_inputs(con: duckdb.DuckDBPyConnection, *, table: str = "link_input", incremental: bool = False) -> dict[str, Any]:
     """Build the model's input table from the current loads of the linkage zone.
 
     One row per (source, source_record_id), from its newest current load; Bloom filters cast to BIT.
+    With ``incremental`` (and an existing table), only the difference is applied: rows of loads that are no
+    longer current leave, rows of new current loads arrive (a newer load's row replaces an older one), so
+    the cost follows the new extracts rather than the whole linkage zone.
 
     Raises:
         KeyVersionError: when current encodings come from more than one linkage key version.
@@ -162,13 +165,23 @@ def prepare_inputs(con: duckdb.DuckDBPyConnection, *, table: str = "link_input")
                               "every partner must re-encode under one version before linkage")
     cols = ", ".join(f"e.{k} as {v}" for k, v in COLUMNS.items())
     blooms = ", ".join(f"e.{k}::BIT as {v}" for k, v in BLOOMS.items())
-    con.execute(f"""
-        create or replace table {table} as
-        select e.source as source_dataset, e.source_record_id as unique_id, e.linkage_key_version, {cols}, {blooms}
-        from encodings e join loads l using (load_id)
-        where l.is_current
-        qualify row_number() over (partition by e.source, e.source_record_id order by l.created_at desc) = 1
-    """)
+    select = (f"select e.source as source_dataset, e.source_record_id as unique_id, e.linkage_key_version, "
+              f"e.load_id, l.created_at as load_created_at, {cols}, {blooms} "
+              "from encodings e join loads l using (load_id) where l.is_current __EXTRA__ "
+              "qualify row_number() over (partition by e.source, e.source_record_id order by l.created_at desc) = 1")
+    exists = con.execute("select count(*) from information_schema.columns where table_name = ? "
+                         "and column_name = 'load_id'", [table]).fetchall()[0][0]
+    if incremental and exists:
+        con.execute(f"delete from {table} where load_id not in (select load_id from loads where is_current)")
+        con.execute("create or replace temp table _fresh as " + select.replace(
+            "__EXTRA__", f"and e.load_id not in (select distinct load_id from {table})"))
+        con.execute(f"delete from {table} t using _fresh f where t.source_dataset = f.source_dataset "
+                    "and t.unique_id = f.unique_id and t.load_created_at <= f.load_created_at")
+        con.execute(f"insert into {table} select * from _fresh f where not exists (select 1 from {table} t "
+                    "where t.source_dataset = f.source_dataset and t.unique_id = f.unique_id)")
+        con.execute("drop table _fresh")
+    else:
+        con.execute(f"create or replace table {table} as " + select.replace("__EXTRA__", ""))
     counts = dict(con.execute(f"select source_dataset, count(*) from {table} group by 1").fetchall())
     return {"key_version": versions[0][0] if versions else None, "records": counts}
 

@@ -106,20 +106,22 @@ def run_linkage(
                                    seconds={"total": time.perf_counter() - t0})
             _record_run(con, result, now, None, params, "")
             return result
-        info = prepare_inputs(con)
-        records = info["records"]
-        key_version = info["key_version"]
-        zero = sorted(s for s in expected_sources if not records.get(s))
         previous = con.execute("select run_id, model_version, linkage_key_version from linkage_runs "
                                "where model_run_id = run_id order by finished_at desc limit 1").fetchall()
         has_keys = con.execute("select count(*) from person_keys").fetchall()[0][0] > 0
+        maybe_incremental = mode != "full" and bool(previous) and has_keys
+        info = prepare_inputs(con, incremental=maybe_incremental)
+        key_version = info["key_version"]
         if previous and previous[0][2] != key_version and key_version is not None:
             if mode == "incremental":
                 raise KeyVersionError(f"the saved model was trained on linkage key {previous[0][2]}, the inputs are "
                                       f"{key_version}: run a full linkage")
             mode = "full"
+            info = prepare_inputs(con)  # a new key version: every input is rebuilt for the retrain
         if mode == "auto":
             mode = "incremental" if previous and has_keys else "full"
+        records = info["records"]
+        zero = sorted(s for s in expected_sources if not records.get(s))
         result = LinkageResult(run_id, mode, key_version, records, 0, 0, 0, {}, zero_record_sources=zero)
         total = sum(records.values())
         if total == 0:

@@ -167,3 +167,21 @@ def test_link_job_through_dagster_writes_a_value_free_report(home):
     assert report["estimated"]["precision"] is not None and report["threshold_sensitivity"]
     with duckdb.connect(str(home.warehouse_db), read_only=True) as con:
         assert con.execute("select count(*) from raw.person_map").fetchall()[0][0] > 0
+
+
+def test_incremental_input_refresh_equals_a_full_rebuild_after_a_resent_period(home):
+    run_linkage(home.linkage_db, now=NOW, mode="full")
+    with duckdb.connect(str(home.linkage_db)) as con:
+        old = con.execute("select load_id from loads where source = 'county' and is_current").fetchall()[0][0]
+        # the county re-sends its period: a newer load with the same records supersedes the old one
+        con.execute("insert into loads select 'resent', 'resent', source, extract_type, period, schema_version, "
+                    "linkage_key_version, row_count, created_at + interval 1 day, loaded_at, true, null "
+                    "from loads where load_id = ?", [old])
+        con.execute("update loads set is_current = false, superseded_by = 'resent' where load_id = ?", [old])
+        con.execute("insert into encodings select * replace ('resent' as load_id) from encodings where load_id = ?", [old])
+        prepare_inputs(con, incremental=True)
+        inc = con.execute("select * exclude (load_created_at) from link_input order by all").fetchall()
+        prepare_inputs(con, table="link_full")
+        full = con.execute("select * exclude (load_created_at) from link_full order by all").fetchall()
+        assert inc == full
+        assert con.execute("select count(*) from link_input where load_id = ?", [old]).fetchall()[0][0] == 0
