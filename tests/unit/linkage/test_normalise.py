@@ -1,7 +1,7 @@
 from datetime import date
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from linkage.encoding.normalise import (
@@ -127,6 +127,7 @@ def test_normalise_address_standardises():
     assert normalise_address("  ") is None
 
 
+@settings(deadline=None)  # the first call compiles the regexes
 @given(st.lists(st.one_of(st.none(), st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126)),
                           st.sampled_from(["1200 North Tryon Street Apt 4", "9 Elm St. #3", "55 Beatties Ford Road",
                                            "12 Avenue Rd", "Calle José 5"])), max_size=40))
