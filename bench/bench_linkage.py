@@ -351,7 +351,14 @@ def stage_holdout(spec: dict[str, Any]) -> dict[str, Any]:
             con.execute("delete from encodings e where exists (select 1 from bench_holdout h "
                         "where h.source = e.source and h.source_record_id = e.source_record_id)")
         else:
-            con.execute("insert into encodings select * from bench_holdout")
+            # the held-out records come back as a new load, as a monthly envelope would (rows of a committed
+            # load never change, so putting them back under their old load id would not be an increment)
+            con.execute("""insert into loads select distinct 'bench_inc_' || h.source || '_' || h.extract_type,
+                'bench_inc_' || h.source || '_' || h.extract_type, h.source, h.extract_type, '2099-01', l.schema_version,
+                l.linkage_key_version, 0, now(), now(), true, null
+                from bench_holdout h join loads l on l.load_id = h.load_id""")
+            con.execute("insert into encodings select * replace ('bench_inc_' || source || '_' || extract_type as load_id) "
+                        "from bench_holdout")
             con.execute("drop table bench_holdout")
         n = con.execute("select count(*) from encodings").fetchall()[0][0]
     return {"encodings": n}

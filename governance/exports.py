@@ -67,39 +67,77 @@ class ExportResult:
     generalised: dict[str, Any] = field(default_factory=dict)
 
 
+def _authorize(registry: Registry, *, study_id: str, actor: str, now: datetime, level: OutputLevel,
+               columns: list[tuple[str, str]], role: Role, action: str, refused_as: str,
+               detail: dict[str, Any]) -> Any:
+    """The gate, audited either way; returns the strictest disclosure rules of the partners involved."""
+    from governance.disclosure import DisclosureRules, combine
+
+    try:
+        with registry.transaction() as s:
+            scope = authorize(s, study_id, at=now, actor=actor, output_level=level, columns=columns,
+                              permission_role=role)
+            rules = combine([DisclosureRules(min_cell=p.min_cell, k_anonymity=p.k_anonymity)
+                             for p in s.query(Partner).filter(Partner.id.in_(scope.sources)).all()] or [DisclosureRules()])
+            audit.append(s, actor=actor, action=f"{action}.authorized", subject=study_id, at=now,
+                         detail={"columns": len(columns), "output_level": level.value, **detail})
+    except PolicyRefused as exc:
+        record_refusal(registry, actor=actor, action=refused_as, subject=study_id, reason=str(exc), now=now)
+        raise
+    return rules
+
+
+def _release(df: pd.DataFrame, *, registry: Registry, study_id: str, actor: str, now: datetime, rules: Any,
+             dataset: str, generalisers: dict[str, list[Any]], data_path: Path, action: str,
+             manifest_extra: dict[str, Any] | None = None) -> ExportResult:
+    """k-anonymity on the quasi-identifiers, the final release check, then the file, its manifest and the audit."""
+    from governance.disclosure import check_release, enforce_k_anonymity, release_manifest, write_manifest
+
+    qis = [c for c in quasi_identifiers(dataset) if c in df.columns]
+    df, kreport = enforce_k_anonymity(df, qis, rules, {q: g for q, g in generalisers.items() if q in qis})
+    check = check_release(df, kind="record", rules=rules, quasi_identifiers=qis)
+    if not check.passed:
+        reason = "release check failed: " + "; ".join(check.failures)
+        record_refusal(registry, actor=actor, action=f"{action}.release", subject=study_id, reason=reason, now=now)
+        raise PolicyRefused(f"{study_id}: {reason}")
+    data_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = data_path.with_name(f".{data_path.name}.tmp")
+    df.to_csv(tmp, index=False)
+    tmp.replace(data_path)
+    kinfo = kreport.to_dict()
+    manifest = release_manifest([data_path], study_id=study_id, request_id=study_id,
+                                checks={data_path.name: check}, rules=rules, now=now)
+    manifest |= {"k_anonymity": kinfo, **(manifest_extra or {})}
+    manifest_path = data_path.with_name(data_path.stem + ".manifest.json")
+    manifest_path.unlink(missing_ok=True)  # a re-run replaces its own manifest along with its file
+    write_manifest(manifest_path, manifest)
+    with registry.transaction() as s:
+        audit.append(s, actor=actor, action=f"{action}.released", subject=study_id, at=now,
+                     detail={"file": data_path.name, "rows": int(len(df)), "manifest": manifest_path.name})
+    return ExportResult(study_id, [str(data_path)], str(manifest_path), int(len(df)),
+                        int(kinfo["records_suppressed"]), json.loads(json.dumps(kinfo, default=str)))
+
+
+def _study_key(keys_dir: Path, study_id: str) -> bytes:
+    from governance.keys import KeyRing
+    from governance.pseudonyms import StudyKeyStore
+
+    return StudyKeyStore(keys_dir / "studies").get_or_create(study_id, KeyRing(keys_dir).study_master_secret())
+
+
 def export_cohort(spec: CohortSpec, *, registry: Registry, warehouse_db: Path, outputs_dir: Path, keys_dir: Path,
                   now: datetime, mart_schema: str = "analytics") -> ExportResult:
-    """Export a de-identified program cohort for an approved request.
+    """Export a de-identified program cohort (optionally with a matched comparison group) for an approved request.
 
     Raises:
         PolicyRefused: the request is not active or the ask is outside its approval (refusal audited).
     """
-    from governance.disclosure import (
-        DisclosureRules,
-        check_release,
-        combine,
-        enforce_k_anonymity,
-        period,
-        release_manifest,
-        write_manifest,
-    )
-    from governance.keys import KeyRing
-    from governance.pseudonyms import StudyKeyStore, coarsen_dates, pseudonymise
+    from governance.disclosure import period
+    from governance.pseudonyms import coarsen_dates, pseudonymise
 
-    asked = [(DATASET, c) for c in spec.columns]
-    try:
-        with registry.transaction() as s:
-            scope = authorize(s, spec.study_id, at=now, actor=spec.actor, output_level=OutputLevel.COHORT,
-                              columns=asked, permission_role=Role.EVALUATOR)
-            rules = combine([DisclosureRules(min_cell=p.min_cell, k_anonymity=p.k_anonymity)
-                             for p in s.query(Partner).filter(Partner.id.in_(scope.sources)).all()] or [DisclosureRules()])
-            audit.append(s, actor=spec.actor, action="export.authorized", subject=spec.study_id, at=now,
-                         detail={"program": spec.program, "columns": len(asked), "output_level": "cohort",
-                                 "comparison_ratio": spec.comparison_ratio})
-    except PolicyRefused as exc:
-        record_refusal(registry, actor=spec.actor, action="export.cohort", subject=spec.study_id, reason=str(exc), now=now)
-        raise
-
+    rules = _authorize(registry, study_id=spec.study_id, actor=spec.actor, now=now, level=OutputLevel.COHORT,
+                       columns=[(DATASET, c) for c in spec.columns], role=Role.EVALUATOR, action="export", refused_as="export.cohort",
+                       detail={"program": spec.program, "comparison_ratio": spec.comparison_ratio})
     cols = ", ".join(f'"{c}"' for c in spec.columns if c != "program")
     with duckdb.connect(str(warehouse_db), read_only=True) as con:
         df = con.execute(
@@ -117,44 +155,16 @@ def export_cohort(spec: CohortSpec, *, registry: Registry, warehouse_db: Path, o
             df.insert(1, "cohort_group", "participant")
             controls.insert(1, "cohort_group", "comparison")
             df = pd.concat([df, controls], ignore_index=True)
-    store = StudyKeyStore(keys_dir / "studies")
-    key = store.get_or_create(spec.study_id, KeyRing(keys_dir).study_master_secret())
-    df.insert(0, "study_person_id", pseudonymise(df.pop("person_key").tolist(), key))
+    df.insert(0, "study_person_id", pseudonymise(df.pop("person_key").tolist(), _study_key(keys_dir, spec.study_id)))
     if "enrollment_date" in df.columns:
         df = coarsen_dates(df, ["enrollment_date"], to="month")
-    qis = [c for c in quasi_identifiers(DATASET) if c in df.columns]
-    # generalise before suppressing: enrolment month → quarter → year; age bands → wider bands
+    # generalise before suppressing: month → quarter → year; age bands → wider → withheld; sex, race withheld
     generalisers = {"enrollment_date": [period("quarter"), period("year")],
-                    "age_band_at_enrollment": [AGE_WIDER, ALL],
-                    "sex": [ALL], "race_ethnicity": [ALL]}
-    df, kreport = enforce_k_anonymity(df, qis, rules, {q: g for q, g in generalisers.items() if q in qis})
-    check = check_release(df, kind="record", rules=rules, quasi_identifiers=qis)
-    if not check.passed:
-        reason = "release check failed: " + "; ".join(check.failures)
-        record_refusal(registry, actor=spec.actor, action="export.release", subject=spec.study_id, reason=reason, now=now)
-        raise PolicyRefused(f"{spec.study_id}: {reason}")
-
-    out_dir = outputs_dir / spec.study_id
-    out_dir.mkdir(parents=True, exist_ok=True)
+                    "age_band_at_enrollment": [AGE_WIDER, ALL], "sex": [ALL], "race_ethnicity": [ALL]}
     stem = f"cohort_{spec.program.lower()}_{spec.period_start:%Y%m}-{spec.period_end:%Y%m}_w{spec.window_days}"
-    data_path = out_dir / f"{stem}.csv"
-    tmp = data_path.with_name(f".{data_path.name}.tmp")
-    df.to_csv(tmp, index=False)
-    tmp.replace(data_path)
-    kinfo = kreport.to_dict()
-    manifest = release_manifest([data_path], study_id=spec.study_id, request_id=spec.study_id,
-                                checks={data_path.name: check}, rules=rules, now=now)
-    manifest["k_anonymity"] = kinfo
-    manifest_path = out_dir / f"{stem}.manifest.json"
-    if manifest_path.exists():
-        manifest_path.unlink()  # a re-run replaces its own manifest along with its file
-    write_manifest(manifest_path, manifest)
-    with registry.transaction() as s:
-        audit.append(s, actor=spec.actor, action="export.released", subject=spec.study_id, at=now,
-                     detail={"file": data_path.name, "rows": int(len(df)), "manifest": manifest_path.name})
-    return ExportResult(spec.study_id, [str(data_path)], str(manifest_path), int(len(df)),
-                        int(kinfo["records_suppressed"]),
-                        json.loads(json.dumps(kinfo, default=str)))
+    return _release(df, registry=registry, study_id=spec.study_id, actor=spec.actor, now=now, rules=rules,
+                    dataset=DATASET, generalisers=generalisers, data_path=outputs_dir / spec.study_id / f"{stem}.csv",
+                    action="export")
 
 
 @dataclass(frozen=True)
@@ -180,58 +190,23 @@ def run_study(spec: StudySpec, *, registry: Registry, warehouse_db: Path, output
     Raises:
         PolicyRefused: not active, not the requester's, not a linked extract, or columns outside the approval.
     """
-    from governance.disclosure import DisclosureRules, check_release, combine, enforce_k_anonymity, release_manifest, write_manifest
-    from governance.keys import KeyRing
-    from governance.pseudonyms import StudyKeyStore, pseudonymise, shift_dates
+    from governance.disclosure import period
+    from governance.pseudonyms import pseudonymise, shift_dates
 
-    asked = [(spec.dataset, c) for c in spec.columns]
-    try:
-        with registry.transaction() as s:
-            scope = authorize(s, spec.study_id, at=now, actor=spec.actor, output_level=OutputLevel.LINKED_EXTRACT,
-                              columns=asked, permission_role=Role.ANALYST)
-            rules = combine([DisclosureRules(min_cell=p.min_cell, k_anonymity=p.k_anonymity)
-                             for p in s.query(Partner).filter(Partner.id.in_(scope.sources)).all()] or [DisclosureRules()])
-            audit.append(s, actor=spec.actor, action="study.authorized", subject=spec.study_id, at=now,
-                         detail={"dataset": spec.dataset, "columns": len(asked), "output_level": "linked_extract"})
-    except PolicyRefused as exc:
-        record_refusal(registry, actor=spec.actor, action="study.run", subject=spec.study_id, reason=str(exc), now=now)
-        raise
+    rules = _authorize(registry, study_id=spec.study_id, actor=spec.actor, now=now, level=OutputLevel.LINKED_EXTRACT,
+                       columns=[(spec.dataset, c) for c in spec.columns], role=Role.ANALYST, action="study", refused_as="study.run",
+                       detail={"dataset": spec.dataset})
     cols = ", ".join(f'"{c}"' for c in spec.columns)
     with duckdb.connect(str(warehouse_db), read_only=True) as con:
         df = con.execute(f'select person_key, {cols} from {mart_schema}.{spec.dataset} '
                          "where event_date between ? and ?", [spec.period_start, spec.period_end]).df()
-    key = StudyKeyStore(keys_dir / "studies").get_or_create(spec.study_id, KeyRing(keys_dir).study_master_secret())
+    key = _study_key(keys_dir, spec.study_id)
     df.insert(0, "study_person_id", pseudonymise(df.pop("person_key").tolist(), key))
     dates = [c for c in spec.columns if c.endswith("_date")]
     if dates:
         df = shift_dates(df, dates, "study_person_id", key)
-    qis = [c for c in quasi_identifiers(spec.dataset) if c in df.columns]
-    from governance.disclosure import period
-
-    gens = {"event_date": [period("month"), period("quarter")], "age_band_at_event": [AGE_WIDER]}
-    df, kreport = enforce_k_anonymity(df, qis, rules, {q: g for q, g in gens.items() if q in qis})
-    check = check_release(df, kind="record", rules=rules, quasi_identifiers=qis)
-    if not check.passed:
-        reason = "release check failed: " + "; ".join(check.failures)
-        record_refusal(registry, actor=spec.actor, action="study.release", subject=spec.study_id, reason=reason, now=now)
-        raise PolicyRefused(f"{spec.study_id}: {reason}")
-    out_dir = outputs_dir / spec.study_id
-    out_dir.mkdir(parents=True, exist_ok=True)
-    data_path = out_dir / f"extract_{spec.dataset}_{spec.period_start:%Y%m}-{spec.period_end:%Y%m}.csv"
-    tmp = data_path.with_name(f".{data_path.name}.tmp")
-    df.to_csv(tmp, index=False)
-    tmp.replace(data_path)
-    kinfo = kreport.to_dict()
-    manifest = release_manifest([data_path], study_id=spec.study_id, request_id=spec.study_id,
-                                checks={data_path.name: check}, rules=rules, now=now)
-    manifest["k_anonymity"] = kinfo
-    manifest["dates"] = "shifted per person by up to 30 days (intervals preserved)"
-    manifest_path = data_path.with_name(data_path.stem + ".manifest.json")
-    if manifest_path.exists():
-        manifest_path.unlink()  # a re-run replaces its own manifest along with its file
-    write_manifest(manifest_path, manifest)
-    with registry.transaction() as s:
-        audit.append(s, actor=spec.actor, action="study.released", subject=spec.study_id, at=now,
-                     detail={"file": data_path.name, "rows": int(len(df)), "manifest": manifest_path.name})
-    return ExportResult(spec.study_id, [str(data_path)], str(manifest_path), int(len(df)),
-                        int(kinfo["records_suppressed"]), json.loads(json.dumps(kinfo, default=str)))
+    generalisers = {"event_date": [period("month"), period("quarter")], "age_band_at_event": [AGE_WIDER, ALL]}
+    path = outputs_dir / spec.study_id / f"extract_{spec.dataset}_{spec.period_start:%Y%m}-{spec.period_end:%Y%m}.csv"
+    return _release(df, registry=registry, study_id=spec.study_id, actor=spec.actor, now=now, rules=rules,
+                    dataset=spec.dataset, generalisers=generalisers, data_path=path, action="study",
+                    manifest_extra={"dates": "shifted per person by up to 30 days (intervals preserved)"})
