@@ -15,10 +15,9 @@ backend for partners who outgrow one machine.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import duckdb
@@ -226,11 +225,7 @@ def make_linker(db_api: Any, inputs: Sequence[str], settings: Any) -> Any:
     return Linker(sdfs, settings, log_level=logging.ERROR)
 
 
-def model_json(linker: Any, *, key_version: str, fingerprint: str, params: LinkageParams) -> dict[str, Any]:
-    model = linker.misc.save_model_to_json()
+def model_json(linker: Any, *, key_version: str | None, fingerprint: str, params: LinkageParams) -> dict[str, Any]:
+    """The saved model: Splink's settings and parameters with our version, key version and data fingerprint."""
     return {"model_version": MODEL_VERSION, "linkage_key_version": key_version, "training_fingerprint": fingerprint,
-            "params": params.__dict__, "splink": model}
-
-
-def dumps(obj: dict[str, Any]) -> str:
-    return json.dumps(obj, indent=2, default=str)
+            "params": asdict(params), "splink": linker.misc.save_model_to_json()}

@@ -15,7 +15,6 @@ import html
 import json
 import math
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +147,3 @@ def write_report(report: dict[str, Any], out_dir: Path, charts: dict[str, str] |
                      ".warn{background:#ffd}</style>" + "".join(parts))
     return jpath, hpath
 
-
-def now_year(now: datetime) -> int:
-    return now.year

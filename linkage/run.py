@@ -30,6 +30,7 @@ from linkage.model import (
     build_settings,
     input_fingerprint,
     make_linker,
+    model_json,
     prepare_inputs,
     source_views,
     train,
@@ -148,9 +149,7 @@ def run_linkage(
             t = time.perf_counter()
             pred = linker.inference.predict(threshold_match_probability=params.predict_threshold)
             _save_edges(con, pred.physical_name, "link_edges")
-            model = {"model_version": MODEL_VERSION, "linkage_key_version": key_version,
-                     "training_fingerprint": input_fingerprint(con), "params": asdict(params),
-                     "splink": linker.misc.save_model_to_json()}
+            model = model_json(linker, key_version=key_version, fingerprint=input_fingerprint(con), params=params)
             result.model_run_id = run_id
             result.new_records = total
             con.execute("create or replace table link_membership (node_id_l varchar, node_id_r varchar, "

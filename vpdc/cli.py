@@ -224,8 +224,7 @@ def partner_send(
     import pyarrow.parquet as pq
 
     from governance.keys import KeyError_, KeyRing
-    from governance.transfer import seal_envelope
-    from linkage.encoding import EncodingParams, load_profile
+    from linkage.encoding import SchemaError, seal_encoded
 
     h = Home(home)
     base = h.partner_out(partner)
@@ -233,30 +232,19 @@ def partner_send(
     if not periods:
         fail(f"nothing encoded under {base}; run `vpdc partner encode --partner {partner}` first")
     keyring = KeyRing(h.keys)
-    params = EncodingParams()
     results = []
     for per in periods:
         files = [base / per / f"{extract}.parquet"] if extract else sorted((base / per).glob("*.parquet"))
         for f in files:
             if not f.exists():
                 fail(f"{f}: not encoded yet; run `vpdc partner encode --partner {partner} --extract {f.stem} --period {per}`")
-            profile = load_profile(partner, f.stem)
-            meta = pq.ParquetFile(f)
-            versions = set(pq.read_table(f, columns=["linkage_key_version"]).column(0).unique().to_pylist())
-            if len(versions) > 1:
-                fail(f"{f}: rows encoded under several linkage key versions {sorted(versions)}; re-encode")
             try:
-                env = seal_envelope(
-                    f, partner=partner, extract_type=f.stem, period=per, schema_version=profile.schema_version,
-                    row_count=meta.metadata.num_rows,
-                    linkage_key_version=(versions.pop() if versions else keyring.current_linkage_version()),
-                    keyring=keyring, out_dir=to or h.landing(partner),
-                    extra={"bloom_bits": params.bloom_bits, "bloom_k": params.bloom_k, "kit": "vpdc-ids 0.1.0"},
-                )
-            except KeyError_ as exc:
+                env = seal_encoded(f, partner=partner, extract_type=f.stem, period=per, keyring=keyring,
+                                   out_dir=to or h.landing(partner))
+            except (KeyError_, SchemaError) as exc:
                 fail(str(exc))
             results.append({"partner": partner, "extract_type": f.stem, "period": per,
-                            "rows": meta.metadata.num_rows, "envelope": str(env)})
+                            "rows": pq.ParquetFile(f).metadata.num_rows, "envelope": str(env)})
     table = Table("partner", "extract", "period", "rows", "envelope")
     for r in results:
         table.add_row(r["partner"], r["extract_type"], r["period"], f"{r['rows']:,}", Path(r["envelope"]).name)

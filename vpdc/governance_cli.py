@@ -56,7 +56,7 @@ def _out(result: Any, as_json: bool, table: Table | None = None) -> None:
 def _fail(msg: str, code: int = 2) -> None:
     from vpdc.cli import console
 
-    console.print(f"[bold red]error:[/] ", end="")
+    console.print("[bold red]error:[/] ", end="")
     console.print(msg, markup=False, highlight=False)
     raise typer.Exit(code)
 

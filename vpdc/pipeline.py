@@ -20,15 +20,11 @@ from vpdc.config import SOURCES, Home
 
 def encode_and_send_all(home: Home, *, today: date, progress: Progress | None = None) -> list[dict[str, Any]]:
     """Every partner encodes every extract of every period and seals it into ``landing/<partner>/``."""
-    import pyarrow.parquet as pq
-
     from governance.keys import KeyRing
-    from governance.transfer import seal_envelope
-    from linkage.encoding import Encoder, EncodingParams, encode_extract, extract_types, load_profile
+    from linkage.encoding import Encoder, encode_extract, extract_types, load_profile, seal_encoded
 
     keyring = KeyRing(home.keys)
     encoder = Encoder(keyring.linkage_secret())
-    params = encoder.params
     results = []
     for partner in SOURCES:
         raw = home.partner_raw(partner)
@@ -45,12 +41,8 @@ def encode_and_send_all(home: Home, *, today: date, progress: Progress | None = 
                                          progress=(lambda n, t=task: progress.update(t, advance=n)) if progress else None)
                 if progress and task is not None:
                     progress.remove_task(task)
-                env = seal_envelope(
-                    dest, partner=partner, extract_type=extract, period=period,
-                    schema_version=profile.schema_version, row_count=pq.ParquetFile(dest).metadata.num_rows,
-                    linkage_key_version=encoder.key_version, keyring=keyring, out_dir=home.landing(partner),
-                    extra={"bloom_bits": params.bloom_bits, "bloom_k": params.bloom_k, "kit": "vpdc-ids 0.1.0"},
-                )
+                env = seal_encoded(dest, partner=partner, extract_type=extract, period=period, keyring=keyring,
+                                   out_dir=home.landing(partner), params=encoder.params)
                 results.append(summary.as_dict() | {"period": period, "envelope": env.name})
     return results
 

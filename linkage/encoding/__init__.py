@@ -13,6 +13,7 @@ from linkage.encoding.kit import (
     extract_types,
     load_profile,
     partners,
+    seal_encoded,
 )
 
 __all__ = [
@@ -29,4 +30,5 @@ __all__ = [
     "extract_types",
     "load_profile",
     "partners",
+    "seal_encoded",
 ]

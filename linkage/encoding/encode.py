@@ -16,7 +16,7 @@ records need only tens of thousands of HMACs.
 from __future__ import annotations
 
 import binascii
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import date
 
@@ -194,6 +194,3 @@ class Encoder:
             self._cache[("dobf", d)] = hit
         return hit  # type: ignore[return-value]
 
-    def map_unique(self, values: Iterable[object], fn: Callable[[object], object]) -> dict[object, object]:
-        """Apply ``fn`` once per distinct value (the column-wise fast path)."""
-        return {v: fn(v) for v in set(values)}

@@ -46,7 +46,8 @@ from linkage.encoding.normalise import (
     split_formatted_name,
 )
 
-__all__ = ["EncodeSummary", "ExtractProfile", "ProfileError", "SchemaError", "encode_extract", "load_profile", "partners"]
+__all__ = ["EncodeSummary", "ExtractProfile", "ProfileError", "SchemaError", "encode_extract", "load_profile",
+           "partners", "seal_encoded"]
 
 IDENTIFIER_ROLES = ("first_name", "middle_name", "last_name", "suffix", "formatted_name", "dob", "sex", "ssn",
                     "address", "zip")
@@ -479,3 +480,27 @@ def _encode_identifiers(batch: pa.RecordBatch, profile: ExtractProfile, enc: Enc
     avals, aidx = _per_unique(addresses, lambda v: enc.token("addr", v))
     out["enc_addr"] = _take(avals, aidx, s)
     out["enc_zip"] = simple("zip", "zip", norm.zip)
+
+
+def seal_encoded(payload: Path, *, partner: str, extract_type: str, period: str, keyring: Any, out_dir: Path,
+                 params: Any = None) -> Path:
+    """Sign and encrypt an encoded payload into an envelope; the manifest records the encoding parameters.
+
+    Row count and linkage key version are read from the payload itself, so the manifest cannot disagree with it.
+
+    Raises:
+        SchemaError: the payload mixes linkage key versions (re-encode under one).
+    """
+    from governance.transfer import seal_envelope
+    from linkage.encoding.encode import EncodingParams
+
+    params = params or EncodingParams()
+    meta = pq.ParquetFile(payload).metadata
+    versions = set(pq.read_table(payload, columns=["linkage_key_version"]).column(0).unique().to_pylist())
+    if len(versions) > 1:
+        raise SchemaError(f"{payload}: rows encoded under several linkage key versions {sorted(versions)}; re-encode")
+    return seal_envelope(
+        payload, partner=partner, extract_type=extract_type, period=period,
+        schema_version=load_profile(partner, extract_type).schema_version, row_count=meta.num_rows,
+        linkage_key_version=versions.pop() if versions else keyring.current_linkage_version(), keyring=keyring,
+        out_dir=out_dir, extra={"bloom_bits": params.bloom_bits, "bloom_k": params.bloom_k, "kit": "vpdc-ids 0.1.0"})
