@@ -34,7 +34,7 @@ demo: setup
 	$(VENV)/bin/vpdc demo
 
 test: setup
-	$(VENV)/bin/python -m pytest -q
+	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-ci} $(VENV)/bin/python -m pytest -q
 
 bench: setup
 	bash bench/peers/setup.sh

@@ -3,12 +3,22 @@
 from datetime import date
 from pathlib import Path
 
+import os
+
 import pytest
+from hypothesis import settings
 
 from governance.keys import KeyRing, init_keys
 from vpdc.config import SOURCES
 
 TODAY = date(2026, 11, 21)
+
+# `make test` (and so CI) runs the "ci" profile: the same examples every run, so a red build is a
+# change in the code, never the luck of the draw. `HYPOTHESIS_PROFILE=explore make test` searches
+# ten times wider with fresh randomness; pin what it finds with @example.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.register_profile("explore", max_examples=1000, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture

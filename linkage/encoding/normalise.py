@@ -41,7 +41,7 @@ class NormaliseError(ValueError):
 
 
 # Letters that Unicode decomposition does not reduce to ASCII.
-_SPECIAL = str.maketrans({"ß": "SS", "Æ": "AE", "æ": "AE", "Ø": "O", "ø": "O", "Ł": "L", "ł": "L",
+_SPECIAL = str.maketrans({"ß": "SS", "ẞ": "SS", "Æ": "AE", "æ": "AE", "Ø": "O", "ø": "O", "Ł": "L", "ł": "L",
                           "Đ": "D", "đ": "D", "Œ": "OE", "œ": "OE", "Þ": "TH", "þ": "TH", "ı": "I"})
 _APOSTROPHES = re.compile(r"[’'`´ʻʼ]")
 _SEPARATORS = re.compile(r"[-‐‑‒–—_.,/\\;:()\[\]]+")
