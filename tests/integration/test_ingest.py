@@ -322,3 +322,86 @@ def test_validation_results_carry_no_record_values(home):
         data = json.loads(text)
         assert set(data["checks"][0]) == {"check", "column", "severity", "passed", "element_count",
                                           "unexpected_count", "detail"}
+
+
+def _identifier_values(home_root: Path) -> dict[str, set[str]]:
+    """Every raw name, date of birth, SSN and street address in the synthetic person extracts, as the
+    partner wrote it and in the forms the kit normalises it to (upper case, digits only, ISO date)."""
+    import pyarrow.csv as pacsv
+
+    from linkage.encoding import extract_types
+    from linkage.encoding.normalise import parse_date
+    from vpdc.config import SOURCES
+
+    found: dict[str, set[str]] = {"name": set(), "dob": set(), "ssn": set(), "address": set()}
+    for partner in SOURCES:
+        for x in extract_types(partner):
+            prof = load_profile(partner, x)
+            if prof.kind != "persons":
+                continue
+            ids = prof.identifiers
+            for f in (home_root / "partners" / partner).glob(f"*/{prof.file}"):
+                t = pacsv.read_csv(f, parse_options=pacsv.ParseOptions(delimiter=prof.delimiter),
+                                   convert_options=pacsv.ConvertOptions(
+                                       column_types={c: pa.string() for c in prof.expected_columns()}))
+                for role in ("first_name", "middle_name", "last_name", "formatted_name"):
+                    if ids.get(role):
+                        for v in t.column(ids[role]).to_pylist():
+                            if v:
+                                found["name"] |= {v, v.upper()} | set(v.replace(",", " ").split())
+                for v in t.column(ids["dob"]).to_pylist():
+                    if v:
+                        found["dob"].add(v)
+                        try:
+                            d = parse_date(v, ids.get("dob_format", "%Y-%m-%d"), latest=TODAY)
+                        except Exception:
+                            continue
+                        if d:
+                            found["dob"] |= {d.isoformat(), d.strftime("%Y%m%d"), d.strftime("%m/%d/%Y")}
+                if ids.get("ssn"):
+                    for v in t.column(ids["ssn"]).to_pylist():
+                        if v:
+                            found["ssn"] |= {v, "".join(ch for ch in v if ch.isdigit())}
+                for v in t.column(ids["address"]).to_pylist():
+                    if v:
+                        found["address"] |= {v, v.upper()}
+    return found
+
+
+def _leaks(t: pa.Table, footer: str, long_values: set[str], short_values: set[str]) -> set[str]:
+    """Identifier values found in a decoded payload. Values of 6+ characters may not occur anywhere inside
+    a cell; shorter ones (Li, Ng, initials) may not be a whole cell or a whole word of one: chance puts
+    short strings inside base64 tokens."""
+    cells = {v if isinstance(v, str) else v.decode("latin-1")
+             for col in t.columns for v in col.unique().to_pylist() if isinstance(v, (str, bytes))}
+    cells.add(footer)
+    words = {w for c in cells for w in c.split()}
+    return {v for v in long_values if any(v in c for c in cells)} | (short_values & (cells | words))
+
+
+def test_no_raw_name_dob_ssn_or_address_of_the_synthetic_extracts_is_in_any_envelope_payload(sent_home):
+    """The issue's scan: open every envelope of the synthetic collaborative and look for each identifier,
+    in decoded cells (Parquet pages are compressed: a byte scan would prove nothing) and in the footer."""
+    from governance.transfer import open_envelope
+
+    secrets = _identifier_values(sent_home.root)
+    assert min(len(v) for v in secrets.values()) > 100  # the scan has something to find
+    long_values = {v for vals in secrets.values() for v in vals if len(v) >= 6}
+    short_values = {v for vals in secrets.values() for v in vals if 2 <= len(v) < 6}
+    keyring = KeyRing(sent_home.keys)
+    scanned, first = 0, None
+    for env in sorted(sent_home.landing().glob("*/*.vpdc")):
+        with open_envelope(env, keyring) as opened:
+            pf = pq.ParquetFile(opened.payload)
+            t = pf.read()
+            footer = str(pf.metadata.metadata or {}) + str(pf.schema_arrow)
+        leaks = _leaks(t, footer, long_values, short_values)
+        assert not leaks, f"{env.name}: {len(leaks)} identifier values found in the payload"
+        scanned += t.num_rows
+        first = first or t
+    assert scanned > 1000
+    # the scan can fail: a payload with one name, one SSN or one DOB slipped into a content column is caught
+    name, ssn, dob = (sorted(v for v in secrets[k] if len(v) >= 6)[0] for k in ("name", "ssn", "dob"))
+    for planted in (name, ssn, dob):
+        bad = first.append_column("NOTE", pa.array([f"see {planted}"] + [None] * (first.num_rows - 1)))
+        assert planted in _leaks(bad, "", long_values, short_values)
