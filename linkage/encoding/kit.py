@@ -38,12 +38,12 @@ from linkage.encoding.normalise import (
     normalise_address_array,
     normalise_given,
     normalise_sex,
-    normalise_ssn,
+    normalise_ssn_array,
     normalise_suffix,
     normalise_surname,
-    normalise_zip,
-    parse_date,
-    split_formatted_name,
+    normalise_zip_array,
+    parse_date_array,
+    split_formatted_name_array,
 )
 
 __all__ = ["EncodeSummary", "ExtractProfile", "ProfileError", "SchemaError", "encode_extract", "load_profile",
@@ -289,11 +289,8 @@ class _Normalisers:
         self.given = _cached(normalise_given)
         self.surname = _cached(normalise_surname)
         self.suffix = _cached(normalise_suffix)
-        self.formatted = _cached(split_formatted_name)
-        self.dob = _cached(lambda v: parse_date(v, dob_fmt, latest=today))
+        self.dob_format, self.today = dob_fmt, today
         self.sex = _cached(lambda v: normalise_sex(v, sex_map))
-        self.ssn = _cached(normalise_ssn)
-        self.zip = _cached(normalise_zip)
         self.content: dict[str, Callable[[Any], Any]] = {}
         for col, spec in profile.content.items():
             self.content[col] = _cached(_content_parser(spec))
@@ -365,8 +362,7 @@ def _encode_batch(batch: pa.RecordBatch, profile: ExtractProfile, enc: Encoder, 
         for i in pc.indices_nonzero(blank).to_pylist():
             reject(i, "+".join(spec["columns"]), "record_id_missing", f"{label} is blank")
         joined = cols[0] if len(cols) == 1 else pc.binary_join_element_wise(*cols, "|")
-        ns = spec["namespace"]
-        return pa.array([enc.record_id(ns, v) if v else None for v in joined.to_pylist()], pa.string())
+        return enc.record_ids(spec["namespace"], joined)
 
     out["source_record_id"] = ids(profile.record_id, "record id")
     if profile.person_ref:
@@ -390,96 +386,73 @@ def _encode_batch(batch: pa.RecordBatch, profile: ExtractProfile, enc: Encoder, 
     return table.filter(pa.array(keep))
 
 
+def _per_unique_array(arr: pa.Array, fn: Callable[[Any], Any], typ: pa.DataType) -> pa.Array:
+    """``fn`` of every value, computed once per distinct value, as an array of ``typ``."""
+    vals, idx = _per_unique(arr, fn)
+    return _take(vals, idx, typ)
+
+
 def _encode_identifiers(batch: pa.RecordBatch, profile: ExtractProfile, enc: Encoder, norm: _Normalisers,
                         reject: Callable[[int, str, str, str], None], out: dict[str, pa.Array], n: int) -> None:
+    """Every ``enc_`` column of one batch, column-wise.
+
+    Names are normalised once per distinct raw value (cached across batches); SSN, ZIP, address and
+    dates of birth are normalised by Arrow kernels; every token is computed once per distinct
+    normalised value (``Encoder.tokens``), and only Arrow ``take`` runs per row.
+    """
     ids = profile.identifiers
     blank = pa.array([""] * n, pa.string())
+    s, b = pa.string(), pa.binary()
 
     def column(role: str) -> pa.Array:
         return batch.column(ids[role]) if ids.get(role) else blank
 
-    s, b = pa.string(), pa.binary()
-
-    def first_feats(raw: str) -> tuple[Any, ...]:
-        f = norm.given(raw)
-        return (f, enc.token("name", f), enc.phonetic(f), enc.token("name_init", f[0]) if f else None,
-                enc.bloom("name", f))
-
-    def last_feats(raw: str) -> tuple[Any, ...]:
-        sn = norm.surname(raw)
-        if sn is None:
-            return (None,) * 7
-        two = len(sn.parts) > 1
-        return (sn, enc.token("name", sn.compact), enc.phonetic(sn.compact),
-                enc.token("name", sn.parts[0]) if two else None, enc.token("name", sn.parts[-1]) if two else None,
-                enc.bloom("name", sn.compact), sn.suffix)
-
-    def middle_feat(raw: str) -> str | None:
-        m = norm.given(raw)
-        return enc.token("name_init", m[0]) if m else None
-
     if ids.get("formatted_name"):
-        # one distinct formatted name → every name feature at once
-        def formatted(raw: str) -> tuple[Any, ...]:
-            last, first, middle = norm.formatted(raw)
-            return first_feats(first or ""), last_feats(last or ""), middle_feat(middle or "")
-
-        vals, idx = _per_unique(column("formatted_name"), formatted)
-        fvals, lvals, mvals = [v[0] for v in vals], [v[1] for v in vals], [v[2] for v in vals]
-        fidx = lidx = midx = idx
+        last_raw, first_raw, middle_raw = split_formatted_name_array(column("formatted_name"))
     else:
-        fvals, fidx = _per_unique(column("first_name"), first_feats)
-        lvals, lidx = _per_unique(column("last_name"), last_feats)
-        mvals, midx = _per_unique(column("middle_name"), middle_feat)
+        first_raw, last_raw, middle_raw = column("first_name"), column("last_name"), column("middle_name")
 
-    no_first = _take([v[0] is None for v in fvals], fidx, pa.bool_())
-    no_last = _take([v[0] is None for v in lvals], lidx, pa.bool_())
+    first = _per_unique_array(first_raw, norm.given, s)
+    surnames, sidx = _per_unique(last_raw, norm.surname)
+    last = _take([sn.compact if sn else None for sn in surnames], sidx, s)
+    two = [sn is not None and len(sn.parts) > 1 for sn in surnames]
+    part1 = _take([sn.parts[0] if t else None for sn, t in zip(surnames, two, strict=True)], sidx, s)
+    part2 = _take([sn.parts[-1] if t else None for sn, t in zip(surnames, two, strict=True)], sidx, s)
+    suffix_inside = _take([sn.suffix if sn else None for sn in surnames], sidx, s)
+    middle = _per_unique_array(middle_raw, norm.given, s)
+
     name_field = ids.get("formatted_name") or f"{ids.get('first_name')}+{ids.get('last_name')}"
-    for i in pc.indices_nonzero(pc.and_(no_first, no_last)).to_pylist():
+    for i in pc.indices_nonzero(pc.and_(pc.is_null(first), pc.is_null(last))).to_pylist():
         reject(i, name_field, "name_missing", "neither first nor last name present: record cannot be linked")
 
-    for k, (col, typ) in enumerate([("enc_fn_full", s), ("enc_fn_phon", s), ("enc_fn_init", s), ("enc_fn_bf", b)], 1):
-        out[col] = _take([v[k] for v in fvals], fidx, typ)
-    for k, (col, typ) in enumerate([("enc_ln_full", s), ("enc_ln_phon", s), ("enc_ln_part1", s),
-                                    ("enc_ln_part2", s), ("enc_ln_bf", b)], 1):
-        out[col] = _take([v[k] for v in lvals], lidx, typ)
-    out["enc_mn_init"] = _take(mvals, midx, s)
+    out["enc_fn_full"] = enc.tokens("name", first)
+    out["enc_fn_phon"] = enc.tokens("name_phon", enc.phonetic_codes(first))
+    out["enc_fn_init"] = enc.tokens("name_init", pc.utf8_slice_codeunits(first, 0, 1))
+    out["enc_fn_bf"] = enc.blooms("name", first)
+    out["enc_ln_full"] = enc.tokens("name", last)
+    out["enc_ln_phon"] = enc.tokens("name_phon", enc.phonetic_codes(last))
+    out["enc_ln_part1"] = enc.tokens("name", part1)
+    out["enc_ln_part2"] = enc.tokens("name", part2)
+    out["enc_ln_bf"] = enc.blooms("name", last)
+    out["enc_mn_init"] = enc.tokens("name_init", pc.utf8_slice_codeunits(middle, 0, 1))
 
     # suffix: its own column when the profile has one, else the one found inside the last name
-    sfx_own, sidx = _per_unique(column("suffix"), norm.suffix)
-    own = _take(sfx_own, sidx, s)
-    inside = _take([v[6] for v in lvals], lidx, s)
-    suffix = pc.coalesce(own, inside)
-    svals, sidx = _per_unique(suffix, lambda v: enc.token("suffix", v))
-    out["enc_sfx"] = _take(svals, sidx, s)
+    own = _per_unique_array(column("suffix"), norm.suffix, s)
+    out["enc_sfx"] = enc.tokens("suffix", pc.coalesce(own, suffix_inside))
 
     dob_col = ids.get("dob")
+    dates, errors = parse_date_array(column("dob"), norm.dob_format, latest=norm.today)
+    for i, e in sorted(errors.items()):
+        reject(i, dob_col or "dob", f"dob_{e.rule}", str(e))
+    out["enc_dob_full"], out["enc_dob_swap"], out["enc_dob_ym"], out["enc_dob_y"] = enc.dob_tokens(dates)
+    out["birth_year"] = pc.cast(pc.year(dates), pa.int16())
 
-    def dob_feats(raw: str) -> Any:
-        d = norm.dob(raw)
-        if isinstance(d, NormaliseError):
-            return NormaliseError(f"dob_{d.rule}", str(d))
-        return (*enc.dob_features(d), d.year if d else None)
-
-    dvals, didx = _per_unique(column("dob"), dob_feats)
-    _reject_where(dvals, didx, dob_col or "dob", reject)
-    dvals = [(None,) * 5 if isinstance(v, NormaliseError) else v for v in dvals]
-    for k, col in enumerate(["enc_dob_full", "enc_dob_swap", "enc_dob_ym", "enc_dob_y"]):
-        out[col] = _take([v[k] for v in dvals], didx, s)
-    out["birth_year"] = _take([v[4] for v in dvals], didx, pa.int16())
-
-    def simple(role: str, domain: str, fn: Callable[[Any], Any]) -> pa.Array:
-        vals, idx = _per_unique(column(role), lambda v: enc.token(domain, fn(v)))
-        return _take(vals, idx, s)
-
-    out["enc_sex"] = simple("sex", "sex", norm.sex)
-    ssn_vals, ssn_idx = _per_unique(column("ssn"), norm.ssn)
-    out["enc_ssn_full"] = _take([enc.token("ssn", v) for v in ssn_vals], ssn_idx, s)
-    out["enc_ssn_last4"] = _take([enc.token("ssn4", v[-4:]) if v else None for v in ssn_vals], ssn_idx, s)
-    addresses = normalise_address_array(column("address"))
-    avals, aidx = _per_unique(addresses, lambda v: enc.token("addr", v))
-    out["enc_addr"] = _take(avals, aidx, s)
-    out["enc_zip"] = simple("zip", "zip", norm.zip)
+    out["enc_sex"] = enc.tokens("sex", _per_unique_array(column("sex"), norm.sex, s))
+    ssn = normalise_ssn_array(column("ssn"))
+    out["enc_ssn_full"] = enc.tokens("ssn", ssn, cache=False)
+    out["enc_ssn_last4"] = enc.tokens("ssn4", pc.utf8_slice_codeunits(ssn, 5, 9))
+    out["enc_addr"] = enc.tokens("addr", normalise_address_array(column("address")), cache=False)
+    out["enc_zip"] = enc.tokens("zip", normalise_zip_array(column("zip")))
 
 
 def seal_encoded(payload: Path, *, partner: str, extract_type: str, period: str, keyring: Any, out_dir: Path,

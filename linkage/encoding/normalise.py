@@ -8,6 +8,7 @@ with a reason, never a crash.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -197,6 +198,7 @@ def parse_date(value: str | None, fmt: str, *, earliest: date = date(1900, 1, 1)
     return d
 
 
+_NON_DIGITS = re.compile(r"[^0-9]")  # ASCII digits only: "\D" would keep the digits of other scripts
 _INVALID_SSNS = {"123456789", "111111111", "222222222", "333333333", "444444444", "555555555",
                  "666666666", "777777777", "888888888", "999999999", "078051120", "219099999"}
 
@@ -206,7 +208,7 @@ def normalise_ssn(value: str | None) -> str | None:
 
     An impossible SSN is treated as missing rather than rejecting the row: the rest of the record still links.
     """
-    digits = re.sub(r"\D", "", value or "")
+    digits = _NON_DIGITS.sub("", value or "")
     if len(digits) != 9 or digits in _INVALID_SSNS:
         return None
     area, group, serial = digits[:3], digits[3:5], digits[5:]
@@ -217,7 +219,7 @@ def normalise_ssn(value: str | None) -> str | None:
 
 def normalise_zip(value: str | None) -> str | None:
     """Five-digit ZIP (ZIP+4 truncated), or None."""
-    digits = re.sub(r"\D", "", value or "")
+    digits = _NON_DIGITS.sub("", value or "")
     if len(digits) not in (5, 9) or digits[:5] == "00000":
         return None
     return digits[:5]
@@ -259,7 +261,13 @@ def normalise_address(value: str | None) -> str | None:
 # result (a property test proves it); any other value goes through normalise_address.
 _PRINTABLE = r"^[ -~]*$"
 _UNIT_RE2 = r"\b(APT|APARTMENT|UNIT|STE|SUITE|LOT|RM|ROOM|BLDG|FL)\b.*$|#.*$"
-_WORD_RE2 = [(rf"\b{k}\b", v) for k, v in _STREET_WORDS.items() if k != v]
+
+
+@functools.cache
+def _street_lookup() -> "tuple[pa.Array, pa.Array]":
+    import pyarrow as pa
+
+    return pa.array(list(_STREET_WORDS)), pa.array(list(_STREET_WORDS.values()))
 
 
 def normalise_address_array(values: "pa.Array") -> "pa.Array":
@@ -277,10 +285,129 @@ def normalise_address_array(values: "pa.Array") -> "pa.Array":
     s = pc.replace_substring_regex(s, r"[-_.,/\\;:()\[\]]+", " ")
     s = pc.replace_substring_regex(s, r"[^A-Z0-9 ]+", "")
     s = pc.utf8_trim_whitespace(pc.replace_substring_regex(s, r"\s+", " "))
-    for pattern, repl in _WORD_RE2:
-        s = pc.replace_substring_regex(s, pattern, repl)
+    # street words: split on the single spaces left, map each word through one lookup, join again
+    # (one pass instead of a regex pass per abbreviation; no abbreviation is itself a key, so the same)
+    words = pc.split_pattern(s, " ")
+    flat = pc.list_flatten(words)
+    keys, abbreviations = _street_lookup()
+    mapped = pc.coalesce(pc.take(abbreviations, pc.index_in(flat, keys)), flat)
+    s = pc.binary_join(pa.ListArray.from_arrays(words.offsets, mapped), " ")
     s = pc.if_else(pc.match_substring_regex(s, "[A-Z]"), s, pa.scalar(None, pa.string()))
     if pc.all(simple).as_py():
         return s
     slow = [normalise_address(v) if not ok else None for v, ok in zip(values.to_pylist(), simple.to_pylist(), strict=True)]
     return pc.if_else(simple, s, pa.array(slow, pa.string()))
+
+
+# -- more column-wise normalisers ------------------------------------------------------------------------
+# Same contract as normalise_address_array: each equals its scalar function on every value (property
+# tests), and hands anything outside its fast path to the scalar function.
+
+
+def _string_array(values: "pa.Array") -> "pa.Array":
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    return values if values.type == pa.string() else pc.cast(values, pa.string())
+
+
+def normalise_ssn_array(values: "pa.Array") -> "pa.Array":
+    """Column-wise :func:`normalise_ssn`."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    digits = pc.replace_substring_regex(pc.fill_null(_string_array(values), ""), "[^0-9]", "")
+    area, group, serial = (pc.utf8_slice_codeunits(digits, a, b) for a, b in ((0, 3), (3, 5), (5, 9)))
+    bad = pc.or_(pc.not_equal(pc.utf8_length(digits), 9), pc.is_in(digits, pa.array(sorted(_INVALID_SSNS))))
+    bad = pc.or_(bad, pc.is_in(area, pa.array(["000", "666"])))
+    bad = pc.or_(bad, pc.starts_with(area, "9"))
+    bad = pc.or_(bad, pc.or_(pc.equal(group, "00"), pc.equal(serial, "0000")))
+    return pc.if_else(bad, pa.scalar(None, pa.string()), digits)
+
+
+def normalise_zip_array(values: "pa.Array") -> "pa.Array":
+    """Column-wise :func:`normalise_zip`."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    digits = pc.replace_substring_regex(pc.fill_null(_string_array(values), ""), "[^0-9]", "")
+    five = pc.utf8_slice_codeunits(digits, 0, 5)
+    ok = pc.and_(pc.is_in(pc.utf8_length(digits), pa.array([5, 9], pa.int32())), pc.not_equal(five, "00000"))
+    return pc.if_else(ok, five, pa.scalar(None, pa.string()))
+
+
+# (shape of the whole value, slices of year, month, day) for the formats with a fixed layout
+_DATE_SHAPES = {
+    "%Y-%m-%d": (r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", (0, 4), (5, 7), (8, 10)),
+    "%Y%m%d": (r"^[0-9]{8}$", (0, 4), (4, 6), (6, 8)),
+    "%m/%d/%Y": (r"^[0-9]{2}/[0-9]{2}/[0-9]{4}$", (6, 10), (0, 2), (3, 5)),
+    "%d-%b-%Y": (r"^[0-9]{2}-[A-Za-z]{3}-[0-9]{4}$", (7, 11), (3, 6), (0, 2)),
+}
+
+
+def parse_date_array(values: "pa.Array", fmt: str, *, earliest: date = date(1900, 1, 1),
+                     latest: date | None = None) -> "tuple[pa.Array, dict[int, NormaliseError]]":
+    """Column-wise :func:`parse_date`: (date32 array with null for blank or bad, {row: error}).
+
+    Values in one of the fixed layouts that Arrow parses to a real calendar date inside the range are
+    done column-wise; every other non-blank value (wrong shape, 30 February, out of range, formats
+    without a fixed layout) goes through :func:`parse_date` itself, once per distinct value.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    raw = pc.fill_null(_string_array(values), "")
+    n = len(raw)
+    v = pc.ascii_trim_whitespace(raw)
+    blank = pc.equal(v, "")
+    null_date = pa.scalar(None, pa.date32())
+    if fmt in _DATE_SHAPES and n:
+        shape, ys, ms, ds = _DATE_SHAPES[fmt]
+        y, m, d = (pc.utf8_slice_codeunits(v, a, b) for a, b in (ys, ms, ds))
+        if fmt == "%d-%b-%Y":
+            months = pa.array(list(_MONTHS))
+            m = pc.take(pa.array(list(_MONTHS.values())), pc.index_in(pc.utf8_upper(m), months))
+        iso = pc.binary_join_element_wise(y, m, d, "-")
+        parsed = pc.cast(pc.strptime(iso, format="%Y-%m-%d", unit="s", error_is_null=True), pa.date32())
+        ok = pc.and_(pc.match_substring_regex(v, shape),
+                     pc.equal(pc.strftime(parsed, format="%Y-%m-%d"), iso))  # 2020-02-30 parses as 03-01
+        ok = pc.and_(ok, pc.greater_equal(parsed, pa.scalar(earliest, pa.date32())))
+        if latest is not None:
+            ok = pc.and_(ok, pc.less_equal(parsed, pa.scalar(latest, pa.date32())))
+        ok = pc.fill_null(ok, False)
+        dates = pc.if_else(ok, parsed, null_date)
+    else:
+        ok = pa.array([False] * n)
+        dates = pa.nulls(n, pa.date32())
+    slow = pc.indices_nonzero(pc.and_(pc.invert(blank), pc.invert(ok))).to_pylist()
+    if not slow:
+        return dates, {}
+    errors: dict[int, NormaliseError] = {}
+    results: dict[str, date | None | NormaliseError] = {}
+    mask, replacement = [False] * n, [None] * n
+    for i in slow:
+        value = raw[i].as_py()
+        if value not in results:
+            try:
+                results[value] = parse_date(value, fmt, earliest=earliest, latest=latest)
+            except NormaliseError as exc:
+                results[value] = exc
+        r = results[value]
+        if isinstance(r, NormaliseError):
+            errors[i] = r
+        else:
+            mask[i], replacement[i] = True, r
+    return pc.if_else(pa.array(mask), pa.array(replacement, pa.date32()), dates), errors
+
+
+def split_formatted_name_array(values: "pa.Array") -> "tuple[pa.Array, pa.Array, pa.Array]":
+    """Column-wise :func:`split_formatted_name`: (last, first, middle) raw string arrays, null when absent."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values = pc.fill_null(_string_array(values), "")
+    d = pc.dictionary_encode(values)
+    parts = [split_formatted_name(v) for v in d.dictionary.to_pylist()]
+    return tuple(pc.take(pa.array([p[k] for p in parts], pa.string()), d.indices) for k in range(3))  # type: ignore[return-value]
