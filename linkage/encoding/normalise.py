@@ -379,7 +379,7 @@ def parse_date_array(values: "pa.Array", fmt: str, *, earliest: date = date(1900
         ok = pc.fill_null(ok, False)
         dates = pc.if_else(ok, parsed, null_date)
     else:
-        ok = pa.array([False] * n)
+        ok = pa.array([False] * n, pa.bool_())
         dates = pa.nulls(n, pa.date32())
     slow = pc.indices_nonzero(pc.and_(pc.invert(blank), pc.invert(ok))).to_pylist()
     if not slow:

@@ -140,12 +140,91 @@ def test_normalise_address_standardises():
 
 
 @settings(deadline=None)  # the first call compiles the regexes
-@given(st.lists(st.one_of(st.none(), st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126)),
+@given(st.lists(st.one_of(st.none(), st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126)), st.text(),
                           st.sampled_from(["1200 North Tryon Street Apt 4", "9 Elm St. #3", "55 Beatties Ford Road",
-                                           "12 Avenue Rd", "Calle José 5"])), max_size=40))
+                                           "12 Avenue Rd", "Calle José 5", "North  South Street", "STR AV"])),
+                max_size=40))
 def test_vectorised_address_normaliser_agrees_with_the_scalar_one(values):
     import pyarrow as pa
 
     from linkage.encoding.normalise import normalise_address_array
 
     assert normalise_address_array(pa.array(values, pa.string())).to_pylist() == [normalise_address(v) for v in values]
+
+
+# -- column-wise normalisers equal the scalar ones, value for value ---------------------------------------
+digitish = st.text(alphabet="0123456789- ()/٣", max_size=14)
+
+
+@settings(deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text(), digitish,
+                          st.sampled_from(["234-56-7890", "000-12-3456", "666123456", "912345678", "123-45-6789",
+                                           "234-00-7890", "234-56-0000", " 234 56 7890 "])), max_size=40))
+def test_vectorised_ssn_normaliser_agrees_with_the_scalar_one(values):
+    import pyarrow as pa
+
+    from linkage.encoding.normalise import normalise_ssn_array
+
+    assert normalise_ssn_array(pa.array(values, pa.string())).to_pylist() == [normalise_ssn(v) for v in values]
+
+
+@settings(deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text(), digitish,
+                          st.sampled_from(["28206", "28206-1234", "00000", "00000-1234", "2820", "282061"])),
+                max_size=40))
+def test_vectorised_zip_normaliser_agrees_with_the_scalar_one(values):
+    import pyarrow as pa
+
+    from linkage.encoding.normalise import normalise_zip_array
+
+    assert normalise_zip_array(pa.array(values, pa.string())).to_pylist() == [normalise_zip(v) for v in values]
+
+
+DATE_FORMATS = ["%Y-%m-%d", "%Y%m%d", "%m/%d/%Y", "%d-%b-%Y", "%Y-%m-%d %H:%M"]
+
+
+def _date_value(fmt):
+    shaped = {"%Y-%m-%d": r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}\Z", "%Y%m%d": r"\A[0-9]{8}\Z",
+              "%m/%d/%Y": r"\A[0-9]{2}/[0-9]{2}/[0-9]{4}\Z", "%d-%b-%Y": r"\A[0-9]{2}-[A-Za-z]{3}-[0-9]{4}\Z",
+              "%Y-%m-%d %H:%M": r"\A[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}\Z"}[fmt]
+    return st.one_of(
+        st.none(), st.text(max_size=14), st.from_regex(shaped),
+        st.dates(min_value=date(1800, 1, 1), max_value=date(2100, 12, 31)).map(lambda d: d.strftime(fmt)),
+        st.dates(min_value=date(1890, 1, 1), max_value=date(2030, 12, 31)).map(
+            lambda d: f" {d.strftime(fmt).lower()}\t"),
+        st.sampled_from(["2020-02-30", "20200230", "02/30/2020", "30-FEB-2020", "0000-01-01", "00000101",
+                         "2021-02-29", "1990-3-7", "１９９０-03-07", "31-Jun-2001"]))
+
+
+@settings(deadline=None)
+@given(st.sampled_from(DATE_FORMATS).flatmap(lambda f: st.tuples(st.just(f), st.lists(_date_value(f), max_size=30))))
+def test_vectorised_date_parser_agrees_with_the_scalar_one(case):
+    """Same date, or the same error (rule and message), for every value, in every partner format."""
+    import pyarrow as pa
+
+    from linkage.encoding.normalise import parse_date_array
+
+    fmt, values = case
+    latest = date(2026, 11, 21)
+    dates, errors = parse_date_array(pa.array(values, pa.string()), fmt, latest=latest)
+    got = [(errors[i].rule, str(errors[i])) if i in errors else d for i, d in enumerate(dates.to_pylist())]
+    expected = []
+    for v in values:
+        try:
+            expected.append(parse_date(v, fmt, latest=latest))
+        except NormaliseError as exc:
+            expected.append((exc.rule, str(exc)))
+    assert got == expected
+
+
+@given(st.lists(st.one_of(st.none(), st.text(max_size=30),
+                          st.sampled_from(["SMITH JR, JOHN A", "GARCIA LOPEZ, MARIA", "John Smith", ", ANA",
+                                           "SMITH,", "  ", "Cher"])), max_size=30))
+def test_vectorised_formatted_name_split_agrees_with_the_scalar_one(values):
+    import pyarrow as pa
+
+    from linkage.encoding.normalise import split_formatted_name_array
+
+    last, first, middle = split_formatted_name_array(pa.array(values, pa.string()))
+    got = list(zip(last.to_pylist(), first.to_pylist(), middle.to_pylist(), strict=True))
+    assert got == [split_formatted_name(v) for v in values]
