@@ -246,7 +246,11 @@ class Encoder:
 
     def dob_tokens(self, dates: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array, pa.Array]:
         """Column-wise ``dob_features``: (full, day/month swapped, year-month, year) token arrays."""
-        iso = pc.strftime(pc.cast(dates, pa.date32()), format="%Y-%m-%d")
+        dates = pc.cast(dates, pa.date32())
+        d = pc.dictionary_encode(dates)
+        if len(d.dictionary) < len(dates):  # repeats or nulls: the rest once per distinct date, then spread
+            return tuple(pc.take(col, d.indices) for col in self.dob_tokens(d.dictionary))  # type: ignore[return-value]
+        iso = pc.cast(dates, pa.string())
         year, month, day = (pc.utf8_slice_codeunits(iso, a, b) for a, b in ((0, 4), (5, 7), (8, 10)))
         can_swap = pc.and_(pc.less_equal(day, "12"), pc.not_equal(day, month))
         swapped = pc.if_else(can_swap, pc.binary_join_element_wise(year, day, month, "-"),

@@ -392,17 +392,25 @@ def _per_unique_array(arr: pa.Array, fn: Callable[[Any], Any], typ: pa.DataType)
     return _take(vals, idx, typ)
 
 
+def _distinct(arr: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """(distinct values, row → distinct index). Everything per value is computed on the first, then
+    spread to rows with one ``take`` per output column. Null counts as blank, so every row has an index."""
+    d = pc.dictionary_encode(pc.fill_null(arr, ""))
+    return d.dictionary, d.indices
+
+
 def _encode_identifiers(batch: pa.RecordBatch, profile: ExtractProfile, enc: Encoder, norm: _Normalisers,
                         reject: Callable[[int, str, str, str], None], out: dict[str, pa.Array], n: int) -> None:
     """Every ``enc_`` column of one batch, column-wise.
 
-    Names are normalised once per distinct raw value (cached across batches); SSN, ZIP, address and
-    dates of birth are normalised by Arrow kernels; every token is computed once per distinct
-    normalised value (``Encoder.tokens``), and only Arrow ``take`` runs per row.
+    Each identifier column is reduced to its distinct raw values first. Names are normalised in Python
+    once per distinct raw value (cached across batches); SSN, ZIP, address and dates of birth by Arrow
+    kernels; every token is one HMAC per distinct normalised value (``Encoder.tokens``). Per row, only
+    Arrow ``take`` runs.
     """
     ids = profile.identifiers
     blank = pa.array([""] * n, pa.string())
-    s, b = pa.string(), pa.binary()
+    s = pa.string()
 
     def column(role: str) -> pa.Array:
         return batch.column(ids[role]) if ids.get(role) else blank
@@ -412,47 +420,64 @@ def _encode_identifiers(batch: pa.RecordBatch, profile: ExtractProfile, enc: Enc
     else:
         first_raw, last_raw, middle_raw = column("first_name"), column("last_name"), column("middle_name")
 
-    first = _per_unique_array(first_raw, norm.given, s)
-    surnames, sidx = _per_unique(last_raw, norm.surname)
-    last = _take([sn.compact if sn else None for sn in surnames], sidx, s)
+    # first name
+    raw, idx = _distinct(first_raw)
+    first = pa.array([norm.given(v) for v in raw.to_pylist()], s)
+    no_first = pc.take(pc.is_null(first), idx)
+    out["enc_fn_full"] = pc.take(enc.tokens("name", first), idx)
+    out["enc_fn_phon"] = pc.take(enc.tokens("name_phon", enc.phonetic_codes(first)), idx)
+    out["enc_fn_init"] = pc.take(enc.tokens("name_init", pc.utf8_slice_codeunits(first, 0, 1)), idx)
+    out["enc_fn_bf"] = pc.take(enc.blooms("name", first), idx)
+
+    # last name: compact form, compound parts, and a suffix found inside it
+    raw, idx = _distinct(last_raw)
+    surnames = [norm.surname(v) for v in raw.to_pylist()]
+    last = pa.array([sn.compact if sn else None for sn in surnames], s)
     two = [sn is not None and len(sn.parts) > 1 for sn in surnames]
-    part1 = _take([sn.parts[0] if t else None for sn, t in zip(surnames, two, strict=True)], sidx, s)
-    part2 = _take([sn.parts[-1] if t else None for sn, t in zip(surnames, two, strict=True)], sidx, s)
-    suffix_inside = _take([sn.suffix if sn else None for sn in surnames], sidx, s)
-    middle = _per_unique_array(middle_raw, norm.given, s)
+    part1 = pa.array([sn.parts[0] if t else None for sn, t in zip(surnames, two, strict=True)], s)
+    part2 = pa.array([sn.parts[-1] if t else None for sn, t in zip(surnames, two, strict=True)], s)
+    no_last = pc.take(pc.is_null(last), idx)
+    out["enc_ln_full"] = pc.take(enc.tokens("name", last), idx)
+    out["enc_ln_phon"] = pc.take(enc.tokens("name_phon", enc.phonetic_codes(last)), idx)
+    out["enc_ln_part1"] = pc.take(enc.tokens("name", part1), idx)
+    out["enc_ln_part2"] = pc.take(enc.tokens("name", part2), idx)
+    out["enc_ln_bf"] = pc.take(enc.blooms("name", last), idx)
+    suffix_inside = pc.take(pa.array([sn.suffix if sn else None for sn in surnames], s), idx)
 
     name_field = ids.get("formatted_name") or f"{ids.get('first_name')}+{ids.get('last_name')}"
-    for i in pc.indices_nonzero(pc.and_(pc.is_null(first), pc.is_null(last))).to_pylist():
+    for i in pc.indices_nonzero(pc.and_(no_first, no_last)).to_pylist():
         reject(i, name_field, "name_missing", "neither first nor last name present: record cannot be linked")
 
-    out["enc_fn_full"] = enc.tokens("name", first)
-    out["enc_fn_phon"] = enc.tokens("name_phon", enc.phonetic_codes(first))
-    out["enc_fn_init"] = enc.tokens("name_init", pc.utf8_slice_codeunits(first, 0, 1))
-    out["enc_fn_bf"] = enc.blooms("name", first)
-    out["enc_ln_full"] = enc.tokens("name", last)
-    out["enc_ln_phon"] = enc.tokens("name_phon", enc.phonetic_codes(last))
-    out["enc_ln_part1"] = enc.tokens("name", part1)
-    out["enc_ln_part2"] = enc.tokens("name", part2)
-    out["enc_ln_bf"] = enc.blooms("name", last)
-    out["enc_mn_init"] = enc.tokens("name_init", pc.utf8_slice_codeunits(middle, 0, 1))
+    raw, idx = _distinct(middle_raw)
+    middle = pa.array([norm.given(v) for v in raw.to_pylist()], s)
+    out["enc_mn_init"] = pc.take(enc.tokens("name_init", pc.utf8_slice_codeunits(middle, 0, 1)), idx)
 
     # suffix: its own column when the profile has one, else the one found inside the last name
     own = _per_unique_array(column("suffix"), norm.suffix, s)
     out["enc_sfx"] = enc.tokens("suffix", pc.coalesce(own, suffix_inside))
 
-    dob_col = ids.get("dob")
-    dates, errors = parse_date_array(column("dob"), norm.dob_format, latest=norm.today)
-    for i, e in sorted(errors.items()):
-        reject(i, dob_col or "dob", f"dob_{e.rule}", str(e))
-    out["enc_dob_full"], out["enc_dob_swap"], out["enc_dob_ym"], out["enc_dob_y"] = enc.dob_tokens(dates)
-    out["birth_year"] = pc.cast(pc.year(dates), pa.int16())
+    # date of birth: parsed once per distinct raw value; a bad one rejects every row that has it
+    raw, idx = _distinct(column("dob"))
+    dates, errors = parse_date_array(raw, norm.dob_format, latest=norm.today)
+    if errors:
+        bad_rows = pc.indices_nonzero(pc.is_in(idx, pa.array(list(errors), pa.int32()))).to_pylist()
+        for i in bad_rows:
+            e = errors[idx[i].as_py()]
+            reject(i, ids.get("dob") or "dob", f"dob_{e.rule}", str(e))
+    for col, tokens in zip(("enc_dob_full", "enc_dob_swap", "enc_dob_ym", "enc_dob_y"), enc.dob_tokens(dates),
+                           strict=True):
+        out[col] = pc.take(tokens, idx)
+    out["birth_year"] = pc.take(pc.cast(pc.year(dates), pa.int16()), idx)
 
     out["enc_sex"] = enc.tokens("sex", _per_unique_array(column("sex"), norm.sex, s))
-    ssn = normalise_ssn_array(column("ssn"))
-    out["enc_ssn_full"] = enc.tokens("ssn", ssn, cache=False)
-    out["enc_ssn_last4"] = enc.tokens("ssn4", pc.utf8_slice_codeunits(ssn, 5, 9))
-    out["enc_addr"] = enc.tokens("addr", normalise_address_array(column("address")), cache=False)
-    out["enc_zip"] = enc.tokens("zip", normalise_zip_array(column("zip")))
+    raw, idx = _distinct(column("ssn"))
+    ssn = normalise_ssn_array(raw)
+    out["enc_ssn_full"] = pc.take(enc.tokens("ssn", ssn, cache=False), idx)
+    out["enc_ssn_last4"] = pc.take(enc.tokens("ssn4", pc.utf8_slice_codeunits(ssn, 5, 9)), idx)
+    raw, idx = _distinct(column("address"))
+    out["enc_addr"] = pc.take(enc.tokens("addr", normalise_address_array(raw), cache=False), idx)
+    raw, idx = _distinct(column("zip"))
+    out["enc_zip"] = pc.take(enc.tokens("zip", normalise_zip_array(raw)), idx)
 
 
 def seal_encoded(payload: Path, *, partner: str, extract_type: str, period: str, keyring: Any, out_dir: Path,

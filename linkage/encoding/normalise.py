@@ -372,7 +372,7 @@ def parse_date_array(values: "pa.Array", fmt: str, *, earliest: date = date(1900
         iso = pc.binary_join_element_wise(y, m, d, "-")
         parsed = pc.cast(pc.strptime(iso, format="%Y-%m-%d", unit="s", error_is_null=True), pa.date32())
         ok = pc.and_(pc.match_substring_regex(v, shape),
-                     pc.equal(pc.strftime(parsed, format="%Y-%m-%d"), iso))  # 2020-02-30 parses as 03-01
+                     pc.equal(pc.cast(parsed, pa.string()), iso))  # 2020-02-30 parses as 03-01
         ok = pc.and_(ok, pc.greater_equal(parsed, pa.scalar(earliest, pa.date32())))
         if latest is not None:
             ok = pc.and_(ok, pc.less_equal(parsed, pa.scalar(latest, pa.date32())))
