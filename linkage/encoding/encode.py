@@ -234,10 +234,40 @@ class Encoder:
         return pc.if_else(blank, pa.scalar(None, pa.string()), ids)
 
     def blooms(self, domain: str, values: pa.Array) -> pa.Array:
-        """``bloom`` of every value (binary; nulls stay null), computed once per distinct value."""
+        """``bloom`` of every value (binary; nulls stay null), computed once per distinct value.
+
+        ASCII values (every normalised name) go through numpy: the bigram codes of all values at once,
+        one mask per distinct bigram, OR-reduced per value. Other values use ``bloom`` itself.
+        """
         d = pc.dictionary_encode(_as_string(values))
-        filters = pa.array([self.bloom(domain, v) for v in d.dictionary.to_pylist()], pa.binary())
-        return pc.take(filters, d.indices)
+        uniques = d.dictionary
+        if not pc.all(pc.string_is_ascii(uniques)).as_py():
+            filters = pa.array([self.bloom(domain, v) for v in uniques.to_pylist()], pa.binary())
+            return pc.take(filters, d.indices)
+        return pc.take(self._blooms_ascii(domain, uniques), d.indices)
+
+    def _blooms_ascii(self, domain: str, names: pa.Array) -> pa.Array:
+        n, width = len(names), self.params.bloom_bits // 8
+        if n == 0:
+            return pa.array([], pa.binary())
+        padded = pc.binary_join_element_wise(" ", names, " ", "", null_handling="emit_null")  # last: separator
+        padded = pc.fill_null(padded, "  ")  # nulls get a dummy bigram, and null again at the end
+        _, offs_buf, data_buf = padded.buffers()
+        offsets = np.frombuffer(offs_buf, dtype=np.int32)[padded.offset : padded.offset + n + 1]
+        data = np.frombuffer(data_buf, dtype=np.uint8)
+        starts, ends = offsets[:-1], offsets[1:] - 1  # bigram k of a value starts at starts..ends-1
+        counts = ends - starts
+        pos = np.repeat(starts - np.concatenate(([0], np.cumsum(counts)[:-1])), counts) + np.arange(counts.sum())
+        codes = data[pos].astype(np.int32) * 256 + data[pos + 1]
+        distinct, which = np.unique(codes, return_inverse=True)
+        masks = np.frombuffer(b"".join(
+            self._bigram_mask(domain, chr(c >> 8) + chr(c & 255)).to_bytes(width, "big") for c in distinct.tolist()),
+            dtype=np.uint8).reshape(len(distinct), width)
+        seg = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        filters = np.bitwise_or.reduceat(masks[which], seg, axis=0)
+        out = pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), n, [None, pa.py_buffer(filters.tobytes())])
+        out = pc.cast(out, pa.binary())
+        return pc.if_else(pc.is_null(names), pa.scalar(None, pa.binary()), out)
 
     def phonetic_codes(self, names: pa.Array) -> pa.Array:
         """Metaphone code of every name (the plaintext code: encode it with ``tokens("name_phon", ...)``)."""
