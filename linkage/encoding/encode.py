@@ -207,12 +207,16 @@ class Encoder:
         repeat; pass False for near-unique values (SSN, address), where a cache would only grow.
         """
         values = _as_string(values)
+        if not cache:  # near-unique values: no dedupe either (a repeat costs one more HMAC, same token)
+            base = self._base(self._token_base, self.secret.token_key, domain)
+            toks = _b64_array(_hmac_all(base, pc.cast(pc.drop_null(values), pa.binary()).to_pylist()), 12)
+            if values.null_count == 0:
+                return toks
+            valid = pc.is_valid(values)
+            position = pc.subtract(pc.cumulative_sum(pc.cast(valid, pa.int64())), 1)
+            return pc.take(toks, pc.if_else(valid, position, pa.scalar(None, pa.int64())))
         d = pc.dictionary_encode(values)
         uniques = d.dictionary
-        if not cache:
-            toks = _b64_array(_hmac_all(self._base(self._token_base, self.secret.token_key, domain),
-                                        pc.cast(uniques, pa.binary()).to_pylist()), 12)
-            return pc.take(toks, d.indices)
         store = self._tokens.setdefault(domain, {})
         keys = uniques.to_pylist()
         got = [store.get(k) for k in keys]

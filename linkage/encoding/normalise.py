@@ -281,17 +281,15 @@ def normalise_address_array(values: "pa.Array") -> "pa.Array":
     simple = pc.fill_null(pc.match_substring_regex(values, _PRINTABLE), False)
     s = pc.utf8_upper(values)
     s = pc.replace_substring_regex(s, _UNIT_RE2, "")
-    s = pc.replace_substring_regex(s, r"['`]", "")
     s = pc.replace_substring_regex(s, r"[-_.,/\\;:()\[\]]+", " ")
-    s = pc.replace_substring_regex(s, r"[^A-Z0-9 ]+", "")
-    s = pc.utf8_trim_whitespace(pc.replace_substring_regex(s, r"\s+", " "))
-    # street words: split on the single spaces left, map each word through one lookup, join again
+    s = pc.replace_substring_regex(s, r"[^A-Z0-9 ]+", "")  # apostrophes too: they join, as in clean_text
+    # street words: split at runs of spaces, map each word through one lookup, join with single spaces
     # (one pass instead of a regex pass per abbreviation; no abbreviation is itself a key, so the same)
-    words = pc.split_pattern(s, " ")
+    words = pc.ascii_split_whitespace(s)
     flat = pc.list_flatten(words)
     keys, abbreviations = _street_lookup()
     mapped = pc.coalesce(pc.take(abbreviations, pc.index_in(flat, keys)), flat)
-    s = pc.binary_join(pa.ListArray.from_arrays(words.offsets, mapped), " ")
+    s = pc.ascii_trim_whitespace(pc.binary_join(pa.ListArray.from_arrays(words.offsets, mapped), " "))
     s = pc.if_else(pc.match_substring_regex(s, "[A-Z]"), s, pa.scalar(None, pa.string()))
     if pc.all(simple).as_py():
         return s
