@@ -380,6 +380,14 @@ def _encode_batch(batch: pa.RecordBatch, profile: ExtractProfile, enc: Encoder, 
 
     for c, parser in norm.content.items():
         typ = schema.field(c).type
+        if typ == pa.string():  # column-wise: utf8_trim_whitespace strips exactly what str.strip() does
+            v = pc.utf8_trim_whitespace(batch.column(c))
+            blank = pc.equal(v, "")
+            if profile.content[c].get("required"):
+                for i in pc.indices_nonzero(blank).to_pylist():
+                    reject(i, c, "required", "required value is blank")
+            out[c] = pc.if_else(blank, pa.scalar(None, pa.string()), v)
+            continue
         vals, idx = _per_unique(batch.column(c), parser)
         _reject_where(vals, idx, c, reject)
         out[c] = _take([None if isinstance(v, NormaliseError) else v for v in vals], idx, typ)

@@ -130,3 +130,20 @@ def test_events_reference_the_same_pseudonymous_person_id(tmp_path, keyring):
     e = pq.read_table(tmp_path / "e.parquet").to_pylist()[0]
     assert e["person_record_id"] == p["source_record_id"]
     assert e["INCIDENT_DT"].isoformat() == "2025-06-01T22:10:00"
+
+
+def test_content_strings_are_trimmed_and_a_blank_required_one_is_rejected(tmp_path, keyring):
+    header = ["STUDENT_ID", "SCHOOL_YEAR", "SCHOOL_CODE", "GRADE_LEVEL", "DAYS_ENROLLED", "DAYS_ABSENT"]
+    rows = [["S1", " 2024-2025 ", " 301\u3000", "09", "180", "4"],
+            ["S2", "2024-2025", "302", " ", "180", "x"],  # bad int → rejected
+            ["S3", "  ", "301", "11", "180", "2"]]  # required SCHOOL_YEAR blank
+    src = write_csv(tmp_path / "enrollments.csv", header, rows)
+    out = tmp_path / "e.parquet"
+    s = encode_extract(load_profile("schools", "enrollments"), src, out, Encoder(keyring.linkage_secret()),
+                       today=TODAY)
+    assert (s.rows_read, s.rows_encoded) == (3, 1)
+    t = pq.read_table(out).to_pylist()
+    assert (t[0]["SCHOOL_YEAR"], t[0]["SCHOOL_CODE"], t[0]["GRADE_LEVEL"]) == ("2024-2025", "301", "09")
+    rejects = {(r["row"], r["field"], r["rule"]) for r in csv.DictReader(open(s.rejects))}
+    assert rejects == {("3", "DAYS_ABSENT", "int_format"), ("4", "SCHOOL_YEAR", "required"),
+                       ("4", "STUDENT_ID+SCHOOL_YEAR+SCHOOL_CODE", "record_id_missing")}

@@ -132,7 +132,7 @@ def police_row():
         "DOB": st.one_of(st.dates(date(1890, 1, 1), date(2030, 1, 1)).map(lambda d: d.strftime("%Y%m%d")),
                          text(["19851313", "20200230", "19900307", " 19900307 ", "00000000"])),
         "SEX": text(["M", "F", "U", "X"]), "SSN": text(SSNS), "ADDRESS": text(ADDRESSES), "ZIP": text(ZIPS),
-        "RACE": st.sampled_from(["W", "B", "A", "I", "U"]), "ETHNICITY": st.sampled_from(["H", "N", "U"]),
+        "RACE": text(["W", "B", " A ", "I\u3000", "U"]), "ETHNICITY": st.sampled_from(["H", "N", "U"]),
     })
 
 
