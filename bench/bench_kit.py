@@ -15,7 +15,7 @@ Target: full encoding of person records at >= 100,000 records/s on ONE core.
 Prints one JSON object on stdout; progress on stderr.
 
     .venv/bin/python bench/bench_kit.py [--persons 100000] [--seed 20261121] [--workdir DIR] [--keep]
-        [--no-clkhash] [--profile]
+        [--no-clkhash] [--profile] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -237,7 +237,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if args.profile:
             child.append("--profile")
         pin = min(os.sched_getaffinity(0))
-        result["encode"] = benchlib.run_child(child)
+        # Shared 2-core VMs vary run to run by +-15%: run the same encoding N times, each in a fresh
+        # process, and report the median run (by records per CPU second) with the spread beside it.
+        runs = [benchlib.run_child(child) for _ in range(max(1, args.repeat))]
+        runs.sort(key=lambda r: r["records_per_cpu_s"] or 0)
+        result["encode"] = {**runs[len(runs) // 2], "repeats": len(runs),
+                            "records_per_cpu_s_all_runs": [r["records_per_cpu_s"] for r in runs]}
         if args.no_clkhash:
             result["clkhash"] = {"skipped": "--no-clkhash"}
         elif not BENCH_PYTHON.exists():
@@ -273,6 +278,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--workdir", help="parent of the temporary working directory (default: system temp)")
     ap.add_argument("--keep", action="store_true", help="keep the working directory")
     ap.add_argument("--no-clkhash", action="store_true", help="skip the clkhash comparison")
+    ap.add_argument("--repeat", type=int, default=3, help="encoding runs, each in a fresh process; the median "
+                                                          "is reported (default 3)")
     ap.add_argument("--profile", action="store_true",
                     help="run the encoding under cProfile and add the top functions (timings are inflated)")
     ap.add_argument("--child", choices=["synth", "encode"], help=argparse.SUPPRESS)

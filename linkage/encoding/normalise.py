@@ -57,6 +57,7 @@ _TITLES = {"MR", "MRS", "MS", "MISS", "DR", "REV", "PROF"}
 #: kept in the compact form so "DELACRUZ" and "DE LA CRUZ" give the same full token.
 PARTICLES = {"DE", "DEL", "DELA", "LA", "LAS", "LOS", "LE", "DA", "DAS", "DO", "DOS", "DI", "DU", "VAN",
              "VON", "DER", "DEN", "TER", "BIN", "BEN", "IBN", "AL", "EL", "ST", "SAINT", "Y"}
+_ONE_WORD = re.compile(r"[A-Za-z]+").fullmatch  # the fast path of the name normalisers
 _NULLS = {"", "NULL", "NONE", "NA", "N/A", "UNKNOWN", "UNK", "NFN", "NLN", "FNU", "LNU"}
 
 
@@ -94,6 +95,13 @@ def normalise_given(value: str | None) -> str | None:
 
     Multi-word given names are joined ("MARY ANN" → "MARYANN") so spacing differences do not matter.
     """
+    if value and _ONE_WORD(value):  # most names: one word of ASCII letters, nothing to strip or split
+        name = value.upper()
+        return None if name in _NULLS or name in _TITLES else name
+    return _normalise_given(value)
+
+
+def _normalise_given(value: str | None) -> str | None:
     tokens = [t for t in clean_text(value).split() if not t.isdigit()]
     tokens = [t for t in tokens if t not in _TITLES]
     tokens, _ = _strip_suffix(tokens)
@@ -116,6 +124,13 @@ def normalise_surname(value: str | None) -> Surname | None:
     >>> normalise_surname("de la Cruz-Hernández Jr.")
     Surname(compact='DELACRUZHERNANDEZ', parts=('CRUZ', 'HERNANDEZ'), suffix='JR')
     """
+    if value and _ONE_WORD(value):  # one word of ASCII letters: it is its own compact form and only part
+        compact = value.upper()
+        return None if compact in _NULLS else Surname(compact, (compact,), None)
+    return _normalise_surname(value)
+
+
+def _normalise_surname(value: str | None) -> Surname | None:
     tokens = [t for t in clean_text(value).split() if not t.isdigit()]
     tokens, suffix = _strip_suffix(tokens)
     compact = "".join(tokens)

@@ -228,3 +228,15 @@ def test_vectorised_formatted_name_split_agrees_with_the_scalar_one(values):
     last, first, middle = split_formatted_name_array(pa.array(values, pa.string()))
     got = list(zip(last.to_pylist(), first.to_pylist(), middle.to_pylist(), strict=True))
     assert got == [split_formatted_name(v) for v in values]
+
+
+one_word = st.one_of(st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=1, max_size=12),
+                     st.sampled_from(["DR", "Mr", "jr", "II", "De", "st", "Unknown", "NFN", "x", "Y"]))
+
+
+@given(one_word)
+def test_name_fast_paths_equal_the_general_normalisers(s):
+    from linkage.encoding.normalise import _normalise_given, _normalise_surname
+
+    assert normalise_given(s) == _normalise_given(s)
+    assert normalise_surname(s) == _normalise_surname(s)
