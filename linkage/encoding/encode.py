@@ -263,12 +263,19 @@ class Encoder:
         counts = ends - starts
         pos = np.repeat(starts - np.concatenate(([0], np.cumsum(counts)[:-1])), counts) + np.arange(counts.sum())
         codes = data[pos].astype(np.int32) * 256 + data[pos + 1]
-        distinct, which = np.unique(codes, return_inverse=True)
+        # distinct bigrams by counting (no sort), one mask each, then OR per value word by word
+        distinct = np.flatnonzero(np.bincount(codes, minlength=65536))
+        lookup = np.empty(65536, dtype=np.int32)
+        lookup[distinct] = np.arange(len(distinct), dtype=np.int32)
+        which = lookup[codes]
+        word = np.uint64 if width % 8 == 0 else np.uint8  # bloom_bits is a multiple of 64 in practice
         masks = np.frombuffer(b"".join(
             self._bigram_mask(domain, chr(c >> 8) + chr(c & 255)).to_bytes(width, "big") for c in distinct.tolist()),
-            dtype=np.uint8).reshape(len(distinct), width)
+            dtype=word).reshape(len(distinct), -1)
         seg = np.concatenate(([0], np.cumsum(counts)[:-1]))
-        filters = np.bitwise_or.reduceat(masks[which], seg, axis=0)
+        filters = np.empty((n, masks.shape[1]), dtype=word)
+        for w in range(masks.shape[1]):
+            filters[:, w] = np.bitwise_or.reduceat(masks[:, w][which], seg)
         out = pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), n, [None, pa.py_buffer(filters.tobytes())])
         out = pc.cast(out, pa.binary())
         return pc.if_else(pc.is_null(names), pa.scalar(None, pa.binary()), out)

@@ -108,11 +108,12 @@ def test_column_tokens_equal_scalar_tokens(values, cache, skip):
 
 
 @settings(deadline=None)
-@given(values_lists, st.integers(0, 3))
-def test_column_blooms_equal_scalar_blooms(values, skip):
+@given(values_lists, st.integers(0, 3), st.sampled_from([512, 520, 64]))
+def test_column_blooms_equal_scalar_blooms(values, skip, bits):
     import pyarrow as pa
 
-    e, ref = Encoder(SECRET), Encoder(SECRET)
+    params = EncodingParams(bloom_bits=bits)
+    e, ref = Encoder(SECRET, params), Encoder(SECRET, params)
     arr = pa.array(values, pa.string()).slice(min(skip, len(values)))
     assert e.blooms("name", arr).to_pylist() == [ref.bloom("name", v) for v in values[min(skip, len(values)):]]
 
