@@ -15,12 +15,14 @@ Output is written to temporary files and renamed at the end, so a crash leaves n
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import gc
 import json
 import os
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from importlib import resources
@@ -243,8 +245,11 @@ def encode_extract(
         # zstd level 1 is as small as the default level here (tokens are random) at 60% of the time, and
         # min/max statistics of tokens serve no one: kept for content columns only (a third of the write)
         stats = [f.name for f in schema if not f.name.startswith("enc_") and not f.name.endswith("record_id")]
-        with pq.ParquetWriter(tmp_out, schema, compression="zstd", compression_level=1,
-                              write_statistics=stats) as writer:
+        # and no dictionary for the near-unique columns: Parquet would build one per batch only to give
+        # up on it (30 % of the write, and the file came out larger)
+        dictionary = [f.name for f in schema if f.name not in _NEAR_UNIQUE]
+        with _gc_paused(), pq.ParquetWriter(tmp_out, schema, compression="zstd", compression_level=1,
+                                            write_statistics=stats, use_dictionary=dictionary) as writer:
             while True:
                 try:
                     batch = reader.read_next_batch()
@@ -267,6 +272,26 @@ def encode_extract(
     summary.seconds = time.perf_counter() - t0
     summary.output, summary.rejects = str(out_path), str(rejects_path)
     return summary
+
+
+_NEAR_UNIQUE = {"source_record_id", "enc_ssn_full", "enc_addr"}
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while encoding.
+
+    Encoding allocates millions of short-lived objects (digests, strings, lists of them) and no cycles;
+    each collection walks every live container for nothing (3 % of the kit's time in a sampling profile).
+    The collector is restored, as it was, on the way out.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _header(path: Path, delimiter: str) -> list[str]:

@@ -1,4 +1,5 @@
 import csv
+import gc
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -97,6 +98,7 @@ def test_crash_midway_leaves_no_partial_output(tmp_path, keyring, monkeypatch):
                        today=TODAY, block_size=4096)
     assert len(calls) == 2
     assert list(out.parent.iterdir()) == []
+    assert gc.isenabled()  # the kit pauses the garbage collector while encoding, and restores it on a crash too
 
 
 def test_hospital_b_formatted_names_and_pipe_delimiter(tmp_path, keyring):
