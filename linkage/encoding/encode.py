@@ -131,6 +131,7 @@ class Encoder:
         self._token_base: dict[str, hmac.HMAC] = {}
         self._bloom_base: dict[str, hmac.HMAC] = {}
         self._tokens: dict[str, dict[str, str]] = {}
+        self._column_cache: dict[str, tuple[pa.Array, pa.Array]] = {}
         self._cache: dict[tuple[str, Hashable], object] = {}
         self._bigram_bits: dict[tuple[str, str], int] = {}
         self._rid_base: dict[str, hmac.HMAC] = {}
@@ -217,17 +218,20 @@ class Encoder:
             return pc.take(toks, pc.if_else(valid, position, pa.scalar(None, pa.int64())))
         d = pc.dictionary_encode(values)
         uniques = d.dictionary
-        store = self._tokens.setdefault(domain, {})
-        keys = uniques.to_pylist()
-        got = [store.get(k) for k in keys]
-        missing = [k for k, g in zip(keys, got, strict=True) if g is None]
-        if missing:
+        # the cache is a pair of Arrow arrays (values, tokens): lookups are one index_in, not a dict
+        # lookup per distinct value in Python
+        known, toks = self._column_cache.get(domain, (pa.array([], pa.string()), pa.array([], pa.string())))
+        pos = pc.index_in(uniques, value_set=known)
+        missing = pc.is_null(pos)
+        if pc.any(missing).as_py():
+            new_values = uniques.filter(missing)
             base = self._base(self._token_base, self.secret.token_key, domain)
-            new = _b64_array(_hmac_all(base, [k.encode() for k in missing]), 12).to_pylist()
-            store.update(zip(missing, new, strict=True))
-            fresh = iter(new)
-            got = [g if g is not None else next(fresh) for g in got]
-        return pc.take(pa.array(got, pa.string()), d.indices)
+            new = _b64_array(_hmac_all(base, pc.cast(new_values, pa.binary()).to_pylist()), 12)
+            rank = pc.cumulative_sum(pc.cast(missing, pa.int32()))  # 1-based among the missing ones
+            pos = pc.if_else(missing, pc.add(rank, len(known) - 1), pos)
+            known, toks = pa.concat_arrays([known, new_values]), pa.concat_arrays([toks, new])
+            self._column_cache[domain] = (known, toks)
+        return pc.take(pc.take(toks, pos), d.indices)
 
     def record_ids(self, namespace: str, values: pa.Array) -> pa.Array:
         """``record_id`` of every value; null for null or blank. No dedupe: record ids are unique."""

@@ -108,6 +108,16 @@ def test_column_tokens_equal_scalar_tokens(values, cache, skip):
 
 
 @settings(deadline=None)
+@given(st.lists(values_lists, min_size=2, max_size=4))
+def test_column_token_cache_carries_across_batches(batches):
+    import pyarrow as pa
+
+    e, ref = Encoder(SECRET), Encoder(SECRET)
+    for values in batches:  # later batches mix values seen before with new ones
+        assert e.tokens("name", pa.array(values, pa.string())).to_pylist() == [ref.token("name", v) for v in values]
+
+
+@settings(deadline=None)
 @given(values_lists, st.integers(0, 3), st.sampled_from([512, 520, 64]))
 def test_column_blooms_equal_scalar_blooms(values, skip, bits):
     import pyarrow as pa
