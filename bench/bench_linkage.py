@@ -355,7 +355,7 @@ def stage_holdout(spec: dict[str, Any]) -> dict[str, Any]:
             # load never change, so putting them back under their old load id would not be an increment)
             con.execute("""insert into loads select distinct 'bench_inc_' || h.source || '_' || h.extract_type,
                 'bench_inc_' || h.source || '_' || h.extract_type, h.source, h.extract_type, '2099-01', l.schema_version,
-                l.linkage_key_version, 0, now(), now(), true, null
+                l.linkage_key_version, 0, now(), now(), true, null, 'complete'
                 from bench_holdout h join loads l on l.load_id = h.load_id""")
             con.execute("insert into encodings select * replace ('bench_inc_' || source || '_' || extract_type as load_id) "
                         "from bench_holdout")

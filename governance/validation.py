@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from governance.transfer import Manifest
 from linkage.encoding import BLOOM_COLUMNS, ENCODING_COLUMNS, ExtractProfile
 
-__all__ = ["CheckOutcome", "ValidationReport", "ValidationSettings", "validate_payload"]
+__all__ = ["CheckOutcome", "ValidationReport", "ValidationSettings", "describe_suite", "validate_payload"]
 
 TOKEN_RE = r"^[A-Za-z0-9_-]{16}$"
 RECORD_ID_RE = r"^[A-Za-z0-9_-]{20}$"
@@ -169,6 +169,46 @@ def _expectations(profile: ExtractProfile, manifest: Manifest, settings: Validat
         elif "max_null_rate" in spec:
             out.append((gxe.ExpectColumnValuesToNotBeNull(column=col), "null_rate", col, spec["max_null_rate"]))
     return out
+
+
+def describe_suite(profile: ExtractProfile, settings: ValidationSettings = ValidationSettings(),
+                   now: datetime | None = None) -> list[dict[str, Any]]:
+    """Every check the warehouse runs on this partner schema, in order, with the engine that runs it.
+
+    What an engineer or steward reviews: the Great Expectations suite (built in code from the profile,
+    the same contract the kit encodes with), the Arrow checks of the encoding columns, and the
+    whole-file checks. Values in the result are the expectations' parameters, never data.
+    """
+    from types import SimpleNamespace
+
+    now = now or datetime.now()
+    rows: list[dict[str, Any]] = [
+        {"engine": "arrow", "check": "schema_version", "column": None, "rule": f"manifest schema = {profile.schema_version}"},
+        {"engine": "arrow", "check": "column_types", "column": None,
+         "rule": "columns, order and Arrow types equal the profile's output schema: "
+                 + ", ".join(f"{f.name} {f.type}" for f in profile.output_schema())},
+        {"engine": "arrow", "check": "key_version_accepted", "column": None,
+         "rule": f"linkage key version in {list(settings.accepted_key_versions)}"},
+        {"engine": "arrow", "check": "bloom_parameters", "column": None, "rule": f"bloom_bits = {settings.bloom_bytes * 8}"},
+        {"engine": "arrow", "check": "row_count", "column": None, "rule": "rows = manifest row_count"},
+        {"engine": "duckdb", "check": "unique", "column": "source_record_id", "rule": "no repeated value in the file"},
+    ]
+    manifest = SimpleNamespace(linkage_key_version=settings.accepted_key_versions[0])
+    for exp, check, col, max_share in _expectations(profile, manifest, settings, now):  # type: ignore[arg-type]
+        kwargs = {k: v for k, v in exp.configuration.kwargs.items() if v is not None}
+        rows.append({"engine": "great_expectations", "check": check, "column": col,
+                     "rule": f"{type(exp).__name__}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
+                             + (f", at most {max_share:.0%} unexpected" if max_share else "")})
+    for col in profile.output_schema().names:
+        if col in BLOOM_COLUMNS:
+            rows.append({"engine": "arrow", "check": "bloom_length", "column": col,
+                         "rule": f"every value {settings.bloom_bytes} bytes"})
+        elif col in ENCODING_COLUMNS:
+            rows.append({"engine": "arrow", "check": "token_format", "column": col, "rule": f"matches {TOKEN_RE}"})
+        if col in DEFAULT_MAX_NULL:
+            rows.append({"engine": "arrow", "check": "null_rate", "column": col,
+                         "rule": f"at most {DEFAULT_MAX_NULL[col]:.0%} null (judged from {settings.min_rows_for_rates} rows)"})
+    return rows
 
 
 def declared_formats(profile: ExtractProfile) -> dict[str, str]:

@@ -53,6 +53,8 @@ class DetectorRules:
     min_share: float = 0.01
     min_count: int = 3
     name_share: float = 0.05  # names need more evidence: "White" is a race and a surname
+    #: patterns so specific that one value in the clear is already a leak: refused at the first match
+    zero_tolerance: tuple[str, ...] = ("ssn", "phone", "email")
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,6 @@ def scan_batches(
             findings.append(Finding(col, kind, 0, total))
             continue
         share = rules.name_share if kind == "name" else rules.min_share
-        if n >= rules.min_count and n >= share * total:
+        if kind in rules.zero_tolerance or (n >= rules.min_count and n >= share * total):
             findings.append(Finding(col, kind, n, total))
     return findings

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +25,7 @@ from governance.keys import KeyRing
 from governance.transfer import EnvelopeRefused, open_envelope, read_manifest
 from governance.validation import ValidationSettings, declared_formats, validate_payload
 from landing.detector import scan_batches
-from landing.load import load_payload, loaded_envelope_ids
+from landing.load import complete_staged_loads, load_payload, loaded_envelope_ids
 from linkage.encoding import ProfileError, load_profile
 from vpdc.config import Home
 
@@ -80,6 +81,19 @@ def record_event(warehouse_db: Path, outcome: IngestOutcome, now: datetime) -> N
                      outcome.status, outcome.check, outcome.detail[:2000], outcome.rows])
 
 
+def _archived_envelope_ids(warehouse_db: Path) -> set[str]:
+    """Envelope ids whose ingestion finished (archived and recorded), from ``raw.ingest_events``."""
+    if not Path(warehouse_db).exists():
+        return set()
+    with duckdb.connect(str(warehouse_db), read_only=True) as con:
+        exists = con.execute("select count(*) from information_schema.tables where table_schema = 'raw' "
+                             "and table_name = 'ingest_events'").fetchone()[0]
+        if not exists:
+            return set()
+        return {r[0] for r in con.execute("select distinct envelope_id from raw.ingest_events "
+                                          "where status = 'loaded' and envelope_id is not null").fetchall()}
+
+
 def quarantine_reason(quarantined: Path) -> dict[str, Any]:
     return json.loads(quarantined.with_name(quarantined.name + ".reason.json").read_text())
 
@@ -92,7 +106,11 @@ def ingest_envelope(
     now: datetime | None = None,
     settings: ValidationSettings = ValidationSettings(),
     expected_partner: str | None = None,
+    linkage_db: Path | None = None,
+    warehouse_db: Path | None = None,
+    audit: Callable[[IngestOutcome, datetime], None] | None = None,
     _load_hook: object = None,
+    _commit_hook: object = None,
 ) -> IngestOutcome:
     """Ingest one envelope file from ``landing/``. Returns the outcome; never leaves a half-load.
 
@@ -103,22 +121,34 @@ def ingest_envelope(
         now: the clock (defaults to the current UTC time).
         settings: warehouse-side validation settings (accepted key versions, Bloom length, chunking).
         expected_partner: the partner whose landing folder the file arrived in.
+        linkage_db, warehouse_db: the two zones (default: ``home``'s files).
+        audit: called with every outcome (loaded or quarantined), to append it to the governance audit
+            chain; it receives counts, check names and file names only.
+
+    A crash after the warehouse committed but before the envelope was archived leaves the envelope in
+    ``landing/`` with its load complete; the re-run recognises that (the load is in ``raw.loads`` but no
+    ingest event says it finished), re-applies the idempotent load and archives it. Any other envelope
+    whose id was already loaded is a replay and is refused.
     """
     now = now or datetime.now(UTC)
     path = Path(path)
+    linkage_db, warehouse_db = Path(linkage_db or home.linkage_db), Path(warehouse_db or home.warehouse_db)
     out = IngestOutcome("quarantined", path.name)
     timings: dict[str, float] = {}
     report_path = None
+    complete_staged_loads(linkage_db, warehouse_db)  # finish a load a crash interrupted after its commit
     try:
+        seen = loaded_envelope_ids(warehouse_db)
         try:
             m = read_manifest(path)
             out.envelope_id, out.partner, out.extract_type, out.period = m.envelope_id, m.partner, m.extract_type, m.period
+            if m.envelope_id in seen and m.envelope_id not in _archived_envelope_ids(warehouse_db):
+                seen = seen - {m.envelope_id}  # interrupted after its commit: finish it, not a replay
         except EnvelopeRefused:
             pass  # open_envelope below refuses it with the precise check
         t = time.perf_counter()
         private = home.root / "private"
         private.mkdir(mode=0o700, exist_ok=True)
-        seen = loaded_envelope_ids(home.warehouse_db)
         with open_envelope(path, keyring, seen_envelope_ids=seen, expected_partner=expected_partner,
                            workdir=private) as opened:
             m = opened.manifest
@@ -146,8 +176,8 @@ def ingest_envelope(
                 raise _Refusal("validation", report.summary())
 
             t = time.perf_counter()
-            result = load_payload(opened.payload, m, profile, linkage_db=home.linkage_db,
-                                  warehouse_db=home.warehouse_db, now=now, _after_linkage_commit=_load_hook)
+            result = load_payload(opened.payload, m, profile, linkage_db=linkage_db, warehouse_db=warehouse_db,
+                                  now=now, _after_linkage_commit=_load_hook, _after_warehouse_commit=_commit_hook)
             timings["load"] = time.perf_counter() - t
         out.status, out.is_current, out.superseded = "loaded", result.is_current, result.superseded
         _move(path, home.archive / m.partner)
@@ -163,5 +193,7 @@ def ingest_envelope(
         tmp.write_text(json.dumps(reason, indent=2, default=str))
         os.replace(tmp, dest.with_name(dest.name + ".reason.json"))
         out.file = dest.name
-    record_event(home.warehouse_db, out, now)
+    record_event(warehouse_db, out, now)
+    if audit is not None:
+        audit(out, now)
     return out

@@ -4,9 +4,17 @@
 * ``warehouse.duckdb``: ``raw.<source>__<extract>`` content tables and ``raw.loads`` — never an encoding.
 
 Both are keyed by (source, source_record_id, load_id); ``load_id`` is the envelope id, so loading the
-same envelope again replaces its own rows with identical ones and changes nothing. Each file is
-written in one transaction (linkage first, then the warehouse, whose ``raw.loads`` row marks the
-load complete): a crash leaves no partial rows, and a re-run completes the load.
+same envelope again replaces its own rows with identical ones and changes nothing.
+
+DuckDB cannot write two database files in one transaction, so a load is three short transactions:
+
+1. linkage: the encodings and a ``loads`` row in state ``staged`` (never current: linkage ignores it);
+2. warehouse: the content rows and the ``raw.loads`` row; this commit is the load's point of no return;
+3. linkage: the ``loads`` row becomes ``complete`` and may become current.
+
+A crash before 2 leaves only staged rows, which the re-run replaces; a crash between 2 and 3 is
+finished by :func:`complete_staged_loads`, which every ingestion runs first. Neither zone ever holds a
+current load that the other does not.
 
 A re-sent period supersedes the earlier load: both are kept, the one with the newest manifest
 ``created_at`` is marked current (an old envelope arriving late never becomes current).
@@ -23,7 +31,14 @@ import duckdb
 from governance.transfer import Manifest
 from linkage.encoding import ENCODING_COLUMNS, ExtractProfile
 
-__all__ = ["LoadResult", "load_payload", "loaded_envelope_ids", "raw_table", "ensure_schemas"]
+__all__ = [
+    "LoadResult",
+    "complete_staged_loads",
+    "ensure_schemas",
+    "load_payload",
+    "loaded_envelope_ids",
+    "raw_table",
+]
 
 _LOADS_DDL = """
 create table if not exists {t} (
@@ -38,7 +53,8 @@ create table if not exists {t} (
     created_at timestamptz not null,
     loaded_at timestamptz not null,
     is_current boolean not null,
-    superseded_by varchar
+    superseded_by varchar,
+    state varchar not null default 'complete'  -- staged (linkage only, before the warehouse commit) | complete
 )"""
 
 
@@ -53,9 +69,11 @@ def raw_table(source: str, extract_type: str) -> str:
 def ensure_schemas(linkage: duckdb.DuckDBPyConnection | None, warehouse: duckdb.DuckDBPyConnection | None) -> None:
     if linkage is not None:
         linkage.execute(_LOADS_DDL.format(t="loads"))
+        linkage.execute("alter table loads add column if not exists state varchar default 'complete'")
     if warehouse is not None:
         warehouse.execute("create schema if not exists raw")
         warehouse.execute(_LOADS_DDL.format(t="raw.loads"))
+        warehouse.execute("alter table raw.loads add column if not exists state varchar default 'complete'")
 
 
 def loaded_envelope_ids(warehouse_db: Path) -> set[str]:
@@ -82,30 +100,68 @@ def _quote(col: str) -> str:
     return '"' + col.replace('"', '""') + '"'
 
 
-def _record_load(con: duckdb.DuckDBPyConnection, table: str, m: Manifest, now: datetime) -> tuple[bool, list[str]]:
+def _stage_load(con: duckdb.DuckDBPyConnection, table: str, m: Manifest, now: datetime, state: str) -> None:
     con.execute(f"delete from {table} where load_id = ?", [m.envelope_id])
     con.execute(
-        f"insert into {table} values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, false, null)",
+        f"insert into {table} values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, false, null, ?)",
         [m.envelope_id, m.envelope_id, m.partner, m.extract_type, m.period, m.schema_version,
-         m.linkage_key_version, m.row_count, m.created_at, now],
+         m.linkage_key_version, m.row_count, m.created_at, now, state],
     )
-    # newest manifest wins; ties broken by arrival
+
+
+def _elect_current(con: duckdb.DuckDBPyConnection, table: str, source: str, extract_type: str,
+                   period: str) -> tuple[str, list[str]]:
+    """Mark the newest complete load of a period current (newest manifest wins; ties by arrival)."""
     current = con.execute(
-        f"select load_id from {table} where source = ? and extract_type = ? and period = ? "
+        f"select load_id from {table} where source = ? and extract_type = ? and period = ? and state = 'complete' "
         "order by created_at desc, loaded_at desc, load_id limit 1",
-        [m.partner, m.extract_type, m.period],
+        [source, extract_type, period],
     ).fetchone()[0]
     superseded = [r[0] for r in con.execute(
         f"select load_id from {table} where source = ? and extract_type = ? and period = ? and load_id <> ? "
-        "and (is_current or superseded_by is distinct from ?)",
-        [m.partner, m.extract_type, m.period, current, current]).fetchall()]
+        "and state = 'complete' and (is_current or superseded_by is distinct from ?)",
+        [source, extract_type, period, current, current]).fetchall()]
     con.execute(
         f"update {table} set is_current = (load_id = ?), "
         "superseded_by = case when load_id = ? then null else ? end "
-        "where source = ? and extract_type = ? and period = ?",
-        [current, current, current, m.partner, m.extract_type, m.period],
+        "where source = ? and extract_type = ? and period = ? and state = 'complete'",
+        [current, current, current, source, extract_type, period],
     )
+    return current, superseded
+
+
+def _record_load(con: duckdb.DuckDBPyConnection, table: str, m: Manifest, now: datetime) -> tuple[bool, list[str]]:
+    _stage_load(con, table, m, now, "complete")
+    current, superseded = _elect_current(con, table, m.partner, m.extract_type, m.period)
     return current == m.envelope_id, superseded
+
+
+def complete_staged_loads(linkage_db: Path, warehouse_db: Path) -> list[str]:
+    """Finish loads whose warehouse commit happened but whose linkage rows are still staged.
+
+    That is the state a crash between step 2 and step 3 of :func:`load_payload` leaves. Loads staged
+    in linkage but unknown to the warehouse are left alone: their envelope was not loaded, is still in
+    ``landing/`` (or quarantine), and its re-run replaces them. Returns the load ids completed.
+    """
+    if not Path(linkage_db).exists():
+        return []
+    done = loaded_envelope_ids(warehouse_db)
+    with duckdb.connect(str(linkage_db), config=_DUCKDB_CONFIG) as con:
+        has_loads = con.execute("select count(*) from information_schema.tables where table_name = 'loads'"
+                                ).fetchone()[0]
+        if not has_loads:
+            return []
+        staged = con.execute("select load_id, source, extract_type, period from loads where state = 'staged'"
+                             ).fetchall()
+        finished = [s for s in staged if s[0] in done]
+        if not finished:
+            return []
+        con.execute("begin")
+        for load_id, source, extract_type, period in finished:
+            con.execute("update loads set state = 'complete' where load_id = ?", [load_id])
+            _elect_current(con, "loads", source, extract_type, period)
+        con.execute("commit")
+    return [f[0] for f in finished]
 
 
 def load_payload(
@@ -117,6 +173,7 @@ def load_payload(
     warehouse_db: Path,
     now: datetime,
     _after_linkage_commit: object = None,
+    _after_warehouse_commit: object = None,
 ) -> LoadResult:
     """Load one verified, validated payload into both zones. Idempotent per envelope.
 
@@ -145,7 +202,7 @@ def load_payload(
             con.execute(f"insert into encodings select ?, ?, ?, {select} from {src}",
                         [m.partner, m.extract_type, m.envelope_id])
             linkage_rows = con.execute("select count(*) from encodings where load_id = ?", [m.envelope_id]).fetchone()[0]
-            _record_load(con, "loads", m, now)
+            _stage_load(con, "loads", m, now, "staged")  # not current until the warehouse has committed
             con.execute("commit")
     if callable(_after_linkage_commit):  # test hook: a crash between the two zones
         _after_linkage_commit()
@@ -162,4 +219,8 @@ def load_payload(
         warehouse_rows = con.execute(f"select count(*) from {table} where load_id = ?", [m.envelope_id]).fetchone()[0]
         is_current, superseded = _record_load(con, "raw.loads", m, now)
         con.execute("commit")
+    if callable(_after_warehouse_commit):  # test hook: a crash after the point of no return
+        _after_warehouse_commit()
+    if enc_cols:
+        complete_staged_loads(linkage_db, warehouse_db)
     return LoadResult(m.envelope_id, m.row_count, linkage_rows, warehouse_rows, is_current, superseded)

@@ -47,6 +47,30 @@ class DuckDBFile(dg.ConfigurableResource):
         return Path(self.home).resolve() / self.file
 
 
+class GovernanceRegistry(dg.ConfigurableResource):
+    """The governance registry: SQLite under VPDC_HOME unless ``url`` (or VPDC_REGISTRY_URL) names another.
+
+    Every gate and every landing-zone outcome is audited in its hash chain.
+    """
+
+    home: str
+    url: str = ""
+
+    def registry(self):
+        import os
+
+        from governance.registry.db import Registry, sqlite_url
+
+        url = self.url or os.environ.get("VPDC_REGISTRY_URL") or sqlite_url(Path(self.home).resolve() / "registry.db")
+        return Registry(url)
+
+    def audit_ingest(self, outcome, now) -> None:
+        """Append a landing-zone outcome (counts and names only) to the audit chain."""
+        from governance.registry.workflow import record_ingest
+
+        record_ingest(self.registry(), outcome.as_dict(), now)
+
+
 def default_resources() -> dict[str, dg.ConfigurableResource]:
     home = dg.EnvVar("VPDC_HOME")
     return {
@@ -54,4 +78,5 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
         "keyring": WarehouseKeyRing(keys_dir=dg.EnvVar("VPDC_KEYS_DIR")),
         "linkage_db": DuckDBFile(home=home, file="linkage.duckdb"),
         "warehouse_db": DuckDBFile(home=home, file="warehouse.duckdb"),
+        "registry": GovernanceRegistry(home=home),
     }

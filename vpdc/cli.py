@@ -423,6 +423,26 @@ def marts(home: HomeOpt, as_json: JsonOpt = False) -> None:
 
 
 # --------------------------------------------------------------------------------------- quarantine
+@app.command("validation-suite")
+def validation_suite(partner: Annotated[str, typer.Option(help="Partner (see `vpdc partner profiles`).")],
+                     extract: Annotated[str, typer.Option(help="Extract type of that partner.")],
+                     as_json: JsonOpt = False) -> None:
+    """Every check the landing zone runs on one partner schema: the Great Expectations suite (as code,
+    from the partner profile), the Arrow checks of the encoding columns and the whole-file checks."""
+    from governance.validation import describe_suite
+    from linkage.encoding import ProfileError, load_profile
+
+    try:
+        profile = load_profile(partner, extract)
+    except ProfileError as exc:
+        fail(str(exc))
+    rows = describe_suite(profile)
+    table = Table("engine", "check", "column", "rule", title=f"validation suite {profile.schema_version}")
+    for r in rows:
+        table.add_row(r["engine"], r["check"], r["column"] or "", r["rule"])
+    emit(rows, as_json, table)
+
+
 @quarantine_app.command("list")
 def quarantine_list(home: HomeOpt, as_json: JsonOpt = False) -> None:
     """Every quarantined envelope with the check it failed."""

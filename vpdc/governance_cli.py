@@ -344,8 +344,10 @@ def retention_sweep(home: HomeOpt, actor: AsOpt, as_json: JsonOpt = False,
             out_dir = h.outputs / req.study_id
             files = sorted(p.name for p in out_dir.rglob("*") if p.is_file()) if out_dir.exists() else []
             shutil.rmtree(out_dir, ignore_errors=True)
-            key_record = StudyKeyStore(h.keys / "studies").destroy(req.study_id, now=_now())
-            detail = {"files_destroyed": len(files), "study_key": key_record.to_dict()}
+            store = StudyKeyStore(h.keys / "studies")
+            # a request that never exported has no study key: nothing to destroy, and that is recorded too
+            key_record = store.destroy(req.study_id, now=_now()).to_dict() if store.exists(req.study_id) else None
+            detail = {"files_destroyed": len(files), "study_key": key_record or "none was ever created"}
             mark_destroyed(s, actor=actor, study_id=req.study_id, now=_now(), detail=detail)
             done.append({"study_id": req.study_id, **detail})
     _out(done, as_json) if as_json else typer.echo(f"{len(done)} studies past retention destroyed")

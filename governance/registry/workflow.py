@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 
 from governance.registry import audit
 from governance.registry.models import (
-    Decision,
     DatasetColumn,
+    Decision,
     OutputLevel,
     Request,
     Review,
@@ -24,8 +24,16 @@ from governance.registry.models import (
 from governance.registry.policy import required_reviews
 from governance.registry.roles import Permission, allowed
 
-__all__ = ["GovernanceError", "FIELD_LIMITS", "submit_request", "review_request", "withdraw_request",
-           "revoke_request", "record_refusal", "mark_destroyed"]
+__all__ = [
+    "FIELD_LIMITS",
+    "GovernanceError",
+    "mark_destroyed",
+    "record_refusal",
+    "review_request",
+    "revoke_request",
+    "submit_request",
+    "withdraw_request",
+]
 
 #: Longest accepted text per request field (characters). Longer input is refused, never truncated.
 FIELD_LIMITS = {"title": 300, "organisation": 300, "purpose": 20_000, "research_questions": 20_000,
@@ -179,3 +187,18 @@ def record_refusal(registry: Any, *, actor: str, action: str, subject: str, reas
     with registry.transaction() as s:
         audit.append(s, actor=str(actor)[:64], action=f"refused.{action}", subject=str(subject)[:128], at=now,
                      detail={"reason": reason[:2000]})
+
+
+def record_ingest(registry: Any, outcome: dict[str, Any], now: datetime) -> None:
+    """Audit one landing-zone outcome: ``ingest.loaded``, or ``refused.ingest`` with the failed check.
+
+    ``outcome`` is :meth:`landing.ingest.IngestOutcome.as_dict`: file name, envelope id, partner, extract,
+    period, row count, check name and a detail made of counts and column names (never record values).
+    """
+    loaded = outcome.get("status") == "loaded"
+    detail = {k: outcome.get(k) for k in ("envelope_id", "partner", "extract_type", "period", "rows")}
+    if not loaded:
+        detail |= {"check": outcome.get("check"), "reason": str(outcome.get("detail") or "")[:2000]}
+    with registry.transaction() as s:
+        audit.append(s, actor="landing", action="ingest.loaded" if loaded else "refused.ingest",
+                     subject=str(outcome.get("file") or "")[:128], at=now, detail=detail)

@@ -153,6 +153,25 @@ def test_retention_sweep_destroys_outputs_and_key_and_records_it(home, reg):
                       keys_dir=home.keys, now=datetime(2027, 10, 2, tzinfo=UTC))
 
 
+def test_retention_sweep_handles_requests_that_never_exported(home, reg):
+    with reg.transaction() as s:  # a second request, denied, never exported: no outputs and no study key
+        submit_request(s, requester="analyst_isc", now=NOW, study_id="never-run", title="T", organisation="O",
+                       purpose="p", research_questions="q", columns=COLS, output_level="cohort", irb_protocol="I",
+                       irb_expires_on=date(2027, 6, 30), retention_end=date(2027, 3, 31), equity_communities="c",
+                       equity_return_of_findings="r", equity_mitigation="m")
+        review_request(s, reviewer="steward_police", study_id="never-run", decision="deny", now=NOW, comment="no")
+    approve(reg)
+    run(home, reg)
+    res = CliRunner().invoke(app, ["retention", "sweep", "--as", "engineer_ids", "--home", str(home.root),
+                                   "--today", "2027-10-01", "--json"])
+    assert res.exit_code == 0, res.output
+    swept = {r["study_id"]: r for r in json.loads(res.stdout)}
+    assert set(swept) == {"atv-eval", "never-run"}
+    assert swept["never-run"]["study_key"] == "none was ever created" and swept["never-run"]["files_destroyed"] == 0
+    assert swept["atv-eval"]["study_key"]["bytes_overwritten"] > 0
+    assert actions(reg)[-2:] == ["study.destroyed", "study.destroyed"]
+
+
 def test_linked_study_extract_is_date_shifted_pseudonymised_and_gated(home, reg):
     from governance.exports import StudySpec, run_study
 

@@ -1,5 +1,6 @@
 """Ingestion through real Dagster runs (landing sensor → in-process runs) against real DuckDB files."""
 
+import contextlib
 import json
 import shutil
 from datetime import UTC, datetime, timedelta
@@ -92,7 +93,24 @@ def test_same_file_dropped_twice_loads_once(home):
     keep_only(home, [env])
     shutil.copy(env, env.with_name("copy-of-" + env.name))
     runs = run_landing_sensor_once(home)
-    assert [r.skipped for r in runs] == [False, True]
+    assert [r.job for r in runs] == ["ingest_job", "triage_job"]
+    assert wh(home, "select count(*) from raw.loads")[0][0] == 1
+    # the second copy does not linger in landing: it is refused as a replay, kept and audited
+    assert not list(home.landing().glob("*/*.vpdc"))
+    assert [r["check"] for r in quarantined(home).values()] == ["replay"]
+    assert run_landing_sensor_once(home) == []
+
+
+def test_a_copy_arriving_after_its_envelope_loaded_is_refused_as_replay(home):
+    env = envelopes(home, "police", "persons")[0]
+    keep_only(home, [env])
+    spare = home.root / "spare.vpdc"
+    shutil.copy(env, spare)
+    assert run_landing_sensor_once(home)[0].success
+    shutil.move(str(spare), home.landing("police") / "late-copy.vpdc")
+    runs = run_landing_sensor_once(home)
+    assert [r.job for r in runs] == ["triage_job"]
+    assert quarantined(home)["late-copy.vpdc"]["check"] == "replay"
     assert wh(home, "select count(*) from raw.loads")[0][0] == 1
 
 
@@ -251,34 +269,80 @@ def test_late_arriving_older_envelope_does_not_become_current(home):
     assert current == [(read_manifest(home.archive / "county" / newer.name).envelope_id,)]
 
 
-def test_crash_mid_load_leaves_no_partial_rows_and_rerun_completes(home, monkeypatch):
-    env = envelopes(home, "police", "persons")[0]
-    keep_only(home, [env])
-    eid = read_manifest(env).envelope_id
-    import landing.ingest as ingest_module
+def linkage(home: Home, sql: str, params=None):
+    with duckdb.connect(str(home.linkage_db), read_only=True) as con:
+        return con.execute(sql, params or []).fetchall()
 
-    real = ingest_module.load_payload
+
+@contextlib.contextmanager
+def crash_at(hook: str):
+    """Ingestion crashes at ``hook`` (a power cut) while the context is open."""
+    import orchestration.defs.ingest.assets as assets_module
+
+    real = assets_module.ingest_envelope
 
     def crashing(*args, **kwargs):
         def boom():
-            raise RuntimeError("power cut between the zones")
-        return real(*args, **{**kwargs, "_after_linkage_commit": boom})
+            raise RuntimeError(f"power cut ({hook})")
+        return real(*args, **{**kwargs, hook: boom})
 
-    monkeypatch.setattr(ingest_module, "load_payload", crashing)
-    runs = run_landing_sensor_once(home)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(assets_module, "ingest_envelope", crashing)
+        yield
+
+
+def test_crash_between_the_zones_leaves_no_partial_or_current_rows_and_rerun_completes(home):
+    env = envelopes(home, "police", "persons")[0]
+    keep_only(home, [env])
+    eid = read_manifest(env).envelope_id
+    with crash_at("_load_hook"):  # after the linkage commit, before the warehouse transaction
+        runs = run_landing_sensor_once(home)
     assert not runs[0].success and env.exists()  # still in landing, not quarantined
-    if home.warehouse_db.exists():  # the crash came before the warehouse transaction: no partial rows there
-        tables = wh(home, "select table_name from information_schema.tables")
-        assert ("police__persons",) not in tables or wh(home, "select count(*) from raw.police__persons")[0][0] == 0
-        assert ("loads",) not in tables or wh(home, "select count(*) from raw.loads")[0][0] == 0
+    assert not list(home.quarantine.glob("*.vpdc"))
+    # the warehouse has nothing of it, and the linkage zone holds it only as a staged load, never current
+    assert not home.warehouse_db.exists()  # its transaction never began: nothing of it (nor anything else)
+    assert linkage(home, "select state, is_current from loads where load_id = ?", [eid]) == [("staged", False)]
+    assert linkage(home, "select count(*) from encodings e join loads l using (load_id) where l.is_current") == [(0,)]
 
-    monkeypatch.setattr(ingest_module, "load_payload", real)
     rerun = run_landing_sensor_once(home)
     assert rerun[0].success and rerun[0].run_key == f"{eid}#attempt2"
     rows = wh(home, "select count(*), count(distinct source_record_id) from raw.police__persons")[0]
-    with duckdb.connect(str(home.linkage_db), read_only=True) as con:
-        enc = con.execute("select count(*), count(distinct source_record_id) from encodings").fetchone()
+    enc = linkage(home, "select count(*), count(distinct source_record_id) from encodings")[0]
     assert rows[0] == rows[1] == enc[0] == enc[1] == read_manifest(home.archive / "police" / env.name).row_count
+    assert linkage(home, "select state, is_current from loads") == [("complete", True)]
+
+
+def test_crash_after_the_warehouse_commit_is_finished_by_the_rerun_not_refused_as_replay(home):
+    env = envelopes(home, "police", "persons")[0]
+    keep_only(home, [env])
+    eid = read_manifest(env).envelope_id
+    with crash_at("_commit_hook"):  # the warehouse committed; linkage still staged; not archived
+        assert not run_landing_sensor_once(home)[0].success and env.exists()
+    assert wh(home, "select load_id, is_current from raw.loads") == [(eid, True)]
+    assert linkage(home, "select state from loads") == [("staged",)]
+
+    rerun = run_landing_sensor_once(home)
+    assert rerun[0].success, rerun[0].error
+    assert not env.exists() and (home.archive / "police" / env.name).exists()
+    assert not list(home.quarantine.glob("*.vpdc"))
+    assert linkage(home, "select state, is_current from loads") == [("complete", True)]
+    n = wh(home, "select count(*) from raw.police__persons")[0][0]
+    assert linkage(home, "select count(*) from encodings")[0][0] == n == read_manifest(home.archive / "police" / env.name).row_count
+    # and once it is archived, a further copy is a replay again
+    shutil.copy(home.archive / "police" / env.name, home.landing("police") / "again.vpdc")
+    assert ingest_envelope(home.landing("police") / "again.vpdc", home, KeyRing(home.keys)).check == "replay"
+
+
+def test_staged_loads_are_completed_only_once_the_warehouse_has_them(home):
+    from landing.load import complete_staged_loads
+
+    env = envelopes(home, "police", "persons")[0]
+    keep_only(home, [env])
+    with crash_at("_commit_hook"):
+        run_landing_sensor_once(home)
+    assert complete_staged_loads(home.linkage_db, home.warehouse_db) == [read_manifest(env).envelope_id]
+    assert complete_staged_loads(home.linkage_db, home.warehouse_db) == []  # idempotent
+    assert linkage(home, "select state, is_current from loads") == [("complete", True)]
 
 
 def test_quarantine_retry_after_fixing_the_cause(home):
@@ -405,3 +469,102 @@ def test_no_raw_name_dob_ssn_or_address_of_the_synthetic_extracts_is_in_any_enve
     for planted in (name, ssn, dob):
         bad = first.append_column("NOTE", pa.array([f"see {planted}"] + [None] * (first.num_rows - 1)))
         assert planted in _leaks(bad, "", long_values, short_values)
+
+
+def _everything_written_about_ingestion(home: Home) -> str:
+    """Every place an ingestion run writes text about what it saw: Dagster's event log (asset and check
+    metadata, step failures, logs), quarantine reasons, validation reports, ingest events, the audit chain."""
+    import dagster as dg
+
+    from governance.registry.db import Registry, sqlite_url
+    from governance.registry.models import AuditEntry
+    from orchestration.runner import configure_environment
+
+    parts = []
+    configure_environment(home)
+    with dg.DagsterInstance.get() as instance:
+        for run in instance.get_runs():
+            for rec in instance.all_logs(run.run_id):
+                parts.append(rec.to_json() if hasattr(rec, "to_json") else repr(rec))
+    parts += [p.read_text() for p in home.quarantine.glob("*.json")]
+    parts += [p.read_text() for p in (home.reports / "validation").glob("*")]
+    parts.append(repr(wh(home, "select * from raw.ingest_events")))
+    with Registry(sqlite_url(home.registry_db)).read() as s:
+        parts += [repr((e.actor, e.action, e.subject, e.detail)) for e in s.query(AuditEntry)]
+    return "\n".join(parts)
+
+
+def test_refusals_and_loads_are_audited_in_the_hash_chain_without_record_values(home, sent_home):
+    from governance.registry.audit import verify
+    from governance.registry.db import Registry, sqlite_url
+    from governance.registry.models import AuditEntry
+
+    env = envelopes(home, "police", "persons")[0]
+    other = home.root / "held" / "county" / envelopes(home, "county", "clients")[0].name
+    keep_only(home, [env])
+    t = encoded(home, other)
+    secrets = _identifier_values(sent_home.root)
+    names = sorted(v for v in secrets["name"] if len(v) >= 8 and " " in v)[: t.num_rows]
+    assert len(names) >= 4
+    planted = (names * (t.num_rows // len(names) + 1))[: t.num_rows]
+    bad = reseal(home, t.append_column("CLIENT_FULL_NAME", pa.array(planted)), other)
+    runs = run_landing_sensor_once(home)
+    assert sorted(r.success for r in runs) == [False, True]
+
+    with Registry(sqlite_url(home.registry_db)).read() as s:
+        entries = [(e.actor, e.action, e.subject, e.detail) for e in s.query(AuditEntry).order_by(AuditEntry.seq)]
+        assert verify(s).ok
+    by_action = {a: (subj, d) for _, a, subj, d in entries}
+    assert by_action["ingest.loaded"][0] == env.name and by_action["ingest.loaded"][1]["partner"] == "police"
+    refused_subject, refused = by_action["refused.ingest"]
+    assert refused_subject == bad.name and refused["check"] == "plaintext_identifier"
+    assert "CLIENT_FULL_NAME" in refused["reason"]
+    events = wh(home, "select file, status, check_name from raw.ingest_events order by file")
+    assert sorted(events) == sorted([(env.name, "loaded", None), (bad.name, "quarantined", "plaintext_identifier")])
+
+    written = _everything_written_about_ingestion(home)
+    assert len(written) > 10_000  # the scan reads real event logs
+    leaked = [n for n in set(planted) if n in written]
+    assert not leaked, f"{len(leaked)} planted names reached logs, metadata, reasons, reports or the audit"
+
+
+def test_quarantine_list_and_show_name_the_file_check_and_reason(home):
+    from typer.testing import CliRunner
+
+    from vpdc.cli import app
+
+    env = envelopes(home, "police", "persons")[0]
+    keep_only(home, [env])
+    data = bytearray(env.read_bytes())
+    data[-10] ^= 0xFF  # flip a byte of the ciphertext
+    env.write_bytes(bytes(data))
+    run_landing_sensor_once(home)
+    runner = CliRunner()
+    listed = runner.invoke(app, ["quarantine", "list", "--home", str(home.root), "--json"])
+    assert listed.exit_code == 0, listed.output
+    rows = json.loads(listed.stdout)
+    assert [(r["file"], r["check"]) for r in rows] == [(env.name, quarantined(home)[env.name]["check"])]
+    shown = runner.invoke(app, ["quarantine", "show", env.name, "--home", str(home.root), "--json"])
+    assert shown.exit_code == 0, shown.output
+    reason = json.loads(shown.stdout)
+    assert reason["envelope_id"] == read_manifest(home.quarantine / env.name).envelope_id
+    assert reason["check"] in ("checksum", "decrypt", "signature") and reason["detail"]
+    missing = runner.invoke(app, ["quarantine", "show", "no-such.vpdc", "--home", str(home.root)])
+    assert missing.exit_code != 0 and "no-such.vpdc: not in quarantine" in missing.output.replace("\n", "")
+
+
+def test_an_envelope_whose_runs_keep_crashing_is_given_up_after_max_attempts(home):
+    from orchestration.defs.ingest.sensors import MAX_ATTEMPTS, landing_run_requests
+
+    env = envelopes(home, "police", "persons")[0]
+    keep_only(home, [env])
+    eid = read_manifest(env).envelope_id
+    keys = []
+    for crashes in range(MAX_ATTEMPTS + 1):
+        reqs, _, given_up = landing_run_requests(home.landing(), home.root, set(),
+                                                 crashed_runs=lambda e, f, n=crashes: n if e == eid else 0)
+        keys.append([r.run_key for r in reqs])
+        if crashes < MAX_ATTEMPTS:
+            assert given_up == []
+    assert keys[:MAX_ATTEMPTS] == [[eid], *([f"{eid}#attempt{n + 1}"] for n in range(1, MAX_ATTEMPTS))]
+    assert keys[MAX_ATTEMPTS] == [] and given_up == [str(env.relative_to(home.root))]

@@ -175,7 +175,7 @@ def test_incremental_input_refresh_equals_a_full_rebuild_after_a_resent_period(h
         old = con.execute("select load_id from loads where source = 'county' and is_current").fetchall()[0][0]
         # the county re-sends its period: a newer load with the same records supersedes the old one
         con.execute("insert into loads select 'resent', 'resent', source, extract_type, period, schema_version, "
-                    "linkage_key_version, row_count, created_at + interval 1 day, loaded_at, true, null "
+                    "linkage_key_version, row_count, created_at + interval 1 day, loaded_at, true, null, 'complete' "
                     "from loads where load_id = ?", [old])
         con.execute("update loads set is_current = false, superseded_by = 'resent' where load_id = ?", [old])
         con.execute("insert into encodings select * replace ('resent' as load_id) from encodings where load_id = ?", [old])

@@ -15,7 +15,7 @@ from governance.transfer import EnvelopeRefused, read_manifest
 from landing.ingest import IngestOutcome, ingest_envelope
 from linkage.encoding import extract_types, load_profile, partners
 from orchestration.defs.ingest.partitions import extract_periods
-from orchestration.resources import DuckDBFile, VpdcHome, WarehouseKeyRing
+from orchestration.resources import DuckDBFile, GovernanceRegistry, VpdcHome, WarehouseKeyRing
 
 CHECKS = ("envelope_verified", "no_plaintext_identifiers", "validation_suite")
 _CHECK_OF = {"plaintext_identifier": "no_plaintext_identifiers", "validation": "validation_suite", "schema": "validation_suite"}
@@ -84,14 +84,16 @@ def build_ingest_asset(partner: str, extract: str) -> dg.AssetsDefinition:
         description=f"Verify, validate and load {partner} {extract} envelopes into the zones.",
     )
     def _ingest(context: dg.AssetExecutionContext, config: IngestConfig, vpdc_home: VpdcHome,
-                keyring: WarehouseKeyRing, linkage_db: DuckDBFile, warehouse_db: DuckDBFile):
+                keyring: WarehouseKeyRing, linkage_db: DuckDBFile, warehouse_db: DuckDBFile,
+                registry: GovernanceRegistry):
         home = vpdc_home.home
         period = context.partition_key
         path = home.root / config.envelope if config.envelope else find_envelope(home.landing(), partner, extract, period)
         if path is None or not path.exists():
             raise dg.Failure(description=f"no envelope for {partner}/{extract} period {period} in {home.landing(partner)}")
         outcome = ingest_envelope(path, home, keyring.keyring(), settings=keyring.validation_settings(),
-                                  expected_partner=partner)
+                                  expected_partner=partner, linkage_db=linkage_db.path,
+                                  warehouse_db=warehouse_db.path, audit=registry.audit_ingest)
         if outcome.status != "loaded":
             for r in check_results(outcome, keys):
                 yield r
@@ -123,11 +125,14 @@ class TriageConfig(dg.Config):
 
 @dg.op(pool="duckdb_writer")
 def quarantine_unroutable(context: dg.OpExecutionContext, config: TriageConfig, vpdc_home: VpdcHome,
-                          keyring: WarehouseKeyRing) -> None:
-    """An envelope that cannot be routed to an asset (unreadable, unknown partner or extract): refuse it."""
+                          keyring: WarehouseKeyRing, linkage_db: DuckDBFile, warehouse_db: DuckDBFile,
+                          registry: GovernanceRegistry) -> None:
+    """An envelope no asset can take (unreadable, unknown partner or extract, a second copy of a loaded
+    envelope): refuse it with the precise check, quarantine and audit it."""
     home = vpdc_home.home
     outcome = ingest_envelope(home.root / config.envelope, home, keyring.keyring(),
-                              expected_partner=Path(config.envelope).parent.name)
+                              expected_partner=Path(config.envelope).parent.name, linkage_db=linkage_db.path,
+                              warehouse_db=warehouse_db.path, audit=registry.audit_ingest)
     context.log.info(f"{outcome.file}: {outcome.status} ({outcome.check})")
     if outcome.status != "loaded":
         raise dg.Failure(description=f"{outcome.file} quarantined ({outcome.check}): {outcome.detail[:500]}")

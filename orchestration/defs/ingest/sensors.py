@@ -14,17 +14,40 @@ from orchestration.defs.ingest.partitions import extract_periods
 from orchestration.resources import VpdcHome
 
 
+#: Runs of one envelope that may crash (fail without quarantining it) before the sensor stops retrying it.
+MAX_ATTEMPTS = 3
+
+
+def _triage(f: Path, rel: str, why: str) -> dg.RunRequest:
+    st = f.stat()
+    key = hashlib.sha256(f"{rel}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]
+    return dg.RunRequest(run_key=f"triage:{key}", job_name=triage_job.name,
+                         run_config={"ops": {"quarantine_unroutable": {"config": {"envelope": rel}}}},
+                         tags={"vpdc/file": f.name, "vpdc/triage": why})
+
+
 def landing_run_requests(landing: Path, home_root: Path, known_periods: set[str],
-                         crashed_runs: Callable[[str], int] = lambda _: 0) -> tuple[list[dg.RunRequest], list[str]]:
+                         crashed_runs: Callable[[str, str], int] = lambda _e, _f: 0,
+                         loaded: Callable[[str], bool] = lambda _: False,
+                         max_attempts: int = MAX_ATTEMPTS) -> tuple[list[dg.RunRequest], list[str], list[str]]:
     """Plain function behind the sensor: run requests for every envelope in ``landing/<partner>/``.
 
     The run key is the envelope id, so a file dropped twice loads once. A refused envelope leaves
     landing (quarantine) and a loaded one too (archive); an envelope still here after a failed run was
-    interrupted by a crash, so ``crashed_runs(envelope_id)`` counts those and the key gets an attempt
-    number: the re-run happens instead of being skipped as a duplicate.
+    interrupted by a crash, so ``crashed_runs(envelope_id, file name)`` counts those and the key gets an attempt
+    number: the re-run happens instead of being skipped as a duplicate, up to ``max_attempts`` runs;
+    after that the envelope waits for an engineer (it is named in the third list returned).
+    A second copy of an envelope that ``loaded(envelope_id)`` already, or a second file with the same
+    envelope id in this evaluation, goes to triage, which refuses it as a replay (quarantine, audited):
+    nothing stays in landing unexplained.
+
+    Returns:
+        (run requests, new extract periods, envelopes given up on after repeated crashes)
     """
     requests: list[dg.RunRequest] = []
     new_periods: set[str] = set()
+    given_up: list[str] = []
+    in_this_pass: set[str] = set()
     routable = {(p, e) for p in partners() for e in extract_types(p)}
     for f in sorted(landing.glob("*/*.vpdc")):
         rel = str(f.relative_to(home_root))
@@ -34,15 +57,18 @@ def landing_run_requests(landing: Path, home_root: Path, known_periods: set[str]
         except (EnvelopeRefused, OSError):
             m = None
         if m is None or (m.partner, m.extract_type) not in routable or not _is_period(m.period):
-            st = f.stat()
-            key = hashlib.sha256(f"{rel}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]
-            requests.append(dg.RunRequest(run_key=f"triage:{key}", job_name=triage_job.name,
-                                          run_config={"ops": {"quarantine_unroutable": {"config": {"envelope": rel}}}},
-                                          tags={"vpdc/file": f.name}))
+            requests.append(_triage(f, rel, "unroutable"))
             continue
+        if m.envelope_id in in_this_pass or (not attempt and loaded(m.envelope_id)):
+            requests.append(_triage(f, rel, "duplicate"))
+            continue
+        in_this_pass.add(m.envelope_id)
         if m.period not in known_periods:
             new_periods.add(m.period)
-        crashes = crashed_runs(m.envelope_id)
+        crashes = crashed_runs(m.envelope_id, f.name)
+        if crashes >= max_attempts:
+            given_up.append(rel)
+            continue
         requests.append(dg.RunRequest(
             run_key=m.envelope_id + (f"#retry{attempt}" if attempt else "") + (f"#attempt{crashes + 1}" if crashes else ""),
             job_name=ingest_job.name,
@@ -52,7 +78,7 @@ def landing_run_requests(landing: Path, home_root: Path, known_periods: set[str]
             tags={"vpdc/envelope_id": m.envelope_id, "vpdc/partner": m.partner, "vpdc/extract": m.extract_type,
                   "vpdc/file": f.name},
         ))
-    return requests, sorted(new_periods)
+    return requests, sorted(new_periods), given_up
 
 
 def _is_period(p: str) -> bool:
@@ -65,10 +91,15 @@ def landing_sensor(context: dg.SensorEvaluationContext, vpdc_home: VpdcHome) -> 
     home = vpdc_home.home
     known = set(context.instance.get_dynamic_partitions(extract_periods.name))
 
-    def crashed_runs(envelope_id: str) -> int:
-        return len(context.instance.get_run_records(dg.RunsFilter(
-            tags={"vpdc/envelope_id": envelope_id}, statuses=[dg.DagsterRunStatus.FAILURE])))
+    def runs(status: dg.DagsterRunStatus, **tags: str) -> int:
+        return len(context.instance.get_run_records(dg.RunsFilter(tags=tags, statuses=[status])))
 
-    requests, new_periods = landing_run_requests(home.landing(), home.root, known, crashed_runs)
+    requests, new_periods, given_up = landing_run_requests(
+        home.landing(), home.root, known,
+        crashed_runs=lambda e, f: runs(dg.DagsterRunStatus.FAILURE, **{"vpdc/envelope_id": e, "vpdc/file": f}),
+        loaded=lambda e: runs(dg.DagsterRunStatus.SUCCESS, **{"vpdc/envelope_id": e}) > 0)
+    for rel in given_up:
+        context.log.warning(f"{rel}: {MAX_ATTEMPTS} ingestion runs crashed; not retried until an engineer fixes "
+                            "the cause and moves it to quarantine/ for `vpdc quarantine retry`")
     return dg.SensorResult(run_requests=requests,
                            dynamic_partitions_requests=[extract_periods.build_add_request(new_periods)] if new_periods else [])

@@ -77,3 +77,24 @@ def test_future_event_dates_fail_the_date_range(tmp_path, keyring):
                               now=NOW)
     bad = {c.key: c for c in report.failures()}
     assert bad["date_range:SERVICE_START_DT"].unexpected_count == 1
+
+
+def test_validation_suite_command_lists_every_check_of_a_schema_with_its_engine():
+    import json
+
+    from typer.testing import CliRunner
+
+    from linkage.encoding import ENCODING_COLUMNS, load_profile
+    from vpdc.cli import app
+
+    res = CliRunner().invoke(app, ["validation-suite", "--partner", "police", "--extract", "persons", "--json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)
+    gx = {(r["check"], r["column"]) for r in rows if r["engine"] == "great_expectations"}
+    profile = load_profile("police", "persons")
+    assert {("value_set", c) for c, spec in profile.content.items() if "values" in spec} <= gx
+    assert ("key_version", "linkage_key_version") in gx and ("id_format", "source_record_id") in gx
+    arrow = {(r["check"], r["column"]) for r in rows if r["engine"] == "arrow"}
+    assert {c for check, c in arrow if check in ("token_format", "bloom_length")} == set(ENCODING_COLUMNS)
+    unknown = CliRunner().invoke(app, ["validation-suite", "--partner", "nobody", "--extract", "x"])
+    assert unknown.exit_code == 2 and "nobody" in unknown.output

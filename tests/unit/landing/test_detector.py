@@ -58,6 +58,13 @@ def test_ssns_in_the_clear_are_always_found(ssns):
     assert [f.kind for f in scan({"X": ssns})] == ["ssn"]
 
 
-def test_a_stray_value_below_threshold_is_tolerated():
-    values = ["ok"] * 1000 + ["123-45-6789"]
+def test_a_stray_date_or_name_below_threshold_is_tolerated():
+    values = ["ok"] * 1000 + ["1990-01-02", "Smith"]
     assert scan({"X": values}, rules=DetectorRules(min_share=0.01, min_count=3)) == []
+
+
+@pytest.mark.parametrize("value,kind", [("123-45-6789", "ssn"), ("(704) 555-0134", "phone"),
+                                        ("someone@example.org", "email")])
+def test_a_single_ssn_phone_or_email_in_the_clear_is_refused(value, kind):
+    values = ["ok"] * 100_000 + [value]
+    assert [(f.kind, f.count) for f in scan({"X": values})] == [(kind, 1)]
