@@ -91,8 +91,18 @@ def check_floors(report: dict[str, Any], floors: QualityFloors) -> list[tuple[st
     est = report["estimated"]
     for name, value, floor in (("estimated_precision", est["precision"], floors.min_estimated_precision),
                                ("estimated_recall", est["recall"], floors.min_estimated_recall)):
-        ok = value is None or value >= floor
-        out.append((name, ok, f"{value} (floor {floor})"))
+        if value is None:
+            # No pair scored at the cluster threshold. In an incremental run that only means the new
+            # records linked to no one (new people), which makes no false link; in a full run it means
+            # the model linked nothing at all, which is no evidence of quality: fail closed.
+            run = report.get("run", {})
+            if run.get("mode") == "incremental":
+                out.append((name, True, f"no pair of this increment's {run.get('new_records', 0)} new records "
+                                        f"reached the cluster threshold: nothing linked, nothing to judge (floor {floor})"))
+            else:
+                out.append((name, False, f"not computed: no scored pair at the cluster threshold (floor {floor})"))
+            continue
+        out.append((name, value >= floor, f"{value} (floor {floor})"))
     if "truth" in report:
         f1 = report["truth"]["pairwise"]["f1"]
         out.append(("true_pairwise_f1", f1 >= floors.min_true_f1, f"{f1} (floor {floors.min_true_f1})"))

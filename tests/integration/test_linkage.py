@@ -169,6 +169,34 @@ def test_link_job_through_dagster_writes_a_value_free_report(home):
         assert con.execute("select count(*) from raw.person_map").fetchall()[0][0] > 0
 
 
+def test_a_quality_floor_that_fails_stops_the_person_map(home):
+    from orchestration.runner import run_job
+
+    strict = {"ops": {"reports__linkage_quality": {"config": {"min_estimated_precision": 0.5,
+                                                               "min_estimated_recall": 1.01}}}}
+    res = run_job(home, "link_job", run_config=strict)
+    assert not res.success and "estimated_recall" in res.error
+    assert not home.warehouse_db.exists() or not duckdb.connect(str(home.warehouse_db), read_only=True).execute(
+        "select count(*) from information_schema.tables where table_name = 'person_map'").fetchone()[0]
+    # the same run with floors it meets exports the map
+    res = run_job(home, "link_job", run_config={"ops": {"reports__linkage_quality": {"config": {
+        "min_estimated_precision": 0.5, "min_estimated_recall": 0.5}}}})
+    assert res.success, res.error
+    with duckdb.connect(str(home.warehouse_db), read_only=True) as con:
+        assert con.execute("select count(*) from raw.person_map").fetchall()[0][0] > 0
+
+
+def test_floors_fail_closed_when_an_estimate_is_missing():
+    from linkage.quality import QualityFloors, check_floors
+
+    checks = check_floors({"estimated": {"precision": None, "recall": 0.99}, "run": {"mode": "full"}}, QualityFloors())
+    assert [(n, ok) for n, ok, _ in checks] == [("estimated_precision", False), ("estimated_recall", True)]
+    # an increment whose new records link to no one made no link: nothing to judge, the map may refresh
+    checks = check_floors({"estimated": {"precision": None, "recall": None},
+                           "run": {"mode": "incremental", "new_records": 0}}, QualityFloors())
+    assert all(ok for _, ok, _ in checks)
+
+
 def test_incremental_input_refresh_equals_a_full_rebuild_after_a_resent_period(home):
     run_linkage(home.linkage_db, now=NOW, mode="full")
     with duckdb.connect(str(home.linkage_db)) as con:

@@ -58,6 +58,13 @@ def link_persons(context: dg.AssetExecutionContext, config: LinkageConfig, vpdc_
 FLOOR_CHECKS = ("estimated_precision", "estimated_recall")
 
 
+class QualityConfig(dg.Config):
+    """Floors below which the person map (and every mart after it) is not refreshed."""
+
+    min_estimated_precision: float = QualityFloors().min_estimated_precision
+    min_estimated_recall: float = QualityFloors().min_estimated_recall
+
+
 @dg.asset(
     key=["reports", "linkage_quality"],
     deps=[dg.AssetKey(["linkage", "person_keys"])],
@@ -67,9 +74,11 @@ FLOOR_CHECKS = ("estimated_precision", "estimated_recall")
                  for c in FLOOR_CHECKS],
     description="Linkage quality report (HTML + JSON under reports/linkage): aggregate figures only.",
 )
-def linkage_quality(context: dg.AssetExecutionContext, vpdc_home: VpdcHome):
+def linkage_quality(context: dg.AssetExecutionContext, config: QualityConfig, vpdc_home: VpdcHome):
     home = vpdc_home.home
-    report, checks, html_path = report_latest_run(home, run_extra={}, now=datetime.now(UTC), floors=QualityFloors())
+    floors = QualityFloors(min_estimated_precision=config.min_estimated_precision,
+                           min_estimated_recall=config.min_estimated_recall)
+    report, checks, html_path = report_latest_run(home, run_extra={}, now=datetime.now(UTC), floors=floors)
     yield dg.MaterializeResult(metadata={"run_id": report["run"]["run_id"], "report": dg.MetadataValue.path(str(html_path)),
                                          "estimated_precision": report["estimated"]["precision"],
                                          "estimated_recall": report["estimated"]["recall"]})
