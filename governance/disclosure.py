@@ -57,6 +57,7 @@ __all__ = [
     "combine",
     "enforce_k_anonymity",
     "period",
+    "protect_cells",
     "release_manifest",
     "suppress_counts",
     "write_manifest",
@@ -503,6 +504,82 @@ def suppress_counts(table: pd.DataFrame, count_cols: Sequence[str], rules: Discl
     return out, report
 
 
+def protect_cells(cells: pd.DataFrame, lines: pd.DataFrame, rules: DisclosureRules,
+                  suppressed: pd.Series | None = None) -> pd.DataFrame:
+    """Suppression for a table published as cells and additive lines (e.g. the indicator mart).
+
+    The same rules as :func:`suppress_counts` (primary cells ``1 .. min_cell - 1``, the line rule, and the
+    audit that no hidden cell can be solved exactly from the lines together), for tables whose shape is
+    not a single grid: cells that sit in several lines (a county total shared by the neighbourhood and
+    the priority-area tables), lines of any length.
+
+    Args:
+        cells: ``cell_id``, ``n`` (whole, non-negative counts) and ``component``: cells of different
+            components share no line (e.g. one month x indicator), so each is solved on its own.
+        lines: ``line_id``, ``cell_id``, ``coef``: a line says ``sum(coef * n) = 0`` over its cells,
+            i.e. +1 for its interior cells and -1 for its total cell.
+        rules: ``min_cell`` is used.
+        suppressed: optionally, cells already suppressed (by ``cell_id``, e.g. by the SQL line rule);
+            protection only ever adds to them.
+
+    Returns:
+        ``cell_id``, ``suppressed`` (bool) and ``reason`` (``primary``, ``complementary``, ``audit`` or None):
+        ``complementary`` cells were added by the line rule, ``audit`` cells by the recoverability audit.
+
+    Raises:
+        DisclosureError: a missing or negative count, a line naming an unknown cell or crossing components,
+            or a cell that no suppression can protect.
+    """
+    for col in ("cell_id", "n", "component"):
+        if col not in cells.columns:
+            raise DisclosureError(f"cells need a {col!r} column")
+    values_all = pd.to_numeric(cells["n"], errors="coerce")
+    if values_all.isna().any() or (values_all < 0).any() or (values_all % 1 != 0).any():
+        raise DisclosureError("cells: counts must be whole non-negative numbers")
+    index = pd.Series(np.arange(len(cells)), index=cells["cell_id"].to_numpy())
+    if index.index.has_duplicates:
+        raise DisclosureError("cells: cell_id repeats")
+    pos = index.reindex(lines["cell_id"].to_numpy())
+    if pos.isna().any():
+        raise DisclosureError(f"lines name {int(pos.isna().sum())} cells that are not in the cells table")
+    comp = cells["component"].to_numpy()
+    line_pos = pd.DataFrame({"line": lines["line_id"].to_numpy(), "pos": pos.to_numpy(dtype=np.int64),
+                             "coef": lines["coef"].to_numpy(dtype=float)})
+    line_pos["component"] = comp[line_pos["pos"].to_numpy()]
+    crossing = line_pos.groupby("line")["component"].nunique()
+    if (crossing > 1).any():
+        raise DisclosureError(f"{int((crossing > 1).sum())} lines cross components: components must not share a line")
+    values = values_all.to_numpy(dtype=np.int64)
+    primary = (values >= 1) & (values < rules.min_cell)
+    given = np.zeros(len(cells), dtype=bool)
+    if suppressed is not None:
+        given = suppressed.reindex(cells["cell_id"].to_numpy()).fillna(False).to_numpy(dtype=bool)
+    start = primary | given
+    after_lines = start.copy()
+    final = start.copy()
+    by_component = {c: g for c, g in line_pos.groupby("component", sort=False)}
+    for c, members in pd.Series(np.arange(len(cells))).groupby(comp, sort=False):
+        ids = members.to_numpy()
+        local = pd.Series(np.arange(ids.size), index=ids)
+        comp_lines = []
+        for _, ln in (by_component[c].groupby("line", sort=False) if c in by_component else []):
+            cell_ids = local[ln["pos"].to_numpy()].to_numpy()
+            if cell_ids.size >= 2:
+                comp_lines.append((cell_ids, ln["coef"].to_numpy(), "line"))
+        is_total = np.zeros(ids.size, dtype=bool)
+        for cell_ids, coef, _ in comp_lines:
+            is_total[cell_ids[coef < 0]] = True
+        layout = _Layout(cols=["n"], n_rows=ids.size, is_total=is_total, lines=comp_lines)
+        lined, _ = _complete_lines(layout, values[ids], start[ids])
+        protected, _, _ = _protect(layout, values[ids], start[ids])
+        after_lines[ids] = lined
+        final[ids] = protected
+    reason = np.where(primary, "primary", np.where(given | (after_lines & ~start), "complementary",
+                                                   np.where(final & ~after_lines, "audit", None)))
+    return pd.DataFrame({"cell_id": cells["cell_id"].to_numpy(), "suppressed": final,
+                         "reason": np.where(final, reason, None)})
+
+
 # ------------------------------------------------------------------------------------------------
 # Dominance (magnitude tables)
 # ------------------------------------------------------------------------------------------------
@@ -675,8 +752,29 @@ def _classes_from_codes(columns: Sequence[np.ndarray], n: int) -> tuple[np.ndarr
     return counts[inverse.ravel()], counts
 
 
-def _classes(frame: pd.DataFrame, cols: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Equivalence classes of ``frame`` on ``cols`` (rows sharing every value): see _classes_from_codes."""
+def _entity_classes_from_codes(columns: Sequence[np.ndarray], entity: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Like :func:`_classes_from_codes`, but a class's size is its number of distinct entities (persons).
+
+    A record-level file with several rows per person (events) is k-anonymous only when every class
+    holds k different people: eleven events of one person are one person.
+    """
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    if columns:
+        _, cls = np.unique(np.column_stack(columns), axis=0, return_inverse=True)
+        cls = cls.ravel()
+    else:
+        cls = np.zeros(n, dtype=np.int64)
+    pairs = np.unique(np.column_stack([cls, entity]), axis=0)
+    per_class = np.bincount(pairs[:, 0], minlength=int(cls.max()) + 1).astype(np.int64)
+    return per_class[cls], per_class
+
+
+def _classes(frame: pd.DataFrame, cols: Sequence[str], entity: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Equivalence classes of ``frame`` on ``cols`` (rows sharing every value): see _classes_from_codes.
+    With ``entity``, sizes count distinct values of that column (persons) instead of rows."""
+    if entity is not None:
+        return _entity_classes_from_codes([_codes(frame[c]) for c in cols], _codes(frame[entity]), len(frame))
     return _classes_from_codes([_codes(frame[c]) for c in cols], len(frame))
 
 
@@ -712,7 +810,8 @@ class KAnonReport:
 
 def enforce_k_anonymity(df: pd.DataFrame, quasi_identifiers: Sequence[str], rules: DisclosureRules,
                         generalisers: Mapping[str, Sequence[Generaliser]] | None = None, *,
-                        max_suppressed_fraction: float = 0.01) -> tuple[pd.DataFrame, KAnonReport]:
+                        max_suppressed_fraction: float = 0.01,
+                        entity: str | None = None) -> tuple[pd.DataFrame, KAnonReport]:
     """Generalise quasi-identifiers, then drop what is left over, until every class has >= k records.
 
     Quasi-identifiers are columns that are harmless alone but identifying together (age, sex, tract,
@@ -734,9 +833,12 @@ def enforce_k_anonymity(df: pd.DataFrame, quasi_identifiers: Sequence[str], rule
             :func:`band` or :func:`period`, or a mapping such as ``{tract: neighbourhood}`` then
             ``{tract: county}``. A value a level leaves unmapped raises.
         max_suppressed_fraction: share of records that may be dropped before generalising further.
+        entity: a column naming the person each row belongs to (several rows per person, as in an
+            event extract): classes must then hold k distinct persons, not k rows.
 
     Returns:
-        The generalised, filtered copy and a :class:`KAnonReport`.
+        The generalised, filtered copy and a :class:`KAnonReport` (``smallest_class`` in persons when
+        ``entity`` is given).
 
     Example:
         >>> df = pd.DataFrame({"age": range(30), "sex": ["F", "M"] * 15})
@@ -757,7 +859,10 @@ def enforce_k_anonymity(df: pd.DataFrame, quasi_identifiers: Sequence[str], rule
         raise DisclosureError(f"generalisers given for columns that are not quasi-identifiers: {stray!r}")
     if not 0 <= max_suppressed_fraction <= 1:
         raise DisclosureError("max_suppressed_fraction must be between 0 and 1")
+    if entity is not None and (entity not in df.columns or entity in qis):
+        raise DisclosureError(f"entity column {entity!r} must be a column of the frame and not a quasi-identifier")
     k = rules.k_anonymity
+    entity_codes = _codes(df[entity]) if entity is not None else None
 
     cache: dict[tuple[str, int], tuple[pd.Series, np.ndarray]] = {}
 
@@ -768,7 +873,10 @@ def enforce_k_anonymity(df: pd.DataFrame, quasi_identifiers: Sequence[str], rule
         return cache[(q, level)]
 
     def sizes(levels: dict[str, int]) -> np.ndarray:
-        return _classes_from_codes([column(q, levels[q])[1] for q in qis], len(df))[0]
+        codes = [column(q, levels[q])[1] for q in qis]
+        if entity_codes is not None:
+            return _entity_classes_from_codes(codes, entity_codes, len(df))[0]
+        return _classes_from_codes(codes, len(df))[0]
 
     def in_small_classes(levels: dict[str, int]) -> int:
         return int((sizes(levels) < k).sum())
@@ -789,7 +897,7 @@ def enforce_k_anonymity(df: pd.DataFrame, quasi_identifiers: Sequence[str], rule
     for q in qis:
         out[q] = column(q, levels[q])[0]
     out = out[keep]
-    _, class_sizes = _classes(out, qis)
+    _, class_sizes = _classes(out, qis, entity)
 
     def name(q: str) -> str:
         if levels[q] == 0:
@@ -825,7 +933,8 @@ class ReleaseCheck:
 def check_release(df: pd.DataFrame, *, kind: Literal["aggregate", "record"], rules: DisclosureRules,
                   quasi_identifiers: Sequence[str] = (), count_cols: Sequence[str] = (),
                   by: Sequence[str] | None = None, total_col: str | None = None,
-                  total_row: Mapping[str, object] | None = None) -> ReleaseCheck:
+                  total_row: Mapping[str, object] | None = None, entity: str | None = None,
+                  dominance: Sequence[tuple[str, str]] = ()) -> ReleaseCheck:
     """The final gate, run on every file just before release. Returns every failure, not just the first.
 
     For any file: no column may be forbidden by ``rules`` (``person_key``, ``enc_*``, names, dates of
@@ -837,7 +946,12 @@ def check_release(df: pd.DataFrame, *, kind: Literal["aggregate", "record"], rul
     suppressed cell can be solved exactly from the lines together.
 
     For ``kind="record"`` (``quasi_identifiers`` required): each quasi-identifier is present and every
-    combination of their values occurs at least ``rules.k_anonymity`` times.
+    combination of their values occurs at least ``rules.k_anonymity`` times (in that many distinct
+    ``entity`` values, when rows repeat per person).
+
+    ``dominance`` lists (sum column, share column) pairs of an aggregate file: a published sum whose
+    ``rules.dominance_n`` largest contributors hold a share of at least ``rules.dominance_k`` of it
+    (computed before release by :func:`check_dominance` into the share column) fails.
 
     Fails closed: missing declarations (no count columns, no quasi-identifiers) are failures.
 
@@ -858,8 +972,19 @@ def check_release(df: pd.DataFrame, *, kind: Literal["aggregate", "record"], rul
 
     if kind == "aggregate":
         failures += _aggregate_failures(df, count_cols, rules, by, total_col, total_row)
+        for value_col, share_col in dominance:
+            if share_col not in df.columns:
+                failures.append(f"dominance: no share column {share_col!r} for {value_col!r} (fail closed)")
+                continue
+            shares = pd.to_numeric(df[share_col], errors="coerce")
+            published = df[value_col].notna() if value_col in df.columns else shares.notna()
+            bad = int(((shares >= rules.dominance_k - 1e-9) & published).sum())
+            if bad:
+                failures.append(f"column {value_col!r}: {_plural(bad, 'published sum')} where the "
+                                f"{rules.dominance_n} largest contributors hold at least {rules.dominance_k:.0%} "
+                                f"(rule: dominance n={rules.dominance_n}, k={rules.dominance_k}); suppress it")
     else:
-        failures += _record_failures(df, quasi_identifiers, rules)
+        failures += _record_failures(df, quasi_identifiers, rules, entity)
     return ReleaseCheck(passed=not failures, failures=failures, kind=kind)
 
 
@@ -896,7 +1021,8 @@ def _aggregate_failures(df: pd.DataFrame, count_cols: Sequence[str], rules: Disc
     return failures
 
 
-def _record_failures(df: pd.DataFrame, quasi_identifiers: Sequence[str], rules: DisclosureRules) -> list[str]:
+def _record_failures(df: pd.DataFrame, quasi_identifiers: Sequence[str], rules: DisclosureRules,
+                     entity: str | None = None) -> list[str]:
     qis = list(quasi_identifiers)
     if not qis:
         return [("record-level file without declared quasi-identifiers: pass quasi_identifiers so "
@@ -906,13 +1032,15 @@ def _record_failures(df: pd.DataFrame, quasi_identifiers: Sequence[str], rules: 
         return [f"quasi-identifier {q!r} is not a column of the file" for q in missing]
     if len(df) == 0:
         return []
-    _, sizes = _classes(df, qis)
+    if entity is not None and entity not in df.columns:
+        return [f"entity column {entity!r} is not a column of the file"]
+    _, sizes = _classes(df, qis, entity)
     small = sizes[sizes < rules.k_anonymity]
     if small.size:
         classes = _plural(int(small.size), "equivalence class", "equivalence classes")
-        return [(f"k-anonymity on ({', '.join(qis)}): {classes} holding {_plural(int(small.sum()), 'record')} "
-                 f"have fewer than {rules.k_anonymity} records (rule: k_anonymity={rules.k_anonymity}); "
-                 "run enforce_k_anonymity")]
+        unit = "persons" if entity else "records"
+        return [(f"k-anonymity on ({', '.join(qis)}): {classes} have fewer than {rules.k_anonymity} {unit} "
+                 f"(rule: k_anonymity={rules.k_anonymity}); run enforce_k_anonymity")]
     return []
 
 

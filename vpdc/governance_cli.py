@@ -94,15 +94,34 @@ def request_submit(home: HomeOpt, actor: AsOpt, file: Annotated[Path, typer.Opti
              "([{dataset, column}]), output_level, irb_protocol, irb_expires_on, retention_end, equity_communities, "
              "equity_return_of_findings, equity_mitigation.")], as_json: JsonOpt = False) -> None:
     """Submit a data request (with its equity impact statement)."""
-    from governance.registry.workflow import submit_request
+    from governance.registry.workflow import REQUEST_FIELDS, record_refusal, submit_request
 
+    reg = registry_for(Home(home))
+    problem = ""
     try:
         body = json.loads(file.read_text())
-        body["irb_expires_on"] = date.fromisoformat(body["irb_expires_on"])
-        body["retention_end"] = date.fromisoformat(body["retention_end"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        _fail(f"{file}: not a valid request file: {exc}")
-    reg = registry_for(Home(home))
+    except OSError as exc:
+        _fail(f"{file}: cannot be read: {exc.strerror or exc}")
+    except ValueError as exc:
+        problem = f"{file.name}: not JSON ({exc})"
+    else:
+        if not isinstance(body, dict):
+            problem = f"{file.name}: must hold one JSON object with the fields {', '.join(REQUEST_FIELDS)}"
+        else:
+            unknown = sorted(str(k)[:40] for k in body if k not in REQUEST_FIELDS)
+            missing = [k for k in REQUEST_FIELDS if k not in body]
+            if unknown or missing:
+                problem = f"{file.name}: " + "; ".join(
+                    ([f"unknown fields {unknown}"] if unknown else []) + ([f"missing fields {missing}"] if missing else []))
+            else:
+                for k in ("irb_expires_on", "retention_end"):
+                    try:
+                        body[k] = date.fromisoformat(body[k])
+                    except (TypeError, ValueError):
+                        problem = f"{file.name}: {k} must be a date YYYY-MM-DD"
+    if problem:  # a refusal like any other: audited, with the file's name, never its content
+        record_refusal(reg, actor=actor, action="request.submit", subject=file.name, reason=problem, now=_now())
+        _fail(problem)
     req = _guard(reg, actor, "request.submit", str(body.get("study_id", "?")),
                  lambda s: submit_request(s, requester=actor, now=_now(), **body))
     _status(reg, req.study_id, as_json)
@@ -117,7 +136,8 @@ def _status(reg, study_id: str, as_json: bool) -> None:
         req = s.query(Request).filter_by(study_id=study_id).one_or_none()
         reviews = [{"reviewer": r.reviewer_id, "capacity": r.capacity, "decision": r.decision.value,
                     "conditions": r.conditions, "at": r.decided_at.isoformat()} for r in (req.reviews if req else [])]
-    result = scope.as_dict() | {"reviews": reviews}
+        pin = req.linkage_run_id if req else None
+    result = scope.as_dict() | {"reviews": reviews, "linkage_run_pinned": pin}
     if as_json:
         _out(result, True)
         return
@@ -129,6 +149,8 @@ def _status(reg, study_id: str, as_json: bool) -> None:
     if scope.active:
         out.print(f"  output level {scope.output_level.value}; {len(scope.columns)} columns; expires {scope.expires_on}",
                   markup=False)
+    if pin:
+        out.print(f"  outputs pinned to linkage run {pin}", markup=False)
 
 
 @request_app.command("status")
@@ -138,13 +160,13 @@ def request_status(study_id: str, home: HomeOpt, as_json: JsonOpt = False) -> No
 
 
 @request_app.command("withdraw")
-def request_withdraw(study_id: str, home: HomeOpt, actor: AsOpt) -> None:
+def request_withdraw(study_id: str, home: HomeOpt, actor: AsOpt, as_json: JsonOpt = False) -> None:
     """Withdraw your own request (takes effect at once)."""
     from governance.registry.workflow import withdraw_request
 
     reg = registry_for(Home(home))
     _guard(reg, actor, "request.withdraw", study_id, lambda s: withdraw_request(s, actor=actor, study_id=study_id, now=_now()))
-    typer.echo(f"{study_id}: withdrawn")
+    _status(reg, study_id, as_json)
 
 
 # ------------------------------------------------------------------------------------------ review
@@ -201,36 +223,38 @@ def review_show(study_id: str, home: HomeOpt, as_json: JsonOpt = False) -> None:
             out.print(f"{k}: {v}", markup=False, highlight=False)
 
 
-def _review(study_id: str, home: Path, actor: str, decision: str, conditions: dict | None, comment: str) -> None:
+def _review(study_id: str, home: Path, actor: str, decision: str, conditions: dict | None, comment: str,
+            as_json: bool = False) -> None:
     from governance.registry.workflow import review_request
 
     reg = registry_for(Home(home))
     _guard(reg, actor, f"review.{decision}", study_id,
            lambda s: review_request(s, reviewer=actor, study_id=study_id, decision=decision, now=_now(),
                                     conditions=conditions, comment=comment))
-    _status(reg, study_id, False)
+    _status(reg, study_id, as_json)
 
 
 CommentOpt = Annotated[str, typer.Option(help="Your reasons (kept in the registry and the audit log).")]
 
 
 @review_app.command("approve")
-def review_approve(study_id: str, home: HomeOpt, actor: AsOpt, comment: CommentOpt = "") -> None:
+def review_approve(study_id: str, home: HomeOpt, actor: AsOpt, comment: CommentOpt = "",
+                   as_json: JsonOpt = False) -> None:
     """Approve a request for your agency (steward) or for the community (community reviewer)."""
-    _review(study_id, home, actor, "approve", None, comment)
+    _review(study_id, home, actor, "approve", None, comment, as_json)
 
 
 @review_app.command("deny")
-def review_deny(study_id: str, home: HomeOpt, actor: AsOpt, comment: CommentOpt = "") -> None:
+def review_deny(study_id: str, home: HomeOpt, actor: AsOpt, comment: CommentOpt = "", as_json: JsonOpt = False) -> None:
     """Deny a request. Any reviewer's denial stops it."""
-    _review(study_id, home, actor, "deny", None, comment)
+    _review(study_id, home, actor, "deny", None, comment, as_json)
 
 
 @review_app.command("conditions")
 def review_conditions(study_id: str, home: HomeOpt, actor: AsOpt,
                       remove_column: Annotated[list[str] | None, typer.Option(help="dataset.column to remove (repeat).")] = None,
                       aggregate_only: Annotated[bool, typer.Option(help="Allow aggregate outputs only.")] = False,
-                      comment: CommentOpt = "") -> None:
+                      comment: CommentOpt = "", as_json: JsonOpt = False) -> None:
     """Approve with conditions: columns removed and/or aggregate only. The narrowest scope wins."""
     cols = []
     for rc in remove_column or []:
@@ -239,19 +263,20 @@ def review_conditions(study_id: str, home: HomeOpt, actor: AsOpt,
         d, c = rc.split(".", 1)
         cols.append({"dataset": d, "column": c})
     _review(study_id, home, actor, "approve_with_conditions",
-            {k: v for k, v in {"remove_columns": cols, "aggregate_only": aggregate_only}.items() if v}, comment)
+            {k: v for k, v in {"remove_columns": cols, "aggregate_only": aggregate_only}.items() if v}, comment, as_json)
 
 
 @review_app.command("revoke")
 def review_revoke(study_id: str, home: HomeOpt, actor: AsOpt,
-                  reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")]) -> None:
+                  reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")],
+                  as_json: JsonOpt = False) -> None:
     """Revoke an approval; every gate refuses from now on."""
     from governance.registry.workflow import revoke_request
 
     reg = registry_for(Home(home))
     _guard(reg, actor, "request.revoke", study_id,
            lambda s: revoke_request(s, actor=actor, study_id=study_id, now=_now(), reason=reason))
-    _status(reg, study_id, False)
+    _status(reg, study_id, as_json)
 
 
 # ------------------------------------------------------------------------------------------ cohort
@@ -264,6 +289,11 @@ def cohort_export(study_id: str, home: HomeOpt, actor: AsOpt,
                   comparison_ratio: Annotated[int, typer.Option(
                       min=0, max=5, help="Matched non-participants per participant (age band, sex, area, prior "
                                          "police contacts); 0 for none.")] = 0,
+                  column: Annotated[list[str] | None, typer.Option(
+                      help="program_cohorts column to export (repeat); default: every column the approval "
+                           "allows now, after any reviewer's conditions.")] = None,
+                  repin: Annotated[bool, typer.Option(help="Accept person-key merges/splits since the study's "
+                                                           "pinned linkage run (audited).")] = False,
                   as_json: JsonOpt = False) -> None:
     """Export a de-identified cohort (study pseudonyms, coarsened dates, k-anonymity) for an approved request."""
     from governance.exports import CohortSpec, export_cohort
@@ -272,7 +302,8 @@ def cohort_export(study_id: str, home: HomeOpt, actor: AsOpt,
     h = Home(home)
     try:
         spec = CohortSpec(study_id, actor, program.upper(), date.fromisoformat(period_from),
-                          date.fromisoformat(period_to), window_days, comparison_ratio=comparison_ratio)
+                          date.fromisoformat(period_to), window_days, columns=tuple(column or ()),
+                          comparison_ratio=comparison_ratio, repin=repin)
     except ValueError as exc:
         _fail(f"--from/--to: {exc}")
     try:
@@ -284,12 +315,54 @@ def cohort_export(study_id: str, home: HomeOpt, actor: AsOpt,
         f"{study_id}: {result.rows} cohort rows released to {result.files[0]} (manifest {Path(result.manifest).name})")
 
 
+@cohort_app.command("summary")
+def cohort_summary(study_id: str, home: HomeOpt, actor: AsOpt,
+                   program: Annotated[str, typer.Option(help="ATV or HVIP.")] = "ATV",
+                   period_from: Annotated[str, typer.Option("--from", help="Enrollments from (YYYY-MM-DD).")] = "2021-01-01",
+                   period_to: Annotated[str, typer.Option("--to", help="Enrollments to (YYYY-MM-DD).")] = "2026-12-31",
+                   window_days: Annotated[int, typer.Option(help="Outcome window before/after enrollment.")] = 365,
+                   by: Annotated[list[str] | None, typer.Option(
+                       help="Break down by age_band_at_enrollment, sex or race_ethnicity (repeat); "
+                            "default age_band_at_enrollment.")] = None,
+                   outcome: Annotated[list[str] | None, typer.Option(
+                       help="Outcome (repeat), e.g. police_victim_contacts, violent_injury_visits, "
+                            "school_suspensions; its _pre and _post columns are summarised.")] = None,
+                   repin: Annotated[bool, typer.Option(help="Accept person-key merges/splits since the study's "
+                                                            "pinned linkage run (audited).")] = False,
+                   as_json: JsonOpt = False) -> None:
+    """An aggregate pre/post outcome table of a cohort (what an aggregate-only approval allows): persons with
+    events (minimum cell 11, complementary suppression) and event totals (dominance rule), per group."""
+    from governance.exports import SummarySpec, export_cohort_summary
+    from governance.registry.policy import PolicyRefused
+
+    h = Home(home)
+    try:
+        spec = SummarySpec(study_id, actor, program.upper(), date.fromisoformat(period_from),
+                           date.fromisoformat(period_to), window_days,
+                           by=tuple(by) if by is not None else ("age_band_at_enrollment",),
+                           outcomes=tuple(outcome) if outcome else ("police_victim_contacts", "violent_injury_visits"),
+                           repin=repin)
+    except ValueError as exc:
+        _fail(f"--from/--to: {exc}")
+    try:
+        result = export_cohort_summary(spec, registry=registry_for(h), warehouse_db=h.warehouse_db,
+                                       outputs_dir=h.outputs, now=_now())
+    except PolicyRefused as exc:
+        _fail(str(exc), code=3)
+    _out(result.__dict__, as_json) if as_json else typer.echo(
+        f"{study_id}: summary of {result.rows} rows released to {result.files[0]} "
+        f"({result.generalised['cells_suppressed']} cells suppressed, {result.generalised['sums_withheld']} sums "
+        "withheld for dominance)")
+
+
 # ------------------------------------------------------------------------------------------- study
 @study_app.command("run")
 def study_run(study_id: str, home: HomeOpt, actor: AsOpt,
               column: Annotated[list[str], typer.Option(help="events column to extract (repeat); must be approved.")],
               period_from: Annotated[str, typer.Option("--from", help="Events from (YYYY-MM-DD).")] = "2021-01-01",
               period_to: Annotated[str, typer.Option("--to", help="Events to (YYYY-MM-DD).")] = "2026-12-31",
+              repin: Annotated[bool, typer.Option(help="Accept person-key merges/splits since the study's "
+                                                       "pinned linkage run (audited).")] = False,
               as_json: JsonOpt = False) -> None:
     """Run an approved linked-data study: study-pseudonymised, date-shifted, k-anonymous events of the period."""
     from governance.exports import StudySpec, run_study
@@ -297,7 +370,8 @@ def study_run(study_id: str, home: HomeOpt, actor: AsOpt,
 
     h = Home(home)
     try:
-        spec = StudySpec(study_id, actor, tuple(column), date.fromisoformat(period_from), date.fromisoformat(period_to))
+        spec = StudySpec(study_id, actor, tuple(column), date.fromisoformat(period_from), date.fromisoformat(period_to),
+                         repin=repin)
     except ValueError as exc:
         _fail(f"--from/--to: {exc}")
     try:

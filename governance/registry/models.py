@@ -113,6 +113,9 @@ class Request(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     revoked_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     destroyed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: the linkage run (person-key version) the study's outputs were made from; set at its first output
+    linkage_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    linkage_pinned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     reviews: Mapped[list[Review]] = relationship(back_populates="request", order_by="Review.id")
 
 

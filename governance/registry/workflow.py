@@ -24,7 +24,12 @@ from governance.registry.models import (
 from governance.registry.policy import required_reviews
 from governance.registry.roles import Permission, allowed
 
-__all__ = [
+#: The fields of a request file (``vpdc request submit --file``).
+REQUEST_FIELDS = ("study_id", "title", "organisation", "purpose", "research_questions", "columns", "output_level",
+                  "irb_protocol", "irb_expires_on", "retention_end", "equity_communities",
+                  "equity_return_of_findings", "equity_mitigation")
+
+__all__ = ["REQUEST_FIELDS", 
     "FIELD_LIMITS",
     "GovernanceError",
     "mark_destroyed",
@@ -91,14 +96,19 @@ def submit_request(session: Session, *, requester: str, now: datetime, study_id:
                                              equity_mitigation=equity_mitigation).items()}
     try:
         level = OutputLevel(output_level)
-    except ValueError:
-        raise GovernanceError(f"output_level: {output_level!r} is not one of "
+    except (ValueError, TypeError):
+        raise GovernanceError(f"output_level: {str(output_level)[:40]!r} is not one of "
                               f"{', '.join(o.value for o in OutputLevel)}") from None
-    if not columns:
-        raise GovernanceError("columns: at least one column is required")
+    if not isinstance(columns, list) or not columns:
+        raise GovernanceError("columns: a non-empty list of {\"dataset\": ..., \"column\": ...} is required")
+    for name, d in (("irb_expires_on", irb_expires_on), ("retention_end", retention_end)):
+        if not isinstance(d, date):
+            raise GovernanceError(f"{name}: must be a date (YYYY-MM-DD)")
     clean = []
-    for c in columns:
-        d, col = str(c.get("dataset", "")), str(c.get("column", ""))
+    for i, c in enumerate(columns, 1):
+        if not isinstance(c, dict) or not isinstance(c.get("dataset"), str) or not isinstance(c.get("column"), str):
+            raise GovernanceError(f"columns: item {i} must be {{\"dataset\": text, \"column\": text}}")
+        d, col = c["dataset"], c["column"]
         if session.scalar(select(DatasetColumn).where(DatasetColumn.dataset_id == d, DatasetColumn.name == col)) is None:
             raise GovernanceError(f"columns: {d[:64]}.{col[:64]} is not in the catalogue")
         clean.append({"dataset": d, "column": col})

@@ -122,10 +122,42 @@ def test_a_file_that_would_fail_disclosure_is_not_released(home, reg, monkeypatc
     approve(reg)
     # skip the k-anonymity step: the final release check must still stop the file
     monkeypatch.setattr("governance.disclosure.enforce_k_anonymity",
-                        lambda df, qis, rules, gens=None: (df, type("R", (), {"to_dict": lambda self: {"records_suppressed": 0}})()))
+                        lambda df, qis, rules, gens=None, **kw: (df, type("R", (), {"to_dict": lambda self: {"records_suppressed": 0}})()))
     with pytest.raises(PolicyRefused, match="release check failed"):
         run(home, reg)
     assert actions(reg)[-1] == "refused.export.release" and not list(home.outputs.glob("atv-eval/*.csv"))
+
+
+def test_a_revocation_while_the_file_is_prepared_stops_the_release(home, reg, monkeypatch):
+    from governance import disclosure
+
+    approve(reg)
+    real = disclosure.enforce_k_anonymity
+
+    def revoked_meanwhile(*args, **kwargs):
+        with reg.transaction() as s:
+            revoke_request(s, actor="steward_police", study_id="atv-eval", now=NOW, reason="concern raised")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(disclosure, "enforce_k_anonymity", revoked_meanwhile)
+    with pytest.raises(PolicyRefused, match="no longer active at release: revoked by steward_police"):
+        run(home, reg)
+    assert actions(reg)[-1] == "refused.export.release" and not list(home.outputs.glob("atv-eval/*.csv"))
+
+
+def test_study_extract_k_anonymity_counts_persons_not_events(home, reg):
+    from governance.disclosure import DisclosureRules, check_release, enforce_k_anonymity
+    import pandas as pd
+
+    # 30 events of 3 persons in one class, 40 events of 20 persons in another: only the second may go out
+    df = pd.DataFrame({"study_person_id": [f"p{i % 3}" for i in range(30)] + [f"q{i % 20}" for i in range(40)],
+                       "age_band_at_event": ["18-24"] * 30 + ["25-34"] * 40})
+    out, rep = enforce_k_anonymity(df, ["age_band_at_event"], DisclosureRules(), entity="study_person_id",
+                                   max_suppressed_fraction=0.0)
+    assert set(out["age_band_at_event"]) == {"25-34"} and rep.records_suppressed == 30 and rep.smallest_class == 20
+    assert not check_release(df, kind="record", rules=DisclosureRules(), quasi_identifiers=["age_band_at_event"],
+                             entity="study_person_id").passed
+    assert check_release(df, kind="record", rules=DisclosureRules(), quasi_identifiers=["age_band_at_event"]).passed
 
 
 def test_cli_paths_cannot_bypass_the_gate(home, reg):
@@ -237,3 +269,156 @@ def test_cohort_with_a_matched_comparison_group(home, reg):
 
     out = pd.read_csv(res.files[0])
     assert set(out["cohort_group"]) <= {"participant", "comparison"} and "person_key" not in out.columns
+
+
+def test_conditions_removing_a_column_narrow_the_default_export_instead_of_blocking_it(home, reg):
+    approve(reg, [f"steward_{p}" for p in PARTNERS])
+    with reg.transaction() as s:
+        review_request(s, reviewer="community_board", study_id="atv-eval", decision="approve", now=NOW,
+                       conditions={"remove_columns": [{"dataset": "program_cohorts", "column": "race_ethnicity"}]})
+    res = export_cohort(CohortSpec("atv-eval", "evaluator_atv", "ATV", date(2021, 1, 1), date(2026, 11, 1), 365),
+                        registry=reg, warehouse_db=home.warehouse_db, outputs_dir=home.outputs, keys_dir=home.keys,
+                        now=NOW)
+    header = open(res.files[0]).readline().strip().split(",")
+    assert "race_ethnicity" not in header and "sex" in header and "police_victim_contacts_post" in header
+    with pytest.raises(PolicyRefused, match="outside the approval: program_cohorts.race_ethnicity"):
+        run(home, reg)  # asking for the removed column by name is still refused
+
+
+def _linkage_runs(home, runs: list[tuple[str, datetime]], events: list[tuple[str, str]] = ()):
+    with duckdb.connect(str(home.warehouse_db)) as con:
+        con.execute("create schema if not exists raw")
+        con.execute("create or replace table raw.linkage_runs (linkage_run_id varchar, started_at timestamptz, "
+                    "finished_at timestamptz, mode varchar, linkage_key_version varchar, records bigint, "
+                    "persons bigint, new_records bigint)")
+        con.executemany("insert into raw.linkage_runs values (?, ?, ?, 'full', 'v1', 400, 380, 0)",
+                        [(r, t, t) for r, t in runs])
+        con.execute("create or replace table raw.person_key_events (linkage_run_id varchar, event_at timestamptz, "
+                    "event varchar, person_key varchar, other_key varchar, records bigint)")
+        for e in events:
+            con.execute("insert into raw.person_key_events values (?, now(), ?, 'pk_a', 'pk_b', 2)", list(e))
+
+
+def test_a_study_pins_its_linkage_run_and_is_refused_after_merges_until_it_repins(home, reg):
+    approve(reg)
+    _linkage_runs(home, [("run-1", NOW - timedelta(days=30))])
+    first = json.load(open(run(home, reg).manifest))
+    assert first["linkage"]["pinned_run"] == first["linkage"]["current_run"] == "run-1"
+    # a later linkage run adds records only: keys of existing persons unchanged, outputs still line up
+    _linkage_runs(home, [("run-1", NOW - timedelta(days=30)), ("run-2", NOW - timedelta(days=20))],
+                  [("run-2", "created")])
+    assert json.load(open(run(home, reg).manifest))["linkage"]["pinned_run"] == "run-1"
+    # a run that merges persons changes who is who: refused until the analyst accepts it
+    _linkage_runs(home, [("run-1", NOW - timedelta(days=30)), ("run-2", NOW - timedelta(days=20)),
+                         ("run-3", NOW - timedelta(days=10))], [("run-2", "created"), ("run-3", "merged")])
+    with pytest.raises(PolicyRefused, match="pinned linkage run run-1 .1 merges, 0 splits"):
+        run(home, reg)
+    assert actions(reg)[-1] == "refused.export.cohort"
+    res = export_cohort(CohortSpec("atv-eval", "evaluator_atv", "ATV", date(2021, 1, 1), date(2026, 11, 1), 365,
+                                   tuple(DEFAULT_COLUMNS), repin=True),
+                        registry=reg, warehouse_db=home.warehouse_db, outputs_dir=home.outputs, keys_dir=home.keys,
+                        now=NOW)
+    assert json.load(open(res.manifest))["linkage"]["pinned_run"] == "run-3"
+    assert "study.repinned" in actions(reg)
+    with reg.read() as s:
+        assert audit.verify(s).ok
+
+
+@pytest.mark.parametrize("content,problem", [
+    ("{not json", "not JSON"),
+    ("[1, 2]", "must hold one JSON object"),
+    (json.dumps({"study_id": "x1", "surprise": 1}), "unknown fields ['surprise']"),
+    (json.dumps({"study_id": "x1"}), "missing fields"),
+])
+def test_a_bad_request_file_is_refused_clearly_and_audited(home, reg, tmp_path, content, problem):
+    f = tmp_path / "request.json"
+    f.write_text(content)
+    res = CliRunner().invoke(app, ["request", "submit", "--as", "analyst_isc", "--file", str(f), "--home", str(home.root)])
+    assert res.exit_code == 2 and problem in res.output.replace("\n", "")
+    assert "Traceback" not in res.output
+    assert actions(reg)[-1] == "refused.request.submit"
+
+
+def test_a_request_file_with_wrong_types_is_refused_naming_the_field(home, reg, tmp_path):
+    body = {"study_id": "typed-1", "title": "T", "organisation": "O", "purpose": "p", "research_questions": "q",
+            "columns": ["program_cohorts.sex"], "output_level": "cohort", "irb_protocol": "I",
+            "irb_expires_on": "2027-06-30", "retention_end": "2027-09-30", "equity_communities": "c",
+            "equity_return_of_findings": "r", "equity_mitigation": "m"}
+    f = tmp_path / "request.json"
+    for change, problem in (({}, "columns: item 1"), ({"columns": COLS[:1], "retention_end": "soon"}, "retention_end"),
+                            ({"columns": COLS[:1], "title": 42}, "title: must be text")):
+        f.write_text(json.dumps(body | change))
+        res = CliRunner().invoke(app, ["request", "submit", "--as", "analyst_isc", "--file", str(f),
+                                       "--home", str(home.root)])
+        assert res.exit_code == 2 and problem in res.output.replace("\n", ""), res.output
+        assert "Traceback" not in res.output
+
+
+def _materialize_cohort(home, partition="atv-eval", **config):
+    import dagster as dg
+
+    from orchestration.defs.governance.assets import program_cohort_export, studies
+    from orchestration.resources import GovernanceRegistry, VpdcHome
+
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(studies.name, [partition])
+    return dg.materialize(
+        [program_cohort_export], instance=instance, partition_key=partition, raise_on_error=False,
+        resources={"vpdc_home": VpdcHome(root=str(home.root)), "registry": GovernanceRegistry(home=str(home.root))},
+        run_config={"ops": {"outputs__program_cohort": {"config": {"actor": "evaluator_atv", "period_to": "2026-11-01",
+                                                                   **config}}}})
+
+
+def test_the_dagster_cohort_asset_refuses_until_approved_and_then_releases(home, reg):
+    from orchestration.defs.governance.assets import new_study_partitions
+
+    assert new_study_partitions(reg, set()) == ["atv-eval"] and new_study_partitions(reg, {"atv-eval"}) == []
+    refused = _materialize_cohort(home)
+    assert not refused.success
+    failure = [e for e in refused.all_events if e.event_type_value == "STEP_FAILURE"][0]
+    assert "awaiting approval" in failure.event_specific_data.error.message
+    assert actions(reg)[-1] == "refused.export.cohort" and not list(home.outputs.glob("atv-eval/*.csv"))
+    approve(reg)
+    # asking through Dagster for a column outside the approval is refused too: no path around the gate
+    outside = _materialize_cohort(home, columns=["program", "firearm_injury_visits_post"])
+    assert not outside.success and actions(reg)[-1] == "refused.export.cohort"
+    done = _materialize_cohort(home)
+    assert done.success
+    mat = done.asset_materializations_for_node("outputs__program_cohort")[0]
+    assert mat.metadata["rows"].value > 0 and list(home.outputs.glob("atv-eval/*.csv"))
+    assert actions(reg)[-2:] == ["export.authorized", "export.released"]
+
+
+def test_an_aggregate_only_approval_allows_a_suppressed_summary_but_no_cohort(home, reg):
+    import pandas as pd
+
+    from governance.exports import SummarySpec, export_cohort_summary
+
+    approve(reg, [f"steward_{p}" for p in PARTNERS])
+    with reg.transaction() as s:
+        review_request(s, reviewer="community_board", study_id="atv-eval", decision="approve", now=NOW,
+                       conditions={"aggregate_only": True})
+    with pytest.raises(PolicyRefused, match="output level cohort exceeds the approved aggregate"):
+        run(home, reg)
+    with duckdb.connect(str(home.warehouse_db)) as con:  # one person with almost all the post-window contacts
+        con.execute("update analytics.program_cohorts set police_victim_contacts_post = 5000 "
+                    "where cohort_member_id = 'cm7'")
+    spec = SummarySpec("atv-eval", "evaluator_atv", "ATV", date(2021, 1, 1), date(2026, 11, 1), 365,
+                       by=("age_band_at_enrollment", "sex"), outcomes=("police_victim_contacts", "school_suspensions"))
+    res = export_cohort_summary(spec, registry=reg, warehouse_db=home.warehouse_db, outputs_dir=home.outputs, now=NOW)
+    table = pd.read_csv(res.files[0])
+    counts = [c for c in table.columns if c == "persons" or c.startswith("persons_with_")]
+    values = table[counts].to_numpy().ravel()
+    published = values[~pd.isna(values)]
+    assert not ((published >= 1) & (published < 11)).any()  # no small cell survives
+    for _, row in table[counts].iterrows():  # no row with exactly one hidden cell
+        assert row.isna().sum() != 1
+    for c in counts:  # no column with exactly one hidden cell (the All row is the column's total)
+        assert table[c].isna().sum() != 1
+    assert table["police_victim_contacts_post_total"].isna().any()  # dominated sums are withheld
+    assert not [c for c in table.columns if "share" in c or c == "person_key"]
+    manifest = json.load(open(res.manifest))
+    assert manifest["dominance_withheld_sums"] >= 1 and manifest["files"][0]["sha256"]
+    assert actions(reg)[-2:] == ["summary.authorized", "summary.released"]
+    with reg.read() as s:
+        assert audit.verify(s).ok

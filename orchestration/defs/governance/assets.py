@@ -1,11 +1,11 @@
-"""Study outputs in Dagster: one dynamic partition per request (study id). The asset calls the same gated
-export as the CLI, so the policy decides here too; a refusal fails the run and is audited."""
+"""Study outputs in Dagster: one dynamic partition per request (study id). The assets call the same gated
+exports as the CLI, so the policy decides here too; a refusal fails the run and is audited."""
 
 from datetime import UTC, date, datetime
 
 import dagster as dg
 
-from orchestration.resources import VpdcHome
+from orchestration.resources import GovernanceRegistry, VpdcHome
 
 studies = dg.DynamicPartitionsDefinition(name="studies")
 
@@ -16,6 +16,22 @@ class CohortExportConfig(dg.Config):
     period_from: str = "2021-01-01"
     period_to: str = "2026-12-31"
     window_days: int = 365
+    columns: list[str] = []  # empty: every column the approval allows now
+    comparison_ratio: int = 0
+    repin: bool = False
+
+
+class StudyExtractConfig(dg.Config):
+    actor: str
+    columns: list[str]
+    period_from: str = "2021-01-01"
+    period_to: str = "2026-12-31"
+    repin: bool = False
+
+
+def _result(result) -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata={"rows": result.rows, "suppressed_rows": result.suppressed_rows,
+                                          "manifest": dg.MetadataValue.path(result.manifest)})
 
 
 @dg.asset(
@@ -26,22 +42,65 @@ class CohortExportConfig(dg.Config):
     description="A de-identified program cohort for one approved request: study pseudonyms, coarsened dates, "
                 "k-anonymity, release manifest. Refused unless the governance policy allows it.",
 )
-def program_cohort_export(context: dg.AssetExecutionContext, config: CohortExportConfig,
-                          vpdc_home: VpdcHome) -> dg.MaterializeResult:
+def program_cohort_export(context: dg.AssetExecutionContext, config: CohortExportConfig, vpdc_home: VpdcHome,
+                          registry: GovernanceRegistry) -> dg.MaterializeResult:
     from governance.exports import CohortSpec, export_cohort
     from governance.registry.policy import PolicyRefused
-    from vpdc.governance_cli import registry_for
 
     home = vpdc_home.home
     spec = CohortSpec(context.partition_key, config.actor, config.program.upper(),
-                      date.fromisoformat(config.period_from), date.fromisoformat(config.period_to), config.window_days)
+                      date.fromisoformat(config.period_from), date.fromisoformat(config.period_to), config.window_days,
+                      columns=tuple(config.columns), comparison_ratio=config.comparison_ratio, repin=config.repin)
     try:
-        result = export_cohort(spec, registry=registry_for(home), warehouse_db=home.warehouse_db,
+        result = export_cohort(spec, registry=registry.registry(), warehouse_db=home.warehouse_db,
                                outputs_dir=home.outputs, keys_dir=home.keys, now=datetime.now(UTC))
     except PolicyRefused as exc:
         raise dg.Failure(description=str(exc)) from None
-    return dg.MaterializeResult(metadata={"rows": result.rows, "suppressed_rows": result.suppressed_rows,
-                                          "manifest": dg.MetadataValue.path(result.manifest)})
+    return _result(result)
+
+
+@dg.asset(
+    key=["outputs", "study_extract"],
+    deps=[dg.AssetKey(["analytics", "events"])],
+    partitions_def=studies,
+    group_name="study_outputs",
+    description="A linked study extract for one approved request: the approved columns of the cross-sector "
+                "events, study pseudonyms, dates shifted per person, k-anonymity, release manifest.",
+)
+def study_extract(context: dg.AssetExecutionContext, config: StudyExtractConfig, vpdc_home: VpdcHome,
+                  registry: GovernanceRegistry) -> dg.MaterializeResult:
+    from governance.exports import StudySpec, run_study
+    from governance.registry.policy import PolicyRefused
+
+    home = vpdc_home.home
+    spec = StudySpec(context.partition_key, config.actor, tuple(config.columns), date.fromisoformat(config.period_from),
+                     date.fromisoformat(config.period_to), repin=config.repin)
+    try:
+        result = run_study(spec, registry=registry.registry(), warehouse_db=home.warehouse_db, outputs_dir=home.outputs,
+                           keys_dir=home.keys, now=datetime.now(UTC))
+    except PolicyRefused as exc:
+        raise dg.Failure(description=str(exc)) from None
+    return _result(result)
 
 
 cohort_export_job = dg.define_asset_job("cohort_export_job", selection=[program_cohort_export], partitions_def=studies)
+study_extract_job = dg.define_asset_job("study_extract_job", selection=[study_extract], partitions_def=studies)
+
+
+def new_study_partitions(registry, known: set[str]) -> list[str]:
+    """Study ids in the registry that are not yet partitions (every request, active or not: the assets
+    themselves refuse what the policy does not allow, and say why)."""
+    from governance.registry.models import Request
+
+    with registry.read() as s:
+        ids = [r[0] for r in s.query(Request.study_id).order_by(Request.id).all()]
+    return [i for i in ids if i not in known]
+
+
+@dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Adds a `studies` partition for every request submitted to the governance registry.")
+def study_partitions_sensor(context: dg.SensorEvaluationContext, registry: GovernanceRegistry) -> dg.SensorResult:
+    new = new_study_partitions(registry.registry(), set(context.instance.get_dynamic_partitions(studies.name)))
+    if not new:
+        return dg.SensorResult(skip_reason="no new requests")
+    return dg.SensorResult(dynamic_partitions_requests=[studies.build_add_request(new)])

@@ -355,6 +355,38 @@ def test_k_anonymity_output_always_satisfies_k(rows, k, budget):
                          quasi_identifiers=["age", "sex", "tract"]).passed
 
 
+@FAST
+@given(
+    st.lists(st.tuples(st.integers(0, 15), st.integers(0, 99), st.sampled_from(["F", "M"]),
+                       st.sampled_from(sorted(TRACT_TO_COUNTY))), min_size=0, max_size=150),
+    st.sampled_from([2, 5, 11]),
+    st.sampled_from([0.0, 0.05]),
+)
+def test_k_anonymity_by_person_puts_k_distinct_persons_in_every_class(rows, k, budget):
+    """Rows repeat per person (events): every released class must hold k different people."""
+    df = pd.DataFrame(rows, columns=["person", "age", "sex", "tract"])
+    qis = ["age", "sex", "tract"]
+    out, report = enforce_k_anonymity(df, qis, DisclosureRules(k_anonymity=k), GENERALISERS,
+                                      max_suppressed_fraction=budget, entity="person")
+    if len(out):
+        assert out.groupby(qis, dropna=False)["person"].nunique().min() >= k
+        assert report.smallest_class >= k
+    assert report.records_in == len(df) == report.records_out + report.records_suppressed
+    assert check_release(out, kind="record", rules=DisclosureRules(k_anonymity=k), quasi_identifiers=qis,
+                         entity="person").passed
+
+
+def test_dominance_failures_in_a_released_aggregate_are_caught():
+    table = pd.DataFrame({"group": ["a", "b"], "persons": [40, 35], "absence_days": [400, 350],
+                          "absence_days_top2_share": [0.95, 0.30]})
+    check = check_release(table, kind="aggregate", rules=DisclosureRules(), count_cols=["persons"],
+                          dominance=[("absence_days", "absence_days_top2_share")])
+    assert not check.passed and any("dominance" in f and "'absence_days'" in f for f in check.failures)
+    table.loc[0, "absence_days"] = None  # suppressed: no longer published, no longer a failure
+    assert check_release(table, kind="aggregate", rules=DisclosureRules(), count_cols=["persons"],
+                         dominance=[("absence_days", "absence_days_top2_share")]).passed
+
+
 def test_k_anonymity_generalises_before_it_suppresses_and_says_so():
     df = pd.DataFrame({"age": list(range(20, 50)) * 2, "sex": ["F", "M"] * 30, "tract": ["T1", "T2", "T4"] * 20})
     out, report = enforce_k_anonymity(df, ["age", "sex", "tract"], RULES, GENERALISERS, max_suppressed_fraction=0)
@@ -470,3 +502,100 @@ def test_release_manifest_refuses_unchecked_or_failed_files(tmp_path, checks, fr
 def test_release_manifest_needs_an_aware_clock(tmp_path):
     with pytest.raises(DisclosureError, match="timezone-aware"):
         release_manifest([], study_id="s", request_id="r", checks={}, rules=RULES, now=datetime(2026, 1, 1))
+
+
+@st.composite
+def indicator_grids(draw):
+    """Like the indicator mart: per component, geographies of two levels x groups of two dimensions, with a
+    county row and an 'All' column shared by both levels and both dimensions."""
+    comps = draw(st.integers(1, 2))
+    cells, lines = [], []
+    for c in range(comps):
+        levels = {"nb": [f"n{i}" for i in range(draw(st.integers(2, 4)))], "pa": ["p0", "p1"]}
+        dims = {"sex": ["F", "M"], "age": [f"a{i}" for i in range(draw(st.integers(2, 3)))]}
+        base = {}  # interior counts per (geo of level nb, group of each dim) are drawn; everything else sums
+        for g in levels["nb"]:
+            for d, groups in dims.items():
+                for k in groups:
+                    base[(g, d, k)] = draw(counts)
+        for d in dims:  # make each nb row of every dimension sum to the same row total
+            pass
+        # simple and consistent: the 'All' of a nb row is the sum of its sex groups; age groups are rescaled
+        for g in levels["nb"]:
+            total = base[(g, "sex", "F")] + base[(g, "sex", "M")]
+            ages = [base[(g, "age", k)] for k in dims["age"]]
+            ages[-1] = max(0, total - sum(ages[:-1]))
+            if sum(ages) != total:
+                ages = [0] * (len(ages) - 1) + [total]
+            for k, v in zip(dims["age"], ages, strict=True):
+                base[(g, "age", k)] = v
+            base[(g, "all", "All")] = total
+        # priority areas: p0 = first nb geography, p1 = the rest
+        for d, groups in [*dims.items(), ("all", ["All"])]:
+            for k in groups:
+                base[("p0", d, k)] = base[(levels["nb"][0], d, k)]
+                base[("p1", d, k)] = sum(base[(g, d, k)] for g in levels["nb"][1:])
+                base[("county", d, k)] = base[("p0", d, k)] + base[("p1", d, k)]
+        ids = {key: f"{c}|{'|'.join(key)}" for key in base}
+        cells += [{"cell_id": ids[key], "n": v, "component": c} for key, v in base.items()]
+        for level, geos in [*levels.items()]:
+            for g in geos:
+                for d, groups in dims.items():  # row lines: groups of a dimension sum to the row's All
+                    lines += [{"line_id": f"{c}|row|{g}|{d}", "cell_id": ids[(g, d, k)], "coef": 1.0} for k in groups]
+                    lines.append({"line_id": f"{c}|row|{g}|{d}", "cell_id": ids[(g, "all", "All")], "coef": -1.0})
+            for d, groups in [*dims.items(), ("all", ["All"])]:  # column lines: a level sums to the county row
+                for k in groups:
+                    lines += [{"line_id": f"{c}|col|{level}|{d}|{k}", "cell_id": ids[(g, d, k)], "coef": 1.0}
+                              for g in geos]
+                    lines.append({"line_id": f"{c}|col|{level}|{d}|{k}", "cell_id": ids[("county", d, k)],
+                                  "coef": -1.0})
+        for d, groups in dims.items():  # the county row
+            lines += [{"line_id": f"{c}|row|county|{d}", "cell_id": ids[("county", d, k)], "coef": 1.0} for k in groups]
+            lines.append({"line_id": f"{c}|row|county|{d}", "cell_id": ids[("county", "all", "All")], "coef": -1.0})
+    return pd.DataFrame(cells), pd.DataFrame(lines)
+
+
+@FAST
+@given(indicator_grids())
+def test_protect_cells_leaves_nothing_small_and_nothing_recoverable_across_shared_totals(grid):
+    from governance.disclosure import _Layout, _recoverable, protect_cells
+
+    cells, lines = grid
+    assert (lines.groupby("line_id").apply(  # the fixture is additive, as the mart is
+        lambda ln: (ln["coef"].to_numpy() * cells.set_index("cell_id").loc[ln["cell_id"], "n"].to_numpy()).sum())
+        == 0).all()
+    try:
+        out = protect_cells(cells, lines, RULES)
+    except DisclosureError:
+        return  # only when the totals alone give a cell away (checked for grids in the test above)
+    hidden = out.set_index("cell_id")["suppressed"]
+    n = cells.set_index("cell_id")["n"]
+    assert not ((n >= 1) & (n < 11) & ~hidden).any()  # no small published count
+    assert (out["reason"].notna() == out["suppressed"]).all()
+    for _, ln in lines.groupby("line_id"):  # no line with exactly one hidden cell
+        assert hidden[ln["cell_id"]].sum() != 1
+    ids = {cid: k for k, cid in enumerate(cells["cell_id"])}
+    layout = _Layout(cols=["n"], n_rows=len(cells), is_total=np.zeros(len(cells), dtype=bool),
+                     lines=[(np.array([ids[c] for c in ln["cell_id"]]), ln["coef"].to_numpy(), "line")
+                            for _, ln in lines.groupby("line_id")])
+    assert _recoverable(layout, hidden.loc[cells["cell_id"]].to_numpy()).size == 0
+
+
+def test_protect_cells_adds_to_a_given_suppression_and_names_the_audit_step():
+    from governance.disclosure import _Layout, _recoverable, protect_cells
+
+    # x is small; the line rule is met (every line has two hidden cells: x+a, x+b, a+b), yet three
+    # equations in three unknowns give all of them away: the audit must hide more
+    cells = pd.DataFrame({"cell_id": ["x", "a", "b", "t1", "t2", "t3"], "n": [5, 20, 20, 25, 25, 40], "component": 0})
+    lines = pd.DataFrame([("L1", "x", 1), ("L1", "a", 1), ("L1", "t1", -1), ("L2", "x", 1), ("L2", "b", 1),
+                          ("L2", "t2", -1), ("L3", "a", 1), ("L3", "b", 1), ("L3", "t3", -1)],
+                         columns=["line_id", "cell_id", "coef"])
+    given = pd.Series({"a": True, "b": True})  # what the SQL line rule chose
+    out = protect_cells(cells, lines, RULES, suppressed=given).set_index("cell_id")
+    assert out.loc[["x", "a", "b"], "suppressed"].all()  # never un-suppressed
+    assert out.loc["x", "reason"] == "primary" and out.loc["a", "reason"] == "complementary"
+    assert (out["reason"] == "audit").any()
+    layout = _Layout(cols=["n"], n_rows=6, is_total=np.zeros(6, dtype=bool), lines=[
+        (np.array(ids), np.array(coef, dtype=float), "line")
+        for ids, coef in (([0, 1, 3], [1, 1, -1]), ([0, 2, 4], [1, 1, -1]), ([1, 2, 5], [1, 1, -1]))])
+    assert _recoverable(layout, out["suppressed"].to_numpy()).size == 0

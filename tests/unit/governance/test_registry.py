@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from governance.registry import audit
 from governance.registry.db import Registry
-from governance.registry.models import Agreement, OutputLevel, Request
+from governance.registry.models import Agreement, OutputLevel, Request, Review
 from governance.registry.policy import PolicyRefused, authorize, decide
 from governance.registry.seed import PARTNERS, seed_demo
 from governance.registry.workflow import (
@@ -232,12 +232,50 @@ def test_nul_characters_and_bad_study_ids_are_refused(reg):
             submit(reg, study=bad)
 
 
+@pytest.mark.parametrize("value", [*HOSTILE, "x" * (1 << 20), 12, None, ["cohort"]])
+def test_hostile_study_id_output_level_and_columns_are_refused_with_short_messages(reg, value):
+    for field in ("study", "level"):
+        with pytest.raises(GovernanceError) as err:
+            submit(reg, **{field: value})
+        assert len(str(err.value)) < 300  # a 1 MB value is never echoed back
+    for cols in (value, [value], [{"dataset": value, "column": "sex"}], [{"dataset": "program_cohorts", "column": value}]):
+        with pytest.raises(GovernanceError, match="columns") as err:
+            submit(reg, study="cols-1", cols=cols)
+        assert len(str(err.value)) < 300
+    with reg.read() as s:
+        assert s.query(Request).count() == 0 and audit.verify(s).ok
+
+
+@pytest.mark.parametrize("value", HOSTILE[:4] + ["x" * (1 << 20)])
+def test_hostile_review_comments_and_revocation_reasons_are_kept_verbatim_or_refused(reg, value):
+    submit(reg)
+    if len(value) > FIELD_LIMITS["comment"]:
+        with pytest.raises(GovernanceError, match="^comment: 1,048,576 characters"):
+            review(reg, "steward_police", comment=value)
+    else:
+        review(reg, "steward_police", comment=value)
+        with reg.read() as s:
+            assert s.query(Review).one().comment == value
+    if len(value) > FIELD_LIMITS["comment"]:
+        with pytest.raises(GovernanceError, match="^comment: 1,048,576 characters"), reg.transaction() as s:
+            revoke_request(s, actor="steward_police", study_id="atv-eval", now=NOW, reason=value)
+    else:
+        with reg.transaction() as s:
+            revoke_request(s, actor="steward_police", study_id="atv-eval", now=NOW, reason=value)
+    with reg.read() as s:
+        assert audit.verify(s).ok and s.execute(text("select count(*) from requests")).scalar() == 1
+        stored = [e.detail.get("reason") for e in s.query(audit.AuditEntry) if e.action == "request.revoked"]
+        assert stored == ([] if len(value) > FIELD_LIMITS["comment"] else [value])
+
+
 def test_concurrent_approvals_lose_no_update(reg):
     submit(reg)
     errors = []
+    start = threading.Barrier(len(PARTNERS) + 1)
 
     def go(who):
         try:
+            start.wait(timeout=30)  # every reviewer submits at the same moment
             review(reg, who)
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)

@@ -1,0 +1,134 @@
+"""Each comparison level of the linkage model, on real encodings of crafted pairs, evaluated by Splink in DuckDB.
+
+Pairs are encoded with the kit's own encoder (the warehouse never sees the names below), compared with the
+model's settings, and the level Splink assigns is read back by its chart label from the saved settings.
+"""
+
+import dataclasses
+from datetime import date
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from governance.keys import LinkageSecret
+from linkage.encoding.encode import Encoder, dice
+from linkage.encoding.normalise import normalise_surname
+from linkage.model import LinkageParams, build_settings
+
+pytestmark = pytest.mark.integration
+ENC = Encoder(LinkageSecret.from_master("v1", b"k" * 32))
+
+
+def record(first: str, last: str, dob: date, *, sex="M", ssn=None, addr=None, zip_="28208") -> dict:
+    sn = normalise_surname(last)
+    parts = sn.parts if len(sn.parts) > 1 else [None, None]
+    full, swap, ym, y = ENC.dob_features(dob)
+    t = ENC.token
+    return {
+        "fn": t("name", first), "fn_phon": ENC.phonetic(first), "fn_init": t("name_init", first[0]),
+        "ln": t("name", sn.compact), "ln_phon": ENC.phonetic(sn.compact), "ln_p1": t("name", parts[0]),
+        "ln_p2": t("name", parts[-1]), "mi": None, "sfx": None, "dob": full, "dob_swap": swap, "dob_ym": ym,
+        "dob_y": y, "sex": t("sex", sex), "ssn": t("ssn", ssn), "ssn4": t("ssn4", ssn and ssn[-4:]),
+        "addr": t("addr", addr), "zip": t("zip", zip_),
+        "fn_bf": ENC.bloom("name", first), "ln_bf": ENC.bloom("name", sn.compact),
+    }
+
+
+#: Bloom filters as DuckDB BIT, with their bit counts, as linkage.model.prepare_inputs builds them
+BITS = "fn_bf::BIT as fn_bf, ln_bf::BIT as ln_bf"
+COUNTS = "bit_count(fn_bf::BIT)::integer as fn_bf_n, bit_count(ln_bf::BIT)::integer as ln_bf_n"
+BASE = ("JONATHAN", "SMITH", date(1990, 3, 4))
+PAIRS = {
+    # name: (record b's first, last, dob), expected (first_name, last_name, dob) labels
+    "identical": (BASE, ("Exact match on fn", "Exact match on ln", "Exact match on dob")),
+    "first and last swapped": (("SMITH", "JONATHAN", date(1990, 3, 4)), ("first/last swapped", "first/last swapped", None)),
+    "day and month swapped": (("JONATHAN", "SMITH", date(1990, 4, 3)), (None, None, "day/month swapped")),
+    "same birth month": (("JONATHAN", "SMITH", date(1990, 3, 21)), (None, None, "Exact match on dob_ym")),
+    "same birth year": (("JONATHAN", "SMITH", date(1990, 11, 30)), (None, None, "Exact match on dob_y")),
+    "other birth year": (("JONATHAN", "SMITH", date(1971, 3, 4)), (None, None, "All other comparisons")),
+    "phonetic only": (("JONATHAN", "SMYTHE", date(1990, 3, 4)), (None, "Exact match on ln_phon", None)),
+    "one-letter typo": (("JOHNATHAN", "SMITH", date(1990, 3, 4)), ("Dice >= 0.8", None, None)),
+    "initial only": (("JAMES", "SMITH", date(1990, 3, 4)), ("Exact match on fn_init", None, None)),
+    "nothing": (("MARY", "OKAFOR", date(1990, 3, 4)), ("All other comparisons", "All other comparisons", None)),
+    "compound surname": (("JONATHAN", "SMITH-GARCIA", date(1990, 3, 4)), (None, "compound surname part", None)),
+}
+
+
+def _levels(settings_json: dict) -> dict[str, dict[int, str]]:
+    """gamma value → chart label for every comparison, from the saved settings (null level is -1)."""
+    out = {}
+    for comp in settings_json["comparisons"]:
+        levels = [lv for lv in comp["comparison_levels"] if not lv.get("is_null_level")]
+        out[comp["output_column_name"]] = {len(levels) - 1 - i: lv["label_for_charts"] for i, lv in enumerate(levels)}
+    return out
+
+
+@pytest.fixture(scope="module")
+def compared() -> dict[str, dict[str, str]]:
+    from splink import DuckDBAPI, Linker
+
+    rows_a, rows_b = [], []
+    for i, (name, ((first, last, dob), _)) in enumerate(PAIRS.items()):
+        rows_a.append({"unique_id": f"a{i}", "source_dataset": "a", "pair": name, **record(*BASE)})
+        rows_b.append({"unique_id": f"b{i}", "source_dataset": "b", "pair": name, **record(first, last, dob)})
+    con = duckdb.connect()
+    for table, rows in (("left_in", rows_a), ("right_in", rows_b)):
+        t = pa.Table.from_pylist(rows)
+        con.register(f"{table}_arrow", t)
+        con.execute(f"create table {table} as select * replace ({BITS}), {COUNTS} from {table}_arrow")
+    settings = dataclasses.replace(build_settings(LinkageParams()), blocking_rules_to_generate_predictions=["l.pair = r.pair"],
+                                   retain_intermediate_calculation_columns=True, retain_matching_columns=True,
+                                   additional_columns_to_retain=["pair"])
+    db_api = DuckDBAPI(connection=con)
+    linker = Linker([db_api.register("left_in"), db_api.register("right_in")], settings)
+    labels = _levels(linker.misc.save_model_to_json())
+    pred = linker.inference.predict().as_pandas_dataframe()
+    out = {}
+    for _, r in pred.iterrows():
+        out[r["pair_l"]] = {c: labels[c][int(r[f"gamma_{c}"])] if r[f"gamma_{c}"] >= 0 else "null"
+                            for c in ("first_name", "last_name", "dob")}
+    return out
+
+
+@pytest.mark.parametrize("name", list(PAIRS))
+def test_each_pair_lands_on_its_comparison_level(compared, name):
+    expected = PAIRS[name][1]
+    got = compared[name]
+    for comparison, want in zip(("first_name", "last_name", "dob"), expected, strict=True):
+        if want is not None:
+            assert got[comparison] == want, (name, comparison, got)
+
+
+def test_bloom_filter_dice_bands_follow_the_python_dice():
+    """A one-letter typo lands on the Dice band that Python's Dice of the same two filters says."""
+    from splink import DuckDBAPI, Linker
+
+    hi, mid, lo = LinkageParams().dice_bands
+    con = duckdb.connect()
+    cases = [("JONATHAN", "JONATHON"), ("CHRISTOPHER", "CHRISTOPER"), ("KATHERINE", "KATHRINE"), ("ANA", "ANNA")]
+    rows = []
+    for i, (a, b) in enumerate(cases):
+        for side, name in (("a", a), ("b", b)):
+            rows.append({"unique_id": f"{side}{i}", "source_dataset": side, "pair": str(i),
+                         **record(name, "SMITH", date(1990, 3, 4))})
+    t = pa.Table.from_pylist(rows)
+    con.register("arrow_in", t)
+    con.execute(f"create table l_in as select * replace ({BITS}), {COUNTS} from arrow_in where source_dataset = 'a'")
+    con.execute(f"create table r_in as select * replace ({BITS}), {COUNTS} from arrow_in where source_dataset = 'b'")
+    settings = dataclasses.replace(build_settings(LinkageParams()), blocking_rules_to_generate_predictions=["l.pair = r.pair"],
+                                   retain_intermediate_calculation_columns=True, retain_matching_columns=True,
+                                   additional_columns_to_retain=["pair"])
+    db_api = DuckDBAPI(connection=con)
+    linker = Linker([db_api.register("l_in"), db_api.register("r_in")], settings)
+    labels = _levels(linker.misc.save_model_to_json())["first_name"]
+    pred = {r["pair_l"]: labels[int(r["gamma_first_name"])] for _, r in linker.inference.predict().as_pandas_dataframe().iterrows()}
+    for i, (a, b) in enumerate(cases):
+        d = dice(ENC.bloom("name", a), ENC.bloom("name", b))
+        want = (f"Dice >= {hi}" if d >= hi else f"Dice >= {mid}" if d >= mid else f"Dice >= {lo}" if d >= lo
+                else None)
+        if want is None:  # below every band: phonetic, initial or else
+            assert not pred[str(i)].startswith("Dice"), (a, b, d, pred[str(i)])
+        else:
+            assert pred[str(i)] == want, (a, b, round(d, 3), pred[str(i)])
+    assert any(pred[str(i)].startswith("Dice") for i in range(len(cases)))  # the bands are reached at all
