@@ -542,13 +542,17 @@ def protect_cells(cells: pd.DataFrame, lines: pd.DataFrame, rules: DisclosureRul
     pos = index.reindex(lines["cell_id"].to_numpy())
     if pos.isna().any():
         raise DisclosureError(f"lines name {int(pos.isna().sum())} cells that are not in the cells table")
-    comp = cells["component"].to_numpy()
-    line_pos = pd.DataFrame({"line": lines["line_id"].to_numpy(), "pos": pos.to_numpy(dtype=np.int64),
-                             "coef": lines["coef"].to_numpy(dtype=float)})
-    line_pos["component"] = comp[line_pos["pos"].to_numpy()]
-    crossing = line_pos.groupby("line")["component"].nunique()
-    if (crossing > 1).any():
-        raise DisclosureError(f"{int((crossing > 1).sum())} lines cross components: components must not share a line")
+    comp, _ = pd.factorize(cells["component"], use_na_sentinel=False)
+    entry_cell = pos.to_numpy(dtype=np.int64)
+    entry_line, _ = pd.factorize(lines["line_id"], use_na_sentinel=False)
+    entry_coef = lines["coef"].to_numpy(dtype=float)
+    entry_comp = comp[entry_cell]
+    # every line lies in one component
+    order = np.lexsort((entry_comp, entry_line))
+    line_sorted, comp_by_line = entry_line[order], entry_comp[order]
+    starts = np.flatnonzero(np.r_[True, line_sorted[1:] != line_sorted[:-1]])
+    if (np.maximum.reduceat(comp_by_line, starts) != np.minimum.reduceat(comp_by_line, starts)).any():
+        raise DisclosureError("lines cross components: components must not share a line")
     values = values_all.to_numpy(dtype=np.int64)
     primary = (values >= 1) & (values < rules.min_cell)
     given = np.zeros(len(cells), dtype=bool)
@@ -557,21 +561,32 @@ def protect_cells(cells: pd.DataFrame, lines: pd.DataFrame, rules: DisclosureRul
     start = primary | given
     after_lines = start.copy()
     final = start.copy()
-    by_component = {c: g for c, g in line_pos.groupby("component", sort=False)}
-    for c, members in pd.Series(np.arange(len(cells))).groupby(comp, sort=False):
-        ids = members.to_numpy()
-        local = pd.Series(np.arange(ids.size), index=ids)
+    local_of = np.empty(len(cells), dtype=np.int64)
+    # entries ordered by component, then line: one slice of lines per component, one slice per line
+    order = np.lexsort((entry_line, entry_comp))
+    e_cell, e_line, e_coef, e_comp = entry_cell[order], entry_line[order], entry_coef[order], entry_comp[order]
+    line_starts = np.flatnonzero(np.r_[True, (e_line[1:] != e_line[:-1]) | (e_comp[1:] != e_comp[:-1])])
+    line_ends = np.r_[line_starts[1:], e_cell.size]
+    line_comp = e_comp[line_starts] if e_cell.size else np.zeros(0, dtype=np.int64)
+    cells_by_comp = np.argsort(comp, kind="stable")
+    comp_bounds = np.searchsorted(comp[cells_by_comp], np.arange(comp.max() + 2 if comp.size else 1))
+    line_bounds = np.searchsorted(line_comp, np.arange(comp.max() + 2 if comp.size else 1))
+    for c in range(len(comp_bounds) - 1):
+        ids = cells_by_comp[comp_bounds[c]:comp_bounds[c + 1]]
+        if ids.size == 0:
+            continue
+        local_of[ids] = np.arange(ids.size)
         comp_lines = []
-        for _, ln in (by_component[c].groupby("line", sort=False) if c in by_component else []):
-            cell_ids = local[ln["pos"].to_numpy()].to_numpy()
-            if cell_ids.size >= 2:
-                comp_lines.append((cell_ids, ln["coef"].to_numpy(), "line"))
+        for a, b in zip(line_starts[line_bounds[c]:line_bounds[c + 1]], line_ends[line_bounds[c]:line_bounds[c + 1]],
+                        strict=True):
+            if b - a >= 2:
+                comp_lines.append((local_of[e_cell[a:b]], e_coef[a:b], "line"))
         is_total = np.zeros(ids.size, dtype=bool)
         for cell_ids, coef, _ in comp_lines:
             is_total[cell_ids[coef < 0]] = True
         layout = _Layout(cols=["n"], n_rows=ids.size, is_total=is_total, lines=comp_lines)
         lined, _ = _complete_lines(layout, values[ids], start[ids])
-        protected, _, _ = _protect(layout, values[ids], start[ids])
+        protected, _, _ = _protect(layout, values[ids], lined)
         after_lines[ids] = lined
         final[ids] = protected
     reason = np.where(primary, "primary", np.where(given | (after_lines & ~start), "complementary",

@@ -128,6 +128,38 @@ def _print_headlines(home: Home, out: Console) -> None:
               f"violent-offense victimisations: {events[0]:,}; firearm-injury visits: {events[1]:,}; "
               f"assault ED visits: {events[2]:,}")
     out.print("program cohorts (365-day windows): " + ", ".join(f"{p} {n:,}" for p, n in programs))
+    _print_indicators(home, out)
+
+
+def _print_indicators(home: Home, out: Console) -> None:
+    """The published community violence indicators: the latest complete year, county-wide and by priority area,
+    read from the suppressed mart (a suppressed cell stays suppressed: it is never summed back)."""
+    import duckdb
+    from rich.table import Table
+
+    with duckdb.connect(str(home.warehouse_db), read_only=True) as con:
+        year = con.execute("select max(year(month)) - 1 from analytics.community_violence_indicators").fetchall()[0][0]
+        rows = con.execute(
+            "select indicator, geography, count(*) filter (where suppressed), sum(event_count) "
+            "from analytics.community_violence_indicators where year(month) = ? and demographic_dimension = 'all' "
+            "and geography_level in ('county', 'priority_area') group by 1, 2 order by 1, 2", [year]).fetchall()
+        cells = con.execute("select count(*), count(*) filter (where suppressed), "
+                            "count(*) filter (where suppression_reason = 'audit') "
+                            "from analytics.community_violence_indicators").fetchall()[0]
+    geos = sorted({g for _, g, _, _ in rows}, key=lambda g: (g != "Mecklenburg County", g))
+    table = Table("indicator", *geos, title=f"community violence indicators, {year} (events; months with a "
+                                              "suppressed count make the year a lower bound, marked ≥)")
+    by = {(i, g): (sup, total) for i, g, sup, total in rows}
+    for ind in sorted({i for i, *_ in rows}):
+        cells_txt = []
+        for g in geos:
+            sup, total = by.get((ind, g), (0, None))
+            total = int(total or 0)
+            cells_txt.append("suppressed" if sup and not total else ("≥ " if sup else "") + f"{total:,}")
+        table.add_row(ind.replace("_", " "), *cells_txt)
+    out.print(table)
+    out.print(f"{cells[0]:,} published cells (month x geography x group), {cells[1]:,} suppressed, "
+              f"{cells[2]:,} of them added by the recoverability audit")
 
 
 def _governance(home: Home, console: Console, out: Console) -> dict[str, Any]:

@@ -230,6 +230,41 @@ def test_dagster_graph_maps_dbt_sources_onto_ingestion_and_linkage_assets():
     assert graph.get(dg.AssetKey(["analytics", "staging", "stg_linkage__person_map"])).parent_keys == {
         dg.AssetKey(["raw", "person_map"])}
     assert graph.get(dg.AssetKey(["analytics", "persons"])).group_name == "marts"
+    # every dbt source is a declared asset: no node of the lineage is unknown to Dagster
+    staging = [k for k in graph.get_all_asset_keys() if k.path[:2] == ["analytics", "staging"]]
+    parents = {p for k in staging for p in graph.get(k).parent_keys}
+    assert dg.AssetKey(["raw", "loads"]) in parents
+    assert parents <= set(graph.get_all_asset_keys()) and not [p for p in parents if graph.get(p).is_external
+                                                                and p != dg.AssetKey(["raw", "loads"])]
     dbt_assets_def = d.resolve_assets_def(dg.AssetKey(["analytics", "persons"]))
     assert dbt_assets_def.op.pool == "duckdb_writer"  # one writer per DuckDB file
     assert dg.AssetKey(["reports", "data_dictionary"]) in {k for k in job.asset_layer.selected_asset_keys}
+
+
+EQUITY_KEYS = {"sources", "collection_method", "population", "known_biases", "suppression"}
+
+
+def test_every_mart_column_carries_equity_metadata_and_the_dictionary_shows_it(built, linked_home):
+    from orchestration.dbt_project import prepare_manifest
+    from orchestration.defs.marts.dictionary import write_data_dictionary
+
+    prepare_manifest()
+    manifest = json.loads((DBT_PROJECT_DIR / "target" / "manifest.json").read_text())
+    marts = {n["name"]: n for n in manifest["nodes"].values()
+             if n["resource_type"] == "model" and "/marts/" in "/" + n["original_file_path"]}
+    assert set(MARTS) <= set(marts)
+    with duckdb.connect(str(built), read_only=True) as con:
+        for name in MARTS:
+            built_cols = {r[0] for r in con.execute(
+                "select column_name from information_schema.columns where table_schema = 'analytics' "
+                "and table_name = ?", [name]).fetchall()}
+            documented = marts[name]["columns"]
+            assert built_cols == set(documented), name  # every built column is documented, and only those
+            for col, spec in documented.items():
+                equity = spec.get("meta", {}).get("equity", {})
+                missing = EQUITY_KEYS - {k for k, v in equity.items() if v not in (None, "", [])}
+                assert not missing, f"{name}.{col}: no equity metadata for {sorted(missing)}"
+    html = write_data_dictionary(linked_home.root, warehouse_db=built).read_text()
+    assert "community_violence_indicators" in html and "known_biases" in html
+    assert "police data record contact" in html.lower() or "contact with police" in html.lower()
+    assert "<script src=\"http" not in html  # self-contained: opens offline

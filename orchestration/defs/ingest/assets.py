@@ -114,6 +114,12 @@ def build_ingest_asset(partner: str, extract: str) -> dg.AssetsDefinition:
 
 ingest_assets = [build_ingest_asset(p, e) for p in partners() for e in extract_types(p)]
 
+#: The load ledger (``raw.loads``): which envelope loaded which period, and which load is current. Every
+#: ingestion run writes a row; staging models read only the rows of current loads.
+load_ledger = dg.AssetSpec(["raw", "loads"], group_name="ingest",
+                           description="raw.loads: one row per loaded envelope (partner, extract, period, "
+                                       "schema and key versions, row count); the newest of a period is current.")
+
 ingest_job = dg.define_asset_job("ingest_job", selection=dg.AssetSelection.groups("ingest"),
                                  partitions_def=extract_periods,
                                  description="Ingest one envelope (the landing sensor picks the asset and period).")

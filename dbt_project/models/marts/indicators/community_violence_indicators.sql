@@ -1,11 +1,9 @@
-{#- Monthly community violence indicators by geography and demographic group, with small-cell and complementary
-    suppression (macro complementary_suppression; rule in its docstring and in the column meta). -#}
+{#- Monthly community violence indicators by geography and demographic group, with small-cell, complementary and
+    audited suppression (int_violence_indicator_cells_suppressed, then _protected; rule in the column meta). -#}
 with
 
 cells as (select * from {{ ref('int_violence_indicator_cells') }}),
-lines as (select * from {{ ref('int_violence_indicator_lines') }}),
-
-{{ complementary_suppression('cells', 'lines') }},
+suppression_result as (select * from {{ ref('int_violence_indicator_cells_protected') }}),
 
 final as (
     select
