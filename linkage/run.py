@@ -111,6 +111,7 @@ def run_linkage(
                                "where model_run_id = run_id order by finished_at desc limit 1").fetchall()
         has_keys = con.execute("select count(*) from person_keys").fetchall()[0][0] > 0
         maybe_incremental = mode != "full" and bool(previous) and has_keys
+        t = time.perf_counter()
         info = prepare_inputs(con, incremental=maybe_incremental)
         key_version = info["key_version"]
         if previous and previous[0][2] != key_version and key_version is not None:
@@ -119,6 +120,7 @@ def run_linkage(
                                       f"{key_version}: run a full linkage")
             mode = "full"
             info = prepare_inputs(con)  # a new key version: every input is rebuilt for the retrain
+        timings["inputs"] = time.perf_counter() - t
         if mode == "auto":
             mode = "incremental" if previous and has_keys else "full"
         records = info["records"]
@@ -164,8 +166,13 @@ def run_linkage(
                      "p.source_record_id = i.unique_id)")
             node = "* replace (source_dataset || ':' || unique_id as unique_id)"
             con.execute(f"create or replace table link_new as select {node} from link_input i where not exists {keyed}")
-            # a view: the existing records are only read, through Splink's blocking joins
-            con.execute(f"create or replace view link_old as select {node} from link_input i where exists {keyed}")
+            # a view: the existing records are only read, through Splink's blocking joins (a dozen times). It
+            # excludes the few new keys rather than joining every record to person_keys on each read.
+            con.execute("drop view if exists main.link_old")  # a persistent view of earlier versions
+            con.execute("create or replace temp table _new_keys as select source_dataset, split_part(unique_id, ':', 2) "
+                        "unique_id from link_new")
+            con.execute(f"create or replace temp view link_old as select {node} from link_input i where not exists "
+                        "(select 1 from _new_keys k where k.source_dataset = i.source_dataset and k.unique_id = i.unique_id)")
             result.new_records = con.execute("select count(*) from link_new").fetchall()[0][0]
             if result.new_records == 0:
                 con.execute("create or replace table link_edges (node_id_l varchar, node_id_r varchar, "
@@ -173,12 +180,19 @@ def run_linkage(
             else:
                 from splink import Linker
 
+                timings["new_and_old"] = time.perf_counter() - t
                 old, new = db_api.register("link_old"), db_api.register("link_new")
                 linker = Linker([old], model["splink"] | {"link_type": "dedupe_only"}, log_level=logging.ERROR)
+                t1 = time.perf_counter()
                 for col in TF_COLUMNS:
                     linker.table_management.compute_tf_table(col)
+                timings["tf_tables"] = time.perf_counter() - t1
+                t1 = time.perf_counter()
                 within = linker.inference.predict_within(new, threshold_match_probability=params.predict_threshold)
+                timings["score_within_new"] = time.perf_counter() - t1
+                t1 = time.perf_counter()
                 between = linker.inference.predict_between(new, old, threshold_match_probability=params.predict_threshold)
+                timings["score_new_vs_old"] = time.perf_counter() - t1
                 con.execute(f"create or replace table link_edges as select unique_id_l node_id_l, unique_id_r node_id_r, "
                             f"match_probability from {within.physical_name} union all select unique_id_l, unique_id_r, "
                             f"match_probability from {between.physical_name}")
@@ -215,10 +229,13 @@ def run_linkage(
             threshold_match_probability=params.cluster_threshold)
         con.execute(f"create or replace table link_clusters as select n.node_id, n.source, n.source_record_id, "
                     f"c.cluster_id::varchar cluster_id from {clusters.physical_name} c join link_nodes n using (node_id)")
+        timings["cluster"] = time.perf_counter() - t
         # keys, history and the run record commit together: a crash here leaves the previous keys intact
+        t1 = time.perf_counter()
         con.execute("begin")
         confidence_bands(con, "link_clusters", "link_edges")
         result.key_events = assign_person_keys(con, "link_clusters", run_id=run_id, now=now)
+        timings["keys"] = time.perf_counter() - t1
         timings["cluster_and_keys"] = time.perf_counter() - t
         result.persons = con.execute("select count(distinct person_key) from person_keys").fetchall()[0][0]
         result.seconds = timings | {"total": time.perf_counter() - t0}
