@@ -132,10 +132,13 @@ def run_linkage(
             _record_run(con, result, now, None, params, "")
             return result
 
+        # working tables of one run live in memory, not in the file: only inputs, edges and keys persist
+        for name in ("link_new", "link_nodes", "link_cluster_edges", "link_clusters", "link_membership"):
+            con.execute(f"drop table if exists main.{name}")
         db_api = db_api_factory(con)
         t = time.perf_counter()
         if mode == "full":
-            con.execute("create or replace table link_nodes as select source_dataset || ':' || unique_id as node_id, "
+            con.execute("create or replace temp table link_nodes as select source_dataset || ':' || unique_id as node_id, "
                         "source_dataset as source, unique_id as source_record_id from link_input")
             views = source_views(con)
             settings = build_settings(params)
@@ -154,8 +157,6 @@ def run_linkage(
             model = model_json(linker, key_version=key_version, fingerprint=input_fingerprint(con), params=params)
             result.model_run_id = run_id
             result.new_records = total
-            con.execute("create or replace table link_membership (node_id_l varchar, node_id_r varchar, "
-                        "match_probability double)")
         else:
             model_run_id = previous[0][0]
             model = json.loads(con.execute("select model_json from linkage_models where run_id = ?",
@@ -165,14 +166,14 @@ def run_linkage(
             keyed = ("(select 1 from person_keys p where p.source = i.source_dataset and "
                      "p.source_record_id = i.unique_id)")
             node = "* replace (source_dataset || ':' || unique_id as unique_id)"
-            con.execute(f"create or replace table link_new as select {node} from link_input i where not exists {keyed}")
+            con.execute(f"create or replace temp table link_new as select {node} from link_input i where not exists {keyed}")
             # a view: the existing records are only read, through Splink's blocking joins (a dozen times). It
             # excludes the few new keys rather than joining every record to person_keys on each read.
             con.execute("drop view if exists main.link_old")  # a persistent view of earlier versions
-            con.execute("create or replace temp table _new_keys as select source_dataset, split_part(unique_id, ':', 2) "
+            con.execute("create or replace temp table _increment_keys as select source_dataset, split_part(unique_id, ':', 2) "
                         "unique_id from link_new")
             con.execute(f"create or replace temp view link_old as select {node} from link_input i where not exists "
-                        "(select 1 from _new_keys k where k.source_dataset = i.source_dataset and k.unique_id = i.unique_id)")
+                        "(select 1 from _increment_keys k where k.source_dataset = i.source_dataset and k.unique_id = i.unique_id)")
             result.new_records = con.execute("select count(*) from link_new").fetchall()[0][0]
             if result.new_records == 0:
                 con.execute("create or replace table link_edges (node_id_l varchar, node_id_r varchar, "
@@ -196,39 +197,55 @@ def run_linkage(
                 con.execute(f"create or replace table link_edges as select unique_id_l node_id_l, unique_id_r node_id_r, "
                             f"match_probability from {within.physical_name} union all select unique_id_l, unique_id_r, "
                             f"match_probability from {between.physical_name}")
-            # Only persons reached by a new edge can change: cluster that subgraph alone (new records plus
-            # the records of touched persons, each person held together by membership edges). Every other
-            # person keeps its key without being re-clustered, so the cost follows the increment's size.
+            # Only persons reached by a new edge can change: cluster that subgraph alone. Each touched person
+            # is one node ("pk:<key>", its records held together by the person itself), so the graph is the
+            # new records plus the touched persons, whatever their number of records; every other person
+            # keeps its key without being re-clustered, and the cost follows the increment's size.
             threshold = float(params.cluster_threshold)
             con.execute(f"""create or replace temp table _touched as
                 with ends as (select node_id_l n from link_edges where match_probability >= {threshold}
                               union select node_id_r from link_edges where match_probability >= {threshold})
                 select distinct p.person_key from person_keys p
                 join ends on ends.n = p.source || ':' || p.source_record_id""")
-            con.execute("""create or replace table link_membership as
-                select min(source || ':' || source_record_id) over (partition by person_key) node_id_l,
-                       source || ':' || source_record_id node_id_r, 1.0::double match_probability
+            con.execute("""create or replace temp table _touched_records as
+                select source || ':' || source_record_id node_id, source, source_record_id, 'pk:' || person_key person_node
                 from person_keys where person_key in (select person_key from _touched)""")
-            con.execute("""create or replace table link_nodes as
-                select source || ':' || unique_id node_id, source, unique_id source_record_id from
-                    (select source_dataset source, split_part(unique_id, ':', 2) unique_id from link_new)
+            con.execute("""create or replace temp table link_nodes as
+                select source_dataset || ':' || split_part(unique_id, ':', 2) node_id from link_new
                 union all
-                select source || ':' || source_record_id, source, source_record_id from person_keys
-                where person_key in (select person_key from _touched)""")
+                select 'pk:' || person_key from _touched""")
         timings["predict"] = time.perf_counter() - t
         result.pairs = con.execute("select count(*) from link_edges").fetchall()[0][0]
 
         t = time.perf_counter()
-        con.execute("create or replace table link_cluster_edges as select * from link_edges "
-                    f"where match_probability >= {float(params.cluster_threshold)} union all select * from link_membership")
+        if mode == "full":
+            con.execute("create or replace temp table link_cluster_edges as select * from link_edges "
+                        f"where match_probability >= {float(params.cluster_threshold)}")
+        else:  # an edge to an existing record is an edge to its person
+            con.execute(f"""create or replace temp table link_cluster_edges as
+                select coalesce(l.person_node, e.node_id_l) node_id_l, coalesce(r.person_node, e.node_id_r) node_id_r,
+                       e.match_probability
+                from link_edges e
+                left join _touched_records l on l.node_id = e.node_id_l
+                left join _touched_records r on r.node_id = e.node_id_r
+                where e.match_probability >= {float(params.cluster_threshold)}""")
         from splink.clustering import cluster_pairwise_predictions_at_threshold
 
         clusters = cluster_pairwise_predictions_at_threshold(
             db_api.register("link_nodes"), db_api.register("link_cluster_edges"), db_api, node_id_column_name="node_id",
             edge_id_column_name_left="node_id_l", edge_id_column_name_right="node_id_r",
             threshold_match_probability=params.cluster_threshold)
-        con.execute(f"create or replace table link_clusters as select n.node_id, n.source, n.source_record_id, "
-                    f"c.cluster_id::varchar cluster_id from {clusters.physical_name} c join link_nodes n using (node_id)")
+        if mode == "full":
+            con.execute(f"create or replace temp table link_clusters as select n.node_id, n.source, n.source_record_id, "
+                        f"c.cluster_id::varchar cluster_id from {clusters.physical_name} c join link_nodes n using (node_id)")
+        else:  # a person node stands for every record of that person
+            con.execute(f"""create or replace temp table link_clusters as
+                select c.node_id, split_part(c.node_id, ':', 1) source, split_part(c.node_id, ':', 2) source_record_id,
+                       c.cluster_id::varchar cluster_id
+                from {clusters.physical_name} c where c.node_id not like 'pk:%'
+                union all
+                select t.node_id, t.source, t.source_record_id, c.cluster_id::varchar
+                from {clusters.physical_name} c join _touched_records t on t.person_node = c.node_id""")
         timings["cluster"] = time.perf_counter() - t
         # keys, history and the run record commit together: a crash here leaves the previous keys intact
         t1 = time.perf_counter()
