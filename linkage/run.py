@@ -231,21 +231,31 @@ def run_linkage(
                 where e.match_probability >= {float(params.cluster_threshold)}""")
         from splink.clustering import cluster_pairwise_predictions_at_threshold
 
-        clusters = cluster_pairwise_predictions_at_threshold(
-            db_api.register("link_nodes"), db_api.register("link_cluster_edges"), db_api, node_id_column_name="node_id",
+        # Splink clusters the nodes that have an edge; a node without one is a cluster of its own (its id is
+        # its cluster id), which spares the connected-components passes most of a run's records
+        con.execute("""create or replace temp table _linked_nodes as
+            select node_id from link_nodes semi join (select node_id_l n from link_cluster_edges
+                                                      union select node_id_r from link_cluster_edges) e
+                on e.n = link_nodes.node_id""")
+        clustered = cluster_pairwise_predictions_at_threshold(
+            db_api.register("_linked_nodes"), db_api.register("link_cluster_edges"), db_api, node_id_column_name="node_id",
             edge_id_column_name_left="node_id_l", edge_id_column_name_right="node_id_r",
             threshold_match_probability=params.cluster_threshold)
+        con.execute(f"""create or replace temp table _node_clusters as
+            select node_id, cluster_id::varchar cluster_id from {clustered.physical_name}
+            union all
+            select node_id, node_id from link_nodes anti join _linked_nodes using (node_id)""")
         if mode == "full":
-            con.execute(f"create or replace temp table link_clusters as select n.node_id, n.source, n.source_record_id, "
-                        f"c.cluster_id::varchar cluster_id from {clusters.physical_name} c join link_nodes n using (node_id)")
+            con.execute("create or replace temp table link_clusters as select n.node_id, n.source, n.source_record_id, "
+                        "c.cluster_id from _node_clusters c join link_nodes n using (node_id)")
         else:  # a person node stands for every record of that person
-            con.execute(f"""create or replace temp table link_clusters as
+            con.execute("""create or replace temp table link_clusters as
                 select c.node_id, split_part(c.node_id, ':', 1) source, split_part(c.node_id, ':', 2) source_record_id,
-                       c.cluster_id::varchar cluster_id
-                from {clusters.physical_name} c where c.node_id not like 'pk:%'
+                       c.cluster_id
+                from _node_clusters c where c.node_id not like 'pk:%'
                 union all
-                select t.node_id, t.source, t.source_record_id, c.cluster_id::varchar
-                from {clusters.physical_name} c join _touched_records t on t.person_node = c.node_id""")
+                select t.node_id, t.source, t.source_record_id, c.cluster_id
+                from _node_clusters c join _touched_records t on t.person_node = c.node_id""")
         timings["cluster"] = time.perf_counter() - t
         # keys, history and the run record commit together: a crash here leaves the previous keys intact
         t1 = time.perf_counter()
