@@ -23,8 +23,10 @@ DDL = [
         linkage_key_version varchar, training_fingerprint varchar, records bigint, persons bigint,
         new_records bigint, pairs bigint, seconds double, params varchar, result varchar)""",
     "create table if not exists linkage_models (run_id varchar primary key, created_at timestamptz, model_json varchar)",
+    # no primary key: an upsert through DuckDB's index cost 4.6 of 6.6 s of key assignment at 1 M records;
+    # (source, source_record_id) stays unique by construction (delete, then insert, in one transaction)
     """create table if not exists person_keys (source varchar, source_record_id varchar, person_key varchar,
-        match_confidence varchar, run_id varchar, primary key (source, source_record_id))""",
+        match_confidence varchar, run_id varchar)""",
     """create table if not exists person_key_versions (run_id varchar, source varchar, source_record_id varchar,
         person_key varchar, match_confidence varchar)""",
     """create table if not exists person_key_history (run_id varchar, event_at timestamptz, event varchar,
@@ -35,6 +37,11 @@ DDL = [
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     for ddl in DDL:
         con.execute(ddl)
+    # linkage zones made before the key table lost its primary key: rebuild it once, same rows
+    indexed = con.execute("select count(*) from duckdb_constraints() where table_name = 'person_keys' "
+                          "and constraint_type = 'PRIMARY KEY'").fetchall()[0][0]
+    if indexed:
+        con.execute("create or replace table person_keys as select * from person_keys")
 
 
 def assign_person_keys(con: duckdb.DuckDBPyConnection, clusters: str, *, run_id: str, now: datetime) -> dict[str, int]:
@@ -106,7 +113,9 @@ def assign_person_keys(con: duckdb.DuckDBPyConnection, clusters: str, *, run_id:
         left join person_keys p using (source, source_record_id)
         where p.person_key is distinct from n.person_key or p.match_confidence is distinct from n.match_confidence""",
                 [run_id])
-    con.execute("insert or replace into person_keys select * from _new_keys")
+    con.execute("delete from person_keys p using _new_keys n "
+                "where p.source = n.source and p.source_record_id = n.source_record_id")
+    con.execute("insert into person_keys select * from _new_keys")
     counts = dict(con.execute("select event, count(*) from person_key_history where run_id = ? group by 1",
                               [run_id]).fetchall())
     return {"created": counts.get("created", 0), "merged": counts.get("merged", 0), "split": counts.get("split", 0)}

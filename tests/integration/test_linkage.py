@@ -78,6 +78,9 @@ def test_person_keys_stay_stable_when_a_new_extract_arrives(home):
     assert second.mode == "incremental" and second.model_run_id == first.run_id
     assert second.new_records == len(after) - len(before) > 0
     assert all(after[k] == v for k, v in before.items())  # every earlier record keeps its person key
+    with duckdb.connect(str(home.linkage_db), read_only=True) as con:  # one key per record, never two
+        assert con.execute("select count(*) - count(distinct (source, source_record_id)) from person_keys"
+                           ).fetchall()[0][0] == 0
     # a third run with nothing new changes nothing
     third = run_linkage(home.linkage_db, now=NOW, mode="auto")
     assert third.new_records == 0 and person_keys(home) == after

@@ -1,10 +1,15 @@
 {#- Each person record's sex and race/ethnicity on the common vocabulary, with the source value kept.
 
-    Record rule (documented in _intermediate__models.yml and the persons mart):
-      1. Hispanic or Latino when the ethnicity answer is Hispanic (any race: the races stay in race_components);
-      2. Multiracial when the record names two or more race categories, or the source's own multiracial code;
+    Record rule, 2024 OMB SPD 15 (one combined race/ethnicity question, Hispanic or Latino one of its seven
+    minimum categories; documented in _intermediate__models.yml and the persons mart):
+      1. Multiracial (multiracial and/or multiethnic) when the record names two or more categories, counting a
+         Hispanic answer as one, or carries the source's own multiracial code; 'Some other race' beside a Hispanic
+         answer is the old two-question form's way of saying Hispanic and does not count as a second category;
+      2. Hispanic or Latino when that is the only category;
       3. the one race category named;
       4. Unknown when nothing informative was answered (declined / unknown codes, all flags N).
+    race_ethnicity_categories keeps every category named (Hispanic or Latino included), so analyses can count
+    "alone or in combination".
     Codes are mapped only through seeds; an unmapped code fails codes_are_mapped before this model is used. -#}
 with
 
@@ -45,11 +50,18 @@ categorised as (
     select
         *,
         case
-            when is_hispanic then 'Hispanic or Latino'
-            when len(race_components) >= 2 or list_contains(race_components, 'Multiracial') then 'Multiracial'
+            when list_contains(race_components, 'Multiracial') then 'Multiracial'
+            when coalesce(is_hispanic, false)
+                 and len(list_filter(race_components, lambda c: c <> 'Some other race')) >= 1 then 'Multiracial'
+            when coalesce(is_hispanic, false) then 'Hispanic or Latino'
+            when len(race_components) >= 2 then 'Multiracial'
             when len(race_components) = 1 then race_components[1]
             else 'Unknown'
-        end as race_ethnicity
+        end as race_ethnicity,
+        list_sort(list_distinct(
+            case when coalesce(is_hispanic, false)
+                 then list_append(list_filter(race_components, lambda c: c <> 'Some other race'), 'Hispanic or Latino')
+                 else race_components end)) as race_ethnicity_categories
     from per_record
 ),
 
@@ -65,6 +77,7 @@ final as (
         records.sex_code as sex_source_value,
         coalesce(categorised.race_ethnicity, 'Unknown') as race_ethnicity,
         coalesce(categorised.race_components, []::varchar[]) as race_components,
+        coalesce(categorised.race_ethnicity_categories, []::varchar[]) as race_ethnicity_categories,
         categorised.is_hispanic,
         records.source || ':' || coalesce(categorised.source_value, '') as race_ethnicity_source_value,
         method_map.collection_method as race_ethnicity_collection_method,

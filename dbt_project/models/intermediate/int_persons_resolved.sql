@@ -3,9 +3,9 @@
     Race/ethnicity rule (source disagreement):
       1. only informative records count (race_ethnicity <> 'Unknown');
       2. prefer the best collection method: self > proxy > unknown (not recorded) > observed;
-      3. within that tier: if the records agree, that value; if self-reports differ, their race components and
-         Hispanic answers are combined (usually 'Multiracial', or 'Hispanic or Latino' when one says Hispanic);
-         otherwise (proxy / unknown / observed) the most recently loaded record wins (ties: source name);
+      3. within that tier: if the records agree, that value; otherwise the most recently loaded record wins
+         (ties: source name). Differing self-reports are not combined into 'Multiracial': that would turn a
+         disagreement into an identity nobody reported; the latest self-report is the person's current answer;
       4. no informative record: 'Unknown'.
     race_ethnicity_disagreement is true when the informative records name more than one value.
     Sex: the most frequent known value, ties to the most recent record. Birth year: the most frequent, ties
@@ -37,9 +37,9 @@ tier_summary as (
         min(method_rank) as method_rank,
         any_value(race_ethnicity_collection_method) as collection_method,
         count(distinct race_ethnicity) as tier_values,
-        list_sort(list_distinct(flatten(list(race_components)))) as tier_components,
-        coalesce(bool_or(is_hispanic), false) as tier_hispanic,
-        arg_max(race_ethnicity, loaded_at::varchar || '|' || source) as most_recent_value
+        list_sort(list_distinct(flatten(list(race_ethnicity_categories)))) as tier_categories,
+        arg_max(race_ethnicity, loaded_at::varchar || '|' || source) as most_recent_value,
+        arg_max(race_ethnicity_categories, loaded_at::varchar || '|' || source) as most_recent_categories
     from best_tier
     group by person_key
 ),
@@ -48,20 +48,11 @@ resolved_race as (
     select
         person_key,
         collection_method,
-        case
-            when tier_values = 1 then most_recent_value
-            when method_rank = 1 then
-                case
-                    when tier_hispanic then 'Hispanic or Latino'
-                    when len(tier_components) >= 2 or list_contains(tier_components, 'Multiracial') then 'Multiracial'
-                    when len(tier_components) = 1 then tier_components[1]
-                    else 'Multiracial'
-                end
-            else most_recent_value
-        end as race_ethnicity,
+        most_recent_value as race_ethnicity,
+        case when tier_values = 1 then tier_categories else most_recent_categories end as race_ethnicity_categories,
         case
             when tier_values = 1 then 'sources in the best collection tier agree'
-            when method_rank = 1 then 'self-reports differ: combined'
+            when method_rank = 1 then 'self-reports differ: the most recent self-report'
             else 'most recent record in the best collection tier'
         end as race_ethnicity_rule
     from tier_summary
@@ -120,6 +111,7 @@ final as (
         coalesce(resolved_race.race_ethnicity, 'Unknown') as race_ethnicity,
         coalesce(resolved_race.collection_method, 'unknown') as race_ethnicity_collection_method,
         coalesce(resolved_race.race_ethnicity_rule, 'no informative record') as race_ethnicity_rule,
+        coalesce(resolved_race.race_ethnicity_categories, []::varchar[]) as race_ethnicity_categories,
         per_source.informative_values > 1 as race_ethnicity_disagreement,
         {%- for s in ['county', 'police', 'schools', 'hospital_a', 'hospital_b'] %}
         per_source.race_ethnicity_{{ s }},

@@ -103,3 +103,16 @@ def test_dice_on_bloom_filters_in_duckdb_sql_matches_python():
         sql = con.execute(f"select {_dice('fn_bf')} from (select *, bit_count(fn_bf_l) fn_bf_n_l, "
                           "bit_count(fn_bf_r) fn_bf_n_r from p)").fetchall()[0][0]
         assert sql == pytest.approx(dice(ba, bb))
+
+
+def test_a_key_table_of_an_older_layout_loses_its_index_and_keeps_its_rows():
+    from linkage.persons import ensure_tables
+
+    con = duckdb.connect()
+    con.execute("create table person_keys (source varchar, source_record_id varchar, person_key varchar, "
+                "match_confidence varchar, run_id varchar, primary key (source, source_record_id))")
+    con.execute("insert into person_keys values ('police', 'r1', 'pk_1', 'high', 'run1')")
+    ensure_tables(con)
+    assert con.execute("select * from person_keys").fetchall() == [("police", "r1", "pk_1", "high", "run1")]
+    assert con.execute("select count(*) from duckdb_constraints() where table_name = 'person_keys' "
+                       "and constraint_type = 'PRIMARY KEY'").fetchall()[0][0] == 0

@@ -15,6 +15,7 @@ final as (
         persons.race_ethnicity,
         persons.race_ethnicity_collection_method,
         persons.race_ethnicity_rule,
+        persons.race_ethnicity_categories,
         persons.race_ethnicity_disagreement,
         persons.race_ethnicity_county,
         persons.race_ethnicity_police,
