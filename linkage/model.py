@@ -146,16 +146,19 @@ def blocking_rules() -> list[Any]:
 
 
 def prepare_inputs(con: duckdb.DuckDBPyConnection, *, table: str = "link_input", incremental: bool = False) -> dict[str, Any]:
-    """Build the model's input table from the current loads of the linkage zone.
+    """Define the model's input from the current loads of the linkage zone.
 
-    One row per (source, source_record_id), from its newest current load; Bloom filters cast to BIT.
-    With ``incremental`` (and an existing table), only the difference is applied: rows of loads that are no
-    longer current leave, rows of new current loads arrive (a newer load's row replaces an older one), so
-    the cost follows the new extracts rather than the whole linkage zone.
+    One row per (source, source_record_id), from its newest current load; Bloom filters cast to BIT, with
+    their bit counts. Normally a view: Splink materialises its own copy of the inputs once per run, so a
+    table here was a second copy of every record (2-3 s at a million). When some record sits in two current
+    loads (two periods' extracts both carry it), a table is built and only its newest row kept.
+    ``incremental`` is accepted for callers of the table era and changes nothing: the view always shows the
+    current loads, so there is no difference to apply.
 
     Raises:
         KeyVersionError: when current encodings come from more than one linkage key version.
     """
+    del incremental
     versions = con.execute(
         "select e.linkage_key_version, e.source, count(*) from encodings e join loads l using (load_id) "
         "where l.is_current group by all order by 1, 2").fetchall()
@@ -167,26 +170,21 @@ def prepare_inputs(con: duckdb.DuckDBPyConnection, *, table: str = "link_input",
     blooms = ", ".join(f"e.{k}::BIT as {v}, bit_count(e.{k}::BIT)::integer as {v}_n" for k, v in BLOOMS.items())
     select = (f"select e.source as source_dataset, e.source_record_id as unique_id, e.linkage_key_version, "
               f"e.load_id, l.created_at as load_created_at, {cols}, {blooms} "
-              "from encodings e join loads l using (load_id) where l.is_current __EXTRA__")
-    # an input table of an older layout (another column set) is rebuilt, not appended to
-    have = {r[0] for r in con.execute("select column_name from information_schema.columns where table_name = ?",
-                                      [table]).fetchall()}
-    exists = have == {"source_dataset", "unique_id", "linkage_key_version", "load_id", "load_created_at",
-                      *COLUMNS.values(), *BLOOMS.values(), *(f"{v}_n" for v in BLOOMS.values())}
-    if incremental and exists:
-        con.execute(f"delete from {table} where load_id not in (select load_id from loads where is_current)")
-        con.execute("create or replace temp table _fresh as " + select.replace(
-            "__EXTRA__", f"and e.load_id not in (select distinct load_id from {table})"))
-        _newest_only(con, "_fresh")
-        con.execute(f"delete from {table} t using _fresh f where t.source_dataset = f.source_dataset "
-                    "and t.unique_id = f.unique_id and t.load_created_at <= f.load_created_at")
-        con.execute(f"insert into {table} select * from _fresh f where not exists (select 1 from {table} t "
-                    "where t.source_dataset = f.source_dataset and t.unique_id = f.unique_id)")
-        con.execute("drop table _fresh")
-    else:
-        con.execute(f"create or replace table {table} as " + select.replace("__EXTRA__", ""))
+              "from encodings e join loads l using (load_id) where l.is_current")
+    dupes = con.execute("select count(*) - count(distinct (e.source, e.source_record_id)) from encodings e "
+                        "join loads l using (load_id) where l.is_current").fetchall()[0][0]
+    for (kind,) in con.execute("select table_type from information_schema.tables where table_name = ? "
+                               "and table_schema = 'main'", [table]).fetchall():
+        con.execute(f"drop {'view' if kind == 'VIEW' else 'table'} {table}")
+    if dupes:
+        con.execute(f"create table {table} as " + select)
         _newest_only(con, table)
-    counts = dict(con.execute(f"select source_dataset, count(*) from {table} group by 1").fetchall())
+        counts = dict(con.execute(f"select source_dataset, count(*) from {table} group by 1").fetchall())
+    else:
+        con.execute(f"create view {table} as " + select)
+        counts = {}
+        for _, src, n in versions:
+            counts[src] = counts.get(src, 0) + n
     return {"key_version": versions[0][0] if versions else None, "records": counts}
 
 
