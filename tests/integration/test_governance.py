@@ -422,3 +422,16 @@ def test_an_aggregate_only_approval_allows_a_suppressed_summary_but_no_cohort(ho
     assert actions(reg)[-2:] == ["summary.authorized", "summary.released"]
     with reg.read() as s:
         assert audit.verify(s).ok
+
+
+def test_the_strictest_partners_disclosure_rules_apply_to_a_release(home, reg):
+    from governance.registry.models import Partner
+
+    with reg.transaction() as s:  # the police department asks for k = 25 and cells of at least 15
+        police = s.get(Partner, "police")
+        police.k_anonymity, police.min_cell = 25, 15
+    approve(reg)
+    res = run(home, reg)
+    manifest = json.load(open(res.manifest))
+    assert manifest["k_anonymity"]["k"] == 25 and manifest["k_anonymity"]["smallest_class"] >= 25
+    assert manifest["rules"]["k_anonymity"] == 25 and manifest["rules"]["min_cell"] == 15
