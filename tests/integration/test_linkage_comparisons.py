@@ -64,18 +64,13 @@ def _levels(settings_json: dict) -> dict[str, dict[int, str]]:
     return out
 
 
-@pytest.fixture(scope="module")
-def compared() -> dict[str, dict[str, str]]:
+def compare(rows_a: list[dict], rows_b: list[dict]) -> dict[str, dict[str, str]]:
+    """Splink's comparison level (chart label) per pair and comparison, with the model's settings, in DuckDB."""
     from splink import DuckDBAPI, Linker
 
-    rows_a, rows_b = [], []
-    for i, (name, ((first, last, dob), _)) in enumerate(PAIRS.items()):
-        rows_a.append({"unique_id": f"a{i}", "source_dataset": "a", "pair": name, **record(*BASE)})
-        rows_b.append({"unique_id": f"b{i}", "source_dataset": "b", "pair": name, **record(first, last, dob)})
     con = duckdb.connect()
     for table, rows in (("left_in", rows_a), ("right_in", rows_b)):
-        t = pa.Table.from_pylist(rows)
-        con.register(f"{table}_arrow", t)
+        con.register(f"{table}_arrow", pa.Table.from_pylist(rows))
         con.execute(f"create table {table} as select * replace ({BITS}), {COUNTS} from {table}_arrow")
     settings = dataclasses.replace(build_settings(LinkageParams()), blocking_rules_to_generate_predictions=["l.pair = r.pair"],
                                    retain_intermediate_calculation_columns=True, retain_matching_columns=True,
@@ -83,12 +78,20 @@ def compared() -> dict[str, dict[str, str]]:
     db_api = DuckDBAPI(connection=con)
     linker = Linker([db_api.register("left_in"), db_api.register("right_in")], settings)
     labels = _levels(linker.misc.save_model_to_json())
-    pred = linker.inference.predict().as_pandas_dataframe()
     out = {}
-    for _, r in pred.iterrows():
+    for _, r in linker.inference.predict().as_pandas_dataframe().iterrows():
         out[r["pair_l"]] = {c: labels[c][int(r[f"gamma_{c}"])] if r[f"gamma_{c}"] >= 0 else "null"
                             for c in ("first_name", "last_name", "dob")}
     return out
+
+
+@pytest.fixture(scope="module")
+def compared() -> dict[str, dict[str, str]]:
+    rows_a, rows_b = [], []
+    for i, (name, ((first, last, dob), _)) in enumerate(PAIRS.items()):
+        rows_a.append({"unique_id": f"a{i}", "source_dataset": "a", "pair": name, **record(*BASE)})
+        rows_b.append({"unique_id": f"b{i}", "source_dataset": "b", "pair": name, **record(first, last, dob)})
+    return compare(rows_a, rows_b)
 
 
 @pytest.mark.parametrize("name", list(PAIRS))
@@ -102,27 +105,12 @@ def test_each_pair_lands_on_its_comparison_level(compared, name):
 
 def test_bloom_filter_dice_bands_follow_the_python_dice():
     """A one-letter typo lands on the Dice band that Python's Dice of the same two filters says."""
-    from splink import DuckDBAPI, Linker
-
     hi, mid, lo = LinkageParams().dice_bands
-    con = duckdb.connect()
     cases = [("JONATHAN", "JONATHON"), ("CHRISTOPHER", "CHRISTOPER"), ("KATHERINE", "KATHRINE"), ("ANA", "ANNA")]
-    rows = []
-    for i, (a, b) in enumerate(cases):
-        for side, name in (("a", a), ("b", b)):
-            rows.append({"unique_id": f"{side}{i}", "source_dataset": side, "pair": str(i),
-                         **record(name, "SMITH", date(1990, 3, 4))})
-    t = pa.Table.from_pylist(rows)
-    con.register("arrow_in", t)
-    con.execute(f"create table l_in as select * replace ({BITS}), {COUNTS} from arrow_in where source_dataset = 'a'")
-    con.execute(f"create table r_in as select * replace ({BITS}), {COUNTS} from arrow_in where source_dataset = 'b'")
-    settings = dataclasses.replace(build_settings(LinkageParams()), blocking_rules_to_generate_predictions=["l.pair = r.pair"],
-                                   retain_intermediate_calculation_columns=True, retain_matching_columns=True,
-                                   additional_columns_to_retain=["pair"])
-    db_api = DuckDBAPI(connection=con)
-    linker = Linker([db_api.register("l_in"), db_api.register("r_in")], settings)
-    labels = _levels(linker.misc.save_model_to_json())["first_name"]
-    pred = {r["pair_l"]: labels[int(r["gamma_first_name"])] for _, r in linker.inference.predict().as_pandas_dataframe().iterrows()}
+    sides = {side: [{"unique_id": f"{side}{i}", "source_dataset": side, "pair": str(i),
+                     **record(pair[k], "SMITH", date(1990, 3, 4))} for i, pair in enumerate(cases)]
+             for k, side in enumerate(("a", "b"))}
+    pred = {pair: levels["first_name"] for pair, levels in compare(sides["a"], sides["b"]).items()}
     for i, (a, b) in enumerate(cases):
         d = dice(ENC.bloom("name", a), ENC.bloom("name", b))
         want = (f"Dice >= {hi}" if d >= hi else f"Dice >= {mid}" if d >= mid else f"Dice >= {lo}" if d >= lo

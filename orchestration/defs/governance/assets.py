@@ -29,7 +29,16 @@ class StudyExtractConfig(dg.Config):
     repin: bool = False
 
 
-def _result(result) -> dg.MaterializeResult:
+def _gated(export, spec, vpdc_home: VpdcHome, registry: GovernanceRegistry) -> dg.MaterializeResult:
+    """Run a gated export; a refusal (already audited by the export) fails the run with the policy's reasons."""
+    from governance.registry.policy import PolicyRefused
+
+    home = vpdc_home.home
+    try:
+        result = export(spec, registry=registry.registry(), warehouse_db=home.warehouse_db, outputs_dir=home.outputs,
+                        keys_dir=home.keys, now=datetime.now(UTC))
+    except PolicyRefused as exc:
+        raise dg.Failure(description=str(exc)) from None
     return dg.MaterializeResult(metadata={"rows": result.rows, "suppressed_rows": result.suppressed_rows,
                                           "manifest": dg.MetadataValue.path(result.manifest)})
 
@@ -45,18 +54,11 @@ def _result(result) -> dg.MaterializeResult:
 def program_cohort_export(context: dg.AssetExecutionContext, config: CohortExportConfig, vpdc_home: VpdcHome,
                           registry: GovernanceRegistry) -> dg.MaterializeResult:
     from governance.exports import CohortSpec, export_cohort
-    from governance.registry.policy import PolicyRefused
 
-    home = vpdc_home.home
     spec = CohortSpec(context.partition_key, config.actor, config.program.upper(),
                       date.fromisoformat(config.period_from), date.fromisoformat(config.period_to), config.window_days,
                       columns=tuple(config.columns), comparison_ratio=config.comparison_ratio, repin=config.repin)
-    try:
-        result = export_cohort(spec, registry=registry.registry(), warehouse_db=home.warehouse_db,
-                               outputs_dir=home.outputs, keys_dir=home.keys, now=datetime.now(UTC))
-    except PolicyRefused as exc:
-        raise dg.Failure(description=str(exc)) from None
-    return _result(result)
+    return _gated(export_cohort, spec, vpdc_home, registry)
 
 
 @dg.asset(
@@ -70,17 +72,10 @@ def program_cohort_export(context: dg.AssetExecutionContext, config: CohortExpor
 def study_extract(context: dg.AssetExecutionContext, config: StudyExtractConfig, vpdc_home: VpdcHome,
                   registry: GovernanceRegistry) -> dg.MaterializeResult:
     from governance.exports import StudySpec, run_study
-    from governance.registry.policy import PolicyRefused
 
-    home = vpdc_home.home
     spec = StudySpec(context.partition_key, config.actor, tuple(config.columns), date.fromisoformat(config.period_from),
                      date.fromisoformat(config.period_to), repin=config.repin)
-    try:
-        result = run_study(spec, registry=registry.registry(), warehouse_db=home.warehouse_db, outputs_dir=home.outputs,
-                           keys_dir=home.keys, now=datetime.now(UTC))
-    except PolicyRefused as exc:
-        raise dg.Failure(description=str(exc)) from None
-    return _result(result)
+    return _gated(run_study, spec, vpdc_home, registry)
 
 
 cohort_export_job = dg.define_asset_job("cohort_export_job", selection=[program_cohort_export], partitions_def=studies)
