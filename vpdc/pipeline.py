@@ -146,17 +146,23 @@ def _print_indicators(home: Home, out: Console) -> None:
         cells = con.execute("select count(*), count(*) filter (where suppressed), "
                             "count(*) filter (where suppression_reason = 'audit') "
                             "from analytics.community_violence_indicators").fetchall()[0]
+    short = {"firearm_injuries": "firearm inj.", "homicides": "homicides", "intimate_partner_violence": "IPV",
+             "violence_related_ed_visits": "violence ED", "violent_crimes": "violent crimes",
+             "youth_violence": "youth viol."}
+    indicators = sorted({i for i, *_ in rows})
     geos = sorted({g for _, g, _, _ in rows}, key=lambda g: (g != "Mecklenburg County", g))
-    table = Table("indicator", *geos, title=f"community violence indicators, {year} (events; months with a "
-                                              "suppressed count make the year a lower bound, marked ≥)")
+    table = Table(title=f"community violence indicators, {year}: events (≥ lower bound where a month is suppressed)")
+    table.add_column("area", min_width=14)
+    for i in indicators:
+        table.add_column(short.get(i, i), justify="right")
     by = {(i, g): (sup, total) for i, g, sup, total in rows}
-    for ind in sorted({i for i, *_ in rows}):
+    for g in geos:
         cells_txt = []
-        for g in geos:
+        for ind in indicators:
             sup, total = by.get((ind, g), (0, None))
             total = int(total or 0)
-            cells_txt.append("suppressed" if sup and not total else ("≥ " if sup else "") + f"{total:,}")
-        table.add_row(ind.replace("_", " "), *cells_txt)
+            cells_txt.append("suppr." if sup and not total else ("≥" if sup else "") + f"{total:,}")
+        table.add_row(g, *cells_txt)
     out.print(table)
     out.print(f"{cells[0]:,} published cells (month x geography x group), {cells[1]:,} suppressed, "
               f"{cells[2]:,} of them added by the recoverability audit")

@@ -1,3 +1,4 @@
+{{ config(meta={'dagster': {'ref': {'name': 'community_violence_indicators'}}}) }}
 -- Complementary suppression is complete: no published additive line (interior cells + total) has exactly one
 -- suppressed cell, which would equal the total minus the published cells.
 with
