@@ -146,9 +146,8 @@ def _print_indicators(home: Home, out: Console) -> None:
         cells = con.execute("select count(*), count(*) filter (where suppressed), "
                             "count(*) filter (where suppression_reason = 'audit') "
                             "from analytics.community_violence_indicators").fetchall()[0]
-    short = {"firearm_injuries": "firearm inj.", "homicides": "homicides", "intimate_partner_violence": "IPV",
-             "violence_related_ed_visits": "violence ED", "violent_crimes": "violent crimes",
-             "youth_violence": "youth viol."}
+    short = {"firearm_injuries": "firearm", "homicides": "homicide", "intimate_partner_violence": "IPV",
+             "violence_related_ed_visits": "viol. ED", "violent_crimes": "violent", "youth_violence": "youth"}
     indicators = sorted({i for i, *_ in rows})
     geos = sorted({g for _, g, _, _ in rows}, key=lambda g: (g != "Mecklenburg County", g))
     table = Table(title=f"community violence indicators, {year}: events (≥ lower bound where a month is suppressed)")
