@@ -55,6 +55,7 @@ __all__ = [
     "check_dominance",
     "check_release",
     "combine",
+    "dominance_shares",
     "enforce_k_anonymity",
     "period",
     "protect_cells",
@@ -547,12 +548,6 @@ def protect_cells(cells: pd.DataFrame, lines: pd.DataFrame, rules: DisclosureRul
     entry_line, _ = pd.factorize(lines["line_id"], use_na_sentinel=False)
     entry_coef = lines["coef"].to_numpy(dtype=float)
     entry_comp = comp[entry_cell]
-    # every line lies in one component
-    order = np.lexsort((entry_comp, entry_line))
-    line_sorted, comp_by_line = entry_line[order], entry_comp[order]
-    starts = np.flatnonzero(np.r_[True, line_sorted[1:] != line_sorted[:-1]])
-    if (np.maximum.reduceat(comp_by_line, starts) != np.minimum.reduceat(comp_by_line, starts)).any():
-        raise DisclosureError("lines cross components: components must not share a line")
     values = values_all.to_numpy(dtype=np.int64)
     primary = (values >= 1) & (values < rules.min_cell)
     given = np.zeros(len(cells), dtype=bool)
@@ -566,6 +561,8 @@ def protect_cells(cells: pd.DataFrame, lines: pd.DataFrame, rules: DisclosureRul
     order = np.lexsort((entry_line, entry_comp))
     e_cell, e_line, e_coef, e_comp = entry_cell[order], entry_line[order], entry_coef[order], entry_comp[order]
     line_starts = np.flatnonzero(np.r_[True, (e_line[1:] != e_line[:-1]) | (e_comp[1:] != e_comp[:-1])])
+    if e_cell.size and line_starts.size != np.unique(entry_line).size:  # a line seen in two components
+        raise DisclosureError("lines cross components: components must not share a line")
     line_ends = np.r_[line_starts[1:], e_cell.size]
     line_comp = e_comp[line_starts] if e_cell.size else np.zeros(0, dtype=np.int64)
     cells_by_comp = np.argsort(comp, kind="stable")
@@ -648,6 +645,26 @@ def check_dominance(df: pd.DataFrame, value_col: str, contributor_col: str, grou
     Raises:
         DisclosureError: missing or negative values, or missing contributors.
     """
+    share = dominance_shares(df, value_col, contributor_col, group_cols, rules)
+    # a share of exactly k (e.g. 90/100) fails, as the rule says; a zero total (share 0) discloses nothing
+    fails = share >= rules.dominance_k - 1e-9
+    failing = [k if isinstance(k, tuple) else (k,) for k in share.index[fails]] if group_cols else (
+        [()] if bool(fails.any()) else [])
+    return DominanceReport(n=rules.dominance_n, k=rules.dominance_k, groups_checked=int(share.size),
+                           failing_groups=failing)
+
+
+def dominance_shares(df: pd.DataFrame, value_col: str, contributor_col: str, group_cols: Sequence[str],
+                     rules: DisclosureRules) -> pd.Series:
+    """Per published cell (group), the share of its total held by its ``rules.dominance_n`` largest
+    contributors (after summing each contributor's rows); 0 where the total is 0.
+
+    Indexed by the group labels (a single ``__all`` group when ``group_cols`` is empty). The basis of
+    :func:`check_dominance`, and of the share columns that :func:`check_release` checks on a magnitude table.
+
+    Raises:
+        DisclosureError: missing or negative values, or missing contributors.
+    """
     group_cols = list(group_cols)
     missing = [c for c in [value_col, contributor_col, *group_cols] if c not in df.columns]
     if missing:
@@ -671,13 +688,7 @@ def check_dominance(df: pd.DataFrame, value_col: str, contributor_col: str, grou
     total = grouped.sum()
     top = grouped.head(rules.dominance_n).groupby(level=list(range(len(keys))), dropna=False, sort=False).sum()
     top = top.reindex(total.index)
-    # Compare with a tiny tolerance so a share of exactly k (e.g. 90/100) fails as the rule says.
-    fails = (total > 0) & (top >= rules.dominance_k * total - 1e-9 * total)
-    failing = [] if not group_cols else [k if isinstance(k, tuple) else (k,) for k in total.index[fails]]
-    if not group_cols and bool(fails.any()):
-        failing = [()]
-    return DominanceReport(n=rules.dominance_n, k=rules.dominance_k, groups_checked=int(total.size),
-                           failing_groups=failing)
+    return (top / total.where(total > 0)).fillna(0.0)
 
 
 # ------------------------------------------------------------------------------------------------

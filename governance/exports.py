@@ -144,29 +144,39 @@ def _authorize(registry: Registry, *, study_id: str, actor: str, now: datetime, 
     return rules, linkage
 
 
+def _gate_release(registry: Registry, check: Any, *, study_id: str, actor: str, action: str, now: datetime) -> None:
+    """The last gate before a file is written: its disclosure check, then the policy asked again (a request
+    revoked or expired while the file was prepared releases nothing). A refusal is audited.
+
+    Raises:
+        PolicyRefused: naming the failed checks or the reasons the request is no longer active.
+    """
+    from governance.registry.policy import decide
+
+    if not check.passed:
+        reason = "release check failed: " + "; ".join(check.failures)
+    else:
+        with registry.read() as s:
+            scope = decide(s, study_id, at=now)
+        if scope.active:
+            return
+        reason = "refused: no longer active at release: " + "; ".join(scope.reasons)
+    record_refusal(registry, actor=actor, action=f"{action}.release", subject=study_id, reason=reason, now=now)
+    raise PolicyRefused(f"{study_id}: {reason}")
+
+
 def _release(df: pd.DataFrame, *, registry: Registry, study_id: str, actor: str, now: datetime, rules: Any,
              dataset: str, generalisers: dict[str, list[Any]], data_path: Path, action: str,
              manifest_extra: dict[str, Any] | None = None) -> ExportResult:
     """k-anonymity on the quasi-identifiers, the final release check, then the file, its manifest and the audit."""
     from governance.disclosure import check_release, enforce_k_anonymity, release_manifest, write_manifest
 
-    from governance.registry.policy import decide
-
     qis = [c for c in quasi_identifiers(dataset) if c in df.columns]
     # k counts persons, not rows: an extract has several events per person
     df, kreport = enforce_k_anonymity(df, qis, rules, {q: g for q, g in generalisers.items() if q in qis},
                                       entity="study_person_id")
     check = check_release(df, kind="record", rules=rules, quasi_identifiers=qis, entity="study_person_id")
-    if not check.passed:
-        reason = "release check failed: " + "; ".join(check.failures)
-        record_refusal(registry, actor=actor, action=f"{action}.release", subject=study_id, reason=reason, now=now)
-        raise PolicyRefused(f"{study_id}: {reason}")
-    with registry.read() as s:  # revoked (or expired) while the file was being prepared: nothing is released
-        scope = decide(s, study_id, at=now)
-    if not scope.active:
-        reason = "no longer active at release: " + "; ".join(scope.reasons)
-        record_refusal(registry, actor=actor, action=f"{action}.release", subject=study_id, reason=reason, now=now)
-        raise PolicyRefused(f"{study_id}: refused: {reason}")
+    _gate_release(registry, check, study_id=study_id, actor=actor, action=action, now=now)
     data_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = data_path.with_name(f".{data_path.name}.tmp")
     df.to_csv(tmp, index=False)
@@ -337,7 +347,7 @@ def export_cohort_summary(spec: SummarySpec, *, registry: Registry, warehouse_db
     Raises:
         PolicyRefused: not active, not the requester's, or columns outside the approval (refusal audited).
     """
-    from governance.disclosure import check_dominance, check_release, suppress_counts
+    from governance.disclosure import check_release, dominance_shares, release_manifest, suppress_counts, write_manifest
 
     bad_by = [b for b in spec.by if b not in SUMMARY_BREAKDOWNS]
     if bad_by or len(set(spec.by)) != len(spec.by):
@@ -382,14 +392,15 @@ def export_cohort_summary(spec: SummarySpec, *, registry: Registry, warehouse_db
     dominance = []
     for c in outcome_cols:
         share_col = f"{c}_total_top{rules.dominance_n}_share"
-        frame = df.assign(__contrib=df["person_key"], __value=df[c].fillna(0).clip(lower=0))
-        shares = []
-        for _, r in table.iterrows():
-            members = frame if (not by or r[by[0]] == "All") else frame[(frame[by] == r[by].values).all(axis=1)]
-            top = members["__value"].nlargest(rules.dominance_n).sum()
-            tot = members["__value"].sum()
-            shares.append(float(top / tot) if tot > 0 else 0.0)
-        table[share_col] = shares
+        frame = df.assign(__value=df[c].fillna(0).clip(lower=0))
+        whole = float(dominance_shares(frame, "__value", "person_key", [], rules).iloc[0])
+        if by:
+            per_group = dominance_shares(frame, "__value", "person_key", by, rules)
+            keys = [tuple(r) for r in table[by].itertuples(index=False)]
+            table[share_col] = [whole if k[0] == "All" else float(per_group.get(k if len(by) > 1 else k[0], 0.0))
+                                for k in keys]
+        else:
+            table[share_col] = whole
         hide = (table[share_col] >= rules.dominance_k - 1e-9) | table["persons"].isna()
         table[f"{c}_total"] = table[f"{c}_total"].astype("Int64").mask(hide)
         dominance.append((f"{c}_total", share_col))
@@ -397,19 +408,7 @@ def export_cohort_summary(spec: SummarySpec, *, registry: Registry, warehouse_db
                           total_row={by[0]: "All"} if by else None, dominance=dominance)
     # the shares were needed for the check only: a reader learns nothing from them, but they are not published
     table = table.drop(columns=[s for _, s in dominance])
-    if not check.passed:
-        reason = "release check failed: " + "; ".join(check.failures)
-        record_refusal(registry, actor=spec.actor, action="summary.release", subject=spec.study_id, reason=reason, now=now)
-        raise PolicyRefused(f"{spec.study_id}: {reason}")
-    from governance.disclosure import release_manifest, write_manifest
-    from governance.registry.policy import decide
-
-    with registry.read() as s:
-        scope = decide(s, spec.study_id, at=now)
-    if not scope.active:
-        reason = "no longer active at release: " + "; ".join(scope.reasons)
-        record_refusal(registry, actor=spec.actor, action="summary.release", subject=spec.study_id, reason=reason, now=now)
-        raise PolicyRefused(f"{spec.study_id}: refused: {reason}")
+    _gate_release(registry, check, study_id=spec.study_id, actor=spec.actor, action="summary", now=now)
     stem = f"summary_{spec.program.lower()}_{spec.period_start:%Y%m}-{spec.period_end:%Y%m}_w{spec.window_days}"
     path = outputs_dir / spec.study_id / f"{stem}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)

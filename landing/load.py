@@ -151,17 +151,22 @@ def complete_staged_loads(linkage_db: Path, warehouse_db: Path) -> list[str]:
                                 ).fetchone()[0]
         if not has_loads:
             return []
-        staged = con.execute("select load_id, source, extract_type, period from loads where state = 'staged'"
-                             ).fetchall()
-        finished = [s for s in staged if s[0] in done]
-        if not finished:
-            return []
-        con.execute("begin")
-        for load_id, source, extract_type, period in finished:
-            con.execute("update loads set state = 'complete' where load_id = ?", [load_id])
-            _elect_current(con, "loads", source, extract_type, period)
-        con.execute("commit")
-    return [f[0] for f in finished]
+        staged = con.execute("select load_id from loads where state = 'staged'").fetchall()
+        return _complete(con, [r[0] for r in staged if r[0] in done])
+
+
+def _complete(con: duckdb.DuckDBPyConnection, load_ids: list[str]) -> list[str]:
+    """Mark staged linkage loads complete and elect each period's current load, in one transaction."""
+    if not load_ids:
+        return []
+    con.execute("begin")
+    for load_id in load_ids:
+        source, extract_type, period = con.execute(
+            "update loads set state = 'complete' where load_id = ? returning source, extract_type, period",
+            [load_id]).fetchall()[0]
+        _elect_current(con, "loads", source, extract_type, period)
+    con.execute("commit")
+    return load_ids
 
 
 def load_payload(
@@ -221,6 +226,7 @@ def load_payload(
         con.execute("commit")
     if callable(_after_warehouse_commit):  # test hook: a crash after the point of no return
         _after_warehouse_commit()
-    if enc_cols:
-        complete_staged_loads(linkage_db, warehouse_db)
+    if enc_cols:  # step 3: the warehouse has it, so the linkage load may now become current
+        with duckdb.connect(str(linkage_db), config=_DUCKDB_CONFIG) as con:
+            _complete(con, [m.envelope_id])
     return LoadResult(m.envelope_id, m.row_count, linkage_rows, warehouse_rows, is_current, superseded)

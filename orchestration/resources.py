@@ -57,12 +57,9 @@ class GovernanceRegistry(dg.ConfigurableResource):
     url: str = ""
 
     def registry(self):
-        import os
+        from governance.registry.db import Registry, registry_url
 
-        from governance.registry.db import Registry, sqlite_url
-
-        url = self.url or os.environ.get("VPDC_REGISTRY_URL") or sqlite_url(Path(self.home).resolve() / "registry.db")
-        return Registry(url)
+        return Registry(self.url or registry_url(Path(self.home).resolve()))
 
     def audit_ingest(self, outcome, now) -> None:
         """Append a landing-zone outcome (counts and names only) to the audit chain."""

@@ -8,7 +8,6 @@ literally (no console markup), so a request title cannot restyle a steward's ter
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -31,6 +30,8 @@ retention_app = typer.Typer(help="Engineers: destroy outputs and study keys at r
 
 HomeOpt = Annotated[Path, typer.Option("--home", envvar="VPDC_HOME", help="Working directory (VPDC_HOME).",
                                        default_factory=default_home, show_default="./var")]
+RepinOpt = Annotated[bool, typer.Option(help="Accept person-key merges/splits since the study's pinned linkage run "
+                                             "(audited as study.repinned).")]
 AsOpt = Annotated[str, typer.Option("--as", envvar="VPDC_USER", help="Who is acting (user id in the registry).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 
@@ -40,11 +41,10 @@ def _now() -> datetime:
 
 
 def registry_for(home: Home):
-    from governance.registry.db import Registry, sqlite_url
+    from governance.registry.db import Registry, registry_url
 
-    url = os.environ.get("VPDC_REGISTRY_URL") or sqlite_url(home.registry_db)
     home.root.mkdir(parents=True, exist_ok=True)
-    return Registry(url)
+    return Registry(registry_url(home.root))
 
 
 def _out(result: Any, as_json: bool, table: Table | None = None) -> None:
@@ -292,8 +292,7 @@ def cohort_export(study_id: str, home: HomeOpt, actor: AsOpt,
                   column: Annotated[list[str] | None, typer.Option(
                       help="program_cohorts column to export (repeat); default: every column the approval "
                            "allows now, after any reviewer's conditions.")] = None,
-                  repin: Annotated[bool, typer.Option(help="Accept person-key merges/splits since the study's "
-                                                           "pinned linkage run (audited).")] = False,
+                  repin: RepinOpt = False,
                   as_json: JsonOpt = False) -> None:
     """Export a de-identified cohort (study pseudonyms, coarsened dates, k-anonymity) for an approved request."""
     from governance.exports import CohortSpec, export_cohort
@@ -327,8 +326,7 @@ def cohort_summary(study_id: str, home: HomeOpt, actor: AsOpt,
                    outcome: Annotated[list[str] | None, typer.Option(
                        help="Outcome (repeat), e.g. police_victim_contacts, violent_injury_visits, "
                             "school_suspensions; its _pre and _post columns are summarised.")] = None,
-                   repin: Annotated[bool, typer.Option(help="Accept person-key merges/splits since the study's "
-                                                            "pinned linkage run (audited).")] = False,
+                   repin: RepinOpt = False,
                    as_json: JsonOpt = False) -> None:
     """An aggregate pre/post outcome table of a cohort (what an aggregate-only approval allows): persons with
     events (minimum cell 11, complementary suppression) and event totals (dominance rule), per group."""
@@ -361,8 +359,7 @@ def study_run(study_id: str, home: HomeOpt, actor: AsOpt,
               column: Annotated[list[str], typer.Option(help="events column to extract (repeat); must be approved.")],
               period_from: Annotated[str, typer.Option("--from", help="Events from (YYYY-MM-DD).")] = "2021-01-01",
               period_to: Annotated[str, typer.Option("--to", help="Events to (YYYY-MM-DD).")] = "2026-12-31",
-              repin: Annotated[bool, typer.Option(help="Accept person-key merges/splits since the study's "
-                                                       "pinned linkage run (audited).")] = False,
+              repin: RepinOpt = False,
               as_json: JsonOpt = False) -> None:
     """Run an approved linked-data study: study-pseudonymised, date-shifted, k-anonymous events of the period."""
     from governance.exports import StudySpec, run_study

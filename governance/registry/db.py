@@ -36,6 +36,16 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{Path(path).resolve()}"
 
 
+def registry_url(home_root: Path) -> str:
+    """The registry of a VPDC_HOME: ``VPDC_REGISTRY_URL`` (e.g. PostgreSQL) if set, else ``registry.db`` there.
+
+    Read when called (at run time), never at import time.
+    """
+    import os
+
+    return os.environ.get("VPDC_REGISTRY_URL") or sqlite_url(Path(home_root) / "registry.db")
+
+
 def upgrade(url: str) -> None:
     """Apply Alembic migrations up to head (idempotent)."""
     from alembic import command

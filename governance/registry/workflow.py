@@ -29,16 +29,8 @@ REQUEST_FIELDS = ("study_id", "title", "organisation", "purpose", "research_ques
                   "irb_protocol", "irb_expires_on", "retention_end", "equity_communities",
                   "equity_return_of_findings", "equity_mitigation")
 
-__all__ = ["REQUEST_FIELDS", 
-    "FIELD_LIMITS",
-    "GovernanceError",
-    "mark_destroyed",
-    "record_refusal",
-    "review_request",
-    "revoke_request",
-    "submit_request",
-    "withdraw_request",
-]
+__all__ = ["FIELD_LIMITS", "REQUEST_FIELDS", "GovernanceError", "mark_destroyed", "record_ingest", "record_refusal",
+           "review_request", "revoke_request", "submit_request", "withdraw_request"]
 
 #: Longest accepted text per request field (characters). Longer input is refused, never truncated.
 FIELD_LIMITS = {"title": 300, "organisation": 300, "purpose": 20_000, "research_questions": 20_000,
