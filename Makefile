@@ -44,5 +44,5 @@ clean:
 	rm -rf "$(VPDC_HOME)"
 
 ui: setup ## open the Dagster UI on the demo home (VPDC_HOME)
-	$(VENV)/bin/python -c "from orchestration.runner import configure_environment; from vpdc.config import Home; configure_environment(Home.from_env())"
+	$(VENV)/bin/python -c "from orchestration.runner import configure_environment; from workspace import Home; configure_environment(Home.from_env())"
 	VPDC_KEYS_DIR=$(VPDC_HOME)/keys PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/dagster dev -m orchestration.definitions -d $(CURDIR)

@@ -104,10 +104,10 @@ def build_extract(home: Path, rows: int, base_persons: int, seed: int, out_csv: 
 def encode_and_seal(home: Path, csv_path: Path) -> tuple[Path, dict[str, Any], dict[str, Any]]:
     import pyarrow.parquet as pq
 
-    from governance.keys import KeyRing
-    from governance.transfer import seal_envelope
-    from linkage.encoding import Encoder, encode_extract, load_profile
-    from vpdc.config import Home
+    from envelope.format import seal_envelope
+    from envelope.keys import KeyRing
+    from partner_kit import Encoder, encode_extract, load_profile
+    from workspace import Home
 
     h = Home(home)
     keyring = KeyRing(h.keys)
@@ -144,19 +144,19 @@ def child_prepare(home: Path, rows: int, base_persons: int, seed: int) -> dict[s
 
 def child_ingest(home: Path, envelope: Path, profile_run: bool) -> dict[str, Any]:
     t = time.perf_counter()
-    from governance.keys import KeyRing
+    from envelope.keys import KeyRing
     from landing.ingest import ingest_envelope
-    from vpdc.config import Home
+    from workspace import Home
 
     project_import_s = time.perf_counter() - t
     rss_after_project = benchlib.vm_hwm_mib()
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # as governance.validation._gx does
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # as landing.validation._gx does
     t = time.perf_counter()
     import great_expectations  # noqa: F401
 
     gx_import_s = time.perf_counter() - t
     t = time.perf_counter()
-    from governance.validation import _gx
+    from landing.validation import _gx
 
     _gx()  # the cached ephemeral GX context ingestion uses (one-off per process)
     gx_context_s = time.perf_counter() - t
@@ -224,11 +224,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {"benchmark": "ingest", "machine": benchlib.machine(),
                               "extract": f"{PARTNER}/{EXTRACT}"}
     try:
-        from governance.keys import init_keys
-        from vpdc.config import SOURCES, Home
+        from envelope.keys import init_keys
+        from partner_kit.profiles import partners
+        from workspace import Home
 
         Home(home).ensure()
-        init_keys(home / "keys", SOURCES)
+        init_keys(home / "keys", tuple(partners()))
         me = [sys.executable, str(Path(__file__).resolve())]
         log(f"build: {args.rows:,} {PARTNER}/{EXTRACT} rows from {args.base_persons:,} synthetic persons; "
             "encode; seal (in a child process, so this driver stays small)")

@@ -68,11 +68,12 @@ def child_synth(home: Path, persons: int, seed: int, periods: tuple[str, ...]) -
 def child_encode(home: Path, periods: tuple[str, ...], profile_run: bool) -> dict[str, Any]:
     cpu_pinned = benchlib.pin_one_core()
     t_imp = time.perf_counter()
-    from governance.keys import KeyRing
-    from linkage.encoding import Encoder, encode_extract, extract_types, load_profile
-    from vpdc.config import SOURCES, Home
-
     import pandas  # noqa: F401  pyarrow imports it lazily on the first pa.array(): a one-off, kept out of the rates
+
+    from envelope.keys import KeyRing
+    from partner_kit import Encoder, encode_extract, extract_types, load_profile
+    from partner_kit.profiles import partners
+    from workspace import Home
 
     import_s = time.perf_counter() - t_imp
     h = Home(home)
@@ -85,7 +86,7 @@ def child_encode(home: Path, periods: tuple[str, ...], profile_run: bool) -> dic
     per: dict[str, dict[str, Any]] = {}
     tot = {"rows_read": 0, "rows_encoded": 0, "rows_rejected": 0, "cpu": 0.0, "wall": 0.0, "bytes_in": 0,
            "bytes_out": 0}
-    for partner in SOURCES:
+    for partner in tuple(partners()):
         encoder = Encoder(keyring.linkage_secret())  # one kit run per partner: caches start empty
         for extract in extract_types(partner):
             profile = load_profile(partner, extract)
@@ -153,11 +154,11 @@ def write_clk_input(home: Path, periods: tuple[str, ...], out_csv: Path) -> dict
     becomes last = before the comma, first = the first word after it."""
     import pandas as pd
 
-    from linkage.encoding import extract_types, load_profile
-    from vpdc.config import SOURCES
+    from partner_kit import extract_types, load_profile
+    from partner_kit.profiles import partners
 
     frames, counts, dob_bad = [], {}, 0
-    for partner in SOURCES:
+    for partner in tuple(partners()):
         for extract in extract_types(partner):
             profile = load_profile(partner, extract)
             if profile.kind != "persons":
@@ -225,10 +226,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     me = [sys.executable, str(Path(__file__).resolve())]
     result: dict[str, Any] = {"benchmark": "kit", "machine": benchlib.machine()}
     try:
-        from governance.keys import init_keys
-        from vpdc.config import SOURCES
+        from envelope.keys import init_keys
+        from partner_kit.profiles import partners
 
-        init_keys(home / "keys", SOURCES)
+        init_keys(home / "keys", tuple(partners()))
         log(f"synth: {args.persons:,} persons into {home}")
         result["synth"] = benchlib.run_child([*me, "--child", "synth", "--home", str(home), "--persons",
                                              str(args.persons), "--seed", str(args.seed), "--periods", *periods])

@@ -6,7 +6,7 @@ One run links the SAME records three ways and prints one JSON object per dataset
   built by the real partner kit and landing zone (synthetic extracts → ``encode_and_send_all`` →
   ``landing.ingest.ingest_envelope`` per envelope; ingestion is preparation, not timed as linkage).
 * ``splink_plaintext``: Splink 5 (DuckDB) on the plaintext identifiers of the same native extracts, the upper
-  bound. The plaintext is normalised with the kit's own normalisers (``linkage.encoding.normalise``: case,
+  bound. The plaintext is normalised with the kit's own normalisers (``partner_kit.normalise``: case,
   accents, punctuation, particles, suffixes, SSN/ZIP/address, the partner's date format), so the only
   difference from (a) is comparing plaintext instead of keyed encodings. The model mirrors the project's
   (same structure, blocking rules and training), with plaintext fuzzy levels: Jaro-Winkler on names instead
@@ -164,14 +164,15 @@ def _profiled(fn: Any, spec: dict[str, Any]) -> dict[str, Any]:
 # ============================================================================================ preparation
 def prepare_synth(spec: dict[str, Any]) -> dict[str, Any]:
     """Keys, synthetic extracts, partner kit (encode + seal), landing-zone ingestion of every envelope."""
-    from governance.keys import KeyRing, init_keys
+    from envelope.keys import KeyRing, init_keys
     from landing.ingest import ingest_envelope
+    from partner_kit.profiles import partners
     from synthetic import SynthConfig, generate
-    from vpdc.config import SOURCES, Home
     from vpdc.pipeline import encode_and_send_all
+    from workspace import Home
 
     home = Home(Path(spec["home"])).ensure()
-    init_keys(home.keys, SOURCES)
+    init_keys(home.keys, tuple(partners()))
     out: dict[str, Any] = {}
     with Timer() as t:
         generate(SynthConfig(persons=spec["persons"], seed=spec["seed"], periods=PERIODS), home.root)
@@ -208,13 +209,14 @@ def prepare_febrl(spec: dict[str, Any]) -> dict[str, Any]:
     """FEBRL4 A → police persons.csv, B → hospital_a patients.csv; truth.parquet; kit + ingest."""
     import pandas as pd
 
-    from governance.keys import KeyRing, init_keys
+    from envelope.keys import KeyRing, init_keys
     from landing.ingest import ingest_envelope
-    from vpdc.config import SOURCES, Home
+    from partner_kit.profiles import partners
     from vpdc.pipeline import encode_and_send_all
+    from workspace import Home
 
     home = Home(Path(spec["home"])).ensure()
-    init_keys(home.keys, SOURCES)
+    init_keys(home.keys, tuple(partners()))
     src = Path(spec["febrl_dir"])
     a = pd.read_csv(src / "febrl4_a.csv", dtype=str, keep_default_na=False)
     b = pd.read_csv(src / "febrl4_b.csv", dtype=str, keep_default_na=False)
@@ -254,7 +256,7 @@ def prepare_febrl(spec: dict[str, Any]) -> dict[str, Any]:
     t.to_parquet(home.truth / "truth.parquet", index=False)
     # FEBRL has no sex field: the warehouse's 10 % null ceiling on enc_sex would quarantine both extracts.
     # Bench-only, in this child process: lift that one ceiling (every other check still runs).
-    import governance.validation as gv
+    import landing.validation as gv
 
     gv.DEFAULT_MAX_NULL = {**gv.DEFAULT_MAX_NULL, "enc_sex": 1.0}
     return _kit_and_ingest(home, KeyRing, ingest_envelope, encode_and_send_all)
@@ -311,7 +313,7 @@ def native_truth(con: Any, truth_parquet: Path) -> None:
 def _vpdc_eval(linkage_db: Path, keys: Path, truth_parquet: Path) -> dict[str, Any]:
     import duckdb
 
-    from governance.keys import KeyRing
+    from envelope.keys import KeyRing
     from linkage.evaluation import load_truth
 
     con = duckdb.connect()
@@ -325,11 +327,11 @@ def _vpdc_eval(linkage_db: Path, keys: Path, truth_parquet: Path) -> dict[str, A
 
 def stage_vpdc(spec: dict[str, Any]) -> dict[str, Any]:
     from linkage.run import run_linkage
-    from vpdc.config import SOURCES
+    from partner_kit.profiles import partners
 
     db = Path(spec["linkage_db"])
     with Timer() as t:
-        res = run_linkage(db, now=NOW, mode="full", expected_sources=SOURCES, blocking_analysis=False)
+        res = run_linkage(db, now=NOW, mode="full", expected_sources=tuple(partners()), blocking_analysis=False)
     records = sum(res.records.values())
     out = {"records": records, "seconds": t.seconds, "cpu_seconds": t.cpu_seconds,
            "records_per_s": round(records / t.seconds, 1), "pairs_scored_above_0_5": res.pairs,
@@ -366,12 +368,12 @@ def stage_holdout(spec: dict[str, Any]) -> dict[str, Any]:
 
 def stage_vpdc_auto(spec: dict[str, Any]) -> dict[str, Any]:
     from linkage.run import run_linkage
-    from vpdc.config import SOURCES
+    from partner_kit.profiles import partners
 
     db = Path(spec["linkage_db"])
     with Timer() as t:
         res = run_linkage(db, now=datetime(2026, 2, 28, 12, 0, tzinfo=UTC), mode=spec.get("mode", "auto"),
-                          expected_sources=SOURCES, blocking_analysis=False)
+                          expected_sources=tuple(partners()), blocking_analysis=False)
     out = {"mode": res.mode, "records": sum(res.records.values()), "new_records": res.new_records,
            "seconds": t.seconds, "cpu_seconds": t.cpu_seconds, "key_events": res.key_events,
            "stage_seconds": {k: round(v, 2) for k, v in res.seconds.items()}} | usage()
@@ -390,8 +392,9 @@ def stage_export_plaintext(spec: dict[str, Any]) -> dict[str, Any]:
     import jellyfish
     import pandas as pd
 
-    from linkage.encoding import load_profile
-    from linkage.encoding.normalise import (
+    from linkage.evaluation import PERSON_EXTRACTS
+    from partner_kit import load_profile
+    from partner_kit.normalise import (
         NormaliseError,
         normalise_address,
         normalise_given,
@@ -403,7 +406,6 @@ def stage_export_plaintext(spec: dict[str, Any]) -> dict[str, Any]:
         parse_date,
         split_formatted_name,
     )
-    from linkage.evaluation import PERSON_EXTRACTS
 
     home, out_dir = Path(spec["home"]), Path(spec["out"])
     out_dir.mkdir(parents=True, exist_ok=True)

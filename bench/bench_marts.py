@@ -4,7 +4,7 @@ Builds a full warehouse at ``--persons`` N (default 1,000,000) in a temporary VP
 (never the user's ``VPDC_HOME``), stage by stage, each stage in its own child process of the project venv
 (so each reports its own wall, CPU and peak RSS, and the driver stays small):
 
-1. ``synth``: ``governance.keys.init_keys`` + ``synthetic.generate(SynthConfig(persons=N, seed))``;
+1. ``synth``: ``envelope.keys.init_keys`` + ``synthetic.generate(SynthConfig(persons=N, seed))``;
 2. ``encode``: ``vpdc.pipeline.encode_and_send_all(home, today=date.today())`` (partner kit: encode + seal);
 3. ``ingest``: ``landing.ingest.ingest_envelope`` on every envelope in ``landing/`` (no Dagster); the stage
    fails, naming the envelopes and the failed check, unless every one is loaded;
@@ -84,20 +84,21 @@ def venv_bin() -> Path:
 
 # ================================================================================================ children
 def stage_synth(spec: dict[str, Any]) -> dict[str, Any]:
-    from governance.keys import init_keys
+    from envelope.keys import init_keys
+    from partner_kit.profiles import partners
     from synthetic import SynthConfig, generate
-    from vpdc.config import SOURCES, Home
+    from workspace import Home
 
     home = Home(Path(spec["home"])).ensure()
     with Timer() as t:
-        init_keys(home.keys, SOURCES)
+        init_keys(home.keys, tuple(partners()))
         counts = generate(SynthConfig(persons=spec["persons"], seed=spec["seed"]), home.root)
     return {"seconds": t.seconds, "cpu_seconds": t.cpu_seconds, "counts": counts}
 
 
 def stage_encode(spec: dict[str, Any]) -> dict[str, Any]:
-    from vpdc.config import Home
     from vpdc.pipeline import encode_and_send_all
+    from workspace import Home
 
     home = Home(Path(spec["home"]))
     with Timer() as t:
@@ -110,9 +111,9 @@ def stage_encode(spec: dict[str, Any]) -> dict[str, Any]:
 def stage_ingest(spec: dict[str, Any]) -> dict[str, Any]:
     import duckdb
 
-    from governance.keys import KeyRing
+    from envelope.keys import KeyRing
     from landing.ingest import ingest_envelope
-    from vpdc.config import Home
+    from workspace import Home
 
     home = Home(Path(spec["home"]))
     keyring = KeyRing(home.keys)
@@ -144,7 +145,7 @@ def stage_ingest(spec: dict[str, Any]) -> dict[str, Any]:
 
 def stage_linkage(spec: dict[str, Any]) -> dict[str, Any]:
     from linkage.run import export_person_map, run_linkage
-    from vpdc.config import Home
+    from workspace import Home
 
     home = Home(Path(spec["home"]))
     with Timer() as t:

@@ -9,9 +9,9 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from governance.registry.models import Dataset, DatasetColumn
-from vpdc.config import SOURCES
+from partner_kit.profiles import partners
 
-ALL = list(SOURCES)
+ALL = list(tuple(partners()))
 HOSPITALS = ["hospital_a", "hospital_b"]
 
 #: dataset -> column -> (sources, race_ethnicity, quasi_identifier)

@@ -73,7 +73,7 @@ __all__ = [
 DEFAULT_FORBIDDEN_COLUMNS: frozenset[str] = frozenset({
     # warehouse and partner record keys: they join a released row back to the linked data
     "person_key", "person_record_id", "source_record_id",
-    # identifiers the partner kit encodes (linkage.encoding.kit.IDENTIFIER_ROLES) and their usual spellings
+    # identifiers the partner kit encodes (partner_kit.extract.IDENTIFIER_ROLES) and their usual spellings
     "name", "first_name", "middle_name", "last_name", "suffix", "formatted_name", "full_name",
     "given_name", "family_name", "surname", "maiden_name", "alias",
     "dob", "date_of_birth", "birth_date", "birthdate",

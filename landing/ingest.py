@@ -21,13 +21,13 @@ from typing import Any
 import duckdb
 import pyarrow.parquet as pq
 
-from governance.keys import KeyRing
-from governance.transfer import EnvelopeRefused, open_envelope, read_manifest
-from governance.validation import ValidationSettings, declared_formats, validate_payload
+from envelope.format import EnvelopeRefused, open_envelope, read_manifest
+from envelope.keys import KeyRing
 from landing.detector import scan_batches
 from landing.load import complete_staged_loads, load_payload, loaded_envelope_ids
-from linkage.encoding import ProfileError, load_profile
-from vpdc.config import Home
+from landing.validation import ValidationSettings, declared_formats, validate_payload
+from partner_kit import ProfileError, load_profile
+from workspace import Home
 
 __all__ = ["IngestOutcome", "ingest_envelope", "quarantine_reason", "record_event"]
 

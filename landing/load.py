@@ -28,8 +28,8 @@ from pathlib import Path
 
 import duckdb
 
-from governance.transfer import Manifest
-from linkage.encoding import ENCODING_COLUMNS, ExtractProfile
+from envelope.format import Manifest
+from partner_kit import ENCODING_COLUMNS, ExtractProfile
 
 __all__ = [
     "LoadResult",

@@ -22,8 +22,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from governance.keys import KeyRing
-from linkage.encoding import Encoder, load_profile
+from envelope.keys import KeyRing
+from partner_kit import Encoder, load_profile
 
 __all__ = ["load_truth", "pairwise_metrics", "cluster_metrics", "subgroup_errors", "threshold_table", "age_band"]
 

@@ -10,7 +10,7 @@ from typing import Any
 import duckdb
 
 from linkage.quality import QualityFloors, build_report, check_floors, write_report
-from vpdc.config import Home
+from workspace import Home
 
 __all__ = ["latest_run", "report_latest_run", "evaluate_latest_run"]
 
@@ -45,7 +45,7 @@ def evaluate_latest_run(home: Home, *, now: datetime, truth_path: Path | None = 
     Synthetic data only: needs the truth file and the linkage secret (to map native record ids onto
     pseudonymous ones). Not a pipeline step.
     """
-    from governance.keys import KeyRing
+    from envelope.keys import KeyRing
     from linkage.evaluation import load_truth
 
     truth_path = truth_path or home.truth / "truth.parquet"

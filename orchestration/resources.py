@@ -5,9 +5,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from governance.keys import KeyRing
-from governance.validation import ValidationSettings
-from vpdc.config import Home
+from envelope.keys import KeyRing
+from landing.validation import ValidationSettings
+from workspace import Home
 
 
 class VpdcHome(dg.ConfigurableResource):

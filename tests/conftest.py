@@ -1,15 +1,14 @@
 """Shared fixtures: keys in tmp dirs, a fixed clock."""
 
+import os
 from datetime import date
 from pathlib import Path
-
-import os
 
 import pytest
 from hypothesis import settings
 
-from governance.keys import KeyRing, init_keys
-from vpdc.config import SOURCES
+from envelope.keys import KeyRing, init_keys
+from partner_kit.profiles import partners
 
 TODAY = date(2026, 11, 21)
 
@@ -25,12 +24,12 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 @pytest.fixture
 def keyring(tmp_path: Path) -> KeyRing:
     keys = tmp_path / "keys"
-    init_keys(keys, SOURCES)
+    init_keys(keys, tuple(partners()))
     return KeyRing(keys)
 
 
 @pytest.fixture(scope="session")
 def session_keyring(tmp_path_factory) -> KeyRing:
     keys = tmp_path_factory.mktemp("session-keys")
-    init_keys(keys, SOURCES)
+    init_keys(keys, tuple(partners()))
     return KeyRing(keys)

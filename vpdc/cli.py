@@ -17,7 +17,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from vpdc.config import SOURCES, Home, default_home
+from partner_kit.profiles import partners
+from workspace import Home, default_home
 
 app = typer.Typer(help="vpdc-ids: the Violence Prevention Data Collaborative's integrated data system.",
                   no_args_is_help=True, add_completion=False)
@@ -86,9 +87,9 @@ def keys_init(home: HomeOpt, overwrite: Annotated[bool, typer.Option(
         help="Replace existing keys. Every earlier encoding and envelope becomes unusable.")] = False,
         as_json: JsonOpt = False) -> None:
     """Create every demo key that does not exist yet (linkage secret, partner signing keys, warehouse keys)."""
-    from governance.keys import init_keys
+    from envelope.keys import init_keys
 
-    result = init_keys(Home(home).keys, SOURCES, overwrite=overwrite)
+    result = init_keys(Home(home).keys, tuple(partners()), overwrite=overwrite)
     if not as_json:
         console.print(f"keys under {Home(home).keys}: {len(result['created'])} created, {len(result['kept'])} kept")
     emit(result, as_json) if as_json else None
@@ -97,7 +98,7 @@ def keys_init(home: HomeOpt, overwrite: Annotated[bool, typer.Option(
 @keys_app.command("rotate-linkage")
 def keys_rotate(home: HomeOpt, as_json: JsonOpt = False) -> None:
     """Add a new linkage secret version and make it current (all partners must re-encode)."""
-    from governance.keys import rotate_linkage_secret
+    from envelope.keys import rotate_linkage_secret
 
     version = rotate_linkage_secret(Home(home).keys)
     emit({"current_linkage_version": version}, as_json) if as_json else console.print(f"linkage secret now {version}")
@@ -136,7 +137,7 @@ def synth(
 @partner_app.command("profiles")
 def partner_profiles(as_json: JsonOpt = False) -> None:
     """List the partner profiles shipped with the kit and their extract types."""
-    from linkage.encoding import extract_types, load_profile, partners
+    from partner_kit import extract_types, load_profile, partners
 
     rows = []
     for p in partners():
@@ -152,8 +153,8 @@ def partner_profiles(as_json: JsonOpt = False) -> None:
 
 def _encode_one(home: Home, partner: str, extract: str, period: str, input_path: Path | None,
                 today: date, prog: Progress) -> dict[str, Any]:
-    from governance.keys import KeyRing
-    from linkage.encoding import Encoder, encode_extract, load_profile
+    from envelope.keys import KeyRing
+    from partner_kit import Encoder, encode_extract, load_profile
 
     profile = load_profile(partner, extract)
     src = input_path or home.partner_raw(partner) / period / profile.file
@@ -179,8 +180,8 @@ def partner_encode(
 
     Nothing is sent: run `vpdc partner send` next. No plaintext identifier is written.
     """
-    from governance.keys import KeyError_
-    from linkage.encoding import ProfileError, SchemaError, extract_types
+    from envelope.keys import KeyError_
+    from partner_kit import ProfileError, SchemaError, extract_types
 
     h = Home(home)
     try:
@@ -223,8 +224,8 @@ def partner_send(
     """Sign and encrypt encoded extracts into envelopes for the warehouse's landing zone."""
     import pyarrow.parquet as pq
 
-    from governance.keys import KeyError_, KeyRing
-    from linkage.encoding import SchemaError, seal_encoded
+    from envelope.keys import KeyError_, KeyRing
+    from partner_kit import SchemaError, seal_encoded
 
     h = Home(home)
     base = h.partner_out(partner)
@@ -255,7 +256,7 @@ def partner_send(
 @envelope_app.command("inspect")
 def envelope_inspect(path: Path, as_json: JsonOpt = False) -> None:
     """Show an envelope's manifest, unverified (routing information only)."""
-    from governance.transfer import EnvelopeRefused, read_manifest
+    from envelope.format import EnvelopeRefused, read_manifest
 
     try:
         m = read_manifest(path)
@@ -269,8 +270,8 @@ def envelope_inspect(path: Path, as_json: JsonOpt = False) -> None:
 @envelope_app.command("verify")
 def envelope_verify(path: Path, home: HomeOpt, as_json: JsonOpt = False) -> None:
     """Verify signature, checksums and row count of an envelope with the warehouse keys (nothing is kept)."""
-    from governance.keys import KeyError_, KeyRing
-    from governance.transfer import EnvelopeRefused, open_envelope
+    from envelope.format import EnvelopeRefused, open_envelope
+    from envelope.keys import KeyError_, KeyRing
 
     try:
         with open_envelope(path, KeyRing(Home(home).keys)) as opened:
@@ -429,8 +430,8 @@ def validation_suite(partner: Annotated[str, typer.Option(help="Partner (see `vp
                      as_json: JsonOpt = False) -> None:
     """Every check the landing zone runs on one partner schema: the Great Expectations suite (as code,
     from the partner profile), the Arrow checks of the encoding columns and the whole-file checks."""
-    from governance.validation import describe_suite
-    from linkage.encoding import ProfileError, load_profile
+    from landing.validation import describe_suite
+    from partner_kit import ProfileError, load_profile
 
     try:
         profile = load_profile(partner, extract)

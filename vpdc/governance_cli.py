@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from vpdc.config import Home, default_home
+from workspace import Home, default_home
 
 registry_app = typer.Typer(help="The governance registry database (SQLite by default; VPDC_REGISTRY_URL for PostgreSQL).",
                            no_args_is_help=True)
@@ -295,7 +295,7 @@ def cohort_export(study_id: str, home: HomeOpt, actor: AsOpt,
                   repin: RepinOpt = False,
                   as_json: JsonOpt = False) -> None:
     """Export a de-identified cohort (study pseudonyms, coarsened dates, k-anonymity) for an approved request."""
-    from governance.exports import CohortSpec, export_cohort
+    from governance.outputs import CohortSpec, export_cohort
     from governance.registry.policy import PolicyRefused
 
     h = Home(home)
@@ -330,7 +330,7 @@ def cohort_summary(study_id: str, home: HomeOpt, actor: AsOpt,
                    as_json: JsonOpt = False) -> None:
     """An aggregate pre/post outcome table of a cohort (what an aggregate-only approval allows): persons with
     events (minimum cell 11, complementary suppression) and event totals (dominance rule), per group."""
-    from governance.exports import SummarySpec, export_cohort_summary
+    from governance.outputs import SummarySpec, export_cohort_summary
     from governance.registry.policy import PolicyRefused
 
     h = Home(home)
@@ -362,7 +362,7 @@ def study_run(study_id: str, home: HomeOpt, actor: AsOpt,
               repin: RepinOpt = False,
               as_json: JsonOpt = False) -> None:
     """Run an approved linked-data study: study-pseudonymised, date-shifted, k-anonymous events of the period."""
-    from governance.exports import StudySpec, run_study
+    from governance.outputs import StudySpec, run_study
     from governance.registry.policy import PolicyRefused
 
     h = Home(home)

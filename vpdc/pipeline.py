@@ -1,6 +1,6 @@
 """The demo: the main job end to end on synthetic data, stage by stage.
 
-Each stage is a plain function over a :class:`~vpdc.config.Home`; the demo prints what each did and
+Each stage is a plain function over a :class:`~workspace.Home`; the demo prints what each did and
 where its outputs are. Later stages (ingestion, linkage, marts, governance) extend this list.
 """
 
@@ -15,18 +15,19 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from vpdc.config import SOURCES, Home
+from partner_kit.profiles import partners
+from workspace import Home
 
 
 def encode_and_send_all(home: Home, *, today: date, progress: Progress | None = None) -> list[dict[str, Any]]:
     """Every partner encodes every extract of every period and seals it into ``landing/<partner>/``."""
-    from governance.keys import KeyRing
-    from linkage.encoding import Encoder, encode_extract, extract_types, load_profile, seal_encoded
+    from envelope.keys import KeyRing
+    from partner_kit import Encoder, encode_extract, extract_types, load_profile, seal_encoded
 
     keyring = KeyRing(home.keys)
     encoder = Encoder(keyring.linkage_secret())
     results = []
-    for partner in SOURCES:
+    for partner in tuple(partners()):
         raw = home.partner_raw(partner)
         periods = sorted(p.name for p in raw.iterdir() if p.is_dir() and p.name[:2].isdigit()) if raw.exists() else []
         for period in periods:
@@ -50,13 +51,13 @@ def encode_and_send_all(home: Home, *, today: date, progress: Progress | None = 
 def run_demo(home: Home, *, persons: int, seed: int, console: Console, out: Console,
              progress: Callable[[], Progress]) -> int:
     """Run every stage; return a process exit code."""
-    from governance.keys import init_keys
+    from envelope.keys import init_keys
     from synthetic import SynthConfig, generate
 
     home.ensure()
     t0 = time.perf_counter()
     console.rule("[bold]1. keys")
-    made = init_keys(home.keys, SOURCES)
+    made = init_keys(home.keys, tuple(partners()))
     console.print(f"{len(made['created'])} keys created, {len(made['kept'])} kept under {home.keys} (mode 0600)")
 
     console.rule("[bold]2. synthetic partner extracts")
@@ -168,7 +169,7 @@ def _print_indicators(home: Home, out: Console) -> None:
 
 
 def _governance(home: Home, console: Console, out: Console) -> dict[str, Any]:
-    from governance.demo import run_governance_demo
+    from vpdc.demo_governance import run_governance_demo
 
     result = run_governance_demo(home)
     export = result["export"]

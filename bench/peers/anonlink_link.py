@@ -37,10 +37,10 @@ from pathlib import Path
 
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 
-from bitarray import bitarray  # noqa: E402
 from anonlink.candidate_generation import find_candidate_pairs  # noqa: E402
 from anonlink.similarities import dice_coefficient  # noqa: E402
 from anonlink.solving import greedy_solve, probabilistic_greedy_solve  # noqa: E402
+from bitarray import bitarray  # noqa: E402
 
 
 def load_clks(arg: str) -> tuple[str, list[str], list[bitarray], dict]:

@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from governance.keys import init_keys
+from envelope.keys import init_keys
+from partner_kit.profiles import partners
 from tests.conftest import TODAY
-from vpdc.config import SOURCES, Home
+from workspace import Home
 
 
 @pytest.fixture(scope="session")
@@ -17,7 +18,7 @@ def sent_home(tmp_path_factory) -> Home:
     from vpdc.pipeline import encode_and_send_all
 
     home = Home(tmp_path_factory.mktemp("sent-home")).ensure()
-    init_keys(home.keys, SOURCES)
+    init_keys(home.keys, tuple(partners()))
     generate(SynthConfig(persons=400, seed=11, periods=("2025-11", "2025-12")), home.root)
     encode_and_send_all(home, today=TODAY)
     return home
@@ -38,7 +39,7 @@ def home(sent_home: Home, tmp_path: Path, monkeypatch) -> Home:
 
 
 def envelopes(home: Home, partner: str | None = None, extract: str | None = None) -> list[Path]:
-    from governance.transfer import read_manifest
+    from envelope.format import read_manifest
 
     files = sorted(home.landing().glob(f"{partner or '*'}/*.vpdc"))
     return [f for f in files if extract is None or read_manifest(f).extract_type == extract]

@@ -8,16 +8,16 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
-from governance import exports
-from governance.exports import DEFAULT_COLUMNS, CohortSpec, export_cohort
-from governance.keys import init_keys
+from envelope.keys import init_keys
+from governance.outputs import DEFAULT_COLUMNS, CohortSpec, export_cohort
 from governance.registry import audit
 from governance.registry.db import Registry
 from governance.registry.policy import PolicyRefused
 from governance.registry.seed import PARTNERS, seed_demo
 from governance.registry.workflow import review_request, revoke_request, submit_request
+from partner_kit.profiles import partners
 from vpdc.cli import app
-from vpdc.config import SOURCES, Home
+from workspace import Home
 
 pytestmark = pytest.mark.integration
 NOW = datetime(2026, 11, 21, 12, tzinfo=UTC)
@@ -27,7 +27,7 @@ COLS = [{"dataset": "program_cohorts", "column": c} for c in DEFAULT_COLUMNS]
 @pytest.fixture
 def home(tmp_path, monkeypatch) -> Home:  # noqa: D103
     h = Home(tmp_path / "home").ensure()
-    init_keys(h.keys, SOURCES)
+    init_keys(h.keys, tuple(partners()))
     monkeypatch.setenv("VPDC_HOME", str(h.root))
     monkeypatch.delenv("VPDC_REGISTRY_URL", raising=False)
     rng = random.Random(7)
@@ -146,8 +146,9 @@ def test_a_revocation_while_the_file_is_prepared_stops_the_release(home, reg, mo
 
 
 def test_study_extract_k_anonymity_counts_persons_not_events(home, reg):
-    from governance.disclosure import DisclosureRules, check_release, enforce_k_anonymity
     import pandas as pd
+
+    from governance.disclosure import DisclosureRules, check_release, enforce_k_anonymity
 
     # 30 events of 3 persons in one class, 40 events of 20 persons in another: only the second may go out
     df = pd.DataFrame({"study_person_id": [f"p{i % 3}" for i in range(30)] + [f"q{i % 20}" for i in range(40)],
@@ -205,7 +206,7 @@ def test_retention_sweep_handles_requests_that_never_exported(home, reg):
 
 
 def test_linked_study_extract_is_date_shifted_pseudonymised_and_gated(home, reg):
-    from governance.exports import StudySpec, run_study
+    from governance.outputs import StudySpec, run_study
 
     rng = random.Random(3)
     with duckdb.connect(str(home.warehouse_db)) as con:
@@ -238,7 +239,7 @@ def test_linked_study_extract_is_date_shifted_pseudonymised_and_gated(home, reg)
 
 def test_cohort_with_a_matched_comparison_group(home, reg):
     """Controls: never enrolled, same sex, age band at the index date, area and prior-contact bucket."""
-    from governance.comparison import comparison_group
+    from governance.outputs.comparison import comparison_group
 
     rng = random.Random(5)
     with duckdb.connect(str(home.warehouse_db)) as con:
@@ -392,7 +393,7 @@ def test_the_dagster_cohort_asset_refuses_until_approved_and_then_releases(home,
 def test_an_aggregate_only_approval_allows_a_suppressed_summary_but_no_cohort(home, reg):
     import pandas as pd
 
-    from governance.exports import SummarySpec, export_cohort_summary
+    from governance.outputs import SummarySpec, export_cohort_summary
 
     approve(reg, [f"steward_{p}" for p in PARTNERS])
     with reg.transaction() as s:

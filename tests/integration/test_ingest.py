@@ -3,7 +3,6 @@
 import contextlib
 import json
 import shutil
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -12,13 +11,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from governance.keys import KeyRing, init_keys
-from governance.transfer import read_manifest, seal_envelope
+from envelope.format import read_manifest, seal_envelope
+from envelope.keys import KeyRing, init_keys
 from landing.ingest import ingest_envelope, quarantine_reason
-from linkage.encoding import ENCODING_COLUMNS, load_profile
 from orchestration.runner import run_landing_sensor_once
+from partner_kit import ENCODING_COLUMNS, load_profile
 from tests.integration.conftest import envelopes
-from vpdc.config import Home
+from workspace import Home
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +47,7 @@ def reseal(home: Home, table: pa.Table, like: Path, *, schema_version: str | Non
 
 def encoded(home: Home, envelope: Path) -> pa.Table:
     """The payload inside an envelope (decrypted with the warehouse key, as a test fixture only)."""
-    from governance.transfer import open_envelope
+    from envelope.format import open_envelope
 
     with open_envelope(envelope, KeyRing(home.keys)) as opened:
         return pq.read_table(opened.payload)
@@ -393,12 +392,12 @@ def _identifier_values(home_root: Path) -> dict[str, set[str]]:
     partner wrote it and in the forms the kit normalises it to (upper case, digits only, ISO date)."""
     import pyarrow.csv as pacsv
 
-    from linkage.encoding import extract_types
-    from linkage.encoding.normalise import parse_date
-    from vpdc.config import SOURCES
+    from partner_kit import extract_types
+    from partner_kit.normalise import parse_date
+    from partner_kit.profiles import partners
 
     found: dict[str, set[str]] = {"name": set(), "dob": set(), "ssn": set(), "address": set()}
-    for partner in SOURCES:
+    for partner in tuple(partners()):
         for x in extract_types(partner):
             prof = load_profile(partner, x)
             if prof.kind != "persons":
@@ -446,7 +445,7 @@ def _leaks(t: pa.Table, footer: str, long_values: set[str], short_values: set[st
 def test_no_raw_name_dob_ssn_or_address_of_the_synthetic_extracts_is_in_any_envelope_payload(sent_home):
     """The issue's scan: open every envelope of the synthetic collaborative and look for each identifier,
     in decoded cells (Parquet pages are compressed: a byte scan would prove nothing) and in the footer."""
-    from governance.transfer import open_envelope
+    from envelope.format import open_envelope
 
     secrets = _identifier_values(sent_home.root)
     assert min(len(v) for v in secrets.values()) > 100  # the scan has something to find

@@ -3,18 +3,18 @@
 import json
 import shutil
 from datetime import UTC, datetime
-from pathlib import Path
 
 import duckdb
 import pytest
 
-from governance.keys import KeyRing
-from governance.transfer import read_manifest
+from envelope.format import read_manifest
+from envelope.keys import KeyRing
 from landing.ingest import ingest_envelope
 from linkage.evaluation import cluster_metrics, load_truth, pairwise_metrics
 from linkage.model import KeyVersionError, prepare_inputs
 from linkage.run import export_person_map, run_linkage
-from vpdc.config import SOURCES, Home
+from partner_kit.profiles import partners
+from workspace import Home
 
 pytestmark = pytest.mark.integration
 NOW = datetime(2026, 11, 21, 12, tzinfo=UTC)
@@ -60,7 +60,7 @@ def person_keys(home: Home) -> dict[tuple[str, str], str]:
 
 
 def test_full_run_links_people_on_encodings_alone(home):
-    r = run_linkage(home.linkage_db, now=NOW, mode="full", expected_sources=SOURCES)
+    r = run_linkage(home.linkage_db, now=NOW, mode="full", expected_sources=tuple(partners()))
     assert r.mode == "full" and r.zero_record_sources == []
     assert r.persons < sum(r.records.values())  # people repeat across sources
     pairwise, cluster = truth_scores(home)
@@ -129,11 +129,11 @@ def test_source_with_zero_linkable_records_is_reported_not_a_crash(sent_home, tm
     h = Home(tmp_path / "home")
     shutil.copytree(sent_home.root, h.root)
     ingest_period(h, "2025-11", skip=("schools",))
-    r = run_linkage(h.linkage_db, now=NOW, expected_sources=SOURCES)
+    r = run_linkage(h.linkage_db, now=NOW, expected_sources=tuple(partners()))
     assert r.zero_record_sources == ["schools"] and r.persons > 0
     empty = Home(tmp_path / "empty")
     empty.root.mkdir()
-    assert run_linkage(empty.linkage_db, now=NOW, expected_sources=SOURCES).zero_record_sources == sorted(SOURCES)
+    assert run_linkage(empty.linkage_db, now=NOW, expected_sources=tuple(partners())).zero_record_sources == sorted(tuple(partners()))
 
 
 def test_database_api_is_a_parameter(home):

@@ -11,10 +11,10 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from governance.keys import LinkageSecret
-from linkage.encoding.encode import Encoder, dice
-from linkage.encoding.normalise import normalise_surname
+from envelope.keys import LinkageSecret
 from linkage.model import LinkageParams, build_settings
+from partner_kit.encode import Encoder, dice
+from partner_kit.normalise import normalise_surname
 
 pytestmark = pytest.mark.integration
 ENC = Encoder(LinkageSecret.from_master("v1", b"k" * 32))

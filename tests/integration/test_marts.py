@@ -16,11 +16,11 @@ import duckdb
 import numpy as np
 import pytest
 
-from governance.keys import KeyRing
+from envelope.keys import KeyRing
 from landing.ingest import ingest_envelope
 from linkage.run import export_person_map, run_linkage
 from orchestration.dbt_project import DBT_PROJECT_DIR, dbt_executable
-from vpdc.config import Home
+from workspace import Home
 
 pytestmark = pytest.mark.integration
 NOW = datetime(2026, 11, 21, 12, tzinfo=UTC)

@@ -5,9 +5,8 @@ import sys
 
 HEAVY = ("dagster", "dagster_dbt", "dbt", "splink", "great_expectations", "sqlalchemy", "alembic", "duckdb")
 
-KIT_MODULES = ["linkage", "linkage.encoding", "linkage.encoding.normalise", "linkage.encoding.encode",
-               "linkage.encoding.kit", "governance", "governance.keys", "governance.transfer", "vpdc.cli",
-               "vpdc.config"]
+KIT_MODULES = ["workspace", "envelope", "envelope.keys", "envelope.format", "partner_kit", "partner_kit.normalise",
+               "partner_kit.encode", "partner_kit.extract", "partner_kit.profiles", "vpdc.cli"]
 
 
 def test_partner_kit_imports_no_heavy_dependency():

@@ -53,7 +53,7 @@ def _gated(export, spec, vpdc_home: VpdcHome, registry: GovernanceRegistry) -> d
 )
 def program_cohort_export(context: dg.AssetExecutionContext, config: CohortExportConfig, vpdc_home: VpdcHome,
                           registry: GovernanceRegistry) -> dg.MaterializeResult:
-    from governance.exports import CohortSpec, export_cohort
+    from governance.outputs import CohortSpec, export_cohort
 
     spec = CohortSpec(context.partition_key, config.actor, config.program.upper(),
                       date.fromisoformat(config.period_from), date.fromisoformat(config.period_to), config.window_days,
@@ -71,7 +71,7 @@ def program_cohort_export(context: dg.AssetExecutionContext, config: CohortExpor
 )
 def study_extract(context: dg.AssetExecutionContext, config: StudyExtractConfig, vpdc_home: VpdcHome,
                   registry: GovernanceRegistry) -> dg.MaterializeResult:
-    from governance.exports import StudySpec, run_study
+    from governance.outputs import StudySpec, run_study
 
     spec = StudySpec(context.partition_key, config.actor, tuple(config.columns), date.fromisoformat(config.period_from),
                      date.fromisoformat(config.period_to), repin=config.repin)

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import dagster as dg
 
-from governance.transfer import EnvelopeRefused, read_manifest
+from envelope.format import EnvelopeRefused, read_manifest
 from landing.ingest import IngestOutcome, ingest_envelope
-from linkage.encoding import extract_types, load_profile, partners
 from orchestration.defs.ingest.partitions import extract_periods
 from orchestration.resources import DuckDBFile, GovernanceRegistry, VpdcHome, WarehouseKeyRing
+from partner_kit import extract_types, load_profile, partners
 
 CHECKS = ("envelope_verified", "no_plaintext_identifiers", "validation_suite")
 _CHECK_OF = {"plaintext_identifier": "no_plaintext_identifiers", "validation": "validation_suite", "schema": "validation_suite"}

@@ -7,12 +7,11 @@ from pathlib import Path
 
 import dagster as dg
 
-from governance.transfer import EnvelopeRefused, read_manifest
-from linkage.encoding import extract_types, partners
+from envelope.format import EnvelopeRefused, read_manifest
 from orchestration.defs.ingest.assets import asset_keys, ingest_job, op_name, triage_job
 from orchestration.defs.ingest.partitions import extract_periods
 from orchestration.resources import VpdcHome
-
+from partner_kit import extract_types, partners
 
 #: Runs of one envelope that may crash (fail without quarantining it) before the sensor stops retrying it.
 MAX_ATTEMPTS = 3

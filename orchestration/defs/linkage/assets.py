@@ -5,13 +5,12 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from linkage.encoding import extract_types, load_profile, partners
 from linkage.model import LinkageParams
 from linkage.pipeline import report_latest_run
 from linkage.quality import QualityFloors
 from linkage.run import export_person_map, run_linkage
 from orchestration.resources import VpdcHome
-from vpdc.config import SOURCES
+from partner_kit import extract_types, load_profile, partners
 
 PERSON_INPUTS = [dg.AssetKey(["linkage", p, e]) for p in partners() for e in extract_types(p)
                  if load_profile(p, e).kind == "persons"]
@@ -39,7 +38,7 @@ def link_persons(context: dg.AssetExecutionContext, config: LinkageConfig, vpdc_
     home = vpdc_home.home
     params = LinkageParams(predict_threshold=config.predict_threshold, cluster_threshold=config.cluster_threshold)
     result = run_linkage(home.linkage_db, now=datetime.now(UTC), params=params, mode=config.mode,
-                         expected_sources=SOURCES, charts_dir=home.reports / "linkage")
+                         expected_sources=tuple(partners()), charts_dir=home.reports / "linkage")
     context.log.info(f"linkage run {result.run_id}: {result.mode}, {sum(result.records.values())} records, "
                      f"{result.persons} persons")
     common = {"run_id": result.run_id, "mode": result.mode}

@@ -3,9 +3,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from governance.keys import LinkageSecret
+from envelope.keys import LinkageSecret
 from landing.detector import DetectorRules, scan_batches, suspicious_column_name
-from linkage.encoding.encode import Encoder
+from partner_kit.encode import Encoder
 
 ENC = Encoder(LinkageSecret.from_master("v1", b"s" * 32))
 

@@ -88,8 +88,8 @@ def test_confidence_band_is_the_strongest_link_inside_the_cluster(con):
 
 
 def test_dice_on_bloom_filters_in_duckdb_sql_matches_python():
-    from governance.keys import LinkageSecret
-    from linkage.encoding import Encoder, dice
+    from envelope.keys import LinkageSecret
+    from partner_kit import Encoder, dice
 
     enc = Encoder(LinkageSecret.from_master("v1", b"x" * 32))
     pairs = [("JONATHAN", "JOHNATHAN"), ("MARIA", "MARIA"), ("MARIA", "MOHAMMED"), ("GARCIALOPEZ", "GARCIA")]

@@ -28,8 +28,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from governance.transfer import Manifest
-from linkage.encoding import BLOOM_COLUMNS, ENCODING_COLUMNS, ExtractProfile
+from envelope.format import Manifest
+from partner_kit import BLOOM_COLUMNS, ENCODING_COLUMNS, ExtractProfile
 
 __all__ = ["CheckOutcome", "ValidationReport", "ValidationSettings", "describe_suite", "validate_payload"]
 

@@ -4,8 +4,8 @@ from datetime import date
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from governance.keys import LinkageSecret
-from linkage.encoding.encode import Encoder, EncodingParams, bigrams, dice
+from envelope.keys import LinkageSecret
+from partner_kit.encode import Encoder, EncodingParams, bigrams, dice
 
 SECRET = LinkageSecret.from_master("v1", b"k" * 32)
 OTHER = LinkageSecret.from_master("v1", b"j" * 32)

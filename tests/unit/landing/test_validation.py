@@ -6,12 +6,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from tests.unit.partner_kit.test_kit import HEADER, write_csv
 
-from governance.transfer import Manifest
-from governance.validation import ValidationSettings, validate_payload
-from linkage.encoding import Encoder, encode_extract, load_profile
+from envelope.format import Manifest
+from landing.validation import ValidationSettings, validate_payload
+from partner_kit import Encoder, encode_extract, load_profile
 from tests.conftest import TODAY
-from tests.unit.linkage.test_kit import HEADER, write_csv
 
 NOW = datetime(2026, 11, 21, tzinfo=UTC)
 
@@ -84,7 +84,7 @@ def test_validation_suite_command_lists_every_check_of_a_schema_with_its_engine(
 
     from typer.testing import CliRunner
 
-    from linkage.encoding import ENCODING_COLUMNS, load_profile
+    from partner_kit import ENCODING_COLUMNS, load_profile
     from vpdc.cli import app
 
     res = CliRunner().invoke(app, ["validation-suite", "--partner", "police", "--extract", "persons", "--json"])

@@ -37,7 +37,7 @@ from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from governance.keys import KeyRing, _raw_public, key_id
+from envelope.keys import KeyRing, _raw_public, key_id
 
 __all__ = [
     "ENVELOPE_FORMAT",

@@ -5,8 +5,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from linkage.encoding import Encoder, SchemaError, encode_extract, load_profile
-from linkage.encoding import kit as kit_module
+from partner_kit import Encoder, SchemaError, encode_extract, load_profile
+from partner_kit import extract as kit_module
 from tests.conftest import TODAY
 
 HEADER = ["PERSON_ID", "LNAME", "FNAME", "MNAME", "SFX", "DOB", "SEX", "RACE", "ETHNICITY", "SSN", "ADDRESS", "ZIP"]

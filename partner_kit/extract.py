@@ -2,7 +2,7 @@
 
 ``encode_extract`` streams a CSV through its partner profile (``profiles/<partner>.json``):
 
-* identifier columns are normalised and encoded (:mod:`linkage.encoding.encode`) and never copied;
+* identifier columns are normalised and encoded (:mod:`partner_kit.encode`) and never copied;
 * record ids (MRN, student id, …) become keyed pseudonymous ids, stable across extracts;
 * content columns are copied only if the profile allow-lists them, typed as the profile says;
 * the date of birth leaves only as birth year (content) and as encodings;
@@ -18,14 +18,12 @@ from __future__ import annotations
 import contextlib
 import csv
 import gc
-import json
 import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +32,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from linkage.encoding.encode import Encoder
-from linkage.encoding.normalise import (
+from partner_kit.encode import Encoder
+from partner_kit.normalise import (
     NormaliseError,
     normalise_address_array,
     normalise_given,
@@ -47,92 +45,12 @@ from linkage.encoding.normalise import (
     parse_date_array,
     split_formatted_name_array,
 )
+from partner_kit.profiles import ExtractProfile, load_profile
 
-__all__ = ["EncodeSummary", "ExtractProfile", "ProfileError", "SchemaError", "encode_extract", "load_profile",
-           "partners", "seal_encoded"]
-
-IDENTIFIER_ROLES = ("first_name", "middle_name", "last_name", "suffix", "formatted_name", "dob", "sex", "ssn",
-                    "address", "zip")
-CONTENT_TYPES = {"string": pa.string(), "int": pa.int64(), "date": pa.date32(), "timestamp": pa.timestamp("ms")}  # Parquet has no seconds unit
-
-
-class ProfileError(Exception):
-    """A profile is missing or malformed."""
-
+__all__ = ["EncodeSummary", "SchemaError", "encode_extract", "seal_encoded"]
 
 class SchemaError(Exception):
     """The input file does not have the columns its profile expects. Names the file and the columns."""
-
-
-@dataclass(frozen=True)
-class ExtractProfile:
-    partner: str
-    extract_type: str
-    kind: str  # "persons" or "events"
-    file: str
-    delimiter: str
-    schema_version: str
-    record_id: dict[str, Any]
-    content: dict[str, dict[str, Any]]
-    identifiers: dict[str, Any] = field(default_factory=dict)
-    person_ref: dict[str, Any] | None = None
-    group_ref: dict[str, Any] | None = None
-
-    def expected_columns(self) -> set[str]:
-        cols = set(self.record_id["columns"]) | set(self.content)
-        for ref in (self.person_ref, self.group_ref):
-            if ref:
-                cols |= set(ref["columns"])
-        cols |= {v for k, v in self.identifiers.items() if k in IDENTIFIER_ROLES and v}
-        return cols
-
-    def output_schema(self) -> pa.Schema:
-        """The payload's columns, in order. The warehouse validates envelopes against this."""
-        from linkage.encoding.encode import BLOOM_COLUMNS, ENCODING_COLUMNS
-
-        fields = [pa.field("source_record_id", pa.string(), nullable=False)]
-        if self.person_ref:
-            fields.append(pa.field("person_record_id", pa.string(), nullable=False))
-        if self.group_ref:
-            fields.append(pa.field(self.group_ref["name"], pa.string()))
-        fields.append(pa.field("linkage_key_version", pa.string(), nullable=False))
-        if self.kind == "persons":
-            for col in ENCODING_COLUMNS:
-                fields.append(pa.field(col, pa.binary() if col in BLOOM_COLUMNS else pa.string()))
-            fields.append(pa.field("birth_year", pa.int16()))
-        for col, spec in self.content.items():
-            fields.append(pa.field(col, CONTENT_TYPES[spec["type"]]))
-        return pa.schema(fields)
-
-
-def partners() -> list[str]:
-    """Partners with a shipped profile."""
-    return sorted(p.name.removesuffix(".json") for p in resources.files("linkage.encoding.profiles").iterdir()
-                  if p.name.endswith(".json"))
-
-
-def load_profile(partner: str, extract_type: str) -> ExtractProfile:
-    try:
-        raw = json.loads(resources.files("linkage.encoding.profiles").joinpath(f"{partner}.json").read_text())
-    except FileNotFoundError:
-        raise ProfileError(f"no profile for partner {partner!r}; known partners: {', '.join(partners())}") from None
-    ex = raw["extracts"].get(extract_type)
-    if ex is None:
-        raise ProfileError(f"partner {partner!r} has no extract {extract_type!r}; known: {', '.join(raw['extracts'])}")
-    for col, spec in ex.get("content", {}).items():
-        if spec.get("type") not in CONTENT_TYPES:
-            raise ProfileError(f"{partner}.{extract_type}: content column {col} has unknown type {spec.get('type')!r}")
-    return ExtractProfile(
-        partner=partner, extract_type=extract_type, kind=ex["kind"], file=ex["file"],
-        delimiter=ex.get("delimiter", ","), schema_version=ex["schema_version"], record_id=ex["record_id"],
-        content=ex.get("content", {}), identifiers=ex.get("identifiers", {}), person_ref=ex.get("person_ref"),
-        group_ref=ex.get("group_ref"),
-    )
-
-
-def extract_types(partner: str) -> list[str]:
-    raw = json.loads(resources.files("linkage.encoding.profiles").joinpath(f"{partner}.json").read_text())
-    return list(raw["extracts"])
 
 
 @dataclass
@@ -526,8 +444,8 @@ def seal_encoded(payload: Path, *, partner: str, extract_type: str, period: str,
     Raises:
         SchemaError: the payload mixes linkage key versions (re-encode under one).
     """
-    from governance.transfer import seal_envelope
-    from linkage.encoding.encode import EncodingParams
+    from envelope.format import seal_envelope
+    from partner_kit.encode import EncodingParams
 
     params = params or EncodingParams()
     meta = pq.ParquetFile(payload).metadata

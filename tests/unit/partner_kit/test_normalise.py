@@ -4,7 +4,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from linkage.encoding.normalise import (
+from partner_kit.normalise import (
     NormaliseError,
     clean_text,
     normalise_address,
@@ -147,7 +147,7 @@ def test_normalise_address_standardises():
 def test_vectorised_address_normaliser_agrees_with_the_scalar_one(values):
     import pyarrow as pa
 
-    from linkage.encoding.normalise import normalise_address_array
+    from partner_kit.normalise import normalise_address_array
 
     assert normalise_address_array(pa.array(values, pa.string())).to_pylist() == [normalise_address(v) for v in values]
 
@@ -163,7 +163,7 @@ digitish = st.text(alphabet="0123456789- ()/٣", max_size=14)
 def test_vectorised_ssn_normaliser_agrees_with_the_scalar_one(values):
     import pyarrow as pa
 
-    from linkage.encoding.normalise import normalise_ssn_array
+    from partner_kit.normalise import normalise_ssn_array
 
     assert normalise_ssn_array(pa.array(values, pa.string())).to_pylist() == [normalise_ssn(v) for v in values]
 
@@ -175,7 +175,7 @@ def test_vectorised_ssn_normaliser_agrees_with_the_scalar_one(values):
 def test_vectorised_zip_normaliser_agrees_with_the_scalar_one(values):
     import pyarrow as pa
 
-    from linkage.encoding.normalise import normalise_zip_array
+    from partner_kit.normalise import normalise_zip_array
 
     assert normalise_zip_array(pa.array(values, pa.string())).to_pylist() == [normalise_zip(v) for v in values]
 
@@ -202,7 +202,7 @@ def test_vectorised_date_parser_agrees_with_the_scalar_one(case):
     """Same date, or the same error (rule and message), for every value, in every partner format."""
     import pyarrow as pa
 
-    from linkage.encoding.normalise import parse_date_array
+    from partner_kit.normalise import parse_date_array
 
     fmt, values = case
     latest = date(2026, 11, 21)
@@ -224,7 +224,7 @@ def test_vectorised_date_parser_agrees_with_the_scalar_one(case):
 def test_vectorised_formatted_name_split_agrees_with_the_scalar_one(values):
     import pyarrow as pa
 
-    from linkage.encoding.normalise import split_formatted_name_array
+    from partner_kit.normalise import split_formatted_name_array
 
     last, first, middle = split_formatted_name_array(pa.array(values, pa.string()))
     got = list(zip(last.to_pylist(), first.to_pylist(), middle.to_pylist(), strict=True))
@@ -237,7 +237,7 @@ one_word = st.one_of(st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNO
 
 @given(one_word)
 def test_name_fast_paths_equal_the_general_normalisers(s):
-    from linkage.encoding.normalise import _normalise_given, _normalise_surname
+    from partner_kit.normalise import _normalise_given, _normalise_surname
 
     assert normalise_given(s) == _normalise_given(s)
     assert normalise_surname(s) == _normalise_surname(s)

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from cryptography.hazmat.primitives import hashes, hmac
 
-from governance.keys import LinkageSecret
+from envelope.keys import LinkageSecret
 
 __all__ = ["ENCODING_COLUMNS", "BLOOM_COLUMNS", "EncodingParams", "Encoder", "bigrams", "dice"]
 

@@ -55,7 +55,7 @@ class CohortSpec:
     window_days: int = 365
     #: columns of program_cohorts to export; empty: every column the approval allows now
     columns: tuple[str, ...] = ()
-    #: matched non-participants per participant (0: no comparison group); see governance.comparison
+    #: matched non-participants per participant (0: no comparison group); see governance.outputs.comparison
     comparison_ratio: int = 0
     #: accept person-key merges/splits since the study's pinned linkage run (audited)
     repin: bool = False
@@ -212,7 +212,7 @@ def approved_columns(registry: Registry, study_id: str, dataset: str, *, now: da
 
 
 def _study_key(keys_dir: Path, study_id: str) -> bytes:
-    from governance.keys import KeyRing
+    from envelope.keys import KeyRing
     from governance.pseudonyms import StudyKeyStore
 
     return StudyKeyStore(keys_dir / "studies").get_or_create(study_id, KeyRing(keys_dir).study_master_secret())
@@ -240,7 +240,7 @@ def export_cohort(spec: CohortSpec, *, registry: Registry, warehouse_db: Path, o
             "where program = ? and enrollment_date between ? and ? and window_days = ?",
             [spec.program, spec.period_start, spec.period_end, spec.window_days]).df()
         if spec.comparison_ratio > 0:
-            from governance.comparison import comparison_group
+            from governance.outputs.comparison import comparison_group
 
             controls = comparison_group(con, program=spec.program, period_start=spec.period_start,
                                         period_end=spec.period_end, window_days=spec.window_days,
@@ -347,7 +347,13 @@ def export_cohort_summary(spec: SummarySpec, *, registry: Registry, warehouse_db
     Raises:
         PolicyRefused: not active, not the requester's, or columns outside the approval (refusal audited).
     """
-    from governance.disclosure import check_release, dominance_shares, release_manifest, suppress_counts, write_manifest
+    from governance.disclosure import (
+        check_release,
+        dominance_shares,
+        release_manifest,
+        suppress_counts,
+        write_manifest,
+    )
 
     bad_by = [b for b in spec.by if b not in SUMMARY_BREAKDOWNS]
     if bad_by or len(set(spec.by)) != len(spec.by):

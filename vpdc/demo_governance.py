@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from governance.exports import DEFAULT_COLUMNS, CohortSpec, export_cohort
+from governance.outputs import DEFAULT_COLUMNS, CohortSpec, export_cohort
 from governance.registry import audit
 from governance.registry.db import Registry
 from governance.registry.policy import PolicyRefused, decide
 from governance.registry.seed import PARTNERS, seed_demo
 from governance.registry.workflow import review_request, submit_request
-from vpdc.config import Home
+from workspace import Home
 
 ATV_REQUEST: dict[str, Any] = {
     "study_id": "atv-eval-2026",

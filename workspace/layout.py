@@ -10,9 +10,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-#: The five data sources of the four partner agencies (two hospital systems).
-SOURCES: tuple[str, ...] = ("county", "police", "schools", "hospital_a", "hospital_b")
-
 
 def default_home() -> Path:
     """``VPDC_HOME`` from the environment, else ``./var``."""

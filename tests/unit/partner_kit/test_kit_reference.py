@@ -13,10 +13,10 @@ import pyarrow.parquet as pq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from governance.keys import LinkageSecret
-from linkage.encoding import Encoder, encode_extract, load_profile
-from linkage.encoding.kit import _content_parser
-from linkage.encoding.normalise import (
+from envelope.keys import LinkageSecret
+from partner_kit import Encoder, encode_extract, load_profile
+from partner_kit.extract import _content_parser
+from partner_kit.normalise import (
     NormaliseError,
     normalise_address,
     normalise_given,

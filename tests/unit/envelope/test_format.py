@@ -7,9 +7,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from governance.keys import KeyRing, init_keys
-from governance.transfer import MAGIC, EnvelopeRefused, open_envelope, read_manifest, seal_envelope
-from vpdc.config import SOURCES
+from envelope.format import MAGIC, EnvelopeRefused, open_envelope, read_manifest, seal_envelope
+from envelope.keys import KeyRing, init_keys
+from partner_kit.profiles import partners
 
 
 def payload(tmp_path: Path, rows: int = 1000) -> Path:
@@ -119,7 +119,7 @@ def test_envelope_signed_by_another_partner_is_refused(tmp_path, keyring):
 def test_wrong_registered_key_is_refused(tmp_path, keyring):
     env = seal(keyring, tmp_path)
     other = tmp_path / "other-keys"
-    init_keys(other, SOURCES)
+    init_keys(other, tuple(partners()))
     ring = KeyRing(keyring.keys_dir)
     (keyring.keys_dir / "trusted" / "police.pub").write_text((other / "trusted" / "police.pub").read_text())
     assert refused(env, ring).check == "partner_key"
@@ -139,7 +139,7 @@ def test_partner_folder_mismatch_is_refused(tmp_path, keyring):
 def test_envelope_for_another_warehouse_is_refused(tmp_path, keyring):
     env = seal(keyring, tmp_path)
     other = tmp_path / "other-warehouse"
-    init_keys(other, SOURCES)
+    init_keys(other, tuple(partners()))
     for sub in ("trusted",):
         for f in (keyring.keys_dir / sub).iterdir():
             (other / sub / f.name).write_bytes(f.read_bytes())
