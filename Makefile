@@ -9,13 +9,14 @@ export VPDC_HOME ?= $(CURDIR)/var
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 export DAGSTER_HOME := $(VPDC_HOME)/dagster
 
-.PHONY: setup demo test bench clean help ui
+.PHONY: setup demo test bench clean help ui kit
 
 help:
 	@echo "make demo   set up, then run the main job end to end on synthetic data (VPDC_HOME=$(VPDC_HOME))"
 	@echo "make test   set up, then run every test"
 	@echo "make bench  benchmarks side by side with peer systems (own virtualenv for the peers)"
 	@echo "make ui     open the Dagster UI on the demo home"
+	@echo "make kit    build the partner kit wheel (dist/vpdc_partner_kit-*.whl) that partners install"
 	@echo "make clean  remove VPDC_HOME (synthetic data, keys, databases)"
 
 $(UV):
@@ -40,9 +41,19 @@ bench: setup
 	bash bench/peers/setup.sh
 	$(VENV)/bin/python bench/run.py
 
+# The partner kit: its own distribution, built from the kit's packages and kit/pyproject.toml.
+KIT_BUILD := build/kit
+kit: $(UV)
+	rm -rf $(KIT_BUILD) && mkdir -p $(KIT_BUILD) dist
+	cp kit/pyproject.toml kit/README.md $(KIT_BUILD)/
+	cp -r partner_kit envelope workspace $(KIT_BUILD)/
+	find $(KIT_BUILD) -name __pycache__ -prune -exec rm -rf {} +
+	$(UV) build --wheel --out-dir dist $(KIT_BUILD)
+	@ls dist/vpdc_partner_kit-*.whl
+
 clean:
 	rm -rf "$(VPDC_HOME)"
 
 ui: setup ## open the Dagster UI on the demo home (VPDC_HOME)
-	$(VENV)/bin/python -c "from orchestration.runner import configure_environment; from workspace import Home; configure_environment(Home.from_env())"
+	$(VENV)/bin/python -c "from orchestration.runner import prepare_dagster_home; from workspace import Home; prepare_dagster_home(Home.from_env())"
 	VPDC_KEYS_DIR=$(VPDC_HOME)/keys PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/dagster dev -m orchestration.definitions -d $(CURDIR)

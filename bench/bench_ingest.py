@@ -105,12 +105,12 @@ def encode_and_seal(home: Path, csv_path: Path) -> tuple[Path, dict[str, Any], d
     import pyarrow.parquet as pq
 
     from envelope.format import seal_envelope
-    from envelope.keys import KeyRing
+    from envelope.keys import PartnerKeyRing
     from partner_kit import Encoder, encode_extract, load_profile
     from workspace import Home
 
     h = Home(home)
-    keyring = KeyRing(h.keys)
+    keyring = PartnerKeyRing(h.partner_keys(PARTNER))
     encoder = Encoder(keyring.linkage_secret())
     profile = load_profile(PARTNER, EXTRACT)
     dest = h.partner_out(PARTNER) / PERIOD / f"{EXTRACT}.parquet"
@@ -144,7 +144,7 @@ def child_prepare(home: Path, rows: int, base_persons: int, seed: int) -> dict[s
 
 def child_ingest(home: Path, envelope: Path, profile_run: bool) -> dict[str, Any]:
     t = time.perf_counter()
-    from envelope.keys import KeyRing
+    from envelope.keys import WarehouseKeyRing
     from landing.ingest import ingest_envelope
     from workspace import Home
 
@@ -172,7 +172,7 @@ def child_ingest(home: Path, envelope: Path, profile_run: bool) -> dict[str, Any
     c0, t0 = time.process_time(), time.perf_counter()
     if prof is not None:
         prof.enable()
-    outcome = ingest_envelope(envelope, Home(home), KeyRing(home / "keys"), now=datetime.now(UTC),
+    outcome = ingest_envelope(envelope, Home(home), WarehouseKeyRing(home / "keys"), now=datetime.now(UTC),
                               expected_partner=PARTNER)
     if prof is not None:
         prof.disable()
@@ -224,12 +224,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {"benchmark": "ingest", "machine": benchlib.machine(),
                               "extract": f"{PARTNER}/{EXTRACT}"}
     try:
-        from envelope.keys import init_keys
-        from partner_kit.profiles import partners
+        from benchlib import demo_keys
         from workspace import Home
 
         Home(home).ensure()
-        init_keys(home / "keys", tuple(partners()))
+        demo_keys(home)
         me = [sys.executable, str(Path(__file__).resolve())]
         log(f"build: {args.rows:,} {PARTNER}/{EXTRACT} rows from {args.base_persons:,} synthetic persons; "
             "encode; seal (in a child process, so this driver stays small)")

@@ -70,14 +70,14 @@ def child_encode(home: Path, periods: tuple[str, ...], profile_run: bool) -> dic
     t_imp = time.perf_counter()
     import pandas  # noqa: F401  pyarrow imports it lazily on the first pa.array(): a one-off, kept out of the rates
 
-    from envelope.keys import KeyRing
+    from envelope.keys import Custodian
     from partner_kit import Encoder, encode_extract, extract_types, load_profile
     from partner_kit.profiles import partners
     from workspace import Home
 
     import_s = time.perf_counter() - t_imp
     h = Home(home)
-    keyring = KeyRing(h.keys)
+    keyring = Custodian(h.custodian)  # the same secret every partner holds
     prof = None
     if profile_run:
         import cProfile

@@ -67,6 +67,8 @@ PEERS = BENCH / "peers"
 BENCH_PYTHON = REPO / ".venv-bench" / "bin" / "python"
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+if str(BENCH) not in sys.path:
+    sys.path.insert(0, str(BENCH))
 
 SEED = 20261121
 PERIODS = ("2025-11", "2025-12")
@@ -164,15 +166,16 @@ def _profiled(fn: Any, spec: dict[str, Any]) -> dict[str, Any]:
 # ============================================================================================ preparation
 def prepare_synth(spec: dict[str, Any]) -> dict[str, Any]:
     """Keys, synthetic extracts, partner kit (encode + seal), landing-zone ingestion of every envelope."""
-    from envelope.keys import KeyRing, init_keys
+    from envelope.keys import WarehouseKeyRing as KeyRing
     from landing.ingest import ingest_envelope
-    from partner_kit.profiles import partners
     from synthetic import SynthConfig, generate
-    from vpdc.pipeline import encode_and_send_all
+    from vpdc.demo import encode_and_send_all
     from workspace import Home
 
     home = Home(Path(spec["home"])).ensure()
-    init_keys(home.keys, tuple(partners()))
+    from benchlib import demo_keys
+
+    demo_keys(home.root)
     out: dict[str, Any] = {}
     with Timer() as t:
         generate(SynthConfig(persons=spec["persons"], seed=spec["seed"], periods=PERIODS), home.root)
@@ -209,14 +212,15 @@ def prepare_febrl(spec: dict[str, Any]) -> dict[str, Any]:
     """FEBRL4 A → police persons.csv, B → hospital_a patients.csv; truth.parquet; kit + ingest."""
     import pandas as pd
 
-    from envelope.keys import KeyRing, init_keys
+    from envelope.keys import WarehouseKeyRing as KeyRing
     from landing.ingest import ingest_envelope
-    from partner_kit.profiles import partners
-    from vpdc.pipeline import encode_and_send_all
+    from vpdc.demo import encode_and_send_all
     from workspace import Home
 
     home = Home(Path(spec["home"])).ensure()
-    init_keys(home.keys, tuple(partners()))
+    from benchlib import demo_keys
+
+    demo_keys(home.root)
     src = Path(spec["febrl_dir"])
     a = pd.read_csv(src / "febrl4_a.csv", dtype=str, keep_default_na=False)
     b = pd.read_csv(src / "febrl4_b.csv", dtype=str, keep_default_na=False)
@@ -313,12 +317,12 @@ def native_truth(con: Any, truth_parquet: Path) -> None:
 def _vpdc_eval(linkage_db: Path, keys: Path, truth_parquet: Path) -> dict[str, Any]:
     import duckdb
 
-    from envelope.keys import KeyRing
+    from envelope.keys import Custodian
     from linkage.evaluation import load_truth
 
     con = duckdb.connect()
     con.execute(f"attach '{linkage_db}' as lz (read_only)")
-    load_truth(con, truth_parquet, KeyRing(keys))
+    load_truth(con, truth_parquet, Custodian(keys.parent / "custodian").linkage_secret())
     con.execute("create table clusters as select source, source_record_id, person_key cluster_id from lz.person_keys")
     out = evaluate(con, "clusters")
     con.close()

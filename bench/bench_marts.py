@@ -4,8 +4,8 @@ Builds a full warehouse at ``--persons`` N (default 1,000,000) in a temporary VP
 (never the user's ``VPDC_HOME``), stage by stage, each stage in its own child process of the project venv
 (so each reports its own wall, CPU and peak RSS, and the driver stays small):
 
-1. ``synth``: ``envelope.keys.init_keys`` + ``synthetic.generate(SynthConfig(persons=N, seed))``;
-2. ``encode``: ``vpdc.pipeline.encode_and_send_all(home, today=date.today())`` (partner kit: encode + seal);
+1. ``synth``: ``benchlib.demo_keys`` + ``synthetic.generate(SynthConfig(persons=N, seed))``;
+2. ``encode``: ``vpdc.demo.encode_and_send_all(home, today=date.today())`` (partner kit: encode + seal);
 3. ``ingest``: ``landing.ingest.ingest_envelope`` on every envelope in ``landing/`` (no Dagster); the stage
    fails, naming the envelopes and the failed check, unless every one is loaded;
 4. ``linkage``: ``linkage.run.run_linkage(mode="full", blocking_analysis=False)`` then
@@ -59,7 +59,7 @@ REPO = BENCH.parent
 if str(BENCH) not in sys.path:
     sys.path.insert(0, str(BENCH))
 
-from benchlib import child_usage, log, machine, peak_rss_mib
+from benchlib import child_usage, demo_keys, log, machine, peak_rss_mib
 
 DBT_PROJECT = REPO / "dbt_project"
 MARTS = ("persons", "events", "program_cohorts", "community_violence_indicators")
@@ -84,20 +84,18 @@ def venv_bin() -> Path:
 
 # ================================================================================================ children
 def stage_synth(spec: dict[str, Any]) -> dict[str, Any]:
-    from envelope.keys import init_keys
-    from partner_kit.profiles import partners
     from synthetic import SynthConfig, generate
     from workspace import Home
 
     home = Home(Path(spec["home"])).ensure()
     with Timer() as t:
-        init_keys(home.keys, tuple(partners()))
+        demo_keys(home.root)
         counts = generate(SynthConfig(persons=spec["persons"], seed=spec["seed"]), home.root)
     return {"seconds": t.seconds, "cpu_seconds": t.cpu_seconds, "counts": counts}
 
 
 def stage_encode(spec: dict[str, Any]) -> dict[str, Any]:
-    from vpdc.pipeline import encode_and_send_all
+    from vpdc.demo import encode_and_send_all
     from workspace import Home
 
     home = Home(Path(spec["home"]))
@@ -111,7 +109,7 @@ def stage_encode(spec: dict[str, Any]) -> dict[str, Any]:
 def stage_ingest(spec: dict[str, Any]) -> dict[str, Any]:
     import duckdb
 
-    from envelope.keys import KeyRing
+    from envelope.keys import WarehouseKeyRing as KeyRing
     from landing.ingest import ingest_envelope
     from workspace import Home
 

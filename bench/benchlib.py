@@ -186,3 +186,14 @@ def profile_top(prof: Any, n: int = 25) -> list[dict[str, Any]]:
 
 def rate(n: float, seconds: float) -> float | None:
     return round(n / seconds, 1) if seconds > 0 else None
+
+
+def demo_keys(home_root: Path) -> None:
+    """Every party's demo keys under a VPDC_HOME (each in its own folder), partners' public keys registered."""
+    from envelope.keys import WarehouseKeyRing, init_demo_keys
+    from partner_kit.profiles import partners
+    from workspace import Home
+
+    made = init_demo_keys(Home(Path(home_root)), partners())
+    for partner, public in made["public_keys"].items():
+        WarehouseKeyRing(Home(Path(home_root)).keys).register_partner_key(partner, public)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import shutil
 import struct
 import tempfile
@@ -37,7 +36,8 @@ from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from envelope.keys import KeyRing, _raw_public, key_id
+from envelope.keys import PartnerKeyRing, WarehouseKeyRing, _raw_public, key_id
+from workspace.files import atomic_writer
 
 __all__ = [
     "ENVELOPE_FORMAT",
@@ -159,14 +159,14 @@ def seal_envelope(
     schema_version: str,
     row_count: int,
     linkage_key_version: str,
-    keyring: KeyRing,
+    keyring: PartnerKeyRing,
     out_dir: Path,
     extra: dict[str, Any] | None = None,
     now: datetime | None = None,
 ) -> Path:
     """Encrypt and sign ``payload`` into ``out_dir/<partner>_<extract>_<period>_<id>.vpdc``; atomic."""
     envelope_id = uuid.uuid4().hex
-    signing = keyring.partner_signing_key(partner)
+    signing = keyring.signing_key()
     transport_pub = keyring.transport_public_key()
     dek = AESGCM.generate_key(bit_length=256)
     wrapped = _SUITE.encrypt(dek, transport_pub, info=_wrap_info(envelope_id, partner))
@@ -224,13 +224,9 @@ def seal_envelope(
         }
         mbytes = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
         signature = signing.sign(_SIGN_CONTEXT + mbytes)
-        tmp_final = out_dir / f".{final.name}.tmp"
-        with open(tmp_final, "wb") as out, open(body.name, "rb") as ct_in:
+        with atomic_writer(final) as out, open(body.name, "rb") as ct_in:
             out.write(MAGIC + struct.pack(">I", len(mbytes)) + mbytes + signature)
             shutil.copyfileobj(ct_in, out, CHUNK)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp_final, final)
         return final
     finally:
         Path(body.name).unlink(missing_ok=True)
@@ -278,7 +274,7 @@ class OpenedEnvelope:
 @contextmanager
 def open_envelope(
     path: Path,
-    keyring: KeyRing,
+    keyring: WarehouseKeyRing,
     *,
     seen_envelope_ids: Container[str] = (),
     expected_partner: str | None = None,

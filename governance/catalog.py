@@ -1,89 +1,77 @@
-"""The data catalogue that requests are written against: mart datasets, their columns, and which
-partners' data each column derives from (whose stewards must approve its use).
+"""The data catalogue that requests are written against, generated from the marts' own dbt documentation.
 
-Kept in code next to the marts it describes; ``seed_catalogue`` loads it into the registry.
+Every column of every mart (``dbt_project/models/marts/**/_*__models.yml``) is in the catalogue with the
+partners its data comes from (``meta.equity.sources``: whose stewards must approve its use), whether it is
+race/ethnicity (which needs community review) and whether it is a quasi-identifier (``meta.governance``:
+k-anonymity applies to it in record-level releases). Columns marked ``releasable: false`` (person keys, ids
+that embed them) and those the disclosure rules forbid are never in it. One source, so the catalogue cannot
+drift from the marts; a test holds it to the dbt manifest too.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
 from sqlalchemy.orm import Session
 
 from governance.registry.models import Dataset, DatasetColumn
-from partner_kit.profiles import partners
 
-ALL = list(tuple(partners()))
-HOSPITALS = ["hospital_a", "hospital_b"]
+__all__ = ["DBT_PROJECT_DIR", "CatalogueColumn", "catalogue", "quasi_identifiers", "seed_catalogue"]
 
-#: dataset -> column -> (sources, race_ethnicity, quasi_identifier)
-CATALOGUE: dict[str, dict[str, tuple[list[str], bool, bool]]] = {
-    "program_cohorts": {
-        "program": (["county"], False, False),
-        "enrollment_date": (["county"], False, True),
-        "window_days": (["county"], False, False),
-        "post_window_complete": (["county"], False, False),
-        "age_band_at_enrollment": (ALL, False, True),
-        "sex": (ALL, False, True),
-        "race_ethnicity": (ALL, True, True),
-        "police_victim_contacts_pre": (["police"], False, False),
-        "police_victim_contacts_post": (["police"], False, False),
-        "police_suspect_contacts_pre": (["police"], False, False),
-        "police_suspect_contacts_post": (["police"], False, False),
-        "violent_offense_victimisations_pre": (["police"], False, False),
-        "violent_offense_victimisations_post": (["police"], False, False),
-        "violent_injury_visits_pre": (HOSPITALS, False, False),
-        "violent_injury_visits_post": (HOSPITALS, False, False),
-        "firearm_injury_visits_pre": (HOSPITALS, False, False),
-        "firearm_injury_visits_post": (HOSPITALS, False, False),
-        "school_suspensions_pre": (["schools"], False, False),
-        "school_suspensions_post": (["schools"], False, False),
-        "school_fighting_suspensions_pre": (["schools"], False, False),
-        "school_fighting_suspensions_post": (["schools"], False, False),
-        "school_absence_days_pre": (["schools"], False, False),
-        "school_absence_days_post": (["schools"], False, False),
-        "school_days_enrolled_pre": (["schools"], False, False),
-        "school_days_enrolled_post": (["schools"], False, False),
-    },
-    "events": {
-        "event_date": (ALL, False, True),
-        "sector": (ALL, False, False),
-        "source": (ALL, False, False),
-        "event_type": (ALL, False, False),
-        "age_band_at_event": (ALL, False, True),
-        "is_violent_offense_victim": (["police"], False, False),
-        "is_violent_offense_suspect": (["police"], False, False),
-        "is_firearm_injury": (HOSPITALS, False, False),
-        "is_assault_ed_visit": (HOSPITALS, False, False),
-        "is_school_suspension_fighting": (["schools"], False, False),
-        "is_program_enrollment": (["county"], False, False),
-        "program": (["county"], False, False),
-        "neighbourhood": (ALL, False, True),
-        "is_priority_area": (ALL, False, False),
-    },
-    "community_violence_indicators": {
-        "month": (ALL, False, False),
-        "neighbourhood": (ALL, False, False),
-        "homicides": (["police"], False, False),
-        "violent_crimes": (["police"], False, False),
-        "firearm_injuries": (HOSPITALS, False, False),
-        "violence_related_ed_visits": (HOSPITALS, False, False),
-        "race_ethnicity": (ALL, True, False),
-    },
-}
+DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
+
+
+@dataclass(frozen=True)
+class CatalogueColumn:
+    dataset: str
+    name: str
+    description: str
+    sources: tuple[str, ...]
+    race_ethnicity: bool
+    quasi_identifier: bool
+
+
+@cache
+def catalogue(project_dir: Path = DBT_PROJECT_DIR) -> dict[str, dict[str, CatalogueColumn]]:
+    """dataset -> column -> :class:`CatalogueColumn`, in the marts' column order."""
+    import yaml
+
+    from governance.disclosure import DisclosureRules
+
+    rules = DisclosureRules()
+    out: dict[str, dict[str, CatalogueColumn]] = {}
+    for path in sorted((project_dir / "models" / "marts").rglob("_*__models.yml")):
+        for model in (yaml.safe_load(path.read_text()) or {}).get("models", []):
+            cols = out.setdefault(model["name"], {})
+            for c in model.get("columns", []):
+                meta = c.get("meta") or {}
+                gov = meta.get("governance") or {}
+                if gov.get("releasable") is False or rules.forbids(c["name"]):
+                    continue
+                cols[c["name"]] = CatalogueColumn(
+                    model["name"], c["name"], " ".join(str(c.get("description", "")).split()),
+                    tuple((meta.get("equity") or {}).get("sources") or ()), c["name"].startswith("race_ethnicity"),
+                    bool(gov.get("quasi_identifier")))
+    return out
 
 
 def seed_catalogue(session: Session) -> int:
+    """Add every catalogue dataset and column the registry does not hold yet; returns the columns added."""
     n = 0
-    for ds, cols in CATALOGUE.items():
+    for ds, cols in catalogue().items():
         dataset = session.get(Dataset, ds) or Dataset(id=ds, description=f"mart {ds}")
         session.add(dataset)
         existing = {c.name for c in dataset.columns}
-        for name, (sources, race, qi) in cols.items():
+        for name, col in cols.items():
             if name not in existing:
-                dataset.columns.append(DatasetColumn(name=name, sources=sources, race_ethnicity=race,
-                                                     quasi_identifier=qi))
+                dataset.columns.append(DatasetColumn(name=name, sources=list(col.sources),
+                                                     race_ethnicity=col.race_ethnicity,
+                                                     quasi_identifier=col.quasi_identifier))
                 n += 1
     return n
 
 
 def quasi_identifiers(dataset: str) -> list[str]:
-    return [c for c, (_, _, qi) in CATALOGUE.get(dataset, {}).items() if qi]
+    return [c for c, col in catalogue().get(dataset, {}).items() if col.quasi_identifier]

@@ -95,7 +95,7 @@ def study_key(master_secret: bytes, study_id: str, version: int = 1, *, salt: by
     confused with a linkage key derived from some other secret.
 
     Args:
-        master_secret: the warehouse study master secret (``KeyRing.study_master_secret()``).
+        master_secret: the warehouse study master secret (``WarehouseKeyRing.study_master_secret()``).
         study_id: the approved request's study id.
         version: bump to re-key a study (old pseudonyms then no longer match).
         salt: a random per-study value. :class:`StudyKeyStore` always supplies one so that destroying

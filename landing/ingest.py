@@ -9,47 +9,26 @@ is ever deleted: a loaded envelope is archived still encrypted, a refused one is
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import duckdb
 import pyarrow.parquet as pq
 
 from envelope.format import EnvelopeRefused, open_envelope, read_manifest
-from envelope.keys import KeyRing
+from envelope.keys import WarehouseKeyRing
 from landing.detector import scan_batches
+from landing.events import IngestOutcome, archived_envelope_ids, record_event
 from landing.load import complete_staged_loads, load_payload, loaded_envelope_ids
+from landing.quarantine import quarantine_reason
 from landing.validation import ValidationSettings, declared_formats, validate_payload
 from partner_kit import ProfileError, load_profile
 from workspace import Home
+from workspace.files import atomic_write
 
-__all__ = ["IngestOutcome", "ingest_envelope", "quarantine_reason", "record_event"]
-
-
-@dataclass
-class IngestOutcome:
-    status: str  # loaded | quarantined
-    file: str
-    envelope_id: str | None = None
-    partner: str | None = None
-    extract_type: str | None = None
-    period: str | None = None
-    rows: int = 0
-    check: str | None = None
-    detail: str = ""
-    report: str | None = None
-    is_current: bool | None = None
-    superseded: list[str] = field(default_factory=list)
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+__all__ = ["IngestOutcome", "ingest_envelope", "quarantine_reason", "record_event"]  # the last two re-exported
 
 
 class _Refusal(Exception):
@@ -69,39 +48,10 @@ def _move(src: Path, dest_dir: Path) -> Path:
     return dest
 
 
-def record_event(warehouse_db: Path, outcome: IngestOutcome, now: datetime) -> None:
-    """Append an ingest event (metadata only: no record values) to ``raw.ingest_events``."""
-    with duckdb.connect(str(warehouse_db)) as con:
-        con.execute("create schema if not exists raw")
-        con.execute("create table if not exists raw.ingest_events (event_at timestamptz, file varchar, "
-                    "envelope_id varchar, partner varchar, extract_type varchar, period varchar, status varchar, "
-                    "check_name varchar, detail varchar, rows bigint)")
-        con.execute("insert into raw.ingest_events values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [now, outcome.file, outcome.envelope_id, outcome.partner, outcome.extract_type, outcome.period,
-                     outcome.status, outcome.check, outcome.detail[:2000], outcome.rows])
-
-
-def _archived_envelope_ids(warehouse_db: Path) -> set[str]:
-    """Envelope ids whose ingestion finished (archived and recorded), from ``raw.ingest_events``."""
-    if not Path(warehouse_db).exists():
-        return set()
-    with duckdb.connect(str(warehouse_db), read_only=True) as con:
-        exists = con.execute("select count(*) from information_schema.tables where table_schema = 'raw' "
-                             "and table_name = 'ingest_events'").fetchone()[0]
-        if not exists:
-            return set()
-        return {r[0] for r in con.execute("select distinct envelope_id from raw.ingest_events "
-                                          "where status = 'loaded' and envelope_id is not null").fetchall()}
-
-
-def quarantine_reason(quarantined: Path) -> dict[str, Any]:
-    return json.loads(quarantined.with_name(quarantined.name + ".reason.json").read_text())
-
-
 def ingest_envelope(
     path: Path,
     home: Home,
-    keyring: KeyRing,
+    keyring: WarehouseKeyRing,
     *,
     now: datetime | None = None,
     settings: ValidationSettings = ValidationSettings(),
@@ -142,7 +92,7 @@ def ingest_envelope(
         try:
             m = read_manifest(path)
             out.envelope_id, out.partner, out.extract_type, out.period = m.envelope_id, m.partner, m.extract_type, m.period
-            if m.envelope_id in seen and m.envelope_id not in _archived_envelope_ids(warehouse_db):
+            if m.envelope_id in seen and m.envelope_id not in archived_envelope_ids(warehouse_db):
                 seen = seen - {m.envelope_id}  # interrupted after its commit: finish it, not a replay
         except EnvelopeRefused:
             pass  # open_envelope below refuses it with the precise check
@@ -189,9 +139,7 @@ def ingest_envelope(
     if out.status == "quarantined":
         dest = _move(path, home.quarantine)
         reason = {**out.as_dict(), "file": dest.name, "original_path": str(path), "quarantined_at": now.isoformat()}
-        tmp = dest.with_name(dest.name + ".reason.json.tmp")
-        tmp.write_text(json.dumps(reason, indent=2, default=str))
-        os.replace(tmp, dest.with_name(dest.name + ".reason.json"))
+        atomic_write(dest.with_name(dest.name + ".reason.json"), json.dumps(reason, indent=2, default=str))
         out.file = dest.name
     record_event(warehouse_db, out, now)
     if audit is not None:

@@ -58,6 +58,19 @@ create table if not exists {t} (
 )"""
 
 
+#: During a linkage-secret rotation a record's pseudonymous id under the previous version, beside its new one:
+#: linkage carries person keys over with it, and the person map lists both ids (ADR 0005).
+_ALIASES_DDL = """
+create table if not exists record_aliases (
+    source varchar not null,
+    source_record_id varchar not null,
+    previous_id varchar not null,
+    linkage_key_version varchar not null,
+    previous_key_version varchar not null,
+    load_id varchar not null
+)"""
+
+
 #: Loading streams from Parquet; a modest limit keeps ingestion's peak memory low at the same speed.
 _DUCKDB_CONFIG = {"memory_limit": "512MB"}
 
@@ -189,9 +202,12 @@ def load_payload(
         now: the clock, passed in.
     """
     m = manifest
-    cols = profile.output_schema().names
+    previous = m.extra.get("previous_key_version")
+    cols = profile.output_schema(previous_ids=bool(previous)).names
     enc_cols = [c for c in cols if c in ENCODING_COLUMNS]
-    content_cols = [c for c in cols if c not in ENCODING_COLUMNS and c != "linkage_key_version"]
+    # the previous-version id of a record serves linkage only (to carry its person across a key rotation)
+    content_cols = [c for c in cols if c not in ENCODING_COLUMNS and c not in ("linkage_key_version",
+                                                                              "source_record_id_prev")]
     src = f"read_parquet('{str(payload).replace(chr(39), chr(39) * 2)}')"
     linkage_rows = 0
 
@@ -207,6 +223,11 @@ def load_payload(
             con.execute(f"insert into encodings select ?, ?, ?, {select} from {src}",
                         [m.partner, m.extract_type, m.envelope_id])
             linkage_rows = con.execute("select count(*) from encodings where load_id = ?", [m.envelope_id]).fetchone()[0]
+            con.execute(_ALIASES_DDL)
+            con.execute("delete from record_aliases where load_id = ?", [m.envelope_id])
+            if previous:
+                con.execute(f"insert into record_aliases select ?, source_record_id, source_record_id_prev, ?, ?, ? "
+                            f"from {src}", [m.partner, m.linkage_key_version, previous, m.envelope_id])
             _stage_load(con, "loads", m, now, "staged")  # not current until the warehouse has committed
             con.execute("commit")
     if callable(_after_linkage_commit):  # test hook: a crash between the two zones

@@ -30,6 +30,8 @@ import pyarrow.parquet as pq
 
 from envelope.format import Manifest
 from partner_kit import BLOOM_COLUMNS, ENCODING_COLUMNS, ExtractProfile
+from workspace import Home
+from workspace.files import atomic_write
 
 __all__ = ["CheckOutcome", "ValidationReport", "ValidationSettings", "describe_suite", "validate_payload"]
 
@@ -51,6 +53,13 @@ class ValidationSettings:
     chunk_rows: int = 250_000
     #: null-rate ceilings judge a rate: below this many rows one missing value is not a trend
     min_rows_for_rates: int = 200
+
+
+def settings_for(home: Home) -> ValidationSettings:
+    """The validation settings of a warehouse: the linkage key versions its settings accept."""
+    from workspace.settings import load_settings
+
+    return ValidationSettings(accepted_key_versions=load_settings(home).accepted_linkage_versions)
 
 
 @dataclass
@@ -104,13 +113,13 @@ class ValidationReport:
         reports_dir.mkdir(parents=True, exist_ok=True)
         stem = f"{self.partner}_{self.extract_type}_{self.period}_{self.envelope_id[:12]}"
         jpath, hpath = reports_dir / f"{stem}.json", reports_dir / f"{stem}.html"
-        jpath.write_text(json.dumps(self.as_dict(), indent=2))
+        atomic_write(jpath, json.dumps(self.as_dict(), indent=2))
         rows = "".join(
             f"<tr class={'ok' if c.passed else c.severity}><td>{html.escape(c.check)}</td>"
             f"<td>{html.escape(c.column or '')}</td><td>{c.severity}</td><td>{'pass' if c.passed else 'FAIL'}</td>"
             f"<td>{c.element_count:,}</td><td>{c.unexpected_count:,}</td><td>{html.escape(c.detail)}</td></tr>"
             for c in self.checks)
-        hpath.write_text(
+        atomic_write(hpath,
             "<!doctype html><meta charset=utf-8><title>validation</title><style>body{font:14px sans-serif}"
             "td,th{padding:2px 8px;border-bottom:1px solid #ddd}.error{background:#fdd}.warn{background:#ffd}</style>"
             f"<h1>{html.escape(self.partner)} / {html.escape(self.extract_type)} / {html.escape(self.period)}</h1>"
@@ -139,11 +148,13 @@ def _expectations(profile: ExtractProfile, manifest: Manifest, settings: Validat
     import great_expectations.expectations as gxe
     import pandas as pd
 
-    schema = profile.output_schema()
+    schema = profile.output_schema(previous_ids=bool(manifest.extra.get("previous_key_version"))) \
+        if hasattr(manifest, "extra") else profile.output_schema()
     out: list[tuple[Any, str, str | None, float]] = []
     gx_columns = [c for c in schema.names if c not in ENCODING_COLUMNS]
     out.append((gxe.ExpectTableColumnsToMatchSet(column_set=gx_columns, exact_match=True), "columns", None, 0.0))
-    for ref in ("source_record_id", "person_record_id", profile.group_ref["name"] if profile.group_ref else None):
+    for ref in ("source_record_id", "source_record_id_prev", "person_record_id",
+                profile.group_ref["name"] if profile.group_ref else None):
         if ref and ref in schema.names:
             out.append((gxe.ExpectColumnValuesToNotBeNull(column=ref), "not_null", ref, 0.0))
             out.append((gxe.ExpectColumnValuesToMatchRegex(column=ref, regex=RECORD_ID_RE), "id_format", ref, 0.0))
@@ -215,7 +226,8 @@ def declared_formats(profile: ExtractProfile) -> dict[str, str]:
     """Regexes of the columns whose values are keyed tokens or pseudonymous ids, by construction."""
     names = profile.output_schema().names
     formats = {c: TOKEN_RE for c in names if c in ENCODING_COLUMNS and c not in BLOOM_COLUMNS}
-    for ref in ("source_record_id", "person_record_id", profile.group_ref["name"] if profile.group_ref else None):
+    for ref in ("source_record_id", "source_record_id_prev", "person_record_id",
+                profile.group_ref["name"] if profile.group_ref else None):
         if ref and ref in names:
             formats[ref] = RECORD_ID_RE
     formats["linkage_key_version"] = r"^v\d+$"
@@ -263,7 +275,8 @@ def validate_payload(payload: Path, profile: ExtractProfile, manifest: Manifest,
     report = ValidationReport(file_name or Path(payload).name, manifest.envelope_id, manifest.partner,
                               manifest.extract_type, manifest.period, manifest.schema_version, manifest.row_count)
     pf = pq.ParquetFile(payload)
-    expected = profile.output_schema()
+    previous = manifest.extra.get("previous_key_version")
+    expected = profile.output_schema(previous_ids=bool(previous))
 
     # 1. schema version and column types (Arrow schema equality: exact, including order)
     ok_version = manifest.schema_version == profile.schema_version
@@ -273,10 +286,13 @@ def validate_payload(payload: Path, profile: ExtractProfile, manifest: Manifest,
     actual = pf.schema_arrow
     diff = _schema_diff(expected, actual)
     report.checks.append(CheckOutcome("column_types", None, "error", not diff, len(expected), len(diff), "; ".join(diff)))
-    ok_key = manifest.linkage_key_version in settings.accepted_key_versions
-    report.checks.append(CheckOutcome("key_version_accepted", None, "error", ok_key, 1, int(not ok_key),
-                                      "" if ok_key else f"linkage key version {manifest.linkage_key_version} is not "
-                                      f"accepted (accepted: {', '.join(settings.accepted_key_versions)})"))
+    for label, version in (("", manifest.linkage_key_version), ("previous ", previous)):
+        if label and version is None:
+            continue
+        ok_key = version in settings.accepted_key_versions
+        report.checks.append(CheckOutcome("key_version_accepted", None, "error", ok_key, 1, int(not ok_key),
+                                          "" if ok_key else f"{label}linkage key version {str(version)[:20]} is not "
+                                          f"accepted (accepted: {', '.join(settings.accepted_key_versions)})"))
     bloom_bits = manifest.extra.get("bloom_bits")
     if bloom_bits is not None and bloom_bits != settings.bloom_bytes * 8:
         report.checks.append(CheckOutcome("bloom_parameters", None, "error", False, 1, 1,

@@ -22,7 +22,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from envelope.keys import KeyRing
+from envelope.keys import LinkageSecret
 from partner_kit import Encoder, load_profile
 
 __all__ = ["load_truth", "pairwise_metrics", "cluster_metrics", "subgroup_errors", "threshold_table", "age_band"]
@@ -38,10 +38,10 @@ def age_band(birth_year_sql: str, as_of_year: int) -> str:
             f"when {age} < 65 then '50-64' else '65+' end")
 
 
-def load_truth(con: duckdb.DuckDBPyConnection, truth_path: Path, keyring: KeyRing, *, table: str = "truth") -> int:
+def load_truth(con: duckdb.DuckDBPyConnection, truth_path: Path, secret: LinkageSecret, *, table: str = "truth") -> int:
     """Load the truth file into ``table`` keyed by (source, source_record_id) as the linkage zone sees them."""
     t = pq.read_table(truth_path)
-    enc = Encoder(keyring.linkage_secret())
+    enc = Encoder(secret)
     namespaces = {s: load_profile(s, e).record_id["namespace"] for s, e in PERSON_EXTRACTS.items()}
     sources, rids = t["source"].to_pylist(), t["record_id"].to_pylist()
     ids = [enc.record_id(namespaces[s], r.strip()) for s, r in zip(sources, rids, strict=True)]

@@ -159,9 +159,18 @@ def prepare_inputs(con: duckdb.DuckDBPyConnection, *, table: str = "link_input",
         KeyVersionError: when current encodings come from more than one linkage key version.
     """
     del incremental
+    version = link_version(con)
+    # the newest complete load of each (source, extract, period) under that version: during a rotation's
+    # transition the old version is linked until every period has been re-sent under the new one
+    con.execute("""create or replace table link_loads as
+        select load_id, created_at from (
+            select load_id, created_at, row_number() over (partition by source, extract_type, period
+                                                          order by created_at desc, loaded_at desc, load_id desc) rn
+            from loads where state = 'complete' and linkage_key_version is not distinct from ?)
+        where rn = 1""", [version])
     versions = con.execute(
-        "select e.linkage_key_version, e.source, count(*) from encodings e join loads l using (load_id) "
-        "where l.is_current group by all order by 1, 2").fetchall()
+        "select e.linkage_key_version, e.source, count(*) from encodings e join link_loads l using (load_id) "
+        "group by all order by 1, 2").fetchall()
     if len({v[0] for v in versions}) > 1:
         detail = ", ".join(f"{src} {n:,} rows under {v}" for v, src, n in versions)
         raise KeyVersionError(f"current encodings mix linkage key versions ({detail}); "
@@ -170,9 +179,9 @@ def prepare_inputs(con: duckdb.DuckDBPyConnection, *, table: str = "link_input",
     blooms = ", ".join(f"e.{k}::BIT as {v}, bit_count(e.{k}::BIT)::integer as {v}_n" for k, v in BLOOMS.items())
     select = (f"select e.source as source_dataset, e.source_record_id as unique_id, e.linkage_key_version, "
               f"e.load_id, l.created_at as load_created_at, {cols}, {blooms} "
-              "from encodings e join loads l using (load_id) where l.is_current")
+              "from encodings e join link_loads l using (load_id)")
     dupes = con.execute("select count(*) - count(distinct (e.source, e.source_record_id)) from encodings e "
-                        "join loads l using (load_id) where l.is_current").fetchall()[0][0]
+                        "join link_loads l using (load_id)").fetchall()[0][0]
     for (kind,) in con.execute("select table_type from information_schema.tables where table_name = ? "
                                "and table_schema = 'main'", [table]).fetchall():
         con.execute(f"drop {'view' if kind == 'VIEW' else 'table'} {table}")
@@ -186,6 +195,18 @@ def prepare_inputs(con: duckdb.DuckDBPyConnection, *, table: str = "link_input",
         for _, src, n in versions:
             counts[src] = counts.get(src, 0) + n
     return {"key_version": versions[0][0] if versions else None, "records": counts}
+
+
+def link_version(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The linkage-secret version to link on: the one under which the most (source, extract, period) have a
+    complete load, the newest on a tie. Before a rotation every period is under the old version; during its
+    transition the old one still covers every period; once every partner has re-sent, the new one does too
+    and wins the tie (ADR 0005). None when nothing is loaded."""
+    rows = con.execute("select linkage_key_version, count(distinct (source, extract_type, period)) from loads "
+                       "where state = 'complete' group by 1").fetchall()
+    if not rows:
+        return None
+    return max(rows, key=lambda r: (r[1], int(r[0][1:]) if str(r[0])[1:].isdigit() else -1))[0]
 
 
 def _newest_only(con: duckdb.DuckDBPyConnection, table: str) -> None:

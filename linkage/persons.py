@@ -15,7 +15,8 @@ from datetime import datetime
 
 import duckdb
 
-__all__ = ["ensure_tables", "assign_person_keys", "confidence_bands", "person_keys_as_of"]
+__all__ = ["ensure_tables", "assign_person_keys", "carry_keys_across_rotation", "confidence_bands",
+           "person_keys_as_of"]
 
 DDL = [
     """create table if not exists linkage_runs (run_id varchar primary key, started_at timestamptz,
@@ -119,6 +120,27 @@ def assign_person_keys(con: duckdb.DuckDBPyConnection, clusters: str, *, run_id:
     counts = dict(con.execute("select event, count(*) from person_key_history where run_id = ? group by 1",
                               [run_id]).fetchall())
     return {"created": counts.get("created", 0), "merged": counts.get("merged", 0), "split": counts.get("split", 0)}
+
+
+def carry_keys_across_rotation(con: duckdb.DuckDBPyConnection, *, from_version: str, to_version: str) -> int:
+    """Move every record's person key from its id under ``from_version`` to its id under ``to_version``.
+
+    A rotated linkage secret gives every record a new pseudonymous id. During the transition the kit sent
+    both (``record_aliases``, written at ingestion); the first linkage run on the new version calls this in
+    its key transaction, before keys are assigned, so the new clusters inherit the old keys and every person
+    keeps theirs. The old ids stay in the key history and in the person map (as aliases). Returns the rows moved.
+    """
+    have = con.execute("select count(*) from information_schema.tables where table_name = 'record_aliases'").fetchall()
+    if not have[0][0]:
+        return 0
+    con.execute("""create or replace temp table _carry as
+        select distinct source, previous_id, source_record_id from record_aliases
+        where linkage_key_version = ? and previous_key_version = ?""", [to_version, from_version])
+    n = con.execute("""select count(*) from person_keys p join _carry c
+                       on p.source = c.source and p.source_record_id = c.previous_id""").fetchall()[0][0]
+    con.execute("""update person_keys set source_record_id = c.source_record_id from _carry c
+                   where person_keys.source = c.source and person_keys.source_record_id = c.previous_id""")
+    return int(n)
 
 
 def confidence_bands(con: duckdb.DuckDBPyConnection, clusters: str, edges: str) -> None:

@@ -12,7 +12,54 @@ import duckdb
 from linkage.quality import QualityFloors, build_report, check_floors, write_report
 from workspace import Home
 
-__all__ = ["latest_run", "report_latest_run", "evaluate_latest_run"]
+__all__ = ["NothingToDo", "evaluate_latest_run", "latest_run", "linkage_summary", "report_latest_run",
+           "require_inputs", "require_person_map"]
+
+
+class NothingToDo(Exception):
+    """A stage was asked to run before the stage it needs; the message says which command to run first."""
+
+
+def require_inputs(home: Home) -> None:
+    """Linkage needs ingested person records.
+
+    Raises:
+        NothingToDo: no linkage zone yet, or it holds no encodings.
+    """
+    if not home.linkage_db.exists():
+        raise NothingToDo(f"{home.root}: nothing ingested yet (no linkage zone); run `vpdc ingest` first")
+    with duckdb.connect(str(home.linkage_db), read_only=True) as con:
+        have = con.execute("select count(*) from information_schema.tables where table_name = 'encodings'").fetchall()
+    if not have[0][0]:
+        raise NothingToDo(f"{home.root}: no person records ingested yet; run `vpdc ingest` first")
+
+
+def require_person_map(home: Home) -> None:
+    """The marts need the person map that linkage exports.
+
+    Raises:
+        NothingToDo: no warehouse yet, or no person map in it.
+    """
+    if not home.warehouse_db.exists():
+        raise NothingToDo(f"{home.root}: no analytics zone yet; run `vpdc ingest` and `vpdc link` first")
+    with duckdb.connect(str(home.warehouse_db), read_only=True) as con:
+        have = con.execute("select count(*) from information_schema.tables where table_schema = 'raw' "
+                           "and table_name = 'person_map'").fetchall()[0][0]
+    if not have:
+        raise NothingToDo(f"{home.root}: persons are not linked yet (no person map); run `vpdc link` first")
+
+
+def linkage_summary(home: Home, *, success: bool, error: str, evaluate: bool, now: datetime) -> dict[str, Any]:
+    """What a linkage job did: the latest run, its quality report, and (synthetic data) the truth figures."""
+    out: dict[str, Any] = {"success": success, "error": error,
+                           "run": latest_run(home.linkage_db) if home.linkage_db.exists() else None}
+    report_path = home.reports / "linkage" / f"{out['run']['run_id']}.json" if out["run"] else None
+    if report_path and report_path.exists():
+        out["report"] = json.loads(report_path.read_text())
+    if evaluate and out["run"]:
+        report, html_path = evaluate_latest_run(home, now=now)
+        out["report"], out["report_html"] = report, str(html_path)
+    return out
 
 
 def latest_run(linkage_db: Path) -> dict[str, Any] | None:
@@ -42,10 +89,10 @@ def evaluate_latest_run(home: Home, *, now: datetime, truth_path: Path | None = 
                         run_extra: dict[str, Any] | None = None) -> tuple[dict[str, Any], Path]:
     """Evaluate the latest run against the synthetic ground truth and rewrite its report with truth figures.
 
-    Synthetic data only: needs the truth file and the linkage secret (to map native record ids onto
-    pseudonymous ones). Not a pipeline step.
+    Synthetic data only: needs the truth file and the key custodian's linkage secret (to map native record
+    ids onto pseudonymous ones): an evaluation harness, never a pipeline step, and never run by the warehouse.
     """
-    from envelope.keys import KeyRing
+    from envelope.keys import Custodian
     from linkage.evaluation import load_truth
 
     truth_path = truth_path or home.truth / "truth.parquet"
@@ -56,7 +103,7 @@ def evaluate_latest_run(home: Home, *, now: datetime, truth_path: Path | None = 
         raise RuntimeError(f"{home.linkage_db}: no linkage run yet; run `vpdc link`")
     run |= run_extra or {}
     with duckdb.connect(str(home.linkage_db)) as con:
-        load_truth(con, truth_path, KeyRing(home.keys))
+        load_truth(con, truth_path, Custodian(home.custodian).linkage_secret(run.get("linkage_key_version")))
     try:
         report = build_report(home.linkage_db, run, truth_loaded=True, as_of_year=now.year,
                               cluster_threshold=run["params"]["cluster_threshold"])

@@ -21,6 +21,7 @@ from typing import Any
 import duckdb
 
 from linkage.evaluation import cluster_metrics, pairwise_metrics, subgroup_errors, threshold_table
+from workspace.files import atomic_write
 
 __all__ = ["QualityFloors", "build_report", "write_report", "check_floors"]
 
@@ -123,7 +124,7 @@ def write_report(report: dict[str, Any], out_dir: Path, charts: dict[str, str] |
     out_dir.mkdir(parents=True, exist_ok=True)
     rid = report["run"]["run_id"]
     jpath, hpath = out_dir / f"{rid}.json", out_dir / f"{rid}.html"
-    jpath.write_text(json.dumps(report, indent=2, default=str))
+    atomic_write(jpath, json.dumps(report, indent=2, default=str))
     parts = [f"<h1>Linkage run {html.escape(rid)} ({html.escape(report['run']['mode'])})</h1>",
              "<p>Aggregate figures only: no record, pair or encoding appears in this report.</p>",
              "<h2>Records per source</h2>", _table([{"source": k, "records": v} for k, v in report["run"]["records"].items()])]
@@ -152,7 +153,7 @@ def write_report(report: dict[str, Any], out_dir: Path, charts: dict[str, str] |
               _table([report["confidence_bands"]])]
     for name, chart_file in (charts or {}).items():
         parts.append(f"<p><a href='{html.escape(chart_file)}'>{html.escape(name)} chart</a></p>")
-    hpath.write_text("<!doctype html><meta charset=utf-8><title>linkage quality</title><style>body{font:14px sans-serif;"
+    atomic_write(hpath, "<!doctype html><meta charset=utf-8><title>linkage quality</title><style>body{font:14px sans-serif;"
                      "max-width:1100px}td,th{padding:2px 6px;border-bottom:1px solid #ddd;text-align:left}"
                      ".warn{background:#ffd}</style>" + "".join(parts))
     return jpath, hpath

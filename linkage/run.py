@@ -35,7 +35,7 @@ from linkage.model import (
     source_views,
     train,
 )
-from linkage.persons import assign_person_keys, confidence_bands, ensure_tables
+from linkage.persons import assign_person_keys, carry_keys_across_rotation, confidence_bands, ensure_tables
 
 __all__ = ["LinkageResult", "run_linkage", "export_person_map"]
 
@@ -57,6 +57,8 @@ class LinkageResult:
     zero_record_sources: list[str] = field(default_factory=list)
     model_run_id: str | None = None
     charts: dict[str, str] = field(default_factory=dict)
+    #: records whose person key moved from their previous-version id to their new one (a key rotation)
+    key_events_carried: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -260,6 +262,10 @@ def run_linkage(
         # keys, history and the run record commit together: a crash here leaves the previous keys intact
         t1 = time.perf_counter()
         con.execute("begin")
+        if previous and previous[0][2] and key_version and previous[0][2] != key_version:
+            # the first run under a rotated linkage secret: each record's person key moves to its new id
+            result.key_events_carried = carry_keys_across_rotation(con, from_version=previous[0][2],
+                                                                   to_version=key_version)
         confidence_bands(con, "link_clusters", "link_edges")
         result.key_events = assign_person_keys(con, "link_clusters", run_id=run_id, now=now)
         timings["keys"] = time.perf_counter() - t1
@@ -332,8 +338,23 @@ def export_person_map(linkage_db: Path, warehouse_db: Path, *, run_id: str) -> i
         wh.execute(f"attach '{str(linkage_db).replace(chr(39), chr(39) * 2)}' as lz (read_only)")
         wh.execute("create schema if not exists raw")
         wh.execute("begin")
-        wh.execute("create or replace table raw.person_map as select source, source_record_id, person_key, "
-                   "match_confidence, run_id as linkage_run_id from lz.person_keys")
+        aliases = wh.execute("select count(*) from information_schema.tables where table_catalog = 'lz' "
+                             "and table_name = 'record_aliases'").fetchall()[0][0]
+        # a record sent under two linkage-secret versions (a rotation) is in the map under both ids, so content
+        # rows of either load join to the same person (ADR 0005)
+        alias_rows = """
+            union
+            select a.source, a.previous_id, k.person_key, k.match_confidence, k.run_id, 1
+            from lz.record_aliases a join lz.person_keys k on k.source = a.source and k.source_record_id = a.source_record_id
+            union
+            select a.source, a.source_record_id, k.person_key, k.match_confidence, k.run_id, 1
+            from lz.record_aliases a join lz.person_keys k on k.source = a.source and k.source_record_id = a.previous_id
+        """ if aliases else ""
+        wh.execute(f"""create or replace table raw.person_map as
+            with m as (select source, source_record_id, person_key, match_confidence, run_id, 0 as via_alias
+                       from lz.person_keys {alias_rows})
+            select source, source_record_id, person_key, match_confidence, run_id as linkage_run_id from m
+            qualify row_number() over (partition by source, source_record_id order by via_alias, person_key) = 1""")
         # the change log of every run (linkage.persons.person_keys_as_of rebuilds a pinned run's map)
         wh.execute("create or replace table raw.person_map_versions as select run_id as linkage_run_id, source, "
                    "source_record_id, person_key, match_confidence from lz.person_key_versions")

@@ -5,8 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from envelope.keys import KeyRing
-from landing.validation import ValidationSettings
+from envelope.keys import WarehouseKeyRing
 from workspace import Home
 
 
@@ -20,20 +19,16 @@ class VpdcHome(dg.ConfigurableResource):
         return Home(Path(self.root).resolve())
 
 
-class WarehouseKeyRing(dg.ConfigurableResource):
+class WarehouseKeys(dg.ConfigurableResource):
     """The warehouse's keys: transport private key and the registered partner public keys.
 
-    Never the linkage secret: the warehouse does not hold it.
+    Never the linkage secret: the key ring refuses a keys folder that holds one.
     """
 
     keys_dir: str
-    accepted_key_versions: list[str] = ["v1"]
 
-    def keyring(self) -> KeyRing:
-        return KeyRing(Path(self.keys_dir))
-
-    def validation_settings(self) -> ValidationSettings:
-        return ValidationSettings(accepted_key_versions=tuple(self.accepted_key_versions))
+    def keyring(self) -> WarehouseKeyRing:
+        return WarehouseKeyRing(Path(self.keys_dir))
 
 
 class DuckDBFile(dg.ConfigurableResource):
@@ -72,7 +67,7 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
     home = dg.EnvVar("VPDC_HOME")
     return {
         "vpdc_home": VpdcHome(root=home),
-        "keyring": WarehouseKeyRing(keys_dir=dg.EnvVar("VPDC_KEYS_DIR")),
+        "keyring": WarehouseKeys(keys_dir=dg.EnvVar("VPDC_KEYS_DIR")),
         "linkage_db": DuckDBFile(home=home, file="linkage.duckdb"),
         "warehouse_db": DuckDBFile(home=home, file="warehouse.duckdb"),
         "registry": GovernanceRegistry(home=home),

@@ -9,25 +9,47 @@ Runs appear in the Dagster UI afterwards (`make ui`).
 from __future__ import annotations
 
 import os
-import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from workspace import Home
+from workspace.files import atomic_copy
 
 REPO_DAGSTER_YAML = Path(__file__).resolve().parent.parent / "dagster.yaml"
 
 
-def configure_environment(home: Home, keys_dir: Path | None = None) -> None:
-    """Point Dagster and the resources at ``home`` (environment variables read at run time)."""
+def prepare_dagster_home(home: Home) -> Path:
+    """``VPDC_HOME/dagster`` with the project's ``dagster.yaml`` (Dagster reads it only from ``DAGSTER_HOME``)."""
     home.dagster.mkdir(parents=True, exist_ok=True)
     target = home.dagster / "dagster.yaml"
     if not target.exists() or target.read_bytes() != REPO_DAGSTER_YAML.read_bytes():
-        shutil.copyfile(REPO_DAGSTER_YAML, target)
-    os.environ["DAGSTER_HOME"] = str(home.dagster)
-    os.environ["VPDC_HOME"] = str(home.root)
-    os.environ["VPDC_KEYS_DIR"] = str(keys_dir or home.keys)
-    os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+        atomic_copy(REPO_DAGSTER_YAML, target)
+    return home.dagster
+
+
+def environment(home: Home) -> dict[str, str]:
+    """The variables Dagster and the resources read at run time for ``home``."""
+    return {"DAGSTER_HOME": str(home.dagster), "VPDC_HOME": str(home.root), "VPDC_KEYS_DIR": str(home.keys),
+            "DAGSTER_DISABLE_TELEMETRY": os.environ.get("DAGSTER_DISABLE_TELEMETRY", "1")}
+
+
+@contextmanager
+def dagster_environment(home: Home) -> Iterator[None]:
+    """Point Dagster and the resources at ``home`` for the duration of a headless run, then restore the
+    process environment as it was (resources read ``dg.EnvVar`` at run time, not import time)."""
+    prepare_dagster_home(home)
+    saved = {k: os.environ.get(k) for k in environment(home)}
+    os.environ.update(environment(home))
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 @dataclass
@@ -42,7 +64,7 @@ class RunSummary:
     file: str = ""
 
 
-def run_landing_sensor_once(home: Home, *, progress=None, log_level: str = "WARNING") -> list[RunSummary]:
+def run_landing_sensor_once(home: Home, *, progress=None, log_level: str = "CRITICAL") -> list[RunSummary]:
     """Evaluate the landing sensor once and execute every new run request in process.
 
     ``log_level`` applies to Dagster's console logger (the runs' full event logs stay in the instance).
@@ -52,9 +74,8 @@ def run_landing_sensor_once(home: Home, *, progress=None, log_level: str = "WARN
     from orchestration.definitions import defs as load_defs
     from orchestration.resources import VpdcHome
 
-    configure_environment(home)
-    defs = load_defs()
-    with dg.DagsterInstance.get() as instance:
+    with dagster_environment(home), dg.DagsterInstance.get() as instance:
+        defs = load_defs()
         sensor = defs.resolve_sensor_def("landing_sensor")
         ctx = dg.build_sensor_context(instance=instance, resources={"vpdc_home": VpdcHome(root=str(home.root))},
                                       sensor_name=sensor.name)
@@ -84,15 +105,14 @@ def run_landing_sensor_once(home: Home, *, progress=None, log_level: str = "WARN
         return summaries
 
 
-def run_job(home: Home, job_name: str, *, run_config: dict | None = None, log_level: str = "WARNING") -> RunSummary:
+def run_job(home: Home, job_name: str, *, run_config: dict | None = None, log_level: str = "CRITICAL") -> RunSummary:
     """Execute one job of the code location in process against the real instance."""
     import dagster as dg
 
     from orchestration.definitions import defs as load_defs
 
-    configure_environment(home)
-    defs = load_defs()
-    with dg.DagsterInstance.get() as instance:
+    with dagster_environment(home), dg.DagsterInstance.get() as instance:
+        defs = load_defs()
         job = defs.resolve_job_def(job_name)
         config = {**(run_config or {}), "loggers": {"console": {"config": {"log_level": log_level}}}}
         res = job.execute_in_process(run_config=config, instance=instance, raise_on_error=False)
@@ -104,3 +124,28 @@ def run_job(home: Home, job_name: str, *, run_config: dict | None = None, log_le
             if checks:
                 err += "; failed checks: " + ", ".join(c.check_name for c in checks)
         return RunSummary(job_name, job_name, None, res.success, False, res.run_id, err)
+
+
+def ingest_outcomes(home: Home, runs: list[RunSummary]) -> list[dict]:
+    """One row per envelope a headless ingestion ran: its recorded outcome (``raw.ingest_events``), or the
+    run's own error when it crashed before recording one."""
+    from landing.events import ingest_events
+
+    events: dict[str, dict] = {}
+    for ev in ingest_events(home.warehouse_db):
+        if ev["envelope_id"]:
+            events[ev["envelope_id"]] = ev
+        events[ev["file"]] = ev
+    rows = []
+    for r in runs:
+        if r.skipped:
+            continue
+        ev = events.get(r.run_key.split("#")[0]) or events.get(r.file)
+        if ev:
+            rows.append({"file": ev["file"], "partner": ev["partner"], "extract": ev["extract_type"],
+                         "period": ev["period"], "status": ev["status"], "check": ev["check_name"],
+                         "detail": ev["detail"], "rows": ev["rows"]})
+        else:
+            rows.append({"file": r.file or r.run_key, "partner": None, "extract": None, "period": r.partition,
+                         "status": "loaded" if r.success else "error", "check": None, "detail": r.error, "rows": 0})
+    return rows

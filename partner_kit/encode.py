@@ -125,9 +125,13 @@ def dice(a: bytes, b: bytes) -> float:
 class Encoder:
     """Encodes normalised values under one version of the linkage secret, caching per distinct value."""
 
-    def __init__(self, secret: LinkageSecret, params: EncodingParams | None = None):
+    def __init__(self, secret: LinkageSecret, params: EncodingParams | None = None, *,
+                 previous: LinkageSecret | None = None):
+        """``previous``: during a linkage-secret rotation, the version being rotated away from; record ids
+        are then also computed under it (:meth:`previous_record_ids`) so the warehouse can carry persons over."""
         self.secret = secret
         self.params = params or EncodingParams()
+        self.previous = previous
         self._token_base: dict[str, hmac.HMAC] = {}
         self._bloom_base: dict[str, hmac.HMAC] = {}
         self._tokens: dict[str, dict[str, str]] = {}
@@ -240,6 +244,12 @@ class Encoder:
         base = self._base(self._rid_base, self.secret.record_id_key, namespace)
         ids = _b64_array(_hmac_all(base, pc.cast(pc.fill_null(values, ""), pa.binary()).to_pylist()), 15)
         return pc.if_else(blank, pa.scalar(None, pa.string()), ids)
+
+    def previous_record_ids(self, namespace: str, values: pa.Array) -> pa.Array:
+        """``record_ids`` under the previous linkage-secret version (rotation in transition only)."""
+        if self.previous is None:
+            raise ValueError("no previous linkage secret: not in a rotation")
+        return Encoder(self.previous).record_ids(namespace, values)
 
     def blooms(self, domain: str, values: pa.Array) -> pa.Array:
         """``bloom`` of every value (binary; nulls stay null), computed once per distinct value.

@@ -15,10 +15,11 @@ Output is written to temporary files and renamed at the end, so a crash leaves n
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import csv
 import gc
-import os
+import io
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -32,7 +33,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from partner_kit.encode import Encoder
+from envelope.keys import PartnerKeyRing
+from partner_kit.encode import Encoder, EncodingParams
 from partner_kit.normalise import (
     NormaliseError,
     normalise_address_array,
@@ -46,8 +48,12 @@ from partner_kit.normalise import (
     split_formatted_name_array,
 )
 from partner_kit.profiles import ExtractProfile, load_profile
+from workspace.files import atomic_path, atomic_writer
 
-__all__ = ["EncodeSummary", "SchemaError", "encode_extract", "seal_encoded"]
+__all__ = ["KIT_VERSION", "EncodeSummary", "SchemaError", "encode_extract", "seal_encoded"]
+
+#: Recorded in every manifest (``extra.kit``).
+KIT_VERSION = "vpdc-partner-kit 0.2.0"
 
 class SchemaError(Exception):
     """The input file does not have the columns its profile expects. Names the file and the columns."""
@@ -130,17 +136,21 @@ def encode_extract(
         raise SchemaError(f"{input_path}: no such file")
     if input_path.stat().st_size == 0:
         raise SchemaError(f"{input_path}: file is empty (0 bytes); expected a header row")
+    header = _header(input_path, profile)
     try:
+        # every column as bytes: text is decoded per column in the profile's encoding, so an undecodable
+        # byte rejects its row (naming the column) instead of the whole file
         reader = pacsv.open_csv(
             input_path,
-            read_options=pacsv.ReadOptions(block_size=block_size, use_threads=False),
+            read_options=pacsv.ReadOptions(block_size=block_size, use_threads=False, column_names=header,
+                                           skip_rows=1),
             parse_options=pacsv.ParseOptions(delimiter=profile.delimiter),
-            convert_options=pacsv.ConvertOptions(
-                column_types={c: pa.string() for c in _header(input_path, profile.delimiter)},
-                strings_can_be_null=False, quoted_strings_can_be_null=False),
+            convert_options=pacsv.ConvertOptions(column_types={c: pa.binary() for c in header},
+                                                 strings_can_be_null=False, quoted_strings_can_be_null=False),
         )
     except pa.ArrowInvalid as exc:
-        raise SchemaError(f"{input_path}: cannot be read as {profile.delimiter!r}-delimited CSV: {exc}") from None
+        raise SchemaError(f"{input_path}: cannot be read as {profile.delimiter!r}-delimited CSV: {_first_line(exc)}") \
+            from None
     columns = set(reader.schema.names)
     expected = profile.expected_columns()
     missing, unexpected = sorted(expected - columns), sorted(columns - expected)
@@ -153,13 +163,11 @@ def encode_extract(
                          "the kit only sends allow-listed columns)")
         raise SchemaError(f"{input_path}: " + "; ".join(parts))
 
-    schema = profile.output_schema()
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = out_path.with_name(f".{out_path.name}.tmp")
+    schema = profile.output_schema(previous_ids=encoder.previous is not None)
     rejects = _Rejects()
     row_base = 2  # line 1 is the header
     norm = _Normalisers(profile, today)
-    try:
+    with atomic_path(out_path) as tmp_out:
         # zstd level 1 is as small as the default level here (tokens are random) at 60% of the time, and
         # min/max statistics of tokens serve no one: kept for content columns only (a third of the write)
         stats = [f.name for f in schema if not f.name.startswith("enc_") and not f.name.endswith("record_id")]
@@ -174,7 +182,8 @@ def encode_extract(
                 except StopIteration:
                     break
                 except pa.ArrowInvalid as exc:
-                    raise SchemaError(f"{input_path}: malformed CSV after line {row_base - 1}: {exc}") from None
+                    raise SchemaError(f"{input_path}: malformed CSV after line {row_base - 1}: {_first_line(exc)}") \
+                        from None
                 table = _encode_batch(batch, profile, encoder, norm, rejects, row_base, schema)
                 writer.write_table(table)
                 summary.rows_read += batch.num_rows
@@ -183,16 +192,13 @@ def encode_extract(
                 if progress:
                     progress(batch.num_rows)
         _write_rejects(rejects_path, rejects.rows)
-        os.replace(tmp_out, out_path)
-    finally:
-        tmp_out.unlink(missing_ok=True)
     summary.rejected = Counter(r[2] for r in rejects.rows)
     summary.seconds = time.perf_counter() - t0
     summary.output, summary.rejects = str(out_path), str(rejects_path)
     return summary
 
 
-_NEAR_UNIQUE = {"source_record_id", "enc_ssn_full", "enc_addr"}
+_NEAR_UNIQUE = {"source_record_id", "source_record_id_prev", "enc_ssn_full", "enc_addr"}
 
 
 @contextlib.contextmanager
@@ -212,18 +218,70 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _header(path: Path, delimiter: str) -> list[str]:
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        return next(csv.reader(f, delimiter=delimiter), [])
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+
+
+def _codec(encoding: str) -> str:
+    """The codec that reads a file declared in ``encoding``: UTF-8 skips a byte-order mark."""
+    name = codecs.lookup(encoding).name
+    return "utf-8-sig" if name in ("utf-8", "utf-8-sig") else name
+
+
+def _header(path: Path, profile: ExtractProfile) -> list[str]:
+    """The header row, decoded in the profile's encoding (a UTF-8 byte-order mark is dropped)."""
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)  # the header row is in the first 64 KiB; a bad byte further on is a row's problem
+    text = head.decode(_codec(profile.encoding), errors="replace")
+    try:
+        header = next(csv.reader(io.StringIO(text, newline=""), delimiter=profile.delimiter), [])
+    except csv.Error as exc:
+        raise SchemaError(f"{path}: the header row cannot be read: {exc}") from None
+    if any("\ufffd" in h for h in header):
+        raise SchemaError(f"{path}: the header row is not {profile.encoding} text; declare the file's "
+                          "\"encoding\" in the profile")
+    if not header or len(set(header)) != len(header):
+        raise SchemaError(f"{path}: the header row is empty or names a column twice")
+    return header
+
+
+def _decode_columns(batch: pa.RecordBatch, encoding: str, reject: Callable[[int, str, str, str], None]) -> pa.RecordBatch:
+    """Every column of ``batch`` (bytes) as text in ``encoding``; a value that does not decode rejects its row.
+
+    UTF-8 is validated by Arrow in one pass per column; only a column with an invalid value (or a file in
+    another encoding) is decoded per distinct value in Python.
+    """
+    codec = _codec(encoding)
+    cols = []
+    for name, col in zip(batch.schema.names, batch.columns, strict=True):
+        if codec == "utf-8-sig":
+            try:
+                cols.append(pc.cast(col, pa.string()))
+                continue
+            except pa.ArrowInvalid:
+                codec_here = "utf-8"
+        else:
+            codec_here = codec
+        d = pc.dictionary_encode(col)
+        texts, bad = [], []
+        for i, raw in enumerate(d.dictionary.to_pylist()):
+            try:
+                texts.append(raw.decode(codec_here))
+            except UnicodeDecodeError:
+                texts.append("")
+                bad.append(i)
+        if bad:
+            for row in pc.indices_nonzero(pc.is_in(d.indices, pa.array(bad, d.indices.type))).to_pylist():
+                reject(row, name, "undecodable_text", f"a value is not valid {encoding} text")
+        cols.append(pc.take(pa.array(texts, pa.string()), d.indices))
+    return pa.RecordBatch.from_arrays(cols, names=batch.schema.names)
 
 
 def _write_rejects(path: Path, rows: list[tuple[int, str, str, str]]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_writer(path, text=True, newline="") as f:
         w = csv.writer(f)
         w.writerow(["row", "field", "rule", "message"])
         w.writerows(sorted(rows))
-    os.replace(tmp, path)
 
 
 class _Normalisers:
@@ -301,6 +359,8 @@ def _encode_batch(batch: pa.RecordBatch, profile: ExtractProfile, enc: Encoder, 
         keep[i] = False
         rejects.add(row_base + i, fieldname, rule, message)
 
+    batch = _decode_columns(batch, profile.encoding, reject)
+
     def ids(spec: dict[str, Any], label: str) -> pa.Array:
         cols = [pc.utf8_trim_whitespace(batch.column(c)) for c in spec["columns"]]
         blank = pc.equal(cols[0], "")
@@ -309,6 +369,8 @@ def _encode_batch(batch: pa.RecordBatch, profile: ExtractProfile, enc: Encoder, 
         for i in pc.indices_nonzero(blank).to_pylist():
             reject(i, "+".join(spec["columns"]), "record_id_missing", f"{label} is blank")
         joined = cols[0] if len(cols) == 1 else pc.binary_join_element_wise(*cols, "|")
+        if spec is profile.record_id and "source_record_id_prev" in schema.names:
+            out["source_record_id_prev"] = enc.previous_record_ids(spec["namespace"], joined)
         return enc.record_ids(spec["namespace"], joined)
 
     out["source_record_id"] = ids(profile.record_id, "record id")
@@ -435,25 +497,33 @@ def _encode_identifiers(batch: pa.RecordBatch, profile: ExtractProfile, enc: Enc
     out["enc_zip"] = pc.take(enc.tokens("zip", normalise_zip_array(raw)), idx)
 
 
-def seal_encoded(payload: Path, *, partner: str, extract_type: str, period: str, keyring: Any, out_dir: Path,
-                 params: Any = None) -> Path:
+def seal_encoded(payload: Path, *, partner: str, extract_type: str, period: str, keyring: PartnerKeyRing,
+                 out_dir: Path, params: EncodingParams | None = None, profiles_dir: Path | None = None) -> Path:
     """Sign and encrypt an encoded payload into an envelope; the manifest records the encoding parameters.
 
     Row count and linkage key version are read from the payload itself, so the manifest cannot disagree with it.
+    A payload that carries previous-version record ids (a rotation in transition) says which version they are.
 
     Raises:
         SchemaError: the payload mixes linkage key versions (re-encode under one).
     """
     from envelope.format import seal_envelope
-    from partner_kit.encode import EncodingParams
 
     params = params or EncodingParams()
-    meta = pq.ParquetFile(payload).metadata
+    pf = pq.ParquetFile(payload)
     versions = set(pq.read_table(payload, columns=["linkage_key_version"]).column(0).unique().to_pylist())
     if len(versions) > 1:
         raise SchemaError(f"{payload}: rows encoded under several linkage key versions {sorted(versions)}; re-encode")
+    extra: dict[str, Any] = {"bloom_bits": params.bloom_bits, "bloom_k": params.bloom_k, "kit": KIT_VERSION}
+    if "source_record_id_prev" in pf.schema_arrow.names:
+        previous = keyring.previous_linkage_version()
+        if previous is None:
+            raise SchemaError(f"{payload}: carries previous-version record ids but the kit is not in a key "
+                              "transition; re-encode")
+        extra["previous_key_version"] = previous
     return seal_envelope(
         payload, partner=partner, extract_type=extract_type, period=period,
-        schema_version=load_profile(partner, extract_type).schema_version, row_count=meta.num_rows,
+        schema_version=load_profile(partner, extract_type, profiles_dir).schema_version,
+        row_count=pf.metadata.num_rows,
         linkage_key_version=versions.pop() if versions else keyring.current_linkage_version(), keyring=keyring,
-        out_dir=out_dir, extra={"bloom_bits": params.bloom_bits, "bloom_k": params.bloom_k, "kit": "vpdc-ids 0.1.0"})
+        out_dir=out_dir, extra=extra)

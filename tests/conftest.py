@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from envelope.keys import KeyRing, init_keys
+from envelope.keys import Custodian, LinkageSecret, PartnerKeyRing, WarehouseKeyRing, init_demo_keys
 from partner_kit.profiles import partners
+from workspace import Home
 
 TODAY = date(2026, 11, 21)
 
@@ -21,15 +22,42 @@ settings.register_profile("explore", max_examples=1000, deadline=None, print_blo
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
+class Keys:
+    """Every party's keys in a test home, each in its own folder as in the demo: the custodian's linkage
+    secret, the warehouse's key ring (partners' public keys registered), each partner site's key ring."""
+
+    def __init__(self, home: Home):
+        self.home = home
+
+    @property
+    def warehouse(self) -> WarehouseKeyRing:
+        return WarehouseKeyRing(self.home.keys)
+
+    def partner(self, partner: str = "police") -> PartnerKeyRing:
+        return PartnerKeyRing(self.home.partner_keys(partner))
+
+    @property
+    def custodian(self) -> Custodian:
+        return Custodian(self.home.custodian)
+
+    def linkage_secret(self, version: str | None = None) -> LinkageSecret:
+        return self.custodian.linkage_secret(version)
+
+
+def make_keys(root: Path) -> Keys:
+    """Demo keys of every party under ``root``, each partner's public half registered with the warehouse."""
+    home = Home(root)
+    made = init_demo_keys(home, partners())
+    for partner, public in made["public_keys"].items():
+        WarehouseKeyRing(home.keys).register_partner_key(partner, public)
+    return Keys(home)
+
+
 @pytest.fixture
-def keyring(tmp_path: Path) -> KeyRing:
-    keys = tmp_path / "keys"
-    init_keys(keys, tuple(partners()))
-    return KeyRing(keys)
+def keyring(tmp_path: Path) -> Keys:
+    return make_keys(tmp_path / "keyhome")
 
 
 @pytest.fixture(scope="session")
-def session_keyring(tmp_path_factory) -> KeyRing:
-    keys = tmp_path_factory.mktemp("session-keys")
-    init_keys(keys, tuple(partners()))
-    return KeyRing(keys)
+def session_keyring(tmp_path_factory) -> Keys:
+    return make_keys(tmp_path_factory.mktemp("session-keys"))

@@ -3,6 +3,6 @@
 Standard library only: every zone, the partner kit included, builds on it and it imports none of them.
 """
 
-from workspace.layout import Home, default_home
+from workspace.layout import Home, PartnerSite, default_home, is_period
 
-__all__ = ["Home", "default_home"]
+__all__ = ["Home", "PartnerSite", "default_home", "is_period"]

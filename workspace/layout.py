@@ -7,6 +7,7 @@ reads the environment at import time.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,53 @@ from pathlib import Path
 def default_home() -> Path:
     """``VPDC_HOME`` from the environment, else ``./var``."""
     return Path(os.environ.get("VPDC_HOME", "var")).resolve()
+
+
+_PERIOD = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
+
+
+def is_period(text: str) -> bool:
+    """True for an extract period ``YYYY-MM`` (month 01-12)."""
+    return isinstance(text, str) and bool(_PERIOD.match(text))
+
+
+@dataclass(frozen=True)
+class PartnerSite:
+    """A partner's own working folder, where the kit runs (in the demo: ``VPDC_HOME/partners/<partner>``).
+
+    ``<period>/`` native extracts (with identifiers: they never leave the site), ``encoded/<period>/`` the
+    kit's payloads and rejects files, ``keys/`` the site's keys, ``profiles/`` profiles the partner wrote
+    itself, ``outbox/`` envelopes ready to send.
+    """
+
+    root: Path
+
+    @property
+    def keys(self) -> Path:
+        return self.root / "keys"
+
+    @property
+    def profiles(self) -> Path:
+        return self.root / "profiles"
+
+    @property
+    def outbox(self) -> Path:
+        return self.root / "outbox"
+
+    def extracts(self, period: str) -> Path:
+        return self.root / period
+
+    def encoded(self, period: str | None = None) -> Path:
+        return self.root / "encoded" if period is None else self.root / "encoded" / period
+
+    def periods(self) -> list[str]:
+        """Periods with native extracts, oldest first."""
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and is_period(p.name)) \
+            if self.root.is_dir() else []
+
+    def encoded_periods(self) -> list[str]:
+        d = self.encoded()
+        return sorted(p.name for p in d.iterdir() if p.is_dir() and is_period(p.name)) if d.is_dir() else []
 
 
 @dataclass(frozen=True)
@@ -28,7 +76,21 @@ class Home:
 
     @property
     def keys(self) -> Path:
+        """The warehouse's keys (transport key pair, registered partner keys, study keys). Never the linkage secret."""
         return self.root / "keys"
+
+    @property
+    def custodian(self) -> Path:
+        """The key custodian's site: the linkage secret versions (a separate site in production)."""
+        return self.root / "custodian"
+
+    def partner_site(self, partner: str) -> PartnerSite:
+        """A partner's site (stands in for the agency's own machine in the demo)."""
+        return PartnerSite(self.root / "partners" / partner)
+
+    def partner_keys(self, partner: str) -> Path:
+        """A partner site's own keys: its signing key, the linkage secret, the warehouse's public key."""
+        return self.partner_site(partner).keys
 
     def partner_raw(self, partner: str) -> Path:
         """Synthetic raw extracts with PII: stands in for the agency's own systems."""

@@ -5,7 +5,7 @@
     total), and every cell of the line is in `lines`, the total included.
 
     Rule:
-      1. primary: a cell with 1 <= n < min_cell_size (var min_cell_size, default 11) is suppressed; zeros are published;
+      1. primary: a cell with 1 <= n < min_cell_size (var min_cell_size, from governance/defaults.py) is suppressed; zeros are published;
       2. complementary: while some line has exactly ONE suppressed cell (that cell = total - the others), suppress
          one more cell of that line: the smallest non-zero published cell (zero cells only when no non-zero
          cell is left; ties by cell_id, so the result is deterministic). Repeated `passes` times (unrolled);
@@ -14,7 +14,7 @@
     Returns (cell_id, suppressed, suppression_reason: 'primary' | 'complementary' | null). -#}
 {% macro complementary_suppression(cells, lines, passes=none) -%}
 {%- set passes = passes or var('suppression_passes', 12) -%}
-{%- set min_cell = var('min_cell_size', 11) -%}
+{%- set min_cell = var('min_cell_size') -%}
 suppression_pass_0 as materialized (
     select
         cell_id,

@@ -46,6 +46,12 @@ def registry_url(home_root: Path) -> str:
     return os.environ.get("VPDC_REGISTRY_URL") or sqlite_url(Path(home_root) / "registry.db")
 
 
+def registry_for(home_root: Path) -> "Registry":
+    """The registry of a VPDC_HOME (:func:`registry_url`), migrated to the current schema."""
+    Path(home_root).mkdir(parents=True, exist_ok=True)
+    return Registry(registry_url(home_root))
+
+
 def upgrade(url: str) -> None:
     """Apply Alembic migrations up to head (idempotent)."""
     from alembic import command
@@ -57,15 +63,41 @@ def upgrade(url: str) -> None:
     command.upgrade(cfg, "head")
 
 
+class RegistryUnavailable(Exception):
+    """The registry database cannot be reached or opened; the message names it (without a password)."""
+
+
+def safe_url(url: str) -> str:
+    """The URL with any password hidden, for messages."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable registry URL>"
+
+
 class Registry:
     """Handle on a registry database: ``with registry.transaction() as s: ...`` commits or rolls back."""
 
     def __init__(self, url: str, *, migrate: bool = True):
+        from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+
         self.url = url
-        if migrate:
-            upgrade(url)
-        self.engine = make_engine(url)
+        try:
+            if migrate:
+                upgrade(url)
+            self.engine = make_engine(url)
+        except (OperationalError, DBAPIError, ArgumentError) as exc:
+            first = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+            raise RegistryUnavailable(f"registry {safe_url(url)} cannot be reached or opened: "
+                                      f"{first[0][:200] if first else type(exc).__name__}") from None
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def safe_url(self) -> str:
+        return safe_url(self.url)
 
     @classmethod
     def at(cls, path: Path) -> "Registry":

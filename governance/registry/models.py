@@ -20,6 +20,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from governance.defaults import K_ANONYMITY, MIN_CELL
+
 
 class Base(DeclarativeBase):
     pass
@@ -57,8 +59,8 @@ class Partner(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(300))
     #: the partner's own disclosure rules (the most restrictive partner's rule wins)
-    min_cell: Mapped[int] = mapped_column(Integer, default=11)
-    k_anonymity: Mapped[int] = mapped_column(Integer, default=11)
+    min_cell: Mapped[int] = mapped_column(Integer, default=MIN_CELL)
+    k_anonymity: Mapped[int] = mapped_column(Integer, default=K_ANONYMITY)
 
 
 class User(Base):

@@ -32,6 +32,9 @@ __all__ = ["Scope", "PolicyRefused", "decide", "authorize", "required_reviews"]
 class PolicyRefused(Exception):
     """A gate refused. The message says which rule and what would make it pass."""
 
+    #: the exit status of a command the gate refused (2 is a usage or input error)
+    exit_code = 3
+
 
 @dataclass(frozen=True)
 class Scope:
@@ -140,6 +143,9 @@ def authorize(session: Session, study_id: str, *, at: datetime, actor: str, outp
     Raises:
         PolicyRefused: naming every rule the ask breaks.
     """
+
+    #: the exit status of a command the gate refused (2 is a usage or input error)
+    exit_code = 3
     scope = decide(session, study_id, at=at)
     problems = list(scope.reasons)
     user = session.get(User, actor)

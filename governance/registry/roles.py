@@ -16,6 +16,7 @@ class Permission(enum.StrEnum):
     REVOKE = "revoke an approval"
     AUDIT_VERIFY = "verify the audit chain"
     RETENTION_SWEEP = "destroy outputs and study keys at retention end"
+    PARTNER_KEYS = "register a partner's public signing key"
 
 
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -23,7 +24,7 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.EVALUATOR: frozenset({Permission.REQUEST_SUBMIT, Permission.COHORT_EXPORT}),
     Role.STEWARD: frozenset({Permission.REVIEW_AS_STEWARD, Permission.REVOKE, Permission.AUDIT_VERIFY}),
     Role.COMMUNITY_REVIEWER: frozenset({Permission.REVIEW_AS_COMMUNITY, Permission.REVOKE, Permission.AUDIT_VERIFY}),
-    Role.ENGINEER: frozenset({Permission.AUDIT_VERIFY, Permission.RETENTION_SWEEP}),
+    Role.ENGINEER: frozenset({Permission.AUDIT_VERIFY, Permission.RETENTION_SWEEP, Permission.PARTNER_KEYS}),
 }
 
 

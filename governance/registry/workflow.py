@@ -29,8 +29,8 @@ REQUEST_FIELDS = ("study_id", "title", "organisation", "purpose", "research_ques
                   "irb_protocol", "irb_expires_on", "retention_end", "equity_communities",
                   "equity_return_of_findings", "equity_mitigation")
 
-__all__ = ["FIELD_LIMITS", "REQUEST_FIELDS", "GovernanceError", "mark_destroyed", "record_ingest", "record_refusal",
-           "review_request", "revoke_request", "submit_request", "withdraw_request"]
+__all__ = ["FIELD_LIMITS", "REQUEST_FIELDS", "GovernanceError", "column_refs", "guarded", "mark_destroyed",
+           "record_ingest", "record_refusal", "review_request", "revoke_request", "submit_request", "withdraw_request"]
 
 #: Longest accepted text per request field (characters). Longer input is refused, never truncated.
 FIELD_LIMITS = {"title": 300, "organisation": 300, "purpose": 20_000, "research_questions": 20_000,
@@ -189,6 +189,34 @@ def record_refusal(registry: Any, *, actor: str, action: str, subject: str, reas
     with registry.transaction() as s:
         audit.append(s, actor=str(actor)[:64], action=f"refused.{action}", subject=str(subject)[:128], at=now,
                      detail={"reason": reason[:2000]})
+
+
+def guarded(registry: Any, *, actor: str, action: str, subject: str, now: datetime, fn: Any) -> Any:
+    """Run ``fn(session)`` in a transaction; a refusal (``GovernanceError``) is audited, then re-raised.
+
+    The one way every shell (CLI, Dagster, portal) performs a registry action.
+    """
+    try:
+        with registry.transaction() as s:
+            return fn(s)
+    except GovernanceError as exc:
+        record_refusal(registry, actor=actor, action=action, subject=subject, reason=str(exc), now=now)
+        raise
+
+
+def column_refs(refs: list[str]) -> list[dict[str, str]]:
+    """``["dataset.column", ...]`` as ``[{"dataset": ..., "column": ...}]``.
+
+    Raises:
+        GovernanceError: an item is not ``dataset.column``.
+    """
+    out = []
+    for ref in refs:
+        dataset, dot, column = str(ref).partition(".")
+        if not dot or not dataset or not column:
+            raise GovernanceError(f"{str(ref)[:80]!r}: expected dataset.column")
+        out.append({"dataset": dataset, "column": column})
+    return out
 
 
 def record_ingest(registry: Any, outcome: dict[str, Any], now: datetime) -> None:

@@ -1,30 +1,40 @@
 """Partner profiles: how each partner's native extract maps onto the kit's identifier roles and content columns.
 
-A profile (``<partner>.json`` in this package) is the contract between a partner and the warehouse: the kit
-encodes an extract by it, and the landing zone validates the envelope against the schema it implies
-(:meth:`ExtractProfile.output_schema`). The list of partners is derived from the profiles shipped here.
+A profile (``<partner>.json``) is the contract between a partner and the warehouse: the kit encodes an extract
+by it, and the landing zone validates the envelope against the schema it implies
+(:meth:`ExtractProfile.output_schema`). The profiles shipped in this package are the collaborative's; the list
+of partners is derived from them. A partner may write its own profile in its site's ``profiles/`` folder
+(``profiles_dir``) and check it against a sample extract (:mod:`partner_kit.profile_check`) before the
+warehouse adopts it.
+
+Every problem with a profile raises :class:`ProfileError` naming the file and the field.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
+import re
 from dataclasses import dataclass, field
-
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 __all__ = ["CONTENT_TYPES", "IDENTIFIER_ROLES", "ExtractProfile", "ProfileError", "extract_types", "load_profile",
-           "partners"]
+           "parse_profile", "partners", "profile_source"]
 
 IDENTIFIER_ROLES = ("first_name", "middle_name", "last_name", "suffix", "formatted_name", "dob", "sex", "ssn",
                     "address", "zip")
+_IDENTIFIER_OPTIONS = ("dob_format", "sex_map")
 CONTENT_TYPES = {"string": pa.string(), "int": pa.int64(), "date": pa.date32(), "timestamp": pa.timestamp("ms")}  # Parquet has no seconds unit
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+_KINDS = ("persons", "events")
 
 
 class ProfileError(Exception):
-    """A profile is missing or malformed."""
+    """A profile is missing or malformed; the message names the file and the field."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,8 @@ class ExtractProfile:
     identifiers: dict[str, Any] = field(default_factory=dict)
     person_ref: dict[str, Any] | None = None
     group_ref: dict[str, Any] | None = None
+    #: the text encoding of the native file: utf-8 (a BOM is skipped), cp1252, latin-1, ...
+    encoding: str = "utf-8"
 
     def expected_columns(self) -> set[str]:
         cols = set(self.record_id["columns"]) | set(self.content)
@@ -49,11 +61,17 @@ class ExtractProfile:
         cols |= {v for k, v in self.identifiers.items() if k in IDENTIFIER_ROLES and v}
         return cols
 
-    def output_schema(self) -> pa.Schema:
-        """The payload's columns, in order. The warehouse validates envelopes against this."""
+    def output_schema(self, *, previous_ids: bool = False) -> pa.Schema:
+        """The payload's columns, in order. The warehouse validates envelopes against this.
+
+        ``previous_ids``: during a linkage-secret rotation a person extract also carries each record's
+        pseudonymous id under the previous version (``source_record_id_prev``).
+        """
         from partner_kit.encode import BLOOM_COLUMNS, ENCODING_COLUMNS
 
         fields = [pa.field("source_record_id", pa.string(), nullable=False)]
+        if previous_ids and self.kind == "persons":
+            fields.append(pa.field("source_record_id_prev", pa.string(), nullable=False))
         if self.person_ref:
             fields.append(pa.field("person_record_id", pa.string(), nullable=False))
         if self.group_ref:
@@ -68,33 +86,132 @@ class ExtractProfile:
         return pa.schema(fields)
 
 
-def partners() -> list[str]:
-    """Partners with a shipped profile."""
-    return sorted(p.name.removesuffix(".json") for p in resources.files("partner_kit.profiles").iterdir()
-                  if p.name.endswith(".json"))
+def _shipped() -> Any:
+    return resources.files("partner_kit.profiles")
 
 
-def load_profile(partner: str, extract_type: str) -> ExtractProfile:
+def profile_source(partner: str, profiles_dir: Path | None = None) -> Any:
+    """Where ``partner``'s profile is read from: the site's own folder first, then the shipped profiles."""
+    if not isinstance(partner, str) or not _NAME.match(partner):
+        raise ProfileError(f"partner {str(partner)[:40]!r}: not a partner id (lower-case letters, digits, _)")
+    if profiles_dir is not None and (Path(profiles_dir) / f"{partner}.json").is_file():
+        return Path(profiles_dir) / f"{partner}.json"
+    shipped = _shipped().joinpath(f"{partner}.json")
+    if not shipped.is_file():
+        raise ProfileError(f"no profile for partner {partner!r}; known partners: {', '.join(partners(profiles_dir))}")
+    return shipped
+
+
+def partners(profiles_dir: Path | None = None) -> list[str]:
+    """Partners with a profile (shipped, plus any in ``profiles_dir``)."""
+    names = {p.name.removesuffix(".json") for p in _shipped().iterdir() if p.name.endswith(".json")}
+    if profiles_dir is not None and Path(profiles_dir).is_dir():
+        names |= {p.stem for p in Path(profiles_dir).glob("*.json") if _NAME.match(p.stem)}
+    return sorted(names)
+
+
+def _raw(partner: str, profiles_dir: Path | None) -> tuple[dict[str, Any], str]:
+    src = profile_source(partner, profiles_dir)
+    name = getattr(src, "name", str(src))
     try:
-        raw = json.loads(resources.files("partner_kit.profiles").joinpath(f"{partner}.json").read_text())
-    except FileNotFoundError:
-        raise ProfileError(f"no profile for partner {partner!r}; known partners: {', '.join(partners())}") from None
+        raw = json.loads(src.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ProfileError(f"{name}: not valid JSON ({exc})") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("extracts"), dict) or not raw["extracts"]:
+        raise ProfileError(f"{name}: must be an object with a non-empty \"extracts\" object")
+    if raw.get("partner", partner) != partner:
+        raise ProfileError(f"{name}: \"partner\" is {str(raw.get('partner'))[:40]!r}, the file is {partner!r}'s")
+    return raw, name
+
+
+def extract_types(partner: str, profiles_dir: Path | None = None) -> list[str]:
+    return list(_raw(partner, profiles_dir)[0]["extracts"])
+
+
+def load_profile(partner: str, extract_type: str, profiles_dir: Path | None = None) -> ExtractProfile:
+    raw, name = _raw(partner, profiles_dir)
     ex = raw["extracts"].get(extract_type)
     if ex is None:
-        raise ProfileError(f"partner {partner!r} has no extract {extract_type!r}; known: {', '.join(raw['extracts'])}")
-    for col, spec in ex.get("content", {}).items():
-        if spec.get("type") not in CONTENT_TYPES:
-            raise ProfileError(f"{partner}.{extract_type}: content column {col} has unknown type {spec.get('type')!r}")
+        raise ProfileError(f"partner {partner!r} has no extract {str(extract_type)[:40]!r}; "
+                           f"known: {', '.join(raw['extracts'])}")
+    return parse_profile(partner, extract_type, ex, source=name)
+
+
+def _ids_spec(spec: Any, where: str) -> dict[str, Any]:
+    if not isinstance(spec, dict) or not isinstance(spec.get("columns"), list) or not spec["columns"] or \
+            not all(isinstance(c, str) and c for c in spec["columns"]):
+        raise ProfileError(f"{where}: needs \"columns\" (a non-empty list of column names)")
+    if not isinstance(spec.get("namespace"), str) or not re.match(r"^[a-z0-9_]+/[a-z0-9_]+$", spec["namespace"]):
+        raise ProfileError(f"{where}: needs a \"namespace\" like \"<partner>/<entity>\"")
+    return spec
+
+
+def parse_profile(partner: str, extract_type: str, ex: Any, *, source: str = "profile") -> ExtractProfile:
+    """Check one extract's profile and build it. Every rule broken raises :class:`ProfileError` naming the field."""
+    where = f"{source}: extract {extract_type!r}"
+    if not isinstance(ex, dict):
+        raise ProfileError(f"{where}: must be an object")
+    if not _NAME.match(str(extract_type)):
+        raise ProfileError(f"{where}: the extract name must be lower-case letters, digits or _")
+    unknown = sorted(set(ex) - {"kind", "file", "delimiter", "schema_version", "record_id", "identifiers", "content",
+                                "person_ref", "group_ref", "encoding"})
+    if unknown:
+        raise ProfileError(f"{where}: unknown fields {unknown}")
+    for key in ("kind", "file", "schema_version", "record_id"):
+        if key not in ex:
+            raise ProfileError(f"{where}: \"{key}\" is required")
+    if ex["kind"] not in _KINDS:
+        raise ProfileError(f"{where}: \"kind\" must be persons or events")
+    if not isinstance(ex["file"], str) or not ex["file"] or "/" in ex["file"] or "\\" in ex["file"] \
+            or ex["file"].startswith("."):
+        raise ProfileError(f"{where}: \"file\" must be a plain file name")
+    delimiter = ex.get("delimiter", ",")
+    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in "\"\r\n":
+        raise ProfileError(f"{where}: \"delimiter\" must be one character (not a quote or line break)")
+    encoding = ex.get("encoding", "utf-8")
+    try:
+        codecs.lookup(encoding)
+    except (LookupError, TypeError):
+        raise ProfileError(f"{where}: \"encoding\" {str(encoding)[:30]!r} is not a known text encoding") from None
+    if not isinstance(ex["schema_version"], str) or not re.match(r"^[a-z0-9_]+\.[a-z0-9_]+/[0-9]+$",
+                                                                    ex["schema_version"]):
+        raise ProfileError(f"{where}: \"schema_version\" must look like \"<partner>.<extract>/<n>\"")
+    record_id = _ids_spec(ex["record_id"], f"{where} record_id")
+    person_ref = _ids_spec(ex["person_ref"], f"{where} person_ref") if ex.get("person_ref") else None
+    group_ref = ex.get("group_ref")
+    if group_ref:
+        _ids_spec(group_ref, f"{where} group_ref")
+        if not isinstance(group_ref.get("name"), str) or not _NAME.match(group_ref["name"]):
+            raise ProfileError(f"{where} group_ref: needs a \"name\" for its output column")
+    identifiers = ex.get("identifiers") or {}
+    if not isinstance(identifiers, dict):
+        raise ProfileError(f"{where}: \"identifiers\" must be an object of role -> column")
+    bad_roles = sorted(set(identifiers) - set(IDENTIFIER_ROLES) - set(_IDENTIFIER_OPTIONS))
+    if bad_roles:
+        raise ProfileError(f"{where}: unknown identifier roles {bad_roles}; roles are {', '.join(IDENTIFIER_ROLES)}")
+    if ex["kind"] == "persons":
+        names = identifiers.get("formatted_name") or identifiers.get("first_name") or identifiers.get("last_name")
+        if not names:
+            raise ProfileError(f"{where}: a persons extract needs a name role (first_name/last_name or formatted_name)")
+    elif identifiers:
+        raise ProfileError(f"{where}: only persons extracts carry identifiers; events refer to persons by person_ref")
+    content = ex.get("content") or {}
+    if not isinstance(content, dict):
+        raise ProfileError(f"{where}: \"content\" must be an object of column -> spec")
+    for col, spec in content.items():
+        if not isinstance(spec, dict) or spec.get("type") not in CONTENT_TYPES:
+            raise ProfileError(f"{where}: content column {col} has unknown type "
+                               f"{(spec or {}).get('type') if isinstance(spec, dict) else spec!r}; "
+                               f"types are {', '.join(CONTENT_TYPES)}")
+        if "pattern" in spec:
+            try:
+                re.compile(spec["pattern"])
+            except (re.error, TypeError):
+                raise ProfileError(f"{where}: content column {col}: \"pattern\" is not a regular expression") from None
+        if "values" in spec and (not isinstance(spec["values"], list) or not spec["values"]):
+            raise ProfileError(f"{where}: content column {col}: \"values\" must be a non-empty list")
     return ExtractProfile(
-        partner=partner, extract_type=extract_type, kind=ex["kind"], file=ex["file"],
-        delimiter=ex.get("delimiter", ","), schema_version=ex["schema_version"], record_id=ex["record_id"],
-        content=ex.get("content", {}), identifiers=ex.get("identifiers", {}), person_ref=ex.get("person_ref"),
-        group_ref=ex.get("group_ref"),
+        partner=partner, extract_type=extract_type, kind=ex["kind"], file=ex["file"], delimiter=delimiter,
+        schema_version=ex["schema_version"], record_id=record_id, content=content, identifiers=identifiers,
+        person_ref=person_ref, group_ref=group_ref, encoding=encoding,
     )
-
-
-def extract_types(partner: str) -> list[str]:
-    raw = json.loads(resources.files("partner_kit.profiles").joinpath(f"{partner}.json").read_text())
-    return list(raw["extracts"])
-
-

@@ -5,9 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from envelope.keys import init_keys
-from partner_kit.profiles import partners
-from tests.conftest import TODAY
+from tests.conftest import TODAY, make_keys
 from workspace import Home
 
 
@@ -15,10 +13,10 @@ from workspace import Home
 def sent_home(tmp_path_factory) -> Home:
     """A VPDC_HOME with keys, synthetic extracts for 400 persons over two periods, and every envelope in landing/."""
     from synthetic import SynthConfig, generate
-    from vpdc.pipeline import encode_and_send_all
+    from vpdc.demo import encode_and_send_all
 
     home = Home(tmp_path_factory.mktemp("sent-home")).ensure()
-    init_keys(home.keys, tuple(partners()))
+    make_keys(home.root)
     generate(SynthConfig(persons=400, seed=11, periods=("2025-11", "2025-12")), home.root)
     encode_and_send_all(home, today=TODAY)
     return home
@@ -29,8 +27,18 @@ def home(sent_home: Home, tmp_path: Path, monkeypatch) -> Home:
     """A private copy of the sent home, with the Dagster environment pointed at it (restored after)."""
     root = tmp_path / "home"
     top = str(sent_home.root)
-    shutil.copytree(sent_home.root, root,
-                    ignore=lambda d, names: [n for n in names if d == top and n in ("partners", "truth")])
+    # the warehouse's copy: no custodian, no truth, and of each partner site only its keys (so that tests can
+    # act as a partner: reseal, forge), never its extracts
+    sites = str(sent_home.root / "partners")
+
+    def ignore(d: str, names: list[str]) -> list[str]:
+        if d == top:
+            return [n for n in names if n in ("truth", "custodian")]
+        if str(Path(d).parent) == sites:
+            return [n for n in names if n != "keys"]
+        return []
+
+    shutil.copytree(sent_home.root, root, ignore=ignore)
     h = Home(root)
     monkeypatch.setenv("VPDC_HOME", str(root))
     monkeypatch.setenv("VPDC_KEYS_DIR", str(h.keys))

@@ -8,14 +8,13 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
-from envelope.keys import init_keys
 from governance.outputs import DEFAULT_COLUMNS, CohortSpec, export_cohort
 from governance.registry import audit
 from governance.registry.db import Registry
 from governance.registry.policy import PolicyRefused
 from governance.registry.seed import PARTNERS, seed_demo
 from governance.registry.workflow import review_request, revoke_request, submit_request
-from partner_kit.profiles import partners
+from tests.conftest import make_keys
 from vpdc.cli import app
 from workspace import Home
 
@@ -27,7 +26,7 @@ COLS = [{"dataset": "program_cohorts", "column": c} for c in DEFAULT_COLUMNS]
 @pytest.fixture
 def home(tmp_path, monkeypatch) -> Home:  # noqa: D103
     h = Home(tmp_path / "home").ensure()
-    init_keys(h.keys, tuple(partners()))
+    make_keys(h.root)
     monkeypatch.setenv("VPDC_HOME", str(h.root))
     monkeypatch.delenv("VPDC_REGISTRY_URL", raising=False)
     rng = random.Random(7)
@@ -176,9 +175,9 @@ def test_retention_sweep_destroys_outputs_and_key_and_records_it(home, reg):
     run(home, reg)
     assert list((home.keys / "studies").glob("*"))
     res = CliRunner().invoke(app, ["retention", "sweep", "--as", "engineer_ids", "--home", str(home.root),
-                                   "--today", "2027-10-01", "--json"])
+                                   "--today", "2027-10-01", "--confirm", "--json"])
     assert res.exit_code == 0, res.output
-    assert json.loads(res.stdout)[0]["study_id"] == "atv-eval"
+    assert json.loads(res.stdout)["studies"][0]["study_id"] == "atv-eval"
     assert not (home.outputs / "atv-eval").exists() and not list((home.keys / "studies").glob("atv-eval*"))
     assert actions(reg)[-1] == "study.destroyed"
     with pytest.raises(PolicyRefused, match="expired|destroyed"):
@@ -196,13 +195,14 @@ def test_retention_sweep_handles_requests_that_never_exported(home, reg):
     approve(reg)
     run(home, reg)
     res = CliRunner().invoke(app, ["retention", "sweep", "--as", "engineer_ids", "--home", str(home.root),
-                                   "--today", "2027-10-01", "--json"])
+                                   "--today", "2027-10-01", "--confirm", "--json"])
     assert res.exit_code == 0, res.output
-    swept = {r["study_id"]: r for r in json.loads(res.stdout)}
+    swept = {r["study_id"]: r for r in json.loads(res.stdout)["studies"]}
     assert set(swept) == {"atv-eval", "never-run"}
     assert swept["never-run"]["study_key"] == "none was ever created" and swept["never-run"]["files_destroyed"] == 0
     assert swept["atv-eval"]["study_key"]["bytes_overwritten"] > 0
-    assert actions(reg)[-2:] == ["study.destroyed", "study.destroyed"]
+    # each destruction is audited first (intent), then done, then recorded as done
+    assert actions(reg)[-4:] == ["study.destruction_started", "study.destroyed"] * 2
 
 
 def test_linked_study_extract_is_date_shifted_pseudonymised_and_gated(home, reg):

@@ -12,10 +12,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from envelope.format import read_manifest, seal_envelope
-from envelope.keys import KeyRing, init_keys
+from envelope.keys import PartnerKeyRing, WarehouseKeyRing, generate_signing_key, install_transport_key
 from landing.ingest import ingest_envelope, quarantine_reason
 from orchestration.runner import run_landing_sensor_once
 from partner_kit import ENCODING_COLUMNS, load_profile
+from tests.conftest import TODAY
 from tests.integration.conftest import envelopes
 from workspace import Home
 
@@ -32,14 +33,15 @@ def keep_only(home: Home, keep: list[Path]) -> None:
 
 
 def reseal(home: Home, table: pa.Table, like: Path, *, schema_version: str | None = None, partner: str | None = None,
-           keyring: KeyRing | None = None, row_count: int | None = None, name: str = "x") -> Path:
+           keyring: PartnerKeyRing | None = None, row_count: int | None = None, name: str = "x") -> Path:
     m = read_manifest(like)
     tmp = home.root / f"{name}.parquet"
     pq.write_table(table, tmp)
     env = seal_envelope(tmp, partner=partner or m.partner, extract_type=m.extract_type, period=m.period,
                         schema_version=schema_version or m.schema_version,
                         row_count=table.num_rows if row_count is None else row_count,
-                        linkage_key_version=m.linkage_key_version, keyring=keyring or KeyRing(home.keys),
+                        linkage_key_version=m.linkage_key_version,
+                        keyring=keyring or PartnerKeyRing(home.partner_keys(partner or m.partner)),
                         out_dir=home.landing(partner or m.partner), extra=m.extra)
     tmp.unlink()
     return env
@@ -49,7 +51,7 @@ def encoded(home: Home, envelope: Path) -> pa.Table:
     """The payload inside an envelope (decrypted with the warehouse key, as a test fixture only)."""
     from envelope.format import open_envelope
 
-    with open_envelope(envelope, KeyRing(home.keys)) as opened:
+    with open_envelope(envelope, WarehouseKeyRing(home.keys)) as opened:
         return pq.read_table(opened.payload)
 
 
@@ -121,7 +123,7 @@ def test_same_envelope_twice_changes_nothing_and_is_refused_as_replay(home):
     assert run_landing_sensor_once(home)[0].success
     before = wh(home, "select * from raw.police__persons order by source_record_id")
     shutil.move(str(copy), home.landing("police") / "resent-copy.vpdc")
-    out = ingest_envelope(home.landing("police") / "resent-copy.vpdc", home, KeyRing(home.keys))
+    out = ingest_envelope(home.landing("police") / "resent-copy.vpdc", home, WarehouseKeyRing(home.keys))
     assert (out.status, out.check) == ("quarantined", "replay")
     assert wh(home, "select * from raw.police__persons order by source_record_id") == before
     assert wh(home, "select count(*) from raw.loads")[0][0] == 1
@@ -148,11 +150,10 @@ def test_tampered_envelope_is_quarantined_and_blocks_its_asset(home):
 
 
 def test_unknown_partner_is_quarantined(home, tmp_path):
-    other = tmp_path / "fire-keys"
-    init_keys(other, ("fire_dept",))
-    ring = KeyRing(home.keys)
-    (home.keys / "partners" / "fire_dept").mkdir(parents=True)
-    shutil.copy(other / "partners" / "fire_dept" / "signing.key", home.keys / "partners" / "fire_dept" / "signing.key")
+    fire = tmp_path / "fire-site" / "keys"  # a site the collaborative never registered
+    generate_signing_key(fire)
+    install_transport_key(fire, WarehouseKeyRing(home.keys).transport_public_hex())
+    ring = PartnerKeyRing(fire)
     like = envelopes(home, "police", "persons")[0]
     keep_only(home, [])
     env = reseal(home, encoded(home, home.root / "held" / "police" / like.name), home.root / "held" / "police" / like.name,
@@ -329,7 +330,7 @@ def test_crash_after_the_warehouse_commit_is_finished_by_the_rerun_not_refused_a
     assert linkage(home, "select count(*) from encodings")[0][0] == n == read_manifest(home.archive / "police" / env.name).row_count
     # and once it is archived, a further copy is a replay again
     shutil.copy(home.archive / "police" / env.name, home.landing("police") / "again.vpdc")
-    assert ingest_envelope(home.landing("police") / "again.vpdc", home, KeyRing(home.keys)).check == "replay"
+    assert ingest_envelope(home.landing("police") / "again.vpdc", home, WarehouseKeyRing(home.keys)).check == "replay"
 
 
 def test_staged_loads_are_completed_only_once_the_warehouse_has_them(home):
@@ -347,7 +348,7 @@ def test_staged_loads_are_completed_only_once_the_warehouse_has_them(home):
 def test_quarantine_retry_after_fixing_the_cause(home):
     env = envelopes(home, "police", "persons")[0]
     keep_only(home, [env])
-    trusted = home.keys / "trusted" / "police.pub"
+    trusted = home.keys / "partners" / "police.pub"
     saved = trusted.read_text()
     trusted.unlink()  # the partner's key is not registered yet
     run_landing_sensor_once(home)
@@ -366,10 +367,9 @@ def test_quarantine_retry_after_fixing_the_cause(home):
 def test_dagster_yaml_loads_through_a_real_instance(home):
     import dagster as dg
 
-    from orchestration.runner import configure_environment
+    from orchestration.runner import dagster_environment
 
-    configure_environment(home)
-    with dg.DagsterInstance.get() as instance:
+    with dagster_environment(home), dg.DagsterInstance.get() as instance:
         assert instance.root_directory == str(home.dagster)
         cfg = instance.get_concurrency_config()
         assert cfg.pool_config.default_pool_limit == 1
@@ -451,7 +451,7 @@ def test_no_raw_name_dob_ssn_or_address_of_the_synthetic_extracts_is_in_any_enve
     assert min(len(v) for v in secrets.values()) > 100  # the scan has something to find
     long_values = {v for vals in secrets.values() for v in vals if len(v) >= 6}
     short_values = {v for vals in secrets.values() for v in vals if 2 <= len(v) < 6}
-    keyring = KeyRing(sent_home.keys)
+    keyring = WarehouseKeyRing(sent_home.keys)
     scanned, first = 0, None
     for env in sorted(sent_home.landing().glob("*/*.vpdc")):
         with open_envelope(env, keyring) as opened:
@@ -477,11 +477,10 @@ def _everything_written_about_ingestion(home: Home) -> str:
 
     from governance.registry.db import Registry, sqlite_url
     from governance.registry.models import AuditEntry
-    from orchestration.runner import configure_environment
+    from orchestration.runner import dagster_environment
 
     parts = []
-    configure_environment(home)
-    with dg.DagsterInstance.get() as instance:
+    with dagster_environment(home), dg.DagsterInstance.get() as instance:
         for run in instance.get_runs():
             for rec in instance.all_logs(run.run_id):
                 parts.append(rec.to_json() if hasattr(rec, "to_json") else repr(rec))

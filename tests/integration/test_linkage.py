@@ -8,7 +8,7 @@ import duckdb
 import pytest
 
 from envelope.format import read_manifest
-from envelope.keys import KeyRing
+from envelope.keys import Custodian, WarehouseKeyRing
 from landing.ingest import ingest_envelope
 from linkage.evaluation import cluster_metrics, load_truth, pairwise_metrics
 from linkage.model import KeyVersionError, prepare_inputs
@@ -21,7 +21,7 @@ NOW = datetime(2026, 11, 21, 12, tzinfo=UTC)
 
 
 def ingest_period(home: Home, period: str, skip: tuple[str, ...] = ()) -> None:
-    ring = KeyRing(home.keys)
+    ring = WarehouseKeyRing(home.keys)
     for f in sorted(home.landing().glob("*/*.vpdc")):
         m = read_manifest(f)
         if m.period == period and m.partner not in skip:
@@ -49,7 +49,7 @@ def home(baseline_home, tmp_path, monkeypatch) -> Home:
 
 def truth_scores(home: Home) -> tuple[dict, dict]:
     with duckdb.connect(str(home.linkage_db)) as con:
-        load_truth(con, home.truth / "truth.parquet", KeyRing(home.keys))
+        load_truth(con, home.truth / "truth.parquet", Custodian(home.custodian).linkage_secret())
         con.execute("create temp table cl as select source, source_record_id, person_key cluster_id from person_keys")
         return pairwise_metrics(con, "cl"), cluster_metrics(con, "cl")
 

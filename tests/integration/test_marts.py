@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -16,10 +15,10 @@ import duckdb
 import numpy as np
 import pytest
 
-from envelope.keys import KeyRing
+from envelope.keys import WarehouseKeyRing
 from landing.ingest import ingest_envelope
 from linkage.run import export_person_map, run_linkage
-from orchestration.dbt_project import DBT_PROJECT_DIR, dbt_executable
+from orchestration.dbt_project import DBT_PROJECT_DIR, dbt_command, dbt_env
 from workspace import Home
 
 pytestmark = pytest.mark.integration
@@ -45,10 +44,10 @@ def dbt(args: list[str], warehouse: Path, tmp: Path, project_dir: Path = DBT_PRO
     A subprocess, not dbtRunner: dbt-duckdb keeps its connection open in the calling process.
     """
     target = tmp / "dbt-target"
-    env = {**os.environ, "VPDC_WAREHOUSE_DB": str(warehouse), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-    proc = subprocess.run([str(dbt_executable()), *args, "--project-dir", str(project_dir), "--profiles-dir",
-                           str(project_dir), "--target-path", str(target), "--log-path", str(target)],
-                          env=env, capture_output=True, text=True, cwd=project_dir, check=False)
+    argv = dbt_command(args, target_path=target)
+    argv[argv.index("--project-dir") + 1] = argv[argv.index("--profiles-dir") + 1] = str(project_dir)
+    proc = subprocess.run(argv, env=dbt_env(warehouse_db=warehouse), capture_output=True, text=True, cwd=project_dir,
+                          check=False)
     run_results = target / "run_results.json"
     results = {}
     if run_results.exists():
@@ -62,7 +61,7 @@ def linked_home(sent_home, tmp_path_factory) -> Home:
     """Both periods ingested and linked: raw content + raw.person_map, as the ingestion and linkage assets leave it."""
     home = Home(tmp_path_factory.mktemp("marts") / "home")
     shutil.copytree(sent_home.root, home.root)
-    ring = KeyRing(home.keys)
+    ring = WarehouseKeyRing(home.keys)
     for f in sorted(home.landing().glob("*/*.vpdc")):
         out = ingest_envelope(f, home, ring, now=NOW)
         assert out.status == "loaded", (out.file, out.check, out.detail)
@@ -213,13 +212,12 @@ def test_mart_contracts_are_enforced(warehouse_copy, tmp_path):
     assert "contract" in message.lower() and "birth_year" in message, message
 
 
-def test_dagster_graph_maps_dbt_sources_onto_ingestion_and_linkage_assets():
+def test_dagster_graph_maps_dbt_sources_onto_ingestion_and_linkage_assets(tmp_path, monkeypatch):
     import dagster as dg
 
-    from orchestration.dbt_project import prepare_manifest
     from orchestration.definitions import defs
 
-    prepare_manifest()  # the manifest of this checkout, not a stale one
+    monkeypatch.setenv("VPDC_HOME", str(tmp_path))  # the manifest is prepared under VPDC_HOME/dbt at load time
     d = defs()
     graph = d.resolve_asset_graph()
     job = d.resolve_job_def("marts_job")
@@ -248,8 +246,7 @@ def test_every_mart_column_carries_equity_metadata_and_the_dictionary_shows_it(b
     from orchestration.dbt_project import prepare_manifest
     from orchestration.defs.marts.dictionary import write_data_dictionary
 
-    prepare_manifest()
-    manifest = json.loads((DBT_PROJECT_DIR / "target" / "manifest.json").read_text())
+    manifest = json.loads(prepare_manifest(linked_home.root).read_text())
     marts = {n["name"]: n for n in manifest["nodes"].values()
              if n["resource_type"] == "model" and "/marts/" in "/" + n["original_file_path"]}
     assert set(MARTS) <= set(marts)

@@ -19,7 +19,7 @@ def model(dbt, session):
     lines = dbt.ref("int_violence_indicator_lines").project(
         "line_id, cell_id, case when is_total then -1.0 else 1.0 end as coef").df()
     first = dbt.ref("int_violence_indicator_cells_suppressed").project("cell_id, suppressed").df()
-    rules = DisclosureRules(min_cell=int(dbt.config.get("min_cell_size") or 11))
+    rules = DisclosureRules(min_cell=int(dbt.config.get("min_cell_size")))
     out = protect_cells(cells, lines, rules, suppressed=first.set_index("cell_id")["suppressed"])
     return pd.DataFrame({"cell_id": out["cell_id"].astype("int64"), "suppressed": out["suppressed"].astype(bool),
                          "suppression_reason": out["reason"].astype(object)})

@@ -5,6 +5,7 @@ from datetime import UTC, date, datetime
 
 import dagster as dg
 
+from governance.defaults import OUTCOME_WINDOW_DAYS
 from orchestration.resources import GovernanceRegistry, VpdcHome
 
 studies = dg.DynamicPartitionsDefinition(name="studies")
@@ -15,7 +16,7 @@ class CohortExportConfig(dg.Config):
     program: str = "ATV"
     period_from: str = "2021-01-01"
     period_to: str = "2026-12-31"
-    window_days: int = 365
+    window_days: int = OUTCOME_WINDOW_DAYS
     columns: list[str] = []  # empty: every column the approval allows now
     comparison_ratio: int = 0
     repin: bool = False
@@ -85,11 +86,10 @@ study_extract_job = dg.define_asset_job("study_extract_job", selection=[study_ex
 def new_study_partitions(registry, known: set[str]) -> list[str]:
     """Study ids in the registry that are not yet partitions (every request, active or not: the assets
     themselves refuse what the policy does not allow, and say why)."""
-    from governance.registry.models import Request
+    from governance.registry.queue import study_ids
 
     with registry.read() as s:
-        ids = [r[0] for r in s.query(Request.study_id).order_by(Request.id).all()]
-    return [i for i in ids if i not in known]
+        return [i for i in study_ids(s) if i not in known]
 
 
 @dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,

@@ -13,8 +13,9 @@ import dagster as dg
 
 from envelope.format import EnvelopeRefused, read_manifest
 from landing.ingest import IngestOutcome, ingest_envelope
+from landing.validation import settings_for
 from orchestration.defs.ingest.partitions import extract_periods
-from orchestration.resources import DuckDBFile, GovernanceRegistry, VpdcHome, WarehouseKeyRing
+from orchestration.resources import DuckDBFile, GovernanceRegistry, VpdcHome, WarehouseKeys
 from partner_kit import extract_types, load_profile, partners
 
 CHECKS = ("envelope_verified", "no_plaintext_identifiers", "validation_suite")
@@ -84,14 +85,14 @@ def build_ingest_asset(partner: str, extract: str) -> dg.AssetsDefinition:
         description=f"Verify, validate and load {partner} {extract} envelopes into the zones.",
     )
     def _ingest(context: dg.AssetExecutionContext, config: IngestConfig, vpdc_home: VpdcHome,
-                keyring: WarehouseKeyRing, linkage_db: DuckDBFile, warehouse_db: DuckDBFile,
+                keyring: WarehouseKeys, linkage_db: DuckDBFile, warehouse_db: DuckDBFile,
                 registry: GovernanceRegistry):
         home = vpdc_home.home
         period = context.partition_key
         path = home.root / config.envelope if config.envelope else find_envelope(home.landing(), partner, extract, period)
         if path is None or not path.exists():
             raise dg.Failure(description=f"no envelope for {partner}/{extract} period {period} in {home.landing(partner)}")
-        outcome = ingest_envelope(path, home, keyring.keyring(), settings=keyring.validation_settings(),
+        outcome = ingest_envelope(path, home, keyring.keyring(), settings=settings_for(home),
                                   expected_partner=partner, linkage_db=linkage_db.path,
                                   warehouse_db=warehouse_db.path, audit=registry.audit_ingest)
         if outcome.status != "loaded":
@@ -131,12 +132,12 @@ class TriageConfig(dg.Config):
 
 @dg.op(pool="duckdb_writer")
 def quarantine_unroutable(context: dg.OpExecutionContext, config: TriageConfig, vpdc_home: VpdcHome,
-                          keyring: WarehouseKeyRing, linkage_db: DuckDBFile, warehouse_db: DuckDBFile,
+                          keyring: WarehouseKeys, linkage_db: DuckDBFile, warehouse_db: DuckDBFile,
                           registry: GovernanceRegistry) -> None:
     """An envelope no asset can take (unreadable, unknown partner or extract, a second copy of a loaded
     envelope): refuse it with the precise check, quarantine and audit it."""
     home = vpdc_home.home
-    outcome = ingest_envelope(home.root / config.envelope, home, keyring.keyring(),
+    outcome = ingest_envelope(home.root / config.envelope, home, keyring.keyring(), settings=settings_for(home),
                               expected_partner=Path(config.envelope).parent.name, linkage_db=linkage_db.path,
                               warehouse_db=warehouse_db.path, audit=registry.audit_ingest)
     context.log.info(f"{outcome.file}: {outcome.status} ({outcome.check})")

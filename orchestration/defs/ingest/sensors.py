@@ -8,10 +8,12 @@ from pathlib import Path
 import dagster as dg
 
 from envelope.format import EnvelopeRefused, read_manifest
+from landing.quarantine import retry_attempt
 from orchestration.defs.ingest.assets import asset_keys, ingest_job, op_name, triage_job
 from orchestration.defs.ingest.partitions import extract_periods
 from orchestration.resources import VpdcHome
 from partner_kit import extract_types, partners
+from workspace import is_period
 
 #: Runs of one envelope that may crash (fail without quarantining it) before the sensor stops retrying it.
 MAX_ATTEMPTS = 3
@@ -50,12 +52,12 @@ def landing_run_requests(landing: Path, home_root: Path, known_periods: set[str]
     routable = {(p, e) for p in partners() for e in extract_types(p)}
     for f in sorted(landing.glob("*/*.vpdc")):
         rel = str(f.relative_to(home_root))
-        attempt = f.stem.rsplit(".retry", 1)[1] if ".retry" in f.stem else ""
+        attempt = retry_attempt(f.name)
         try:
             m = read_manifest(f)
         except (EnvelopeRefused, OSError):
             m = None
-        if m is None or (m.partner, m.extract_type) not in routable or not _is_period(m.period):
+        if m is None or (m.partner, m.extract_type) not in routable or not is_period(m.period):
             requests.append(_triage(f, rel, "unroutable"))
             continue
         if m.envelope_id in in_this_pass or (not attempt and loaded(m.envelope_id)):
@@ -78,10 +80,6 @@ def landing_run_requests(landing: Path, home_root: Path, known_periods: set[str]
                   "vpdc/file": f.name},
         ))
     return requests, sorted(new_periods), given_up
-
-
-def _is_period(p: str) -> bool:
-    return len(p) == 7 and p[4] == "-" and p[:4].isdigit() and p[5:].isdigit() and 1 <= int(p[5:]) <= 12
 
 
 @dg.sensor(jobs=[ingest_job, triage_job], minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,

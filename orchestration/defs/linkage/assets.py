@@ -69,7 +69,7 @@ class QualityConfig(dg.Config):
     deps=[dg.AssetKey(["linkage", "person_keys"])],
     group_name="linkage",
     check_specs=[dg.AssetCheckSpec(c, asset=["reports", "linkage_quality"], blocking=True,
-                                   description=f"{c.replace('_', ' ')} at or above its configured floor")
+                                   description=f"{' '.join(c.split('_'))} at or above its configured floor")
                  for c in FLOOR_CHECKS],
     description="Linkage quality report (HTML + JSON under reports/linkage): aggregate figures only.",
 )

@@ -1,22 +1,22 @@
 """The dbt models of the analytics zone as Dagster assets (staging -> intermediate -> marts), plus the data dictionary.
 
 dbt sources carry ``meta.dagster.asset_key`` = the ingestion / linkage asset keys, so landing -> mart is one graph.
-dbt tests become asset checks. A fresh clone has no ``target/manifest.json``: it is built here (``dbt parse``)
-before ``@dbt_assets`` reads it, so loading the code location never fails for want of it.
+dbt tests become asset checks. The assets are built when the code location loads (this file's
+``@dg.definitions``), not when it is imported: the manifest they read lives under ``VPDC_HOME/dbt/target`` and
+is prepared (``dbt parse``) only if it is missing or older than the project.
 """
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
-from orchestration.dbt_project import dbt_project, manifest_is_stale, prepare_manifest
+from orchestration.dbt_project import dbt_executable, dbt_project
 from orchestration.defs.marts.dictionary import write_data_dictionary
 from orchestration.resources import VpdcHome
-
-if manifest_is_stale():  # a fresh clone, or models edited since the last parse
-    prepare_manifest()
+from workspace import Home
 
 
 class MartsTranslator(DagsterDbtTranslator):
@@ -33,23 +33,40 @@ class MartsTranslator(DagsterDbtTranslator):
 
 
 def dbt_build_args() -> list[str]:
-    """The dbt command of the asset: build = seeds, models, snapshots and every test (tests gate downstream models)."""
-    return ["build"]
+    """The dbt command of the asset: build = seeds, models, snapshots and every test (tests gate downstream
+    models), with the governance defaults as vars."""
+    import json
+
+    from governance.defaults import dbt_vars
+
+    return ["build", "--vars", json.dumps(dbt_vars())]
 
 
-@dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project, dagster_dbt_translator=MartsTranslator(),
-            pool="duckdb_writer", name="analytics_dbt")
-def analytics_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-    yield from dbt.cli(dbt_build_args(), context=context).stream()
+def build_marts(home_root: Path) -> dg.Definitions:
+    """The marts' assets, checks, job and dbt resource for the home whose manifest they read."""
+    project = dbt_project(home_root)
+
+    @dbt_assets(manifest=project.manifest_path, project=project, dagster_dbt_translator=MartsTranslator(),
+                pool="duckdb_writer", name="analytics_dbt")
+    def analytics_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, vpdc_home: VpdcHome):
+        runs = vpdc_home.home.root / "dbt" / "runs"
+        yield from dbt.cli(dbt_build_args(), context=context,
+                           target_path=runs / f"{context.run.run_id[:8]}").stream()
+
+    @dg.asset(key=["reports", "data_dictionary"], deps=[analytics_dbt], group_name="marts",
+              description="Data dictionary of the analytics zone (dbt docs, equity meta per mart column), one HTML file.")
+    def data_dictionary(vpdc_home: VpdcHome) -> dg.MaterializeResult:
+        path = write_data_dictionary(vpdc_home.home.root)
+        return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path)),
+                                              "bytes": path.stat().st_size})
+
+    marts_job = dg.define_asset_job("marts_job", selection=dg.AssetSelection.groups("marts"),
+                                    description="Build the analytics zone with dbt (tests included) and its data "
+                                                "dictionary.")
+    return dg.Definitions(assets=[analytics_dbt, data_dictionary], jobs=[marts_job],
+                          resources={"dbt": DbtCliResource(project_dir=project, dbt_executable=str(dbt_executable()))})
 
 
-@dg.asset(key=["reports", "data_dictionary"], deps=[analytics_dbt], group_name="marts",
-          description="Data dictionary of the analytics zone (dbt docs, equity meta per mart column), one HTML file.")
-def data_dictionary(vpdc_home: VpdcHome) -> dg.MaterializeResult:
-    path = write_data_dictionary(vpdc_home.home.root)
-    return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path)),
-                                          "bytes": path.stat().st_size})
-
-
-marts_job = dg.define_asset_job("marts_job", selection=dg.AssetSelection.groups("marts"),
-                                description="Build the analytics zone with dbt (tests included) and its data dictionary.")
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_marts(Home.from_env().root)

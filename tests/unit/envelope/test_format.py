@@ -8,8 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from envelope.format import MAGIC, EnvelopeRefused, open_envelope, read_manifest, seal_envelope
-from envelope.keys import KeyRing, init_keys
-from partner_kit.profiles import partners
+from envelope.keys import WarehouseKeyRing
+from tests.conftest import make_keys
 
 
 def payload(tmp_path: Path, rows: int = 1000) -> Path:
@@ -23,11 +23,12 @@ def seal(keyring, tmp_path, rows=1000, partner="police", row_count=None, out="la
     p = payload(tmp_path, rows)
     return seal_envelope(p, partner=partner, extract_type="persons", period="2025-11",
                          schema_version="police.persons/1", row_count=rows if row_count is None else row_count,
-                         linkage_key_version="v1", keyring=keyring, out_dir=tmp_path / out)
+                         linkage_key_version="v1", keyring=keyring.partner(partner), out_dir=tmp_path / out)
 
 
 def refused(path, keyring, **kw) -> EnvelopeRefused:
-    with pytest.raises(EnvelopeRefused) as exc, open_envelope(path, keyring, **kw):
+    ring = keyring if isinstance(keyring, WarehouseKeyRing) else keyring.warehouse
+    with pytest.raises(EnvelopeRefused) as exc, open_envelope(path, ring, **kw):
         pass
     return exc.value
 
@@ -41,7 +42,7 @@ def header_len(path: Path) -> int:
 def test_round_trip_returns_the_exact_payload(tmp_path, keyring):
     env = seal(keyring, tmp_path)
     src = (tmp_path / "payload.parquet").read_bytes()
-    with open_envelope(env, keyring, expected_partner="police") as opened:
+    with open_envelope(env, keyring.warehouse, expected_partner="police") as opened:
         assert opened.payload.read_bytes() == src
         assert opened.manifest.row_count == 1000 and opened.manifest.partner == "police"
         tmp = opened.payload
@@ -50,7 +51,7 @@ def test_round_trip_returns_the_exact_payload(tmp_path, keyring):
 
 def test_large_payload_spans_many_chunks(tmp_path, keyring):
     env = seal(keyring, tmp_path, rows=20_000)  # ~4 MB → several 1 MiB chunks
-    with open_envelope(env, keyring) as opened:
+    with open_envelope(env, keyring.warehouse) as opened:
         assert pq.ParquetFile(opened.payload).metadata.num_rows == 20_000
 
 
@@ -118,16 +119,14 @@ def test_envelope_signed_by_another_partner_is_refused(tmp_path, keyring):
 
 def test_wrong_registered_key_is_refused(tmp_path, keyring):
     env = seal(keyring, tmp_path)
-    other = tmp_path / "other-keys"
-    init_keys(other, tuple(partners()))
-    ring = KeyRing(keyring.keys_dir)
-    (keyring.keys_dir / "trusted" / "police.pub").write_text((other / "trusted" / "police.pub").read_text())
-    assert refused(env, ring).check == "partner_key"
+    other = make_keys(tmp_path / "other-home")
+    keyring.warehouse.register_partner_key("police", other.partner("police").signing_public_hex())
+    assert refused(env, keyring).check == "partner_key"
 
 
 def test_unknown_partner_is_refused(tmp_path, keyring):
     env = seal(keyring, tmp_path)
-    (keyring.keys_dir / "trusted" / "police.pub").unlink()
+    (keyring.home.keys / "partners" / "police.pub").unlink()
     assert refused(env, keyring).check == "unknown_partner"
 
 
@@ -138,12 +137,10 @@ def test_partner_folder_mismatch_is_refused(tmp_path, keyring):
 
 def test_envelope_for_another_warehouse_is_refused(tmp_path, keyring):
     env = seal(keyring, tmp_path)
-    other = tmp_path / "other-warehouse"
-    init_keys(other, tuple(partners()))
-    for sub in ("trusted",):
-        for f in (keyring.keys_dir / sub).iterdir():
-            (other / sub / f.name).write_bytes(f.read_bytes())
-    assert refused(env, KeyRing(other)).check == "transport_key"
+    other = make_keys(tmp_path / "other-home")
+    for f in (keyring.home.keys / "partners").iterdir():  # the same registered partners, another transport key
+        (other.home.keys / "partners" / f.name).write_bytes(f.read_bytes())
+    assert refused(env, other.warehouse).check == "transport_key"
 
 
 def test_row_count_mismatch_is_refused(tmp_path, keyring):

@@ -558,7 +558,7 @@ def indicator_grids(draw):
 @FAST
 @given(indicator_grids())
 def test_protect_cells_leaves_nothing_small_and_nothing_recoverable_across_shared_totals(grid):
-    from governance.disclosure import _Layout, _recoverable, protect_cells
+    from governance.disclosure.tables import _Layout, _recoverable, protect_cells
 
     cells, lines = grid
     assert (lines.groupby("line_id").apply(  # the fixture is additive, as the mart is
@@ -582,7 +582,7 @@ def test_protect_cells_leaves_nothing_small_and_nothing_recoverable_across_share
 
 
 def test_protect_cells_adds_to_a_given_suppression_and_names_the_audit_step():
-    from governance.disclosure import _Layout, _recoverable, protect_cells
+    from governance.disclosure.tables import _Layout, _recoverable, protect_cells
 
     # x is small; the line rule is met (every line has two hidden cells: x+a, x+b, a+b), yet three
     # equations in three unknowns give all of them away: the audit must hide more

@@ -105,7 +105,7 @@ def test_any_denial_stops_it(reg):
 
 
 def test_aggregate_request_without_race_needs_no_community_review(reg):
-    submit(reg, cols=[{"dataset": "community_violence_indicators", "column": "homicides"}], level="aggregate")
+    submit(reg, cols=[{"dataset": "events", "column": "is_homicide_victim"}], level="aggregate")
     review(reg, "steward_police")
     assert scope(reg).active
 
@@ -197,7 +197,7 @@ def test_reviewer_cannot_approve_their_own_request_and_refusal_is_audited(reg):
 
 
 def test_steward_of_an_untouched_partner_cannot_review(reg):
-    submit(reg, cols=[{"dataset": "community_violence_indicators", "column": "homicides"}], level="aggregate")
+    submit(reg, cols=[{"dataset": "events", "column": "is_homicide_victim"}], level="aggregate")
     with pytest.raises(GovernanceError, match="stewards schools"):
         review(reg, "steward_schools")
 

@@ -6,12 +6,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from tests.unit.partner_kit.test_kit import HEADER, write_csv
 
 from envelope.format import Manifest
 from landing.validation import ValidationSettings, validate_payload
 from partner_kit import Encoder, encode_extract, load_profile
 from tests.conftest import TODAY
+from tests.unit.partner_kit.test_kit import HEADER, write_csv
 
 NOW = datetime(2026, 11, 21, tzinfo=UTC)
 

@@ -1,0 +1,414 @@
+"""Count tables: minimum cell, complementary suppression and the recoverability audit."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from governance.disclosure.rules import DisclosureError, DisclosureRules, _plural
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """A count table seen as cells and the linear relations ("lines") an attacker may know.
+
+    Cells are numbered ``row * n_cols + col`` over ``cols`` (the count columns, then the total column).
+    Each line is (cell ids, coefficients, kind) meaning ``sum(coef * cell) = a known number``: a
+    row across the count columns, a column within a ``by`` group, and, with groups, a whole column.
+    Interior cells have coefficient +1 and a published total cell -1 (interior - total = 0). We assume
+    every line's total is known to the reader even when the table does not print it (fail closed:
+    it may be published elsewhere, or derivable). A line of one cell is its own total and adds nothing.
+    """
+
+    cols: list[str]
+    n_rows: int
+    is_total: np.ndarray  # flat bool per cell: a total row or total column cell
+    lines: list[tuple[np.ndarray, np.ndarray, str]]
+
+    @property
+    def n_cols(self) -> int:
+        return len(self.cols)
+
+
+def _layout(table: pd.DataFrame, count_cols: Sequence[str], by: Sequence[str] | None,
+            total_col: str | None, total_row: Mapping[str, object] | None) -> _Layout:
+    count_cols = list(count_cols)
+    if not count_cols:
+        raise DisclosureError("no count columns given: name the columns holding counts")
+    if len(set(count_cols)) != len(count_cols):
+        raise DisclosureError("count columns are listed more than once")
+    cols = count_cols + ([total_col] if total_col is not None else [])
+    if total_col is not None and total_col in count_cols:
+        raise DisclosureError(f"total column {total_col!r} is also listed as a count column")
+    by = list(by or [])
+    missing = [c for c in cols + by + list(total_row or {}) if c not in table.columns]
+    if missing:
+        raise DisclosureError(f"columns not in the table: {', '.join(map(repr, missing))}")
+    if set(by) & set(cols):
+        raise DisclosureError("a `by` column cannot also be a count column")
+
+    n, m = len(table), len(cols)
+    total_row_mask = np.zeros(n, dtype=bool)
+    if total_row:
+        total_row_mask[:] = True
+        for col, label in total_row.items():
+            total_row_mask &= (table[col] == label).fillna(False).to_numpy(dtype=bool)
+    groups = (table.groupby(by, dropna=False, sort=False).ngroup().to_numpy() if by
+              else np.zeros(n, dtype=np.int64))
+    if total_row and n:
+        per_group = np.bincount(groups[total_row_mask], minlength=groups.max() + 1)
+        if (per_group > 1).any():
+            raise DisclosureError("more than one total row in a group: the total_row labels must pick "
+                                  "at most one row per `by` group")
+
+    is_total = np.zeros((n, m), dtype=bool)
+    is_total[total_row_mask, :] = True
+    if total_col is not None:
+        is_total[:, m - 1] = True
+
+    lines: list[tuple[np.ndarray, np.ndarray, str]] = []
+    base = np.arange(m)
+    if m >= 2:
+        row_coef = np.ones(m)
+        if total_col is not None:
+            row_coef[m - 1] = -1.0
+        for i in range(n):
+            lines.append((i * m + base, row_coef, "row"))
+    for g in np.unique(groups):
+        rows = np.flatnonzero(groups == g)
+        if rows.size < 2:
+            continue
+        coef = np.where(total_row_mask[rows], -1.0, 1.0)
+        for j in range(m):
+            lines.append((rows * m + j, coef, "column"))
+    if by:
+        # Whole columns across groups: without them a one-row group would look safe on its own.
+        rows = np.flatnonzero(~total_row_mask)
+        if rows.size >= 2 and np.unique(groups[rows]).size > 1:
+            for j in range(m):
+                lines.append((rows * m + j, np.ones(rows.size), "whole column"))
+    return _Layout(cols=cols, n_rows=n, is_total=is_total.ravel(), lines=lines)
+
+
+def _whole_counts(table: pd.DataFrame, cols: Sequence[str], *, allow_missing: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Counts as a flat int array plus a flat "missing" mask; refuses anything that is not a count."""
+    frame = table[list(cols)]
+    missing = frame.isna().to_numpy(dtype=bool)
+    if missing.any() and not allow_missing:
+        bad = [c for c, flag in zip(cols, missing.any(axis=0)) if flag]
+        raise DisclosureError(f"counts are missing in {', '.join(map(repr, bad))}: suppress_counts needs "
+                              "every true count (zero is a count); fill them before suppressing")
+    values = np.zeros(frame.shape, dtype=np.int64)
+    for j, col in enumerate(cols):
+        series = frame[col]
+        if pd.api.types.is_bool_dtype(series.dtype) or not pd.api.types.is_numeric_dtype(series.dtype):
+            raise DisclosureError(f"column {col!r} is not numeric: counts must be whole numbers")
+        present = series[~missing[:, j]].to_numpy(dtype=float)
+        if (present < 0).any() or (np.floor(present) != present).any():
+            raise DisclosureError(f"column {col!r} holds negative or fractional values: counts must be "
+                                  "whole numbers >= 0")
+        values[~missing[:, j], j] = present.astype(np.int64)
+    return values.ravel(), missing.ravel()
+
+
+def _lines_with_one(layout: _Layout, suppressed: np.ndarray) -> list[int]:
+    return [k for k, (ids, _, _) in enumerate(layout.lines) if int(suppressed[ids].sum()) == 1]
+
+
+def _complete_lines(layout: _Layout, values: np.ndarray, suppressed: np.ndarray) -> tuple[np.ndarray, int]:
+    """Complementary suppression by lines: no line may hold exactly one suppressed cell.
+
+    A line with one hidden cell gives it away (line total minus the published cells), so we hide the
+    smallest non-zero published cell in that line too (smallest loses least information; a zero is
+    hidden only when nothing else is left). Hiding a cell can break its crossing line, so repeat
+    until nothing changes; each pass hides at least one more cell, so this ends.
+    """
+    suppressed = suppressed.copy()
+    rounds = 0
+    changed = True
+    while changed:
+        changed = False
+        rounds += 1
+        for ids, _, _ in layout.lines:
+            hidden = suppressed[ids]
+            if int(hidden.sum()) != 1:
+                continue
+            open_ids = ids[~hidden]
+            order = np.lexsort((open_ids, layout.is_total[open_ids], values[open_ids], values[open_ids] == 0))
+            suppressed[open_ids[order[0]]] = True
+            changed = True
+    return suppressed, rounds
+
+
+def _recoverable(layout: _Layout, suppressed: np.ndarray) -> np.ndarray:
+    """Suppressed cells whose exact value follows from the lines (linear algebra, not just counting).
+
+    "At least two hidden cells per line" is necessary but not sufficient: two blocks of hidden cells
+    joined by a single hidden cell let a reader add and subtract line totals until that cell stands
+    alone. A hidden cell is exactly recoverable when every solution of the line equations agrees on
+    it, i.e. when it is zero in every vector of the null space of the equations restricted to the
+    hidden cells. (Bounds from non-negativity can still narrow a hidden cell to an interval; that
+    needs linear programming and is not attempted here.)
+    """
+    hidden = np.flatnonzero(suppressed)
+    if hidden.size == 0:
+        return hidden
+    position = {cell: k for k, cell in enumerate(hidden)}
+    rows = []
+    for ids, coef, _ in layout.lines:
+        mask = suppressed[ids]
+        if mask.any():
+            row = np.zeros(hidden.size)
+            for cell, c in zip(ids[mask], coef[mask]):
+                row[position[int(cell)]] = c
+            rows.append(row)
+    if not rows:
+        return hidden[:0]
+    matrix = np.vstack(rows)
+    _, singular, vt = np.linalg.svd(matrix)
+    tol = max(matrix.shape) * np.finfo(float).eps * (singular.max() if singular.size else 0.0)
+    rank = int((singular > tol).sum())
+    null = vt[rank:]
+    if null.shape[0] == 0:
+        return hidden
+    return hidden[np.linalg.norm(null, axis=0) < 1e-8]
+
+
+def _protect(layout: _Layout, values: np.ndarray, suppressed: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """Line rule, then extra suppressions until no hidden cell is exactly recoverable.
+
+    Greedy: try the cheapest single extra cell (in the exposed cells' own lines first) that reduces
+    the number of exposed cells. If no single cell helps, hide every published cell of those lines,
+    and as a last resort the whole table. If even that leaves a cell exposed, suppression cannot
+    protect it: the published totals alone determine it (typically a ``by`` group of one row whose
+    value is the overall total minus the other groups' totals), so we refuse.
+    """
+    suppressed, rounds = _complete_lines(layout, values, suppressed)
+    exposed = _recoverable(layout, suppressed)
+    audit_rounds = 0
+    while exposed.size:
+        audit_rounds += 1
+        near = np.zeros(suppressed.size, dtype=bool)
+        for ids, _, _ in layout.lines:
+            if np.isin(ids, exposed).any():
+                near[ids] = True
+        published = np.flatnonzero(~suppressed)
+        order = np.lexsort((published, layout.is_total[published], values[published],
+                            values[published] == 0, ~near[published]))
+        trials = [published[[k]] for k in order] + [np.flatnonzero(near & ~suppressed), published]
+        for extra_cells in trials:
+            if extra_cells.size == 0:
+                continue
+            trial = suppressed.copy()
+            trial[extra_cells] = True
+            trial, extra = _complete_lines(layout, values, trial)
+            still = _recoverable(layout, trial)
+            if still.size < exposed.size:
+                suppressed, exposed, rounds = trial, still, rounds + extra
+                break
+        else:
+            raise DisclosureError(
+                f"{_plural(int(exposed.size), 'small or suppressed cell')} can be worked out from the totals "
+                "whatever else is suppressed (usually a `by` group with a single row, whose count is the "
+                "overall total minus the other groups' totals); merge that group into another or publish "
+                "the table without per-group totals")
+    return suppressed, rounds, audit_rounds
+
+
+@dataclass(frozen=True)
+class SuppressionReport:
+    """What :func:`suppress_counts` hid, as counts only.
+
+    Attributes:
+        min_cell: the threshold applied.
+        cells: cells examined (count columns plus any total column, all rows).
+        primary: cells hidden because they held 1 .. min_cell - 1.
+        complementary: further cells hidden so the primary ones cannot be worked out from totals.
+        by_column: hidden cells per column.
+        rounds: passes of the line rule; audit_rounds: extra passes the exact-recovery audit needed.
+        lines: row and column relations checked.
+    """
+
+    min_cell: int
+    cells: int
+    primary: int
+    complementary: int
+    by_column: dict[str, int]
+    rounds: int
+    audit_rounds: int
+    lines: int
+
+    @property
+    def suppressed(self) -> int:
+        return self.primary + self.complementary
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"min_cell": self.min_cell, "cells": self.cells, "primary": self.primary,
+                "complementary": self.complementary, "suppressed": self.suppressed,
+                "by_column": dict(self.by_column), "rounds": self.rounds,
+                "audit_rounds": self.audit_rounds, "lines": self.lines}
+
+
+def suppress_counts(table: pd.DataFrame, count_cols: Sequence[str], rules: DisclosureRules,
+                    by: Sequence[str] | None = None, *, total_col: str | None = None,
+                    total_row: Mapping[str, object] | None = None) -> tuple[pd.DataFrame, SuppressionReport]:
+    """Hide small counts, and enough other counts that the small ones cannot be worked back out.
+
+    The table is read as a grid: each row is a line across ``count_cols`` (and ``total_col``), and
+    each count column is a line down the rows, within each ``by`` group when totals are published
+    per group (plus the whole column across groups). Every line's total is assumed known, printed or not.
+
+    1. Primary suppression: counts ``1 .. rules.min_cell - 1`` are hidden (0 is published).
+    2. Complementary suppression: a line with exactly one hidden cell would reveal it (total minus
+       the rest), so the smallest non-zero published cell in that line is hidden too; repeated
+       until every line has zero or at least two hidden cells.
+    3. Audit: a hidden cell that can still be solved exactly from several lines together is
+       protected by hiding more cells (see ``_recoverable``).
+
+    Hidden cells become ``pd.NA`` (the count columns come back as nullable ``Int64``); the input has
+    no missing counts, so ``out[count_cols].isna()`` is the suppression mask.
+
+    Args:
+        table: one row per table row; never modified.
+        count_cols: the columns holding counts.
+        rules: the combined rules of every partner in the release.
+        by: group columns when totals are published per group (e.g. ``["year"]``).
+        total_col: a column holding each row's total of ``count_cols``; checked, then treated as a cell.
+        total_row: labels picking the total row of each group, e.g. ``{"area": "All"}``; checked,
+            then treated as cells.
+
+    Returns:
+        The suppressed copy and a :class:`SuppressionReport` (counts only).
+
+    Raises:
+        DisclosureError: missing, negative or fractional counts, or totals that are not the sums
+            they claim to be.
+
+    Example:
+        >>> t = pd.DataFrame({"area": ["A", "B"], "f": [3, 40], "m": [25, 31]})
+        >>> out, rep = suppress_counts(t, ["f", "m"], DisclosureRules())
+        >>> out["f"].isna().tolist(), out["m"].isna().tolist(), rep.primary, rep.complementary
+        ([True, True], [True, True], 1, 3)
+    """
+    layout = _layout(table, count_cols, by, total_col, total_row)
+    values, _ = _whole_counts(table, layout.cols, allow_missing=False)
+    grid = values.reshape(layout.n_rows, layout.n_cols)
+    if total_col is not None and layout.n_rows:
+        wrong = int((grid[:, :-1].sum(axis=1) != grid[:, -1]).sum())
+        if wrong:
+            raise DisclosureError(f"total column {total_col!r} is not the sum of the count columns in "
+                                  f"{wrong} rows")
+    for ids, coef, kind in layout.lines:
+        if kind == "column" and (coef < 0).any() and int((coef * values[ids]).sum()) != 0:
+            raise DisclosureError(f"the total row ({dict(total_row or {})!r}) is not the sum of the other "
+                                  "rows of its group in at least one column")
+
+    primary = (values >= 1) & (values < rules.min_cell)
+    suppressed, rounds, audit_rounds = _protect(layout, values, primary)
+
+    out = table.copy()
+    mask = suppressed.reshape(layout.n_rows, layout.n_cols)
+    for j, col in enumerate(layout.cols):
+        column = pd.array(grid[:, j], dtype="Int64")
+        column[mask[:, j]] = pd.NA
+        out[col] = pd.Series(column, index=table.index)
+    report = SuppressionReport(
+        min_cell=rules.min_cell, cells=int(values.size), primary=int(primary.sum()),
+        complementary=int(suppressed.sum() - primary.sum()),
+        by_column={c: int(mask[:, j].sum()) for j, c in enumerate(layout.cols)},
+        rounds=rounds, audit_rounds=audit_rounds, lines=len(layout.lines),
+    )
+    return out, report
+
+
+def protect_cells(cells: pd.DataFrame, lines: pd.DataFrame, rules: DisclosureRules,
+                  suppressed: pd.Series | None = None) -> pd.DataFrame:
+    """Suppression for a table published as cells and additive lines (e.g. the indicator mart).
+
+    The same rules as :func:`suppress_counts` (primary cells ``1 .. min_cell - 1``, the line rule, and the
+    audit that no hidden cell can be solved exactly from the lines together), for tables whose shape is
+    not a single grid: cells that sit in several lines (a county total shared by the neighbourhood and
+    the priority-area tables), lines of any length.
+
+    Args:
+        cells: ``cell_id``, ``n`` (whole, non-negative counts) and ``component``: cells of different
+            components share no line (e.g. one month x indicator), so each is solved on its own.
+        lines: ``line_id``, ``cell_id``, ``coef``: a line says ``sum(coef * n) = 0`` over its cells,
+            i.e. +1 for its interior cells and -1 for its total cell.
+        rules: ``min_cell`` is used.
+        suppressed: optionally, cells already suppressed (by ``cell_id``, e.g. by the SQL line rule);
+            protection only ever adds to them.
+
+    Returns:
+        ``cell_id``, ``suppressed`` (bool) and ``reason`` (``primary``, ``complementary``, ``audit`` or None):
+        ``complementary`` cells were added by the line rule, ``audit`` cells by the recoverability audit.
+
+    Raises:
+        DisclosureError: a missing or negative count, a line naming an unknown cell or crossing components,
+            or a cell that no suppression can protect.
+    """
+    for col in ("cell_id", "n", "component"):
+        if col not in cells.columns:
+            raise DisclosureError(f"cells need a {col!r} column")
+    values_all = pd.to_numeric(cells["n"], errors="coerce")
+    if values_all.isna().any() or (values_all < 0).any() or (values_all % 1 != 0).any():
+        raise DisclosureError("cells: counts must be whole non-negative numbers")
+    index = pd.Series(np.arange(len(cells)), index=cells["cell_id"].to_numpy())
+    if index.index.has_duplicates:
+        raise DisclosureError("cells: cell_id repeats")
+    pos = index.reindex(lines["cell_id"].to_numpy())
+    if pos.isna().any():
+        raise DisclosureError(f"lines name {int(pos.isna().sum())} cells that are not in the cells table")
+    comp, _ = pd.factorize(cells["component"], use_na_sentinel=False)
+    entry_cell = pos.to_numpy(dtype=np.int64)
+    entry_line, _ = pd.factorize(lines["line_id"], use_na_sentinel=False)
+    entry_coef = lines["coef"].to_numpy(dtype=float)
+    entry_comp = comp[entry_cell]
+    values = values_all.to_numpy(dtype=np.int64)
+    primary = (values >= 1) & (values < rules.min_cell)
+    given = np.zeros(len(cells), dtype=bool)
+    if suppressed is not None:
+        given = suppressed.reindex(cells["cell_id"].to_numpy()).fillna(False).to_numpy(dtype=bool)
+    start = primary | given
+    after_lines = start.copy()
+    final = start.copy()
+    local_of = np.empty(len(cells), dtype=np.int64)
+    # entries ordered by component, then line: one slice of lines per component, one slice per line
+    order = np.lexsort((entry_line, entry_comp))
+    e_cell, e_line, e_coef, e_comp = entry_cell[order], entry_line[order], entry_coef[order], entry_comp[order]
+    line_starts = np.flatnonzero(np.r_[True, (e_line[1:] != e_line[:-1]) | (e_comp[1:] != e_comp[:-1])])
+    if e_cell.size and line_starts.size != np.unique(entry_line).size:  # a line seen in two components
+        raise DisclosureError("lines cross components: components must not share a line")
+    line_ends = np.r_[line_starts[1:], e_cell.size]
+    line_comp = e_comp[line_starts] if e_cell.size else np.zeros(0, dtype=np.int64)
+    cells_by_comp = np.argsort(comp, kind="stable")
+    comp_bounds = np.searchsorted(comp[cells_by_comp], np.arange(comp.max() + 2 if comp.size else 1))
+    line_bounds = np.searchsorted(line_comp, np.arange(comp.max() + 2 if comp.size else 1))
+    for c in range(len(comp_bounds) - 1):
+        ids = cells_by_comp[comp_bounds[c]:comp_bounds[c + 1]]
+        if ids.size == 0:
+            continue
+        local_of[ids] = np.arange(ids.size)
+        comp_lines = []
+        for a, b in zip(line_starts[line_bounds[c]:line_bounds[c + 1]], line_ends[line_bounds[c]:line_bounds[c + 1]],
+                        strict=True):
+            if b - a >= 2:
+                comp_lines.append((local_of[e_cell[a:b]], e_coef[a:b], "line"))
+        is_total = np.zeros(ids.size, dtype=bool)
+        for cell_ids, coef, _ in comp_lines:
+            is_total[cell_ids[coef < 0]] = True
+        layout = _Layout(cols=["n"], n_rows=ids.size, is_total=is_total, lines=comp_lines)
+        lined, _ = _complete_lines(layout, values[ids], start[ids])
+        protected, _, _ = _protect(layout, values[ids], lined)
+        after_lines[ids] = lined
+        final[ids] = protected
+    reason = np.where(primary, "primary", np.where(given | (after_lines & ~start), "complementary",
+                                                   np.where(final & ~after_lines, "audit", None)))
+    return pd.DataFrame({"cell_id": cells["cell_id"].to_numpy(), "suppressed": final,
+                         "reason": np.where(final, reason, None)})
+
+

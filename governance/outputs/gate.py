@@ -1,0 +1,166 @@
+"""The gate every study output passes: the policy (audited either way), the strictest partner's disclosure rules,
+the study's linkage pin, the last check before a file is written, and the write of a record-level release.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from governance.catalog import quasi_identifiers
+from governance.registry import audit
+from governance.registry.db import Registry
+from governance.registry.models import OutputLevel, Partner, Role
+from governance.registry.policy import PolicyRefused, authorize
+from governance.registry.workflow import record_refusal
+from workspace.files import atomic_path
+
+__all__ = ["ExportResult", "authorize_output", "gate_release", "linkage_state", "release_records", "study_key"]
+
+
+@dataclass
+class ExportResult:
+    study_id: str
+    files: list[str]
+    manifest: str
+    rows: int
+    suppressed_rows: int
+    generalised: dict[str, Any] = field(default_factory=dict)
+
+
+
+def linkage_state(warehouse_db: Path, pinned_run: str | None = None) -> dict[str, Any]:
+    """The person-key version the analytics zone holds now, and what changed since ``pinned_run``.
+
+    Read from ``raw.linkage_runs`` and ``raw.person_key_events`` (exported with the person map): run ids,
+    times and counts only. ``current_run`` is None when no linkage run was exported yet.
+    """
+    state: dict[str, Any] = {"current_run": None, "pinned_run": pinned_run, "merged_since_pin": 0,
+                             "split_since_pin": 0}
+    with duckdb.connect(str(warehouse_db), read_only=True) as con:
+        have = {r[0] for r in con.execute("select table_name from information_schema.tables "
+                                          "where table_schema = 'raw'").fetchall()}
+        if "linkage_runs" not in have:
+            return state
+        row = con.execute("select linkage_run_id from raw.linkage_runs order by finished_at desc, linkage_run_id desc "
+                          "limit 1").fetchone()
+        state["current_run"] = row[0] if row else None
+        if pinned_run and pinned_run != state["current_run"] and "person_key_events" in have:
+            for event, n in con.execute(
+                    "select event, count(*) from raw.person_key_events where event in ('merged', 'split') and "
+                    "linkage_run_id in (select linkage_run_id from raw.linkage_runs where finished_at > "
+                    "(select finished_at from raw.linkage_runs where linkage_run_id = ?)) group by 1",
+                    [pinned_run]).fetchall():
+                state[f"{event}_since_pin"] = int(n)
+    return state
+
+
+def authorize_output(registry: Registry, *, study_id: str, actor: str, now: datetime, level: OutputLevel,
+               columns: list[tuple[str, str]], role: Role, action: str, refused_as: str,
+               detail: dict[str, Any], warehouse_db: Path, repin: bool = False) -> tuple[Any, dict[str, Any]]:
+    """The gate, audited either way; returns the strictest disclosure rules of the partners involved and
+    the study's linkage pin.
+
+    The first output of a study pins the linkage run (person-key version) it was made from. A later
+    output made after merges or splits of person keys is refused unless ``repin`` accepts the new
+    linkage (audited as ``study.repinned``): study pseudonyms derive from person keys, so a merge or
+    split changes who is who between two releases of the same study.
+    """
+    from governance.disclosure import DisclosureRules, combine
+    from governance.registry.models import Request
+
+    try:
+        with registry.transaction() as s:
+            scope = authorize(s, study_id, at=now, actor=actor, output_level=level, columns=columns,
+                              permission_role=role)
+            rules = combine([DisclosureRules(min_cell=p.min_cell, k_anonymity=p.k_anonymity)
+                             for p in s.query(Partner).filter(Partner.id.in_(scope.sources)).all()] or [DisclosureRules()])
+            req = s.query(Request).filter(Request.study_id == study_id).one()
+            linkage = linkage_state(warehouse_db, req.linkage_run_id)
+            current, pinned = linkage["current_run"], req.linkage_run_id
+            changed = linkage["merged_since_pin"] + linkage["split_since_pin"]
+            if current and pinned and current != pinned and changed:
+                if not repin:
+                    raise PolicyRefused(
+                        f"{study_id}: refused: person keys changed since the study's pinned linkage run {pinned} "
+                        f"({linkage['merged_since_pin']} merges, {linkage['split_since_pin']} splits up to run "
+                        f"{current}); outputs would not line up with earlier ones. Repin to accept the new "
+                        "linkage (--repin; audited)")
+                audit.append(s, actor=actor, action="study.repinned", subject=study_id, at=now,
+                             detail={"from_run": pinned, "to_run": current, "merged": linkage["merged_since_pin"],
+                                     "split": linkage["split_since_pin"]})
+                pinned = None
+            if current and not pinned:
+                req.linkage_run_id, req.linkage_pinned_at = current, now
+                linkage["pinned_run"] = current
+            audit.append(s, actor=actor, action=f"{action}.authorized", subject=study_id, at=now,
+                         detail={"columns": len(columns), "output_level": level.value,
+                                 "linkage_run": linkage["pinned_run"], **detail})
+    except PolicyRefused as exc:
+        record_refusal(registry, actor=actor, action=refused_as, subject=study_id, reason=str(exc), now=now)
+        raise
+    return rules, linkage
+
+
+def gate_release(registry: Registry, check: Any, *, study_id: str, actor: str, action: str, now: datetime) -> None:
+    """The last gate before a file is written: its disclosure check, then the policy asked again (a request
+    revoked or expired while the file was prepared releases nothing). A refusal is audited.
+
+    Raises:
+        PolicyRefused: naming the failed checks or the reasons the request is no longer active.
+    """
+    from governance.registry.policy import decide
+
+    if not check.passed:
+        reason = "release check failed: " + "; ".join(check.failures)
+    else:
+        with registry.read() as s:
+            scope = decide(s, study_id, at=now)
+        if scope.active:
+            return
+        reason = "refused: no longer active at release: " + "; ".join(scope.reasons)
+    record_refusal(registry, actor=actor, action=f"{action}.release", subject=study_id, reason=reason, now=now)
+    raise PolicyRefused(f"{study_id}: {reason}")
+
+
+def release_records(df: pd.DataFrame, *, registry: Registry, study_id: str, actor: str, now: datetime, rules: Any,
+             dataset: str, generalisers: dict[str, list[Any]], data_path: Path, action: str,
+             manifest_extra: dict[str, Any] | None = None) -> ExportResult:
+    """k-anonymity on the quasi-identifiers, the final release check, then the file, its manifest and the audit."""
+    from governance.disclosure import check_release, enforce_k_anonymity, release_manifest, write_manifest
+
+    qis = [c for c in quasi_identifiers(dataset) if c in df.columns]
+    # k counts persons, not rows: an extract has several events per person
+    df, kreport = enforce_k_anonymity(df, qis, rules, {q: g for q, g in generalisers.items() if q in qis},
+                                      entity="study_person_id")
+    check = check_release(df, kind="record", rules=rules, quasi_identifiers=qis, entity="study_person_id")
+    gate_release(registry, check, study_id=study_id, actor=actor, action=action, now=now)
+    with atomic_path(data_path) as tmp:
+        df.to_csv(tmp, index=False)
+    kinfo = kreport.to_dict()
+    manifest = release_manifest([data_path], study_id=study_id, request_id=study_id,
+                                checks={data_path.name: check}, rules=rules, now=now)
+    manifest |= {"k_anonymity": kinfo, **(manifest_extra or {})}
+    manifest_path = data_path.with_name(data_path.stem + ".manifest.json")
+    manifest_path.unlink(missing_ok=True)  # a re-run replaces its own manifest along with its file
+    write_manifest(manifest_path, manifest)
+    with registry.transaction() as s:
+        audit.append(s, actor=actor, action=f"{action}.released", subject=study_id, at=now,
+                     detail={"file": data_path.name, "rows": int(len(df)), "manifest": manifest_path.name})
+    return ExportResult(study_id, [str(data_path)], str(manifest_path), int(len(df)),
+                        int(kinfo["records_suppressed"]), json.loads(json.dumps(kinfo, default=str)))
+
+
+def study_key(keys_dir: Path, study_id: str) -> bytes:
+    from envelope.keys import WarehouseKeyRing
+    from governance.pseudonyms import StudyKeyStore
+
+    return StudyKeyStore(keys_dir / "studies").get_or_create(study_id, WarehouseKeyRing(keys_dir).study_master_secret())
+
+
