@@ -225,6 +225,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                               "extract": f"{PARTNER}/{EXTRACT}"}
     try:
         from benchlib import demo_keys
+
         from workspace import Home
 
         Home(home).ensure()

@@ -140,124 +140,15 @@ def run_linkage(
         db_api = db_api_factory(con)
         t = time.perf_counter()
         if mode == "full":
-            con.execute("create or replace temp table link_nodes as select source_dataset || ':' || unique_id as node_id, "
-                        "source_dataset as source, unique_id as source_record_id from link_input")
-            views = source_views(con)
-            settings = build_settings(params)
-            linker = make_linker(db_api, views, settings)
-            if blocking_analysis:
-                result.blocking = _blocking_analysis(db_api, con, views, total)
-            timings["blocking_analysis"] = time.perf_counter() - t
-            t = time.perf_counter()
-            train(linker, params)
-            timings["train"] = time.perf_counter() - t
-            if charts_dir is not None:
-                result.charts = _save_charts(linker, charts_dir, run_id)
-            t = time.perf_counter()
-            pred = linker.inference.predict(threshold_match_probability=params.predict_threshold)
-            _save_edges(con, pred.physical_name, "link_edges")
-            model = model_json(linker, key_version=key_version, fingerprint=input_fingerprint(con), params=params)
-            result.model_run_id = run_id
-            result.new_records = total
+            model = _predict_full(con, db_api, params, result, total=total, run_id=run_id, key_version=key_version,
+                                  blocking_analysis=blocking_analysis, charts_dir=charts_dir, timings=timings)
         else:
-            model_run_id = previous[0][0]
-            model = json.loads(con.execute("select model_json from linkage_models where run_id = ?",
-                                           [model_run_id]).fetchall()[0][0])
-            result.model_run_id = model_run_id
-            # dedupe_only over node ids (source:record) — predictions then need no source column
-            keyed = ("(select 1 from person_keys p where p.source = i.source_dataset and "
-                     "p.source_record_id = i.unique_id)")
-            node = "* replace (source_dataset || ':' || unique_id as unique_id)"
-            con.execute(f"create or replace temp table link_new as select {node} from link_input i where not exists {keyed}")
-            # a view: the existing records are only read, through Splink's blocking joins (a dozen times). It
-            # excludes the few new keys rather than joining every record to person_keys on each read.
-            con.execute("drop view if exists main.link_old")  # a persistent view of earlier versions
-            con.execute("create or replace temp table _increment_keys as select source_dataset, split_part(unique_id, ':', 2) "
-                        "unique_id from link_new")
-            con.execute(f"create or replace temp view link_old as select {node} from link_input i where not exists "
-                        "(select 1 from _increment_keys k where k.source_dataset = i.source_dataset and k.unique_id = i.unique_id)")
-            result.new_records = con.execute("select count(*) from link_new").fetchall()[0][0]
-            if result.new_records == 0:
-                con.execute("create or replace table link_edges (node_id_l varchar, node_id_r varchar, "
-                            "match_probability double)")
-            else:
-                from splink import Linker
-
-                timings["new_and_old"] = time.perf_counter() - t
-                old, new = db_api.register("link_old"), db_api.register("link_new")
-                linker = Linker([old], model["splink"] | {"link_type": "dedupe_only"}, log_level=logging.ERROR)
-                t1 = time.perf_counter()
-                for col in TF_COLUMNS:
-                    linker.table_management.compute_tf_table(col)
-                timings["tf_tables"] = time.perf_counter() - t1
-                t1 = time.perf_counter()
-                within = linker.inference.predict_within(new, threshold_match_probability=params.predict_threshold)
-                timings["score_within_new"] = time.perf_counter() - t1
-                t1 = time.perf_counter()
-                between = linker.inference.predict_between(new, old, threshold_match_probability=params.predict_threshold)
-                timings["score_new_vs_old"] = time.perf_counter() - t1
-                con.execute(f"create or replace table link_edges as select unique_id_l node_id_l, unique_id_r node_id_r, "
-                            f"match_probability from {within.physical_name} union all select unique_id_l, unique_id_r, "
-                            f"match_probability from {between.physical_name}")
-            # Only persons reached by a new edge can change: cluster that subgraph alone. Each touched person
-            # is one node ("pk:<key>", its records held together by the person itself), so the graph is the
-            # new records plus the touched persons, whatever their number of records; every other person
-            # keeps its key without being re-clustered, and the cost follows the increment's size.
-            threshold = float(params.cluster_threshold)
-            con.execute(f"""create or replace temp table _touched as
-                with ends as (select node_id_l n from link_edges where match_probability >= {threshold}
-                              union select node_id_r from link_edges where match_probability >= {threshold})
-                select distinct p.person_key from person_keys p
-                join ends on ends.n = p.source || ':' || p.source_record_id""")
-            con.execute("""create or replace temp table _touched_records as
-                select source || ':' || source_record_id node_id, source, source_record_id, 'pk:' || person_key person_node
-                from person_keys where person_key in (select person_key from _touched)""")
-            con.execute("""create or replace temp table link_nodes as
-                select source_dataset || ':' || split_part(unique_id, ':', 2) node_id from link_new
-                union all
-                select 'pk:' || person_key from _touched""")
+            model = _predict_increment(con, db_api, params, result, model_run_id=previous[0][0], timings=timings)
         timings["predict"] = time.perf_counter() - t
         result.pairs = con.execute("select count(*) from link_edges").fetchall()[0][0]
 
         t = time.perf_counter()
-        if mode == "full":
-            con.execute("create or replace temp table link_cluster_edges as select * from link_edges "
-                        f"where match_probability >= {float(params.cluster_threshold)}")
-        else:  # an edge to an existing record is an edge to its person
-            con.execute(f"""create or replace temp table link_cluster_edges as
-                select coalesce(l.person_node, e.node_id_l) node_id_l, coalesce(r.person_node, e.node_id_r) node_id_r,
-                       e.match_probability
-                from link_edges e
-                left join _touched_records l on l.node_id = e.node_id_l
-                left join _touched_records r on r.node_id = e.node_id_r
-                where e.match_probability >= {float(params.cluster_threshold)}""")
-        from splink.clustering import cluster_pairwise_predictions_at_threshold
-
-        # Splink clusters the nodes that have an edge; a node without one is a cluster of its own (its id is
-        # its cluster id), which spares the connected-components passes most of a run's records
-        con.execute("""create or replace temp table _linked_nodes as
-            select node_id from link_nodes semi join (select node_id_l n from link_cluster_edges
-                                                      union select node_id_r from link_cluster_edges) e
-                on e.n = link_nodes.node_id""")
-        clustered = cluster_pairwise_predictions_at_threshold(
-            db_api.register("_linked_nodes"), db_api.register("link_cluster_edges"), db_api, node_id_column_name="node_id",
-            edge_id_column_name_left="node_id_l", edge_id_column_name_right="node_id_r",
-            threshold_match_probability=params.cluster_threshold)
-        con.execute(f"""create or replace temp table _node_clusters as
-            select node_id, cluster_id::varchar cluster_id from {clustered.physical_name}
-            union all
-            select node_id, node_id from link_nodes anti join _linked_nodes using (node_id)""")
-        if mode == "full":
-            con.execute("create or replace temp table link_clusters as select n.node_id, n.source, n.source_record_id, "
-                        "c.cluster_id from _node_clusters c join link_nodes n using (node_id)")
-        else:  # a person node stands for every record of that person
-            con.execute("""create or replace temp table link_clusters as
-                select c.node_id, split_part(c.node_id, ':', 1) source, split_part(c.node_id, ':', 2) source_record_id,
-                       c.cluster_id
-                from _node_clusters c where c.node_id not like 'pk:%'
-                union all
-                select t.node_id, t.source, t.source_record_id, c.cluster_id
-                from _node_clusters c join _touched_records t on t.person_node = c.node_id""")
+        _cluster(con, db_api, params, mode)
         timings["cluster"] = time.perf_counter() - t
         # keys, history and the run record commit together: a crash here leaves the previous keys intact
         t1 = time.perf_counter()
@@ -278,6 +169,139 @@ def run_linkage(
         con.execute("commit")
         _drop_splink_tables(con)
     return result
+
+
+def _predict_full(con: duckdb.DuckDBPyConnection, db_api: Any, params: LinkageParams, result: LinkageResult, *,
+                  total: int, run_id: str, key_version: str | None, blocking_analysis: bool,
+                  charts_dir: Path | None, timings: dict[str, float]) -> dict[str, Any]:
+    """A full run: train the model (EM, fixed seeds) and score every blocked pair into ``link_edges``.
+
+    Returns the model to save (Splink settings and parameters, key version, training fingerprint).
+    """
+    t = time.perf_counter()
+    con.execute("create or replace temp table link_nodes as select source_dataset || ':' || unique_id as node_id, "
+                "source_dataset as source, unique_id as source_record_id from link_input")
+    views = source_views(con)
+    linker = make_linker(db_api, views, build_settings(params))
+    if blocking_analysis:
+        result.blocking = _blocking_analysis(db_api, con, views, total)
+    timings["blocking_analysis"] = time.perf_counter() - t
+    t = time.perf_counter()
+    train(linker, params)
+    timings["train"] = time.perf_counter() - t
+    if charts_dir is not None:
+        result.charts = _save_charts(linker, charts_dir, run_id)
+    pred = linker.inference.predict(threshold_match_probability=params.predict_threshold)
+    _save_edges(con, pred.physical_name, "link_edges")
+    result.model_run_id, result.new_records = run_id, total
+    return model_json(linker, key_version=key_version, fingerprint=input_fingerprint(con), params=params)
+
+
+def _predict_increment(con: duckdb.DuckDBPyConnection, db_api: Any, params: LinkageParams, result: LinkageResult, *,
+                       model_run_id: str, timings: dict[str, float]) -> dict[str, Any]:
+    """An incremental run: the saved model scores the records without a person key, within themselves and
+    against everyone else, into ``link_edges``; the touched persons become one node each (``link_nodes``)."""
+    t = time.perf_counter()
+    model = json.loads(con.execute("select model_json from linkage_models where run_id = ?",
+                                   [model_run_id]).fetchall()[0][0])
+    result.model_run_id = model_run_id
+    # dedupe_only over node ids (source:record) — predictions then need no source column
+    keyed = ("(select 1 from person_keys p where p.source = i.source_dataset and "
+             "p.source_record_id = i.unique_id)")
+    node = "* replace (source_dataset || ':' || unique_id as unique_id)"
+    con.execute(f"create or replace temp table link_new as select {node} from link_input i where not exists {keyed}")
+    # a view: the existing records are only read, through Splink's blocking joins (a dozen times). It
+    # excludes the few new keys rather than joining every record to person_keys on each of its reads.
+    con.execute("drop view if exists main.link_old")  # a persistent view of earlier versions
+    con.execute("create or replace temp table _increment_keys as select source_dataset, split_part(unique_id, ':', 2) "
+                "unique_id from link_new")
+    con.execute(f"create or replace temp view link_old as select {node} from link_input i where not exists "
+                "(select 1 from _increment_keys k where k.source_dataset = i.source_dataset and k.unique_id = i.unique_id)")
+    result.new_records = con.execute("select count(*) from link_new").fetchall()[0][0]
+    if result.new_records == 0:
+        con.execute("create or replace table link_edges (node_id_l varchar, node_id_r varchar, "
+                    "match_probability double)")
+    else:
+        from splink import Linker
+
+        timings["new_and_old"] = time.perf_counter() - t
+        old, new = db_api.register("link_old"), db_api.register("link_new")
+        linker = Linker([old], model["splink"] | {"link_type": "dedupe_only"}, log_level=logging.ERROR)
+        t1 = time.perf_counter()
+        for col in TF_COLUMNS:
+            linker.table_management.compute_tf_table(col)
+        timings["tf_tables"] = time.perf_counter() - t1
+        t1 = time.perf_counter()
+        within = linker.inference.predict_within(new, threshold_match_probability=params.predict_threshold)
+        timings["score_within_new"] = time.perf_counter() - t1
+        t1 = time.perf_counter()
+        between = linker.inference.predict_between(new, old, threshold_match_probability=params.predict_threshold)
+        timings["score_new_vs_old"] = time.perf_counter() - t1
+        con.execute(f"create or replace table link_edges as select unique_id_l node_id_l, unique_id_r node_id_r, "
+                    f"match_probability from {within.physical_name} union all select unique_id_l, unique_id_r, "
+                    f"match_probability from {between.physical_name}")
+    # Only persons reached by a new edge can change: cluster that subgraph alone. Each touched person
+    # is one node ("pk:<key>", its records held together by the person itself), so the graph is the
+    # new records plus the touched persons, whatever their number of records; every other person
+    # keeps its key without being re-clustered, and the cost follows the increment's size.
+    threshold = float(params.cluster_threshold)
+    con.execute(f"""create or replace temp table _touched as
+        with ends as (select node_id_l n from link_edges where match_probability >= {threshold}
+                      union select node_id_r from link_edges where match_probability >= {threshold})
+        select distinct p.person_key from person_keys p
+        join ends on ends.n = p.source || ':' || p.source_record_id""")
+    con.execute("""create or replace temp table _touched_records as
+        select source || ':' || source_record_id node_id, source, source_record_id, 'pk:' || person_key person_node
+        from person_keys where person_key in (select person_key from _touched)""")
+    con.execute("""create or replace temp table link_nodes as
+        select source_dataset || ':' || split_part(unique_id, ':', 2) node_id from link_new
+        union all
+        select 'pk:' || person_key from _touched""")
+    return model
+
+
+def _cluster(con: duckdb.DuckDBPyConnection, db_api: Any, params: LinkageParams, mode: str) -> None:
+    """Connected components of the edges at or above the cluster threshold, into ``link_clusters``
+    (source, source_record_id, cluster_id); in an increment a person node stands for all its records."""
+    from splink.clustering import cluster_pairwise_predictions_at_threshold
+
+    threshold = float(params.cluster_threshold)
+    if mode == "full":
+        con.execute("create or replace temp table link_cluster_edges as select * from link_edges "
+                    f"where match_probability >= {threshold}")
+    else:  # an edge to an existing record is an edge to its person
+        con.execute(f"""create or replace temp table link_cluster_edges as
+            select coalesce(l.person_node, e.node_id_l) node_id_l, coalesce(r.person_node, e.node_id_r) node_id_r,
+                   e.match_probability
+            from link_edges e
+            left join _touched_records l on l.node_id = e.node_id_l
+            left join _touched_records r on r.node_id = e.node_id_r
+            where e.match_probability >= {threshold}""")
+    # Splink clusters the nodes that have an edge; a node without one is a cluster of its own (its id is
+    # its cluster id), which spares the connected-components passes most of a run's records
+    con.execute("""create or replace temp table _linked_nodes as
+        select node_id from link_nodes semi join (select node_id_l n from link_cluster_edges
+                                                  union select node_id_r from link_cluster_edges) e
+            on e.n = link_nodes.node_id""")
+    clustered = cluster_pairwise_predictions_at_threshold(
+        db_api.register("_linked_nodes"), db_api.register("link_cluster_edges"), db_api, node_id_column_name="node_id",
+        edge_id_column_name_left="node_id_l", edge_id_column_name_right="node_id_r",
+        threshold_match_probability=params.cluster_threshold)
+    con.execute(f"""create or replace temp table _node_clusters as
+        select node_id, cluster_id::varchar cluster_id from {clustered.physical_name}
+        union all
+        select node_id, node_id from link_nodes anti join _linked_nodes using (node_id)""")
+    if mode == "full":
+        con.execute("create or replace temp table link_clusters as select n.node_id, n.source, n.source_record_id, "
+                    "c.cluster_id from _node_clusters c join link_nodes n using (node_id)")
+    else:  # a person node stands for every record of that person
+        con.execute("""create or replace temp table link_clusters as
+            select c.node_id, split_part(c.node_id, ':', 1) source, split_part(c.node_id, ':', 2) source_record_id,
+                   c.cluster_id
+            from _node_clusters c where c.node_id not like 'pk:%'
+            union all
+            select t.node_id, t.source, t.source_record_id, c.cluster_id
+            from _node_clusters c join _touched_records t on t.person_node = c.node_id""")
 
 
 def _save_charts(linker: Any, charts_dir: Path, run_id: str) -> dict[str, str]:

@@ -52,6 +52,23 @@ def dagster_environment(home: Home) -> Iterator[None]:
                 os.environ[k] = v
 
 
+@contextmanager
+def _quiet(log_level: str) -> Iterator[None]:
+    """Below a verbose level, what a run's tools print themselves (dbt's progress lines, re-emitted by
+    dagster-dbt on stdout; Dagster's beta warnings) stays out of the user's output: it is in the run's event
+    log (`make ui`)."""
+    import contextlib
+    import io
+    import warnings
+
+    if log_level != "CRITICAL":
+        yield
+        return
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
 @dataclass
 class RunSummary:
     run_key: str
@@ -74,7 +91,7 @@ def run_landing_sensor_once(home: Home, *, progress=None, log_level: str = "CRIT
     from orchestration.definitions import defs as load_defs
     from orchestration.resources import VpdcHome
 
-    with dagster_environment(home), dg.DagsterInstance.get() as instance:
+    with dagster_environment(home), _quiet(log_level), dg.DagsterInstance.get() as instance:
         defs = load_defs()
         sensor = defs.resolve_sensor_def("landing_sensor")
         ctx = dg.build_sensor_context(instance=instance, resources={"vpdc_home": VpdcHome(root=str(home.root))},
@@ -111,7 +128,7 @@ def run_job(home: Home, job_name: str, *, run_config: dict | None = None, log_le
 
     from orchestration.definitions import defs as load_defs
 
-    with dagster_environment(home), dg.DagsterInstance.get() as instance:
+    with dagster_environment(home), _quiet(log_level), dg.DagsterInstance.get() as instance:
         defs = load_defs()
         job = defs.resolve_job_def(job_name)
         config = {**(run_config or {}), "loggers": {"console": {"config": {"log_level": log_level}}}}

@@ -44,7 +44,11 @@ def handle_error(exc: Exception, errors: tuple[type[Exception], ...]) -> None:
              "pip install 'vpdc-ids[warehouse]'; the partner kit alone has encode, send, keys and profile")
     if isinstance(exc, OSError) and exc.filename:
         fail(f"{exc.filename}: {exc.strerror or type(exc).__name__}")
-    fail(f"unexpected {type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''} "
+    root = exc
+    while root.__cause__ is not None or (root.__context__ is not None and not root.__suppress_context__):
+        root = root.__cause__ or root.__context__  # the innermost cause says what actually went wrong
+    lines = [ln.strip() for ln in str(root).splitlines() if ln.strip()]
+    fail(f"unexpected {type(root).__name__}: {lines[0][:300] if lines else ''} "
          "(run again with VPDC_DEBUG=1 for details)", code=70)
 
 

@@ -127,10 +127,10 @@ def run_demo(home: Home, *, persons: int, seed: int, console: Console, out: Cons
     console.rule("[bold]3. partner kit: encode, encrypt, sign, send")
     with progress() as prog:
         results = encode_and_send_all(home, today=date.today(), progress=prog)
-    table = Table("partner", "extract", "period", "rows", "rejected", "envelope", title="envelopes in landing/")
+    table = Table("partner", "extract", "period", "rows", "rejected", title="envelopes sent to landing/<partner>/")
     for r in results:
         table.add_row(r["partner"], r["extract_type"], r["period"], f"{r['rows_encoded']:,}",
-                      f"{r['rows_rejected']:,}", escape(r["envelope"]))
+                      f"{r['rows_rejected']:,}")
     out.print(table)
 
     console.rule("[bold]4. landing zone: verify, validate, split into linkage and analytics zones")

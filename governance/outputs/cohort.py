@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from governance.defaults import OUTCOME_WINDOW_DAYS
+from governance.defaults import AGE_BANDS_WIDER, OUTCOME_WINDOW_DAYS
 from governance.outputs.gate import ExportResult, authorize_output, release_records, study_key
 from governance.registry.db import Registry
 from governance.registry.models import OutputLevel, Role
@@ -25,9 +25,8 @@ DEFAULT_COLUMNS = ["program", "enrollment_date", "age_band_at_enrollment", "sex"
                    "school_absence_days_post"]
 
 
-#: One generalisation step over the marts' age bands (dbt macro age_band): youth, young adult, adult, older.
-AGE_WIDER = {"0-9": "0-17", "10-14": "0-17", "15-17": "0-17", "18-24": "18-34", "25-34": "18-34",
-             "35-44": "35-54", "45-54": "35-54", "55-64": "55+", "65+": "55+", "Unknown": "Unknown"}
+#: One generalisation step over the marts' age bands (governance.defaults): youth, young adult, adult, older.
+AGE_WIDER = AGE_BANDS_WIDER
 
 
 def ALL(series: pd.Series) -> pd.Series:  # noqa: N802 - a generaliser's last level: the attribute withheld

@@ -16,21 +16,12 @@ from datetime import date
 import duckdb
 import pandas as pd
 
+from governance.defaults import OUTCOME_MEASURES, age_band_sql
+
 __all__ = ["comparison_group", "EVENT_MEASURES"]
 
-#: Outcome definitions, identical to the program_cohorts mart (dbt_project/models/marts/programs).
-EVENT_MEASURES = {
-    "police_victim_contacts": "e.event_type = 'police_contact_victim'",
-    "police_suspect_contacts": "e.event_type in ('police_contact_suspect', 'police_arrest')",
-    "violent_offense_victimisations": "e.is_violent_offense_victim",
-    "violent_injury_visits": "e.sector = 'hospital' and e.is_assault_injury",
-    "firearm_injury_visits": "e.sector = 'hospital' and e.is_firearm_injury",
-    "school_suspensions": "e.sector = 'schools'",
-    "school_fighting_suspensions": "e.is_school_suspension_fighting",
-}
-_AGE_BAND = """case when {a} is null or {a} < 0 then 'Unknown' when {a} < 10 then '0-9' when {a} < 15 then '10-14'
-    when {a} < 18 then '15-17' when {a} < 25 then '18-24' when {a} < 35 then '25-34' when {a} < 45 then '35-44'
-    when {a} < 55 then '45-54' when {a} < 65 then '55-64' else '65+' end"""
+#: Outcome definitions: the program_cohorts mart's own (both read governance.defaults.OUTCOME_MEASURES).
+EVENT_MEASURES = OUTCOME_MEASURES
 
 
 def comparison_group(con: duckdb.DuckDBPyConnection, *, program: str, period_start: date, period_end: date,
@@ -58,7 +49,7 @@ def comparison_group(con: duckdb.DuckDBPyConnection, *, program: str, period_sta
         select p.person_key part_key, p.index_date, p.age_band, p.sex, p.priority, c.person_key
         from part_area p join cand c
           on c.sex is not distinct from p.sex and c.priority = p.priority
-         and {_AGE_BAND.format(a='year(p.index_date) - c.birth_year')} = p.age_band
+         and {age_band_sql('year(p.index_date) - c.birth_year')} = p.age_band
         qualify row_number() over (partition by p.person_key order by hash(c.person_key || p.person_key || $seed)) <= $pool),
     prior_part as (
         select p.person_key, least(count(e.event_date), 2) bucket from part p

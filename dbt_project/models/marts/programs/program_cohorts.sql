@@ -30,26 +30,18 @@ event_outcomes as (
     select
         windows.person_key,
         windows.program,
-        {%- set measures = {
-            'police_victim_contacts': "events.event_type = 'police_contact_victim'",
-            'police_suspect_contacts': "events.event_type in ('police_contact_suspect', 'police_arrest')",
-            'violent_offense_victimisations': 'events.is_violent_offense_victim',
-            'violent_injury_visits': "events.sector = 'hospital' and events.is_assault_injury",
-            'firearm_injury_visits': "events.sector = 'hospital' and events.is_firearm_injury",
-            'school_suspensions': "events.sector = 'schools'",
-            'school_fighting_suspensions': 'events.is_school_suspension_fighting',
-        } %}
-        {%- for name, cond in measures.items() %}
-        count(*) filter (where {{ cond }} and events.event_date between windows.pre_window_start and windows.enrollment_date)
+        {#- the outcome definitions live once, in governance/defaults.py (var outcome_measures, conditions on e) #}
+        {%- for name, cond in var('outcome_measures').items() %}
+        count(*) filter (where {{ cond }} and e.event_date between windows.pre_window_start and windows.enrollment_date)
             as {{ name }}_pre,
-        count(*) filter (where {{ cond }} and events.event_date > windows.enrollment_date
-                                           and events.event_date <= windows.post_window_end) as {{ name }}_post
+        count(*) filter (where {{ cond }} and e.event_date > windows.enrollment_date
+                                           and e.event_date <= windows.post_window_end) as {{ name }}_post
         {%- if not loop.last %},{% endif %}
         {%- endfor %}
     from windows
-    left join events
-        on events.person_key = windows.person_key
-        and events.event_date between windows.pre_window_start and windows.post_window_end
+    left join events as e
+        on e.person_key = windows.person_key
+        and e.event_date between windows.pre_window_start and windows.post_window_end
     group by windows.person_key, windows.program
 ),
 
@@ -88,7 +80,7 @@ final as (
         {{ age_band('year(windows.enrollment_date) - persons.birth_year') }} as age_band_at_enrollment,
         persons.sex,
         persons.race_ethnicity,
-        {%- for name in measures %}
+        {%- for name in var('outcome_measures') %}
         cast(coalesce(event_outcomes.{{ name }}_pre, 0) as integer) as {{ name }}_pre,
         cast(coalesce(event_outcomes.{{ name }}_post, 0) as integer) as {{ name }}_post,
         {%- endfor %}
