@@ -28,6 +28,8 @@ class _Layout:
     n_rows: int
     is_total: np.ndarray  # flat bool per cell: a total row or total column cell
     lines: list[tuple[np.ndarray, np.ndarray, str]]
+    #: inequalities the reader also knows, ``sum(coef * cell) <= 0`` (e.g. persons with an event <= persons)
+    links: list[tuple[np.ndarray, np.ndarray]] = ()  # type: ignore[assignment]
 
     @property
     def n_cols(self) -> int:
@@ -145,14 +147,10 @@ def _complete_lines(layout: _Layout, values: np.ndarray, suppressed: np.ndarray)
 
 
 def _recoverable(layout: _Layout, suppressed: np.ndarray) -> np.ndarray:
-    """Suppressed cells whose exact value follows from the lines (linear algebra, not just counting).
+    """Suppressed cells whose exact value follows from the lines (linear algebra only: the null space).
 
-    "At least two hidden cells per line" is necessary but not sufficient: two blocks of hidden cells
-    joined by a single hidden cell let a reader add and subtract line totals until that cell stands
-    alone. A hidden cell is exactly recoverable when every solution of the line equations agrees on
-    it, i.e. when it is zero in every vector of the null space of the equations restricted to the
-    hidden cells. (Bounds from non-negativity can still narrow a hidden cell to an interval; that
-    needs linear programming and is not attempted here.)
+    Kept as the fast first test: a cell determined by the lines has an interval of width 0 whatever else
+    holds. The full test is :func:`_exposed` (intervals with non-negativity, integrality and links).
     """
     hidden = np.flatnonzero(suppressed)
     if hidden.size == 0:
@@ -178,8 +176,65 @@ def _recoverable(layout: _Layout, suppressed: np.ndarray) -> np.ndarray:
     return hidden[np.linalg.norm(null, axis=0) < 1e-8]
 
 
-def _protect(layout: _Layout, values: np.ndarray, suppressed: np.ndarray) -> tuple[np.ndarray, int, int]:
-    """Line rule, then extra suppressions until no hidden cell is exactly recoverable.
+def _problem(layout: _Layout, values: np.ndarray, suppressed: np.ndarray) -> tuple[Any, np.ndarray]:
+    """The reader's view: the hidden cells as unknowns (whole numbers >= 0), each line an equation whose
+    published cells are constants, each link an inequality. Returns the problem and cell -> unknown."""
+    from governance.disclosure.intervals import IntervalProblem
+
+    hidden = np.flatnonzero(suppressed)
+    var = np.full(suppressed.size, -1, dtype=np.int64)
+    var[hidden] = np.arange(hidden.size)
+    prob = IntervalProblem(n=int(hidden.size))
+    for ids, coef, _ in layout.lines:
+        mask = suppressed[ids]
+        if mask.any():  # a line's total is known (assumed, fail closed): so is the sum of its hidden cells
+            prob.add_eq(var[ids[mask]], coef[mask], float((coef[mask] * values[ids[mask]]).sum()))
+    for ids, coef in layout.links:
+        mask = suppressed[ids]
+        if mask.any():
+            prob.add_ub(var[ids[mask]], coef[mask], -float((coef[~mask] * values[ids[~mask]]).sum()))
+    return prob, var
+
+
+def cell_intervals(layout: _Layout, values: np.ndarray, suppressed: np.ndarray, cells: np.ndarray) -> np.ndarray:
+    """The feasible interval a reader gets for each of ``cells`` (hidden ones) from everything published,
+    as an array (len(cells), 2) of [lo, hi]."""
+    prob, var = _problem(layout, values, suppressed)
+    return prob.intervals([([var[c]], [1.0]) for c in cells])
+
+
+def _exposed(layout: _Layout, values: np.ndarray, suppressed: np.ndarray, requirements: dict[int, Any],
+             only: np.ndarray | None = None) -> np.ndarray:
+    """Hidden cells a reader can work out exactly, and sensitive hidden cells whose feasible interval does not
+    cover their protection range (non-negativity, whole numbers and links included).
+
+    ``only``: check just these cells. Hiding more cells never narrows an interval (every earlier solution
+    stays one, the newly hidden cell at its true value), so after a repair only the cells exposed before it
+    and the newly hidden ones need checking again.
+    """
+    hidden = np.flatnonzero(suppressed)
+    if only is not None:
+        hidden = np.intersect1d(hidden, only)
+    if hidden.size == 0:
+        return hidden
+    # a line without a total cell is assumed known (fail closed): no interval can exceed that assumed total
+    cap = np.full(suppressed.size, np.inf)
+    for ids, coef, _ in layout.lines:
+        if not (coef < 0).any():
+            np.minimum.at(cap, ids, float((coef * values[ids]).sum()))
+    prob, var = _problem(layout, values, suppressed)
+    cells_of = np.flatnonzero(suppressed)
+    checked = set(hidden.tolist())
+    reqs = {int(var[c]): r.capped(cap[c]) for c, r in requirements.items() if c in checked}
+    failed, fixed = prob.audit(reqs, movable=[int(var[c]) for c in hidden])
+    return np.array(sorted({int(cells_of[v]) for v in failed} | {int(cells_of[v]) for v in fixed}), dtype=np.int64)
+
+
+def _protect(layout: _Layout, values: np.ndarray, suppressed: np.ndarray,
+             requirements: dict[int, Any] | None = None) -> tuple[np.ndarray, int, int]:
+    """Line rule, then extra suppressions until every sensitive hidden cell's feasible interval covers its
+    protection range (``requirements``: cell -> :class:`~governance.disclosure.intervals.Requirement`; by
+    default every hidden cell is owed "not exactly recoverable").
 
     Greedy: try the cheapest single extra cell (in the exposed cells' own lines first) that reduces
     the number of exposed cells. If no single cell helps, hide every published cell of those lines,
@@ -188,25 +243,33 @@ def _protect(layout: _Layout, values: np.ndarray, suppressed: np.ndarray) -> tup
     value is the overall total minus the other groups' totals), so we refuse.
     """
     suppressed, rounds = _complete_lines(layout, values, suppressed)
-    exposed = _recoverable(layout, suppressed)
+
+    def exposed_of(mask: np.ndarray, only: np.ndarray | None = None) -> np.ndarray:
+        if requirements is None:
+            return _recoverable(layout, mask)
+        return _exposed(layout, values, mask, requirements, only)
+
+    exposed = exposed_of(suppressed)
     audit_rounds = 0
     while exposed.size:
         audit_rounds += 1
         near = np.zeros(suppressed.size, dtype=bool)
-        for ids, _, _ in layout.lines:
+        for ids in [ids for ids, _, _ in layout.lines] + [ids for ids, _ in layout.links]:
             if np.isin(ids, exposed).any():
                 near[ids] = True
         published = np.flatnonzero(~suppressed)
         order = np.lexsort((published, layout.is_total[published], values[published],
                             values[published] == 0, ~near[published]))
-        trials = [published[[k]] for k in order] + [np.flatnonzero(near & ~suppressed), published]
+        near_order = order[near[published[order]]]
+        # the cheapest single cells near the exposed ones, then all of them, then the whole table
+        trials = [published[[k]] for k in near_order[:25]] + [np.flatnonzero(near & ~suppressed), published]
         for extra_cells in trials:
             if extra_cells.size == 0:
                 continue
             trial = suppressed.copy()
             trial[extra_cells] = True
             trial, extra = _complete_lines(layout, values, trial)
-            still = _recoverable(layout, trial)
+            still = exposed_of(trial, np.union1d(exposed, np.flatnonzero(trial & ~suppressed)))
             if still.size < exposed.size:
                 suppressed, exposed, rounds = trial, still, rounds + extra
                 break
@@ -217,6 +280,13 @@ def _protect(layout: _Layout, values: np.ndarray, suppressed: np.ndarray) -> tup
                 "overall total minus the other groups' totals); merge that group into another or publish "
                 "the table without per-group totals")
     return suppressed, rounds, audit_rounds
+
+
+def _count_requirements(values: np.ndarray, primary: np.ndarray, rules: DisclosureRules) -> dict[int, Any]:
+    """Each primary cell is owed an interval from 0 to the minimum cell."""
+    from governance.disclosure.intervals import count_requirement
+
+    return {int(c): count_requirement(int(values[c]), rules.min_cell) for c in np.flatnonzero(primary)}
 
 
 @dataclass(frozen=True)
@@ -308,7 +378,7 @@ def suppress_counts(table: pd.DataFrame, count_cols: Sequence[str], rules: Discl
                                   "rows of its group in at least one column")
 
     primary = (values >= 1) & (values < rules.min_cell)
-    suppressed, rounds, audit_rounds = _protect(layout, values, primary)
+    suppressed, rounds, audit_rounds = _protect(layout, values, primary, _count_requirements(values, primary, rules))
 
     out = table.copy()
     mask = suppressed.reshape(layout.n_rows, layout.n_cols)
@@ -403,7 +473,8 @@ def protect_cells(cells: pd.DataFrame, lines: pd.DataFrame, rules: DisclosureRul
             is_total[cell_ids[coef < 0]] = True
         layout = _Layout(cols=["n"], n_rows=ids.size, is_total=is_total, lines=comp_lines)
         lined, _ = _complete_lines(layout, values[ids], start[ids])
-        protected, _, _ = _protect(layout, values[ids], lined)
+        protected, _, _ = _protect(layout, values[ids], lined,
+                                   _count_requirements(values[ids], primary[ids], rules))
         after_lines[ids] = lined
         final[ids] = protected
     reason = np.where(primary, "primary", np.where(given | (after_lines & ~start), "complementary",

@@ -217,6 +217,46 @@ def _exactly_recoverable(hidden, lines):
     return [c for c in cells if np.linalg.matrix_rank(np.delete(a, index[c], axis=1)) < rank]
 
 
+def _small_cell_pinned_when_all_hidden(values, lines, min_cell=11):
+    """With every cell hidden and every line total known, can a reader still narrow some small cell below its
+    protection (0 to the minimum cell, capped by a known line total without a total cell)?"""
+    return _small_cell_pinned(values, np.ones_like(values, dtype=bool), lines, min_cell)
+
+
+def _small_cell_pinned(values, hidden, lines, min_cell=11):
+    """Is some hidden small cell narrowed below its protection by the lines, non-negativity and whole numbers?
+    Checked with an independent solver (scipy's milp), not the library's own."""
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    cells = [tuple(c) for c in zip(*np.nonzero(np.ones_like(values, dtype=bool)))]
+    index = {c: k for k, c in enumerate(cells)}
+    a = np.zeros((len(lines), len(cells)))
+    b = np.zeros(len(lines))
+    cap = np.full(len(cells), np.inf)
+    for r, (line, coef) in enumerate(lines):
+        for cell, c in zip(line, coef):
+            a[r, index[cell]] = c
+            b[r] += c * values[cell]
+        if min(coef) > 0:
+            for cell in line:
+                cap[index[cell]] = min(cap[index[cell]], b[r])
+    cons = [LinearConstraint(a, b, b)] if len(lines) else []
+    flat = np.array([hidden[c] for c in cells])
+    fixed = np.array([values[c] for c in cells], dtype=float)
+    bounds = Bounds(np.where(flat, 0, fixed), np.where(flat, np.inf, fixed))
+    for cell in cells:
+        v = values[cell]
+        if not (1 <= v < min_cell and hidden[cell]):
+            continue
+        c = np.zeros(len(cells))
+        c[index[cell]] = 1
+        lo = milp(c, constraints=cons, integrality=np.ones(len(cells)), bounds=bounds)
+        hi = milp(-c, constraints=cons, integrality=np.ones(len(cells)), bounds=bounds)
+        if lo.fun > 1e-6 or (hi.status == 0 and -hi.fun < min(min_cell, cap[index[cell]]) - 1e-6):
+            return True
+    return False
+
+
 counts = st.one_of(st.just(0), st.integers(1, 10), st.integers(11, 80))
 
 
@@ -255,10 +295,12 @@ def test_suppression_leaves_nothing_small_and_nothing_recoverable(case):
     try:
         out, report = suppress_counts(table, cols, RULES, by=by, total_col=total_col, total_row=total_row)
     except DisclosureError:
-        # Refusal is right only when the totals alone give a small cell away, i.e. hiding
-        # everything would still leave a cell recoverable.
+        # Refusal is right only when the totals alone give a small cell away, i.e. hiding everything
+        # would still leave a cell recoverable, or a small cell narrowed below its protection (with
+        # non-negativity and whole numbers, which the linear algebra alone does not see)
         everything = np.ones((len(table), len(all_cols)), dtype=bool)
-        assert _exactly_recoverable(everything, lines)
+        assert _exactly_recoverable(everything, lines) or _small_cell_pinned_when_all_hidden(
+            table[all_cols].to_numpy(), lines)
         return
 
     original = table[all_cols].to_numpy()
@@ -275,6 +317,7 @@ def test_suppression_leaves_nothing_small_and_nothing_recoverable(case):
         # A line with one hidden cell would give it away: total minus the published cells.
         assert n_hidden != 1
     assert _exactly_recoverable(hidden, lines) == []
+    assert not _small_cell_pinned(original, hidden, lines)  # and no interval narrower than promised
     assert check_release(out, kind="aggregate", rules=RULES, count_cols=cols, by=by, total_col=total_col,
                          total_row=total_row).passed
 
