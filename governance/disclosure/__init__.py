@@ -27,7 +27,7 @@ How the pieces fit a release::
 
 
 from governance.disclosure.dominance import DominanceReport, check_dominance, dominance_shares
-from governance.disclosure.kanon import KAnonReport, band, enforce_k_anonymity, period
+from governance.disclosure.kanon import KAnonReport, band, count_band, enforce_k_anonymity, period
 from governance.disclosure.release import ReleaseCheck, check_release, release_manifest, write_manifest
 from governance.disclosure.rules import (
     DEFAULT_FORBIDDEN_COLUMNS,
@@ -48,6 +48,7 @@ __all__ = [
     "ReleaseCheck",
     "SuppressionReport",
     "band",
+    "count_band",
     "check_dominance",
     "check_release",
     "combine",

@@ -42,6 +42,31 @@ def band(width: int, *, top: int | None = None) -> Callable[[pd.Series], pd.Seri
     return generalise
 
 
+def count_band(top: int) -> Callable[[pd.Series], pd.Series]:
+    """A generaliser that top-codes a count: 0, 1, .. top-1 as themselves, ``top`` or more as ``"<top>+"``.
+
+    Counts of events are quasi-identifiers (the agency that recorded them knows them): released record by
+    record they are coarsened like any other. ``count_band(1)`` keeps only whether there was any.
+
+    Example:
+        >>> count_band(3)(pd.Series([0, 2, 5, None])).tolist()
+        ['0', '2', '3+', nan]
+    """
+    if top < 1:
+        raise DisclosureError("count_band top must be >= 1")
+
+    def generalise(series: pd.Series) -> pd.Series:
+        numbers = pd.to_numeric(series, errors="coerce")
+        if (numbers.isna() & series.notna()).any():
+            raise DisclosureError("count_band(): values that are not numbers")
+        out = numbers.astype("Int64").astype(str).astype(object)
+        out[numbers >= top] = f"{top}+"
+        return out.where(numbers.notna(), np.nan)
+
+    generalise.__name__ = f"count_band_{top}"
+    return generalise
+
+
 def period(to: Literal["month", "quarter", "year"]) -> Callable[[pd.Series], pd.Series]:
     """A generaliser that coarsens dates: ``"2025-03"``, ``"2025Q1"`` or ``"2025"``.
 

@@ -21,7 +21,71 @@ from governance.registry.policy import PolicyRefused, authorize
 from governance.registry.workflow import record_refusal
 from workspace.files import atomic_path
 
-__all__ = ["ExportResult", "authorize_output", "gate_release", "linkage_state", "release_records", "study_key"]
+__all__ = ["ExportResult", "ReleaseRequestError", "authorize_output", "check_release_request", "gate_release",
+           "linkage_state", "release_records", "study_key"]
+
+
+class ReleaseRequestError(ValueError):
+    """A release was asked for with an invalid option; the message names the option and the rule."""
+
+    exit_code = 2
+
+
+def check_release_request(registry: Registry, *, study_id: str, actor: str, now: datetime, action: str,
+                          warehouse_db: Path, mart_schema: str = "analytics", program: str | None = None,
+                          window_days: int | None = None, period: tuple[Any, Any] | None = None,
+                          by: tuple[str, ...] | None = None, outcomes: tuple[str, ...] | None = None,
+                          dataset: str | None = None, columns: tuple[str, ...] | None = None) -> None:
+    """Refuse a release whose options are not what the marts hold, before anything is read or written.
+
+    Every option is checked against a strict rule (the study id names a folder; the program and the window
+    must exist in the cohort mart; dates ordered; breakdowns, outcomes and columns known), never echoed
+    beyond a short, escaped excerpt. The refusal is audited.
+
+    Raises:
+        ReleaseRequestError: naming each option that breaks its rule.
+    """
+    from governance.catalog import catalogue
+    from governance.defaults import OUTCOME_MEASURES
+    from governance.outputs.ledger import STUDY_ID
+    from governance.outputs.summary import SUMMARY_BREAKDOWNS
+
+    def show(v: Any) -> str:
+        return repr(str(v)[:40])
+
+    problems = []
+    if not isinstance(study_id, str) or not STUDY_ID.fullmatch(study_id):
+        problems.append(f"study id {show(study_id)}: 3-64 letters, digits, '.', '_' or '-' (it names a folder)")
+    if program is not None or window_days is not None:
+        with duckdb.connect(str(warehouse_db), read_only=True) as con:
+            have = con.execute(f"select distinct program, window_days from {mart_schema}.program_cohorts").fetchall()
+        programs, windows = sorted({p for p, _ in have if p}), sorted({w for _, w in have if w is not None})
+        if program is not None and program not in programs:
+            problems.append(f"--program {show(program)}: the cohort mart holds {', '.join(programs) or 'no program'}")
+        if window_days is not None and window_days not in windows:
+            problems.append(f"--window-days {show(window_days)}: the cohort mart holds windows of "
+                            f"{', '.join(map(str, windows)) or 'none'} days")
+    if period is not None and period[0] > period[1]:
+        problems.append("--from is after --to")
+    if by is not None:
+        bad = [b for b in by if b not in SUMMARY_BREAKDOWNS]
+        if bad or len(set(by)) != len(by):
+            problems.append(f"--by {', '.join(map(show, bad)) or 'repeated'}: one of {', '.join(SUMMARY_BREAKDOWNS)}, "
+                            "each at most once")
+    if outcomes is not None:
+        bad = [o for o in outcomes if o not in OUTCOME_MEASURES]
+        if bad or not outcomes:
+            problems.append(f"--outcome {', '.join(map(show, bad)) or '(none)'}: one of {', '.join(OUTCOME_MEASURES)}")
+    if columns is not None and dataset is not None:
+        known = catalogue().get(dataset, {})
+        bad = [c for c in columns if c not in known]
+        if bad:
+            problems.append(f"--column {', '.join(map(show, bad[:5]))}: not a releasable column of {dataset}")
+    if problems:
+        reason = "; ".join(problems)
+        record_refusal(registry, actor=actor, action=f"{action}.request", subject=str(study_id)[:64].strip(),
+                       reason=reason, now=now)
+        raise ReleaseRequestError(f"refused: {reason}")
 
 
 @dataclass

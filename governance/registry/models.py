@@ -170,3 +170,29 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(Integer)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class Release(Base):
+    """The release ledger: every table or file a study released, with what it said (aggregate cells as
+    published, suppressed ones as null), so that a later release is checked against everything before it.
+
+    ``state``: ``releasing`` when the intent is recorded (before the file is written), ``released`` after;
+    a ``releasing`` row left by a crash is finished or abandoned by the next release of the study.
+    """
+
+    __tablename__ = "releases"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    study_id: Mapped[str] = mapped_column(String(64), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(32))  # summary | cohort | study
+    #: the population and shape: program, period, window, breakdowns, outcomes or columns
+    spec: Mapped[dict] = mapped_column(JSON)
+    file: Mapped[str] = mapped_column(String(255))
+    #: aggregate releases: [{"group": {...}, "measure": str, "value": int | None}]; record releases: []
+    cells: Mapped[list] = mapped_column(JSON, default=list)
+    #: record releases: the released columns a reader can join on
+    columns: Mapped[list] = mapped_column(JSON, default=list)
+    persons: Mapped[int] = mapped_column(Integer, default=0)
+    state: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

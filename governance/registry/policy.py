@@ -143,9 +143,6 @@ def authorize(session: Session, study_id: str, *, at: datetime, actor: str, outp
     Raises:
         PolicyRefused: naming every rule the ask breaks.
     """
-
-    #: the exit status of a command the gate refused (2 is a usage or input error)
-    exit_code = 3
     scope = decide(session, study_id, at=at)
     problems = list(scope.reasons)
     user = session.get(User, actor)

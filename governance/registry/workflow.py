@@ -77,7 +77,7 @@ def submit_request(session: Session, *, requester: str, now: datetime, study_id:
     user = _user(session, requester)
     if not allowed(user.role, Permission.REQUEST_SUBMIT):
         raise GovernanceError(f"{requester} is a {user.role.value}: only analysts and evaluators submit requests")
-    if not isinstance(study_id, str) or not _STUDY_ID.match(study_id):
+    if not isinstance(study_id, str) or not _STUDY_ID.fullmatch(study_id):
         raise GovernanceError("study_id: 3-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
     if session.scalar(select(Request).where(Request.study_id == study_id)) is not None:
         raise GovernanceError(f"study_id: {study_id} already exists")

@@ -1,0 +1,95 @@
+"""The release ledger: every file a study releases, recorded before it is written and after.
+
+Releases are versioned (``<stem>_v<N>.csv``) and never overwrite one another. Each is audited first and acted
+on after: the intent (ledger row ``releasing`` and audit entry ``<kind>.releasing``) is committed before the
+file is written, the completion (``released``, ``<kind>.released``) after its manifest. A crash in between is
+visible (an intent without its completion) and the next release of the study settles it: a file with its
+manifest is recorded as released (``release.recovered``), anything else is removed and recorded as abandoned.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from governance.registry import audit
+from governance.registry.db import Registry
+from governance.registry.models import Release
+
+__all__ = ["Intent", "STUDY_ID", "begin", "complete", "earlier", "settle"]
+
+#: A study id as the registry accepts it: it names a folder, so nothing else ever gets near a path.
+STUDY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$")
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A release in progress: its ledger row, version and the file it will write."""
+
+    release_id: int
+    version: int
+    path: Path
+
+    @property
+    def manifest(self) -> Path:
+        return self.path.with_name(self.path.stem + ".manifest.json")
+
+
+def settle(registry: Registry, *, study_id: str, outputs_dir: Path, actor: str, now: datetime) -> list[dict[str, Any]]:
+    """Finish what a crash left of the study's releases: intents without completion. Returns what was done."""
+    done = []
+    with registry.transaction() as s:
+        for r in s.query(Release).filter(Release.study_id == study_id, Release.state == "releasing"):
+            path = outputs_dir / study_id / r.file
+            manifest = path.with_name(path.stem + ".manifest.json")
+            if path.is_file() and manifest.is_file():
+                r.state = "released"
+                action = "release.recovered"
+            else:
+                for f in (path, manifest):
+                    f.unlink(missing_ok=True)
+                r.state = "abandoned"
+                action = "release.abandoned"
+            audit.append(s, actor=actor, action=action, subject=study_id, at=now,
+                         detail={"kind": r.kind, "version": r.version, "file": r.file})
+            done.append({"kind": r.kind, "version": r.version, "state": r.state})
+    return done
+
+
+def begin(registry: Registry, *, study_id: str, kind: str, spec: dict[str, Any], stem: str, outputs_dir: Path,
+          actor: str, now: datetime) -> Intent:
+    """Record the intent to release (the next version of ``kind`` for the study), committed before any write."""
+    settle(registry, study_id=study_id, outputs_dir=outputs_dir, actor=actor, now=now)
+    with registry.transaction() as s:
+        last = s.query(Release.version).filter(Release.study_id == study_id, Release.kind == kind) \
+            .order_by(Release.version.desc()).first()
+        version = (last[0] if last else 0) + 1
+        file = f"{stem}_v{version}.csv"
+        row = Release(study_id=study_id, version=version, kind=kind, spec=spec, file=file, cells=[], columns=[],
+                      persons=0, state="releasing", actor=actor, created_at=now)
+        s.add(row)
+        s.flush()
+        audit.append(s, actor=actor, action=f"{kind}.releasing", subject=study_id, at=now,
+                     detail={"version": version, "file": file})
+        return Intent(row.id, version, outputs_dir / study_id / file)
+
+
+def complete(registry: Registry, intent: Intent, *, study_id: str, kind: str, cells: list[dict[str, Any]],
+             columns: list[str], persons: int, actor: str, now: datetime, detail: dict[str, Any]) -> None:
+    """Record the release as done (after its file and manifest are written), with what it published."""
+    with registry.transaction() as s:
+        row = s.get(Release, intent.release_id)
+        row.state, row.cells, row.columns, row.persons = "released", cells, columns, int(persons)
+        audit.append(s, actor=actor, action=f"{kind}.released", subject=study_id, at=now,
+                     detail={"version": intent.version, "file": intent.path.name,
+                             "manifest": intent.manifest.name, **detail})
+
+
+def earlier(registry: Registry, *, study_id: str, kinds: tuple[str, ...]) -> list[Release]:
+    """The study's completed releases of these kinds, oldest first."""
+    with registry.read() as s:
+        return list(s.query(Release).filter(Release.study_id == study_id, Release.kind.in_(kinds),
+                                            Release.state == "released").order_by(Release.id))
