@@ -109,6 +109,17 @@ def test_revoked_export_is_refused(home, reg):
         run(home, reg)
 
 
+def test_a_revocation_cleared_in_the_registry_table_releases_nothing(home, reg):
+    approve(reg)
+    with reg.transaction() as s:
+        revoke_request(s, actor="community_board", study_id="atv-eval", now=NOW, reason="concern")
+    with reg.engine.begin() as c:  # someone who can write the registry database, but holds no key
+        c.exec_driver_sql("update requests set revoked_at = null, revoked_by = null")
+    with pytest.raises(PolicyRefused):
+        run(home, reg)
+    assert not list(home.outputs.glob("atv-eval/*.csv"))
+
+
 def test_out_of_scope_column_and_wrong_actor_are_refused(home, reg):
     approve(reg)
     with pytest.raises(PolicyRefused, match="not in the catalogue|outside the approval"):
