@@ -15,7 +15,7 @@ from governance.outputs.cohort import DATASET
 from governance.outputs.gate import ExportResult, authorize_output, gate_release
 from governance.registry import audit
 from governance.registry.db import Registry
-from governance.registry.models import OutputLevel, Role
+from governance.registry.models import OutputLevel
 from governance.registry.policy import PolicyRefused
 from workspace.files import atomic_path
 
@@ -74,7 +74,7 @@ def export_cohort_summary(spec: SummarySpec, *, registry: Registry, warehouse_db
     outcome_cols = [f"{o}_{w}" for o in spec.outcomes for w in ("pre", "post")]
     columns = ["program", *spec.by, *outcome_cols]
     rules, linkage = authorize_output(registry, study_id=spec.study_id, actor=spec.actor, now=now, level=OutputLevel.AGGREGATE,
-                                columns=[(DATASET, c) for c in columns], role=Role.EVALUATOR, action="summary",
+                                columns=[(DATASET, c) for c in columns], action="summary",
                                 refused_as="export.summary", warehouse_db=warehouse_db, repin=spec.repin,
                                 detail={"program": spec.program, "by": list(spec.by)})
     cols = ", ".join(f'"{c}"' for c in columns if c != "program")
