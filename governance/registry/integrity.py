@@ -1,8 +1,8 @@
 """The audit chain's own actions: verify it (``AUDIT_VERIFY``) and checkpoint it (``AUDIT_CHECKPOINT``).
 
 Both check their permission through ``roles.ACTIONS`` like every other action, and both are audited, allowed
-or refused: ``audit.verified`` records the outcome (entries, first bad entry, latest checkpoint compared),
-``audit.checkpointed`` the checkpoint a steward signed. See ADR 0007 for why checkpoints exist at all.
+or refused: ``audit.verified`` records a verification that held (entries, latest checkpoint compared; a broken
+chain is left as found), ``audit.checkpointed`` the checkpoint a steward signed. See ADR 0007 for why checkpoints exist at all.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ __all__ = ["verify_chain", "write_checkpoint"]
 
 def verify_chain(registry: Any, *, actor: str, now: datetime, checkpoints: Path | None = None
                  ) -> audit.AuditVerification:
-    """Verify the chain (keyed hashes, head, every checkpoint) as ``actor``; the outcome is audited.
+    """Verify the chain (keyed hashes, head, every checkpoint) as ``actor``; a chain that holds gets an
+    ``audit.verified`` entry, a broken one is left untouched (the verifier reports it; nothing blurs it).
 
     ``checkpoints`` overrides the registry's checkpoint folder (a copy a steward brought along, say).
 
@@ -34,9 +35,9 @@ def verify_chain(registry: Any, *, actor: str, now: datetime, checkpoints: Path 
     with registry.transaction() as s:
         require(s, actor, "audit.verify", subject="audit", now=now)
         v = audit.verify(s, checkpoints=checkpoints)
-        audit.append(s, actor=actor, action="audit.verified", subject="audit", at=now,
-                     detail={"ok": v.ok, "entries": v.entries, "first_bad_seq": v.first_bad_seq,
-                             "checkpoint": v.checkpoint})
+        if v.ok:  # a broken chain is left exactly as found: an entry appended now would blur where it breaks
+            audit.append(s, actor=actor, action="audit.verified", subject="audit", at=now,
+                         detail={"ok": v.ok, "entries": v.entries, "checkpoint": v.checkpoint})
     return v
 
 

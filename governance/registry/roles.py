@@ -12,7 +12,7 @@ import enum
 
 from governance.registry.models import Role
 
-__all__ = ["ACTIONS", "PERMISSIONS", "Permission", "allowed", "permissions_for"]
+__all__ = ["ACTIONS", "DIAGNOSTIC", "PERMISSIONS", "Permission", "allowed", "permissions_for"]
 
 
 class Permission(enum.StrEnum):
@@ -53,6 +53,11 @@ ACTIONS: dict[str, tuple[Permission, ...]] = {
     "retention.sweep": (Permission.RETENTION_SWEEP,),
     "partner.register": (Permission.PARTNER_KEYS,),
 }
+
+
+#: Actions that only read and report, and must work on a chain that no longer verifies (reporting a broken
+#: chain is the point): for them an actor's user row is trusted on its role alone when the chain is broken.
+DIAGNOSTIC = frozenset({"audit.verify"})
 
 
 def allowed(role: Role, permission: Permission) -> bool:
