@@ -43,11 +43,10 @@ def init_demo_home_keys(home: Home, *, actor: str, now: datetime, overwrite: boo
     """Every party's demo keys in its own folder, then each partner's public key registered (audited)."""
     from envelope.keys import init_demo_keys
     from governance.partners import register_partner_key
+    from governance.registry.audit import init_audit_key
     from governance.registry.db import registry_for
     from governance.registry.seed import seed_demo
     from partner_kit.profiles import partners
-
-    from governance.registry.audit import init_audit_key
 
     made = init_demo_keys(home, partners(), overwrite=overwrite)
     reg = registry_for(home.root)

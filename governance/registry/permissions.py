@@ -36,7 +36,8 @@ def permission_problem(session: Session, actor: str, action: str) -> tuple[User 
     if bad and not (action in DIAGNOSTIC and bad[0].startswith("the audit chain does not verify")):
         return user, f"{actor}'s user record cannot be trusted: {bad[0]}"
     if not any(allowed(user.role, p) for p in perms):
-        return user, (f"{actor} is a {user.role.value}: {action} needs the permission to "
+        role = user.role.value
+        return user, (f"{actor} is {'an' if role[0] in 'aeiou' else 'a'} {role}: {action} needs the permission to "
                       + " or to ".join(p.value for p in perms))
     return user, ""
 

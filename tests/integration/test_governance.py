@@ -176,7 +176,7 @@ def test_cli_paths_cannot_bypass_the_gate(home, reg):
     res = runner.invoke(app, ["cohort", "export", "atv-eval", "--as", "evaluator_atv", "--home", str(home.root)])
     assert res.exit_code == 3 and "awaiting approval" in res.output
     res = runner.invoke(app, ["review", "approve", "atv-eval", "--as", "evaluator_atv", "--home", str(home.root)])
-    assert res.exit_code == 2 and "evaluator_atv is a evaluator: review needs the permission" in res.output
+    assert res.exit_code == 2 and "evaluator_atv is an evaluator: review needs the permission" in res.output
     assert actions(reg)[-2:] == ["refused.export.cohort", "refused.review"]
     res = runner.invoke(app, ["audit", "verify", "--as", "engineer_ids", "--home", str(home.root), "--json"])
     assert res.exit_code == 0 and json.loads(res.stdout)["ok"]
@@ -632,7 +632,7 @@ def test_every_action_is_allowed_or_refused_by_its_declared_permission_and_audit
         mine = [(a, who) for a, who in actor_actions(reg) if who == actor]
         assert (DONE[action], actor) in mine and not [a for a, _ in mine if a.startswith("refused.")]
     else:
-        with pytest.raises((GovernanceError, PolicyRefused), match=rf"{actor} is a {role}: {action} needs the "
+        with pytest.raises((GovernanceError, PolicyRefused), match=rf"{actor} is an? {role}: {action} needs the "
                                                                   "permission to"):
             _perform(action, actor, home, reg)
         assert actor_actions(reg)[-1] == (f"refused.{action}", actor)

@@ -242,3 +242,47 @@ def test_refusals_name_the_row_never_its_content(reg):
     with pytest.raises(PolicyRefused) as err:
         gate(reg)
     assert "secret" not in str(err.value).lower() and "request 1 differs" in str(err.value)
+
+
+# ---------------------------------------------------------------------------------------------- the key
+def _unkey(reg):
+    """Make the registry look as it did before migration 0003: unkeyed SHA-256 chain, no bindings, no key."""
+    import hashlib
+    import json
+
+    with reg.engine.begin() as c:
+        prev = "0" * 64
+        for seq, at, actor, action, subject, detail in c.exec_driver_sql(
+                "select seq, at, actor, action, subject, detail from audit_log order by seq").all():
+            body = json.dumps({"seq": seq, "at": datetime.fromisoformat(at).isoformat(), "actor": actor,
+                               "action": action, "subject": subject, "detail": json.loads(detail)},
+                              sort_keys=True, separators=(",", ":"), default=str).encode()
+            h = hashlib.sha256(prev.encode() + b"\x1e" + body).hexdigest()
+            c.exec_driver_sql("update audit_log set prev_hash = ?, hash = ? where seq = ?", (prev, h, seq))
+            prev = h
+        c.exec_driver_sql("update audit_head set hash = ?", (prev,))
+        for table in ("partners", "users", "agreements", "dataset_columns", "requests", "reviews"):
+            c.exec_driver_sql(f"update {table} set audit_seq = null, audit_digest = null")
+    (reg.audit.keys_dir / "audit.key").unlink()
+    reg.audit._key = None
+
+
+def test_a_chain_from_before_the_key_is_sealed_once_when_the_key_is_made(reg):
+    submit(reg)
+    approve_all(reg)
+    _unkey(reg)
+    with pytest.raises(audit.AuditError, match="the audit key is missing"), reg.transaction() as s:
+        audit.append(s, actor="x", action="y", subject="z", at=NOW)  # a non-empty chain never makes a new key
+    assert audit.init_audit_key(reg, now=NOW) == {"created": True, "sealed": 8}
+    assert verification(reg).ok and gate(reg).active
+    assert audit.init_audit_key(reg, now=NOW) == {"created": False, "sealed": 0}  # once
+
+
+def test_a_tampered_chain_from_before_the_key_is_not_sealed(reg):
+    submit(reg)
+    approve_all(reg)
+    _unkey(reg)
+    sql(reg, "update audit_log set actor = 'someone_else' where seq = 3")
+    with pytest.raises(audit.AuditError, match="broken at entry 3"):
+        audit.init_audit_key(reg, now=NOW)
+    assert not (reg.audit.keys_dir / "audit.key").exists()
