@@ -6,6 +6,7 @@
 | partner signing key (Ed25519) | the partner; the warehouse registers its public half | :class:`PartnerKeyRing`, :class:`WarehouseKeyRing` |
 | warehouse transport key pair (X25519) | the warehouse; partners hold its public half | :class:`WarehouseKeyRing`, :class:`PartnerKeyRing` |
 | study master secret | the warehouse (per-study pseudonym keys derive from it) | :class:`WarehouseKeyRing` |
+| audit key (32 random bytes; keys the registry's audit chain, ADR 0007) | the warehouse, never the registry database | :class:`WarehouseKeyRing` |
 
 Sub-keys for tokens, Bloom filters and record ids are derived from the linkage secret with HKDF, so a leak
 of one derived key does not expose the others. The warehouse's key ring has no way to load a linkage secret
@@ -336,6 +337,25 @@ class WarehouseKeyRing:
 
     def study_master_secret(self) -> bytes:
         return _read_private(self.keys_dir / "study-master.key", "study master secret")
+
+    #: The audit key's file in the warehouse keys folder. Never a linkage secret (its name is no version).
+    AUDIT_KEY = "audit.key"
+
+    def has_audit_key(self) -> bool:
+        return (self.keys_dir / self.AUDIT_KEY).is_file()
+
+    def audit_key(self) -> bytes:
+        """The key of the registry's audit chain (HMAC-SHA-256; ADR 0007). It lives here, outside the registry
+        database, so that whoever can write that database cannot recompute the chain."""
+        key = _read_private(self.keys_dir / self.AUDIT_KEY, "audit key")
+        if len(key) != 32:
+            raise KeyError_(f"{self.keys_dir / self.AUDIT_KEY}: expected 32 bytes, got {len(key)}")
+        return key
+
+    def create_audit_key(self) -> bool:
+        """Make the audit key (0600) if there is none; returns whether one was made. Never overwritten: a new
+        key would make every existing entry of the chain unverifiable."""
+        return _write_private(self.keys_dir / self.AUDIT_KEY, os.urandom(32), overwrite=False)
 
     def create(self, *, overwrite: bool = False) -> list[str]:
         """The transport key pair and the study master secret, if missing; returns the files made."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = ["AGE_BANDS", "AGE_BANDS_WIDER", "DOMINANCE_K", "DOMINANCE_N", "K_ANONYMITY", "MIN_CELL", "OUTCOME_MEASURES",
-           "OUTCOME_WINDOW_DAYS", "age_band_sql", "dbt_vars"]
+           "OUTCOME_WINDOW_DAYS", "SUMMARY_BREAKDOWNS", "age_band_sql", "dbt_vars"]
 
 #: Smallest publishable non-zero count: counts 1..MIN_CELL-1 are never published (0 is: it discloses no one).
 MIN_CELL = 11
@@ -24,6 +24,8 @@ K_ANONYMITY = 11
 OUTCOME_WINDOW_DAYS = 365
 
 
+#: What an aggregate summary of a cohort may break down by (its quasi-identifiers, published as groups only).
+SUMMARY_BREAKDOWNS: tuple[str, ...] = ("age_band_at_enrollment", "sex", "race_ethnicity")
 #: Age bands of the marts, as (label, first age of the next band). They follow CDC WISQARS youth-violence
 #: reporting (10-24 split at 14/17) and ten-year adult bands; a null or negative age is "Unknown".
 AGE_BANDS: tuple[tuple[str, int | None], ...] = (

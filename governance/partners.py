@@ -13,8 +13,8 @@ from pathlib import Path
 from envelope.keys import KeyError_, WarehouseKeyRing, key_id, public_key_from_text
 from governance.registry import audit
 from governance.registry.db import Registry
-from governance.registry.models import Partner, User
-from governance.registry.roles import Permission, allowed
+from governance.registry.models import Partner
+from governance.registry.permissions import require
 from governance.registry.workflow import GovernanceError, record_refusal
 
 __all__ = ["register_partner_key"]
@@ -30,9 +30,7 @@ def register_partner_key(registry: Registry, *, keys_dir: Path, partner: str, pu
     """
     try:
         with registry.transaction() as s:
-            user = s.get(User, actor)
-            if user is None or not allowed(user.role, Permission.PARTNER_KEYS):
-                raise GovernanceError(f"{actor}: only IDS engineers register partner keys")
+            require(s, actor, "partner.register", subject=partner[:64], now=now)
             if s.get(Partner, partner) is None:
                 raise GovernanceError(f"partner {partner[:40]!r} is not in the registry")
             try:
@@ -46,5 +44,7 @@ def register_partner_key(registry: Registry, *, keys_dir: Path, partner: str, pu
                                  "replaced": key_id(old.public_bytes_raw()) if old is not None else None})
             return ring.register_partner_key(partner, raw.hex())
     except GovernanceError as exc:
+        if getattr(exc, "audited", False):  # a permission refusal: the registry audited it already
+            raise
         record_refusal(registry, actor=actor, action="partner.register", subject=partner[:64], reason=str(exc), now=now)
         raise

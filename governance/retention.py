@@ -5,7 +5,8 @@ without ``--confirm``), and each destruction is audited first and acted on after
 (``study.destruction_started``, with the files and whether a key exists) is committed to the audit chain,
 then files and key are destroyed, then ``study.destroyed`` is committed with the request marked destroyed.
 A crash in between leaves an intent without its completion, visible in the audit and in the next plan
-(``interrupted``), and the next sweep finishes it. Only IDS engineers sweep; a refusal is audited.
+(``interrupted``), and the next sweep finishes it. Only holders of ``RETENTION_SWEEP`` (IDS engineers) sweep;
+a refusal is audited.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from typing import Any
 from governance.pseudonyms import StudyKeyStore
 from governance.registry import audit
 from governance.registry.db import Registry
-from governance.registry.models import AuditEntry, Request, User
-from governance.registry.roles import Permission, allowed
-from governance.registry.workflow import GovernanceError, mark_destroyed, record_refusal
+from governance.registry.models import AuditEntry, Request
+from governance.registry.permissions import require
+from governance.registry.workflow import mark_destroyed
 
 __all__ = ["Destruction", "plan_sweep", "sweep"]
 
@@ -65,20 +66,20 @@ def sweep(registry: Registry, *, actor: str, outputs_dir: Path, keys_dir: Path, 
     ``study_key``: the key's destruction record, or that none was ever created). ``today`` other than
     ``now``'s date is recorded in every audit entry (a mistyped date is visible afterwards).
 
+    Every sweep ends with a ``retention.swept`` entry (whether confirmed, how many studies).
+
     Raises:
-        GovernanceError: the actor may not sweep (audited).
+        PermissionRefused: the actor may not sweep (audited as ``refused.retention.sweep``).
     """
-    with registry.read() as s:
-        user = s.get(User, actor)
-        may = user is not None and allowed(user.role, Permission.RETENTION_SWEEP)
-    if not may:
-        reason = f"{actor}: only IDS engineers run the retention sweep"
-        record_refusal(registry, actor=actor, action="retention.sweep", subject="retention", reason=reason, now=now)
-        raise GovernanceError(reason)
+    with registry.transaction() as s:
+        require(s, actor, "retention.sweep", subject="retention", now=now)
     plan = plan_sweep(registry, outputs_dir=outputs_dir, keys_dir=keys_dir, today=today)
-    if not confirm:
-        return [d.as_dict() for d in plan]
     override = {"today": today.isoformat()} if today != now.date() else {}
+    if not confirm:
+        with registry.transaction() as s:
+            audit.append(s, actor=actor, action="retention.swept", subject="retention", at=now,
+                         detail={"confirmed": False, "studies": len(plan), **override})
+        return [d.as_dict() for d in plan]
     store = StudyKeyStore(keys_dir / "studies")
     done = []
     for d in plan:
@@ -94,4 +95,7 @@ def sweep(registry: Registry, *, actor: str, outputs_dir: Path, keys_dir: Path, 
         with registry.transaction() as s:  # 3. the completion
             mark_destroyed(s, actor=actor, study_id=d.study_id, now=now, detail=detail | override)
         done.append(d.as_dict() | detail)
+    with registry.transaction() as s:
+        audit.append(s, actor=actor, action="retention.swept", subject="retention", at=now,
+                     detail={"confirmed": True, "studies": len(done), **override})
     return done

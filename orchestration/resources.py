@@ -52,9 +52,9 @@ class GovernanceRegistry(dg.ConfigurableResource):
     url: str = ""
 
     def registry(self):
-        from governance.registry.db import Registry, registry_url
+        from governance.registry.db import registry_for
 
-        return Registry(self.url or registry_url(Path(self.home).resolve()))
+        return registry_for(Path(self.home).resolve(), self.url or None)
 
     def audit_ingest(self, outcome, now) -> None:
         """Append a landing-zone outcome (counts and names only) to the audit chain."""

@@ -306,6 +306,7 @@ def known_errors() -> tuple[type[Exception], ...]:
 
     errors: list[type[Exception]] = list(kit_errors())
     try:
+        from governance.registry.audit import AuditError
         from governance.registry.db import RegistryUnavailable
         from governance.registry.policy import PolicyRefused
         from governance.registry.requests import RequestFileError
@@ -315,7 +316,7 @@ def known_errors() -> tuple[type[Exception], ...]:
         from workspace.settings import SettingsError
 
         errors += [PolicyRefused, GovernanceError, RequestFileError, QuarantineError, NothingToDo, SettingsError,
-                   RegistryUnavailable]
+                   RegistryUnavailable, AuditError]
     except ModuleNotFoundError:  # a kit-only install: the warehouse's errors cannot occur
         pass
     return tuple(errors)

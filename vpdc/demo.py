@@ -43,14 +43,16 @@ def init_demo_home_keys(home: Home, *, actor: str, now: datetime, overwrite: boo
     """Every party's demo keys in its own folder, then each partner's public key registered (audited)."""
     from envelope.keys import init_demo_keys
     from governance.partners import register_partner_key
+    from governance.registry.audit import init_audit_key
     from governance.registry.db import registry_for
     from governance.registry.seed import seed_demo
     from partner_kit.profiles import partners
 
     made = init_demo_keys(home, partners(), overwrite=overwrite)
     reg = registry_for(home.root)
+    init_audit_key(reg, now=now)  # the audit chain's key, beside the warehouse's (never in the registry)
     with reg.transaction() as s:
-        seed_demo(s)
+        seed_demo(s, now=now)
     registered = {p: register_partner_key(reg, keys_dir=home.keys, partner=p, public_key=pub, actor=actor, now=now)
                   for p, pub in made.pop("public_keys").items()}
     return made | {"registered": registered}
@@ -209,7 +211,7 @@ def run_governance_demo(home: Home, *, now: datetime | None = None) -> dict[str,
     now = now or datetime.now(UTC)
     reg = registry_for(home.root)
     with reg.transaction() as s:
-        seed_demo(s)
+        seed_demo(s, now=now)
     columns = [{"dataset": "program_cohorts", "column": c} for c in DEFAULT_COLUMNS]
     study = ATV_REQUEST["study_id"]
     dates = {"irb_expires_on": (now + timedelta(days=365)).date(), "retention_end": (now + timedelta(days=540)).date()}

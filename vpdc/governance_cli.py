@@ -1,5 +1,6 @@
 """Governance commands for every role: analysts and evaluators (requests, exports), stewards and the
-community reviewer (queue, review, revoke), engineers (audit verify, retention sweep).
+community reviewer (queue, review, revoke, audit checkpoint), engineers (retention sweep); audit verify for
+stewards, the community reviewer and engineers.
 
 Identity is ``--as USER`` (or ``VPDC_USER``): the demo has no single sign-on. Every rule is the library's
 (:mod:`governance.registry`, :mod:`governance.outputs`, :mod:`governance.retention`); text from requests is
@@ -29,7 +30,8 @@ review_app = typer.Typer(help="Data stewards and community reviewers: queue, sho
 cohort_app = typer.Typer(help="Evaluators: export an approved de-identified program cohort.", no_args_is_help=True)
 study_app = typer.Typer(help="Analysts: run an approved linked-data study (a study-scoped extract).",
                         no_args_is_help=True)
-audit_app = typer.Typer(help="Verify the tamper-evident audit chain.", no_args_is_help=True)
+audit_app = typer.Typer(help="Verify the keyed audit chain (stewards, the community reviewer, engineers) and sign "
+                             "checkpoints of it that stewards keep outside the registry.", no_args_is_help=True)
 retention_app = typer.Typer(help="Engineers: destroy outputs and study keys at retention end.", no_args_is_help=True)
 
 HomeOpt = Annotated[Path, typer.Option("--home", envvar="VPDC_HOME", help="Working directory (VPDC_HOME).",
@@ -79,14 +81,18 @@ def _print_fields(body: dict[str, Any]) -> None:
 @registry_app.command("init")
 def registry_init(home: HomeOpt, demo: Annotated[bool, typer.Option(help="Load the demo partners, users, "
                                                                       "agreements and catalogue.")] = True) -> None:
-    """Create or migrate the registry (Alembic) and, for the demo, seed it."""
+    """Create or migrate the registry (Alembic), give its audit chain a key (keys/audit.key, made once; a chain
+    from before the key is checked and sealed) and, for the demo, seed it (audited)."""
+    from governance.registry.audit import init_audit_key
     from governance.registry.seed import seed_demo
 
     reg = _registry(home)
+    keyed = init_audit_key(reg, now=_now())
     if demo:
         with reg.transaction() as s:
-            seed_demo(s)
-    out.print(f"registry ready: {escape(reg.safe_url)}")
+            seed_demo(s, now=_now())
+    out.print(f"registry ready: {escape(reg.safe_url)}" + ("; audit key created" if keyed["created"] else "")
+              + (f", {keyed['sealed']} earlier entries sealed under it" if keyed["sealed"] else ""))
 
 
 # ----------------------------------------------------------------------------------------- request
@@ -292,17 +298,47 @@ def study_run(study_id: str, home: HomeOpt, actor: AsOpt,
 
 
 # ------------------------------------------------------------------------------------------- audit
-@audit_app.command("verify")
-def audit_verify(home: HomeOpt, as_json: JsonOpt = False) -> None:
-    """Recompute the hash chain; exit 1 naming the first edited, deleted or reordered entry."""
-    from governance.registry.audit import verify
+CheckpointsOpt = Annotated[Path | None, typer.Option(
+    "--checkpoints", help="The stewards' checkpoint folder to compare with (default VPDC_HOME/checkpoints).")]
 
-    with _registry(home).read() as s:
-        v = verify(s)
-    emit(v.__dict__, True) if as_json else out.print(
-        f"audit chain {'verified' if v.ok else 'BROKEN'}: {v.entries} entries" + (f"; {v.problem}" if not v.ok else ""))
+
+@audit_app.command("verify")
+def audit_verify(home: HomeOpt, actor: AsOpt, checkpoints: CheckpointsOpt = None, as_json: JsonOpt = False) -> None:
+    """Recompute the keyed chain and compare it with the latest signed checkpoint; exit 1 naming the first
+    missing, edited or reordered entry (a chain cut shorter than a checkpoint included). Audited."""
+    from governance.registry.integrity import verify_chain
+
+    v = verify_chain(_registry(home), actor=actor, now=_now(), checkpoints=checkpoints)
+    if as_json:
+        emit(v.__dict__, True)
+    elif v.ok:
+        out.print(f"audit chain verified: {v.entries} entries; " + (
+            f"matches checkpoint {escape(v.checkpoint)}" if v.checkpoint else
+            "no checkpoint yet (a cut tail cannot be seen without one: `vpdc audit checkpoint`)"))
+    else:
+        out.print(f"audit chain BROKEN: {v.entries} entries; {escape(v.problem)}")
     if not v.ok:
         raise typer.Exit(1)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(home: HomeOpt, actor: AsOpt,
+                     out_dir: Annotated[Path | None, typer.Option(
+                         "--out", help="Checkpoint folder, kept by stewards outside the registry "
+                                       "(default VPDC_HOME/checkpoints).")] = None,
+                     key_dir: Annotated[Path | None, typer.Option(
+                         "--key-dir", help="Your own checkpoint key's folder (default "
+                                           "VPDC_HOME/stewards/<you>/keys; made at first use).")] = None,
+                     as_json: JsonOpt = False) -> None:
+    """Sign the audit chain's head ({seq, head_hash, at, signer}) with your checkpoint key (stewards and the
+    community reviewer). The chain is verified first; the checkpoint is audited."""
+    from governance.registry.integrity import write_checkpoint
+
+    h = Home(home)
+    cp = write_checkpoint(_registry(home), actor=actor, folder=out_dir or h.checkpoints,
+                          key_dir=key_dir or h.steward_keys(actor), now=_now())
+    emit(cp.__dict__, as_json) if as_json else out.print(
+        f"checkpoint {escape(cp.file)}: entries 1-{cp.seq} signed by {escape(cp.signer)} (key {cp.key_id})")
 
 
 # --------------------------------------------------------------------------------------- retention

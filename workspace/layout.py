@@ -80,6 +80,16 @@ class Home:
         return self.root / "keys"
 
     @property
+    def checkpoints(self) -> Path:
+        """Signed checkpoints of the audit chain (``vpdc audit checkpoint``): stewards keep this folder, or a copy
+        of it, outside the registry; ``signers/`` holds the public keys of the stewards who sign them."""
+        return self.root / "checkpoints"
+
+    def steward_keys(self, user: str) -> Path:
+        """A steward's own keys (their checkpoint signing key); in production on the steward's own machine."""
+        return self.root / "stewards" / user / "keys"
+
+    @property
     def custodian(self) -> Path:
         """The key custodian's site: the linkage secret versions (a separate site in production)."""
         return self.root / "custodian"

@@ -13,7 +13,7 @@ import pandas as pd
 from governance.defaults import AGE_BANDS_WIDER, OUTCOME_WINDOW_DAYS
 from governance.outputs.gate import ExportResult, authorize_output, release_records, study_key
 from governance.registry.db import Registry
-from governance.registry.models import OutputLevel, Role
+from governance.registry.models import OutputLevel
 
 __all__ = ["AGE_WIDER", "ALL", "DATASET", "DEFAULT_COLUMNS", "CohortSpec", "approved_columns", "export_cohort"]
 
@@ -79,7 +79,7 @@ def export_cohort(spec: CohortSpec, *, registry: Registry, warehouse_db: Path, o
 
     columns = list(spec.columns) or approved_columns(registry, spec.study_id, DATASET, now=now) or DEFAULT_COLUMNS
     rules, linkage = authorize_output(registry, study_id=spec.study_id, actor=spec.actor, now=now, level=OutputLevel.COHORT,
-                                columns=[(DATASET, c) for c in columns], role=Role.EVALUATOR, action="export",
+                                columns=[(DATASET, c) for c in columns], action="export",
                                 refused_as="export.cohort", warehouse_db=warehouse_db, repin=spec.repin,
                                 detail={"program": spec.program, "comparison_ratio": spec.comparison_ratio})
     cols = ", ".join(f'"{c}"' for c in columns)

@@ -16,7 +16,7 @@ import pandas as pd
 from governance.catalog import quasi_identifiers
 from governance.registry import audit
 from governance.registry.db import Registry
-from governance.registry.models import OutputLevel, Partner, Role
+from governance.registry.models import OutputLevel, Partner
 from governance.registry.policy import PolicyRefused, authorize
 from governance.registry.workflow import record_refusal
 from workspace.files import atomic_path
@@ -46,9 +46,8 @@ def check_release_request(registry: Registry, *, study_id: str, actor: str, now:
         ReleaseRequestError: naming each option that breaks its rule.
     """
     from governance.catalog import catalogue
-    from governance.defaults import OUTCOME_MEASURES
+    from governance.defaults import OUTCOME_MEASURES, SUMMARY_BREAKDOWNS
     from governance.outputs.ledger import STUDY_ID
-    from governance.outputs.summary import SUMMARY_BREAKDOWNS
 
     def show(v: Any) -> str:
         return repr(str(v)[:40])
@@ -126,10 +125,14 @@ def linkage_state(warehouse_db: Path, pinned_run: str | None = None) -> dict[str
 
 
 def authorize_output(registry: Registry, *, study_id: str, actor: str, now: datetime, level: OutputLevel,
-               columns: list[tuple[str, str]], role: Role, action: str, refused_as: str,
+               columns: list[tuple[str, str]], action: str, refused_as: str,
                detail: dict[str, Any], warehouse_db: Path, repin: bool = False) -> tuple[Any, dict[str, Any]]:
     """The gate, audited either way; returns the strictest disclosure rules of the partners involved and
     the study's linkage pin.
+
+    ``refused_as`` is the action as declared in ``roles.ACTIONS`` (``export.cohort``, ``export.summary``,
+    ``study.run``): the actor must hold its permission. The partners' disclosure rules are read only from
+    rows the audit covers, and a new pin is bound to the ``<action>.authorized`` entry that records it.
 
     The first output of a study pins the linkage run (person-key version) it was made from. A later
     output made after merges or splits of person keys is refused unless ``repin`` accepts the new
@@ -142,9 +145,14 @@ def authorize_output(registry: Registry, *, study_id: str, actor: str, now: date
     try:
         with registry.transaction() as s:
             scope = authorize(s, study_id, at=now, actor=actor, output_level=level, columns=columns,
-                              permission_role=role)
+                              action=refused_as)
+            partners = s.query(Partner).filter(Partner.id.in_(scope.sources)).all()
+            untrusted = audit.row_problems(s, partners)
+            if untrusted:
+                raise PolicyRefused(f"{study_id}: refused: " + "; ".join(untrusted[:3]) +
+                                    " (the gate decides only from audited state)")
             rules = combine([DisclosureRules(min_cell=p.min_cell, k_anonymity=p.k_anonymity)
-                             for p in s.query(Partner).filter(Partner.id.in_(scope.sources)).all()] or [DisclosureRules()])
+                             for p in partners] or [DisclosureRules()])
             req = s.query(Request).filter(Request.study_id == study_id).one()
             linkage = linkage_state(warehouse_db, req.linkage_run_id)
             current, pinned = linkage["current_run"], req.linkage_run_id
@@ -160,12 +168,13 @@ def authorize_output(registry: Registry, *, study_id: str, actor: str, now: date
                              detail={"from_run": pinned, "to_run": current, "merged": linkage["merged_since_pin"],
                                      "split": linkage["split_since_pin"]})
                 pinned = None
-            if current and not pinned:
+            pin = bool(current and not pinned)
+            if pin:
                 req.linkage_run_id, req.linkage_pinned_at = current, now
                 linkage["pinned_run"] = current
             audit.append(s, actor=actor, action=f"{action}.authorized", subject=study_id, at=now,
                          detail={"columns": len(columns), "output_level": level.value,
-                                 "linkage_run": linkage["pinned_run"], **detail})
+                                 "linkage_run": linkage["pinned_run"], **detail}, rows=[req] if pin else [])
     except PolicyRefused as exc:
         record_refusal(registry, actor=actor, action=refused_as, subject=study_id, reason=str(exc), now=now)
         raise

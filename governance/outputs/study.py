@@ -12,7 +12,7 @@ import duckdb
 from governance.outputs.cohort import AGE_WIDER, ALL
 from governance.outputs.gate import ExportResult, authorize_output, release_records, study_key
 from governance.registry.db import Registry
-from governance.registry.models import OutputLevel, Role
+from governance.registry.models import OutputLevel
 
 __all__ = ["StudySpec", "run_study"]
 
@@ -46,7 +46,7 @@ def run_study(spec: StudySpec, *, registry: Registry, warehouse_db: Path, output
 
     rules, linkage = authorize_output(registry, study_id=spec.study_id, actor=spec.actor, now=now,
                                 level=OutputLevel.LINKED_EXTRACT, columns=[(spec.dataset, c) for c in spec.columns],
-                                role=Role.ANALYST, action="study", refused_as="study.run", warehouse_db=warehouse_db,
+                                action="study", refused_as="study.run", warehouse_db=warehouse_db,
                                 repin=spec.repin, detail={"dataset": spec.dataset})
     cols = ", ".join(f'"{c}"' for c in spec.columns)
     with duckdb.connect(str(warehouse_db), read_only=True) as con:

@@ -20,17 +20,15 @@ import numpy as np
 import pandas as pd
 
 import governance.outputs.ledger as ledger
-from governance.defaults import OUTCOME_WINDOW_DAYS
+from governance.defaults import OUTCOME_WINDOW_DAYS, SUMMARY_BREAKDOWNS
 from governance.outputs.cohort import DATASET
 from governance.outputs.gate import ExportResult, authorize_output, check_release_request, gate_release
 from governance.registry.db import Registry
-from governance.registry.models import OutputLevel, Role
+from governance.registry.models import OutputLevel
 from workspace.files import atomic_path
 
 __all__ = ["SUMMARY_BREAKDOWNS", "SummarySpec", "export_cohort_summary"]
 
-#: Breakdowns an aggregate summary may use (quasi-identifiers of the cohort, published as groups only).
-SUMMARY_BREAKDOWNS = ("age_band_at_enrollment", "sex", "race_ethnicity")
 ALL = "All"
 
 
@@ -92,7 +90,7 @@ def export_cohort_summary(spec: SummarySpec, *, registry: Registry, warehouse_db
     columns = ["program", *spec.by, *outcome_cols]
     rules, linkage = authorize_output(registry, study_id=spec.study_id, actor=spec.actor, now=now,
                                       level=OutputLevel.AGGREGATE, columns=[(DATASET, c) for c in columns],
-                                      role=Role.EVALUATOR, action="summary", refused_as="export.summary",
+                                      action="summary", refused_as="export.summary",
                                       warehouse_db=warehouse_db, repin=spec.repin,
                                       detail={"program": spec.program, "by": list(spec.by)})
     population = {"program": spec.program, "window_days": spec.window_days,

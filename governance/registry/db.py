@@ -46,10 +46,14 @@ def registry_url(home_root: Path) -> str:
     return os.environ.get("VPDC_REGISTRY_URL") or sqlite_url(Path(home_root) / "registry.db")
 
 
-def registry_for(home_root: Path) -> "Registry":
-    """The registry of a VPDC_HOME (:func:`registry_url`), migrated to the current schema."""
+def registry_for(home_root: Path, url: str | None = None) -> "Registry":
+    """The registry of a VPDC_HOME (``url``, else :func:`registry_url`), migrated to the current schema, with the
+    home's audit key (``keys/audit.key``) and the stewards' checkpoints (``checkpoints/``)."""
+    from workspace import Home
+
     Path(home_root).mkdir(parents=True, exist_ok=True)
-    return Registry(registry_url(home_root))
+    home = Home(Path(home_root))
+    return Registry(url or registry_url(home_root), keys_dir=home.keys, checkpoints=home.checkpoints)
 
 
 def upgrade(url: str) -> None:
@@ -78,13 +82,43 @@ def safe_url(url: str) -> str:
         return "<unparseable registry URL>"
 
 
-class Registry:
-    """Handle on a registry database: ``with registry.transaction() as s: ...`` commits or rolls back."""
+def _sqlite_file(url: str) -> Path | None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
 
-    def __init__(self, url: str, *, migrate: bool = True):
+    try:
+        u = make_url(url)
+    except ArgumentError:
+        return None
+    return Path(u.database) if u.get_backend_name() == "sqlite" and u.database not in (None, "", ":memory:") else None
+
+
+class Registry:
+    """Handle on a registry database: ``with registry.transaction() as s: ...`` commits or rolls back.
+
+    ``keys_dir`` is the warehouse keys folder holding the audit key (``audit.key``), ``checkpoints`` the
+    stewards' checkpoint folder that :func:`governance.registry.audit.verify` compares the chain with. For a
+    SQLite file they default to ``keys/`` and ``checkpoints/`` beside it (the VPDC_HOME layout); for any
+    other URL they must be given (:func:`registry_for` does). Neither is ever stored in the database.
+
+    A permission refusal raised inside :meth:`transaction` (:func:`governance.registry.permissions.require`)
+    is audited whatever the caller does next: the refused transaction rolls back, then the refusal is
+    appended in a transaction of its own.
+    """
+
+    def __init__(self, url: str, *, migrate: bool = True, keys_dir: Path | None = None,
+                 checkpoints: Path | None = None):
         from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
+        from governance.registry.audit import AuditContext
+
         self.url = url
+        beside = _sqlite_file(url)
+        if beside is not None:
+            keys_dir = keys_dir if keys_dir is not None else beside.parent / "keys"
+            checkpoints = checkpoints if checkpoints is not None else beside.parent / "checkpoints"
+        self.audit = AuditContext(Path(keys_dir) if keys_dir is not None else None,
+                                  Path(checkpoints) if checkpoints is not None else None)
         try:
             if migrate:
                 upgrade(url)
@@ -104,12 +138,30 @@ class Registry:
         path.parent.mkdir(parents=True, exist_ok=True)
         return cls(sqlite_url(path))
 
+    def _session(self) -> Session:
+        from governance.registry.audit import CONTEXT
+
+        session = self._sessions()
+        session.info[CONTEXT] = self.audit
+        return session
+
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        with self._sessions() as session, session.begin():
-            yield session
+        from governance.registry.permissions import REFUSALS, record_pending
+
+        pending: list[dict] = []
+        try:
+            with self._session() as session, session.begin():
+                session.info[REFUSALS] = pending
+                yield session
+                record_pending(session, pending)  # refusals the caller caught: audited with the transaction
+        except BaseException:
+            if pending:
+                with self._session() as session, session.begin():
+                    record_pending(session, pending)
+            raise
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        with self._sessions() as session:
+        with self._session() as session:
             yield session

@@ -27,6 +27,19 @@ class Base(DeclarativeBase):
     pass
 
 
+class Audited:
+    """A row the gate reads, bound to the audit entry that last wrote it (``audit.append(..., rows=[row])``).
+
+    ``audit_seq`` is that entry's sequence number; ``audit_digest`` is a keyed digest (HMAC with the audit key)
+    of the row's own content as audited, which the entry's detail records too. The gate recomputes the digest
+    and refuses a row whose entry is missing, is not the latest to write it, or records another digest
+    (ADR 0007). Both columns are nullable only so that migration 0003 can add them to existing rows.
+    """
+
+    audit_seq: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
+    audit_digest: Mapped[str | None] = mapped_column(String(64), nullable=True, default=None)
+
+
 class Role(enum.StrEnum):
     """Who a user is to the collaborative. Permissions follow from the role (see ``roles.PERMISSIONS``)."""
 
@@ -54,7 +67,7 @@ class Decision(enum.StrEnum):
     DENY = "deny"
 
 
-class Partner(Base):
+class Partner(Audited, Base):
     __tablename__ = "partners"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(300))
@@ -63,7 +76,7 @@ class Partner(Base):
     k_anonymity: Mapped[int] = mapped_column(Integer, default=K_ANONYMITY)
 
 
-class User(Base):
+class User(Audited, Base):
     __tablename__ = "users"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     display_name: Mapped[str] = mapped_column(String(300))
@@ -79,7 +92,7 @@ class Dataset(Base):
     columns: Mapped[list[DatasetColumn]] = relationship(back_populates="dataset", cascade="all, delete-orphan")
 
 
-class DatasetColumn(Base):
+class DatasetColumn(Audited, Base):
     __tablename__ = "dataset_columns"
     __table_args__ = (UniqueConstraint("dataset_id", "name"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -92,7 +105,7 @@ class DatasetColumn(Base):
     dataset: Mapped[Dataset] = relationship(back_populates="columns")
 
 
-class Agreement(Base):
+class Agreement(Audited, Base):
     """A data-sharing agreement with one partner."""
 
     __tablename__ = "agreements"
@@ -103,7 +116,7 @@ class Agreement(Base):
     expires_on: Mapped[date] = mapped_column(Date)
 
 
-class Request(Base):
+class Request(Audited, Base):
     __tablename__ = "requests"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     study_id: Mapped[str] = mapped_column(String(64), unique=True)
@@ -132,7 +145,7 @@ class Request(Base):
     reviews: Mapped[list[Review]] = relationship(back_populates="request", order_by="Review.id")
 
 
-class Review(Base):
+class Review(Audited, Base):
     """One reviewer's decision. Insert-only: a later review by the same reviewer supersedes theirs."""
 
     __tablename__ = "reviews"
@@ -150,7 +163,7 @@ class Review(Base):
 
 
 class AuditEntry(Base):
-    """Hash-chained, append-only: ``hash = SHA-256(prev_hash ‖ canonical entry)``."""
+    """Hash-chained, append-only: ``hash = HMAC-SHA-256(audit key, prev_hash ‖ canonical entry)``."""
 
     __tablename__ = "audit_log"
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -2,7 +2,14 @@
 
 ``decide`` never raises: any missing approval, expiry, revocation or error yields an inactive scope with
 reasons a person can act on. ``authorize`` is the gate: it refuses (``PolicyRefused``) unless the request
-is active and the asked-for output level and columns lie inside its approved scope.
+is active, the actor holds the permission the action declares (``roles.ACTIONS``), and the asked-for
+output level and columns lie inside its approved scope.
+
+Both decide only from audited state (ADR 0007): every row they read (the request, its reviews, the
+catalogue columns, the agreements, the actor) must be exactly as the latest audit entry that bound it
+recorded, on a keyed chain that verifies against the stewards' checkpoints; every review the chain bound
+to the study must still be there; and a revocation, withdrawal or destruction the chain records counts
+whatever the table says. Any doubt is a refusal naming the row by kind and id, never its content.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from datetime import UTC, date, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from governance.registry import audit
 from governance.registry.models import (
     OUTPUT_RANK,
     Agreement,
@@ -22,9 +30,8 @@ from governance.registry.models import (
     OutputLevel,
     Request,
     Review,
-    Role,
-    User,
 )
+from governance.registry.permissions import permission_problem
 
 __all__ = ["Scope", "PolicyRefused", "decide", "authorize", "required_reviews"]
 
@@ -74,8 +81,14 @@ def decide(session: Session, study_id: str, *, at: datetime) -> Scope:
     """The request's allowed sources × columns × output level at ``at``; inactive with reasons otherwise."""
     try:
         return _decide(session, study_id, at)
+    except audit.AuditError as exc:
+        return Scope(study_id, False, (f"policy could not be evaluated: {exc}",))
     except Exception as exc:  # fail closed: an error is a refusal, never an approval
         return Scope(study_id, False, (f"policy could not be evaluated: {type(exc).__name__}",))
+
+
+#: Why a reason about rows ends the way it does: the gate trusts no row the audit does not cover.
+UNAUDITED = "refused: the gate decides only from audited state"
 
 
 def _decide(session: Session, study_id: str, at: datetime) -> Scope:
@@ -84,11 +97,20 @@ def _decide(session: Session, study_id: str, at: datetime) -> Scope:
     if req is None:
         return Scope(study_id, False, (f"no request with study id {study_id!r}",))
     reasons: list[str] = []
-    if req.withdrawn_at is not None:
-        reasons.append("withdrawn by the requester")
-    if req.revoked_at is not None:
-        reasons.append(f"revoked by {req.revoked_by}")
     info = _column_info(session, req.columns)
+    agreements = list(session.scalars(select(Agreement).where(
+        Agreement.partner_id.in_(sorted({p for col in info.values() if col for p in col.sources})))))
+    untrusted = audit.row_problems(session, [req, *req.reviews, *(c for c in info.values() if c), *agreements])
+    missing = sorted(audit.audited_ids(session, Review.__tablename__, study_id) - {r.id for r in req.reviews}) \
+        if not untrusted or not untrusted[0].startswith("the audit chain") else []
+    untrusted += [f"review {i} is audited but missing from the registry" for i in missing]
+    if untrusted:
+        return Scope(study_id, False, tuple(f"{u}: {UNAUDITED}" for u in untrusted[:5]))
+    events = audit.state(session).events.get(study_id, {})
+    if req.withdrawn_at is not None or "request.withdrawn" in events:
+        reasons.append("withdrawn by the requester")
+    if req.revoked_at is not None or "request.revoked" in events:
+        reasons.append(f"revoked by {req.revoked_by or events.get('request.revoked')}")
     unknown = [f"{d}.{c}" for (d, c), col in info.items() if col is None]
     if unknown:
         reasons.append(f"columns not in the catalogue: {', '.join(unknown)}")
@@ -131,28 +153,28 @@ def _decide(session: Session, study_id: str, at: datetime) -> Scope:
     for what, end in sorted(ends.items(), key=lambda kv: kv[1]):
         if today > end:
             reasons.append(f"expired: {what} ended {end.isoformat()}")
-    if req.destroyed_at is not None:
+    if req.destroyed_at is not None or "study.destroyed" in events:
         reasons.append("retention ended: outputs and study key destroyed")
     return Scope(study_id, not reasons, tuple(reasons), frozenset(partners), columns, level, expires_on, tuple(pending))
 
 
 def authorize(session: Session, study_id: str, *, at: datetime, actor: str, output_level: OutputLevel,
-              columns: Iterable[tuple[str, str]], permission_role: Role | None = None) -> Scope:
-    """The gate: refuse unless the request is active and the ask lies inside its approved scope.
+              columns: Iterable[tuple[str, str]], action: str) -> Scope:
+    """The gate: refuse unless the request is active, ``actor`` is its requester and holds the permission
+    ``action`` declares (``roles.ACTIONS``: ``export.cohort``, ``export.summary``, ``study.run``), and the ask
+    lies inside its approved scope.
 
     Raises:
         PolicyRefused: naming every rule the ask breaks.
     """
     scope = decide(session, study_id, at=at)
     problems = list(scope.reasons)
-    user = session.get(User, actor)
+    user, problem = permission_problem(session, actor, action)
     req = session.scalar(select(Request).where(Request.study_id == study_id))
-    if user is None:
-        problems.append(f"unknown user {actor!r}")
-    elif req is not None and actor != req.requester_id:
+    if problem:
+        problems.append(problem)
+    if user is not None and req is not None and actor != req.requester_id:
         problems.append(f"{actor} is not the requester of {study_id}")
-    if permission_role is not None and user is not None and user.role != permission_role:
-        problems.append(f"{actor} has the role {user.role.value}; this needs the role {permission_role.value}")
     if scope.output_level is not None and OUTPUT_RANK[output_level] > OUTPUT_RANK[scope.output_level]:
         problems.append(f"output level {output_level.value} exceeds the approved {scope.output_level.value}")
     outside = sorted(set(columns) - scope.columns)

@@ -1,6 +1,8 @@
-"""State-changing actions of the registry. Each is keyword-only and writes its audit entry in the same
-transaction as the change; a refused action raises ``GovernanceError`` and the caller records the
-refusal with :func:`record_refusal` (in its own transaction, since the refused one rolls back)."""
+"""State-changing actions of the registry. Each is keyword-only, checks its declared permission first
+(:func:`governance.registry.permissions.require`: a refusal is audited by the registry itself), and writes its
+audit entry in the same transaction as the change, binding the rows it wrote to that entry (ADR 0007). Any
+other refusal raises ``GovernanceError`` and the caller records it with :func:`record_refusal` or runs the
+action through :func:`guarded` (in its own transaction, since the refused one rolls back)."""
 
 from __future__ import annotations
 
@@ -12,15 +14,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from governance.registry import audit
+from governance.registry.errors import GovernanceError
 from governance.registry.models import (
     DatasetColumn,
     Decision,
     OutputLevel,
     Request,
     Review,
-    Role,
-    User,
 )
+from governance.registry.permissions import require
 from governance.registry.policy import required_reviews
 from governance.registry.roles import Permission, allowed
 
@@ -37,17 +39,6 @@ FIELD_LIMITS = {"title": 300, "organisation": 300, "purpose": 20_000, "research_
                 "irb_protocol": 128, "equity_communities": 20_000, "equity_return_of_findings": 20_000,
                 "equity_mitigation": 20_000, "comment": 20_000}
 _STUDY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$")
-
-
-class GovernanceError(Exception):
-    """An action was refused; the message names the field or rule."""
-
-
-def _user(session: Session, user_id: str) -> User:
-    user = session.get(User, user_id)
-    if user is None:
-        raise GovernanceError(f"unknown user {user_id!r}")
-    return user
 
 
 def _request(session: Session, study_id: str) -> Request:
@@ -74,9 +65,7 @@ def submit_request(session: Session, *, requester: str, now: datetime, study_id:
                    irb_protocol: str, irb_expires_on: date, retention_end: date, equity_communities: str,
                    equity_return_of_findings: str, equity_mitigation: str) -> Request:
     """Submit a data request. Text is stored verbatim (parameterised SQL; escaped wherever shown)."""
-    user = _user(session, requester)
-    if not allowed(user.role, Permission.REQUEST_SUBMIT):
-        raise GovernanceError(f"{requester} is a {user.role.value}: only analysts and evaluators submit requests")
+    require(session, requester, "request.submit", subject=str(study_id)[:64], now=now)
     if not isinstance(study_id, str) or not _STUDY_ID.fullmatch(study_id):
         raise GovernanceError("study_id: 3-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
     if session.scalar(select(Request).where(Request.study_id == study_id)) is not None:
@@ -113,14 +102,18 @@ def submit_request(session: Session, *, requester: str, now: datetime, study_id:
     partners, community = required_reviews(session, req)
     audit.append(session, actor=requester, action="request.submitted", subject=study_id, at=now,
                  detail={"output_level": level.value, "columns": len(clean), "partners": sorted(partners),
-                         "community_review": community})
+                         "community_review": community}, rows=[req])
     return req
 
 
 def review_request(session: Session, *, reviewer: str, study_id: str, decision: Decision | str, now: datetime,
                    conditions: dict[str, Any] | None = None, comment: str = "") -> Review:
-    """Record a steward's or community reviewer's decision (approve, approve with conditions, deny)."""
-    user = _user(session, reviewer)
+    """Record a steward's or community reviewer's decision (approve, approve with conditions, deny).
+
+    A reviewer holding the steward's permission reviews for their agency (``partner:<id>``), one holding the
+    community's for the community; the permission decides, not the role's name.
+    """
+    user = require(session, reviewer, "review", subject=str(study_id)[:64], now=now)
     req = _request(session, study_id)
     if reviewer == req.requester_id:
         raise GovernanceError(f"{reviewer} cannot review their own request {study_id}")
@@ -131,14 +124,12 @@ def review_request(session: Session, *, reviewer: str, study_id: str, decision: 
     except ValueError:
         raise GovernanceError(f"decision: {decision!r} is not approve, approve_with_conditions or deny") from None
     partners, _ = required_reviews(session, req)
-    if user.role == Role.STEWARD:
+    if allowed(user.role, Permission.REVIEW_AS_STEWARD):
         if user.partner_id not in partners:
             raise GovernanceError(f"{reviewer} stewards {user.partner_id}, whose data {study_id} does not use")
         capacity = f"partner:{user.partner_id}"
-    elif user.role == Role.COMMUNITY_REVIEWER:
+    else:  # require() let them in: they hold REVIEW_AS_COMMUNITY
         capacity = "community"
-    else:
-        raise GovernanceError(f"{reviewer} is a {user.role.value}: only stewards and community reviewers review")
     conditions = dict(conditions or {})
     unknown = set(conditions) - {"remove_columns", "aggregate_only"}
     if unknown:
@@ -154,34 +145,37 @@ def review_request(session: Session, *, reviewer: str, study_id: str, decision: 
     session.add(review)
     session.flush()
     audit.append(session, actor=reviewer, action=f"review.{decision.value}", subject=study_id, at=now,
-                 detail={"capacity": capacity, "conditions": conditions})
+                 detail={"capacity": capacity, "conditions": conditions}, rows=[review])
     return review
 
 
 def withdraw_request(session: Session, *, actor: str, study_id: str, now: datetime) -> None:
+    """Withdraw one's own request; every gate refuses it from ``now`` on."""
+    require(session, actor, "request.withdraw", subject=str(study_id)[:64], now=now)
     req = _request(session, study_id)
     if actor != req.requester_id:
         raise GovernanceError(f"only the requester ({req.requester_id}) can withdraw {study_id}")
     req.withdrawn_at = now
-    audit.append(session, actor=actor, action="request.withdrawn", subject=study_id, at=now)
+    audit.append(session, actor=actor, action="request.withdrawn", subject=study_id, at=now, rows=[req])
 
 
 def revoke_request(session: Session, *, actor: str, study_id: str, now: datetime, reason: str) -> None:
-    """Revoke at once: every gate refuses from ``now`` on."""
-    user = _user(session, actor)
+    """Revoke at once: every gate refuses from ``now`` on (it reads the revocation from the audit chain, so
+    clearing it in the table revokes nothing back)."""
+    user = require(session, actor, "request.revoke", subject=str(study_id)[:64], now=now)
     req = _request(session, study_id)
     partners, _ = required_reviews(session, req)
-    if not allowed(user.role, Permission.REVOKE) or (user.role == Role.STEWARD and user.partner_id not in partners):
+    if allowed(user.role, Permission.REVIEW_AS_STEWARD) and user.partner_id not in partners:
         raise GovernanceError(f"{actor} cannot revoke {study_id}: only its stewards and community reviewers can")
     req.revoked_at, req.revoked_by = now, actor
     audit.append(session, actor=actor, action="request.revoked", subject=study_id, at=now,
-                 detail={"reason": _text("comment", reason)[:2000]})
+                 detail={"reason": _text("comment", reason)[:2000]}, rows=[req])
 
 
 def mark_destroyed(session: Session, *, actor: str, study_id: str, now: datetime, detail: dict[str, Any]) -> None:
     req = _request(session, study_id)
     req.destroyed_at = now
-    audit.append(session, actor=actor, action="study.destroyed", subject=study_id, at=now, detail=detail)
+    audit.append(session, actor=actor, action="study.destroyed", subject=study_id, at=now, detail=detail, rows=[req])
 
 
 def record_refusal(registry: Any, *, actor: str, action: str, subject: str, reason: str, now: datetime) -> None:
@@ -200,7 +194,8 @@ def guarded(registry: Any, *, actor: str, action: str, subject: str, now: dateti
         with registry.transaction() as s:
             return fn(s)
     except GovernanceError as exc:
-        record_refusal(registry, actor=actor, action=action, subject=subject, reason=str(exc), now=now)
+        if not getattr(exc, "audited", False):  # a permission refusal was audited by the registry already
+            record_refusal(registry, actor=actor, action=action, subject=subject, reason=str(exc), now=now)
         raise
 
 

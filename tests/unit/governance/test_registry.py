@@ -1,6 +1,5 @@
 """Registry workflow, policy and audit chain on a real SQLite registry (migrated with Alembic)."""
 
-import os
 import threading
 from datetime import UTC, date, datetime, timedelta
 
@@ -10,10 +9,9 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from governance.registry import audit
-from governance.registry.db import Registry
 from governance.registry.models import Agreement, OutputLevel, Request, Review
 from governance.registry.policy import PolicyRefused, authorize, decide
-from governance.registry.seed import PARTNERS, seed_demo
+from governance.registry.seed import PARTNERS
 from governance.registry.workflow import (
     FIELD_LIMITS,
     GovernanceError,
@@ -27,23 +25,6 @@ from governance.registry.workflow import (
 NOW = datetime(2026, 11, 21, 12, tzinfo=UTC)
 COHORT_COLS = [{"dataset": "program_cohorts", "column": c} for c in
                ("program", "enrollment_date", "age_band_at_enrollment", "sex", "police_victim_contacts_post")]
-
-
-@pytest.fixture
-def reg(tmp_path) -> Registry:
-    """A fresh registry: SQLite by default; VPDC_TEST_REGISTRY_URL runs the same tests on PostgreSQL."""
-    url = os.environ.get("VPDC_TEST_REGISTRY_URL")
-    if url:
-        from sqlalchemy import create_engine
-
-        with create_engine(url).begin() as c:
-            c.exec_driver_sql("drop schema public cascade; create schema public")
-        r = Registry(url)
-    else:
-        r = Registry.at(tmp_path / "registry.db")
-    with r.transaction() as s:
-        seed_demo(s)
-    return r
 
 
 def submit(reg, study="atv-eval", requester="evaluator_atv", cols=COHORT_COLS, level="cohort", **over):
@@ -119,8 +100,10 @@ def test_approval_ends_at_the_earliest_of_dsa_irb_retention(reg, what, at, setup
     submit(reg, **(setup if isinstance(setup, dict) else {}))
     approve_all(reg)
     if setup == "dsa":
-        with reg.transaction() as s:
-            s.query(Agreement).filter_by(partner_id="police").update({"expires_on": date(2026, 12, 1)})
+        with reg.transaction() as s:  # an amended agreement, audited (the gate trusts no unaudited row)
+            dsa = s.query(Agreement).filter_by(partner_id="police").one()
+            dsa.expires_on = date(2026, 12, 1)
+            audit.append(s, actor="registry", action="agreement.amended", subject="police", at=NOW, rows=[dsa])
     sc = scope(reg, at=at)
     assert not sc.active and any(r.startswith(f"expired: {what}") for r in sc.reasons), sc.reasons
 
@@ -157,37 +140,43 @@ def test_gate_refuses_columns_and_levels_outside_the_approval(reg):
     approve_all(reg)
     with reg.read() as s:
         with pytest.raises(PolicyRefused, match="outside the approval: program_cohorts.race_ethnicity"):
-            authorize(s, "atv-eval", at=NOW, actor="evaluator_atv", output_level=OutputLevel.COHORT,
+            authorize(s, "atv-eval", at=NOW, actor="evaluator_atv", output_level=OutputLevel.COHORT, action="export.cohort",
                       columns=[("program_cohorts", "race_ethnicity")])
         with pytest.raises(PolicyRefused, match="exceeds the approved cohort"):
-            authorize(s, "atv-eval", at=NOW, actor="evaluator_atv", output_level=OutputLevel.LINKED_EXTRACT,
+            authorize(s, "atv-eval", at=NOW, actor="evaluator_atv", output_level=OutputLevel.LINKED_EXTRACT, action="export.cohort",
                       columns=[("program_cohorts", "sex")])
         with pytest.raises(PolicyRefused, match="not the requester"):
-            authorize(s, "atv-eval", at=NOW, actor="analyst_isc", output_level=OutputLevel.COHORT,
+            authorize(s, "atv-eval", at=NOW, actor="analyst_isc", output_level=OutputLevel.COHORT, action="export.cohort",
                       columns=[("program_cohorts", "sex")])
-        assert authorize(s, "atv-eval", at=NOW, actor="evaluator_atv", output_level=OutputLevel.AGGREGATE,
+        assert authorize(s, "atv-eval", at=NOW, actor="evaluator_atv", output_level=OutputLevel.AGGREGATE, action="export.cohort",
                          columns=[("program_cohorts", "sex")]).active
 
 
 def test_gate_fails_closed_for_unknown_or_unapproved_requests(reg):
     with reg.read() as s:
         with pytest.raises(PolicyRefused, match="no request"):
-            authorize(s, "nope", at=NOW, actor="evaluator_atv", output_level=OutputLevel.AGGREGATE, columns=[])
+            authorize(s, "nope", at=NOW, actor="evaluator_atv", output_level=OutputLevel.AGGREGATE, action="export.cohort", columns=[])
     submit(reg)
     with reg.read() as s, pytest.raises(PolicyRefused, match="awaiting approval"):
-        authorize(s, "atv-eval", at=NOW, actor="evaluator_atv", output_level=OutputLevel.AGGREGATE, columns=[])
+        authorize(s, "atv-eval", at=NOW, actor="evaluator_atv", output_level=OutputLevel.AGGREGATE, action="export.cohort", columns=[])
+
+
+def set_role(reg, user_id, role, partner=None):
+    """An administrator's audited change of a user (the gate and every permission check trust only audited users)."""
+    from governance.registry.models import User
+
+    with reg.transaction() as s:
+        user = s.get(User, user_id) or User(id=user_id, display_name="x", organisation="x", role=role)
+        user.role, user.partner_id = role, partner
+        s.add(user)
+        s.flush()
+        audit.append(s, actor="registry", action="user.changed", subject=user_id, at=NOW, rows=[user])
 
 
 def test_reviewer_cannot_approve_their_own_request_and_refusal_is_audited(reg):
-    with reg.transaction() as s:
-        from governance.registry.models import Role, User
-
-        s.add(User(id="steward_analyst", display_name="x", organisation="x", role=Role.STEWARD, partner_id="police"))
-    with reg.transaction() as s:
-        s.get(__import__("governance.registry.models", fromlist=["User"]).User, "steward_analyst").role = "analyst"
+    set_role(reg, "steward_analyst", "analyst")
     submit(reg, requester="steward_analyst")
-    with reg.transaction() as s:
-        s.get(__import__("governance.registry.models", fromlist=["User"]).User, "steward_analyst").role = "steward"
+    set_role(reg, "steward_analyst", "steward", "police")
     with pytest.raises(GovernanceError, match="cannot review their own request"):
         review(reg, "steward_analyst")
     record_refusal(reg, actor="steward_analyst", action="review.approve", subject="atv-eval", reason="own request", now=NOW)
@@ -289,7 +278,8 @@ def test_concurrent_approvals_lose_no_update(reg):
     assert errors == []
     assert scope(reg).active
     with reg.read() as s:
-        assert audit.verify(s).ok and audit.verify(s).entries == 1 + len(PARTNERS) + 1
+        # the seeding, the request, one review per steward and the community's
+        assert audit.verify(s).ok and audit.verify(s).entries == 1 + 1 + len(PARTNERS) + 1
 
 
 def _tamper(reg, sql):
