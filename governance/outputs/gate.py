@@ -22,7 +22,7 @@ from governance.registry.workflow import record_refusal
 from workspace.files import atomic_path
 
 __all__ = ["ExportResult", "ReleaseRequestError", "authorize_output", "check_release_request", "gate_release",
-           "linkage_state", "release_records", "study_key"]
+           "linkage_state", "refuse_request", "release_records", "study_key"]
 
 
 class ReleaseRequestError(ValueError):
@@ -124,6 +124,12 @@ def linkage_state(warehouse_db: Path, pinned_run: str | None = None) -> dict[str
     return state
 
 
+def refuse_request(registry: Registry, study_id: str, actor: str, now: datetime, action: str, reason: str) -> None:
+    """Refuse a release request (audited) with a reason that names what is wrong."""
+    record_refusal(registry, actor=actor, action=f"{action}.request", subject=str(study_id)[:64], reason=reason, now=now)
+    raise ReleaseRequestError(f"refused: {reason}")
+
+
 def authorize_output(registry: Registry, *, study_id: str, actor: str, now: datetime, level: OutputLevel,
                columns: list[tuple[str, str]], action: str, refused_as: str,
                detail: dict[str, Any], warehouse_db: Path, repin: bool = False) -> tuple[Any, dict[str, Any]]:
@@ -203,31 +209,107 @@ def gate_release(registry: Registry, check: Any, *, study_id: str, actor: str, a
 
 
 def release_records(df: pd.DataFrame, *, registry: Registry, study_id: str, actor: str, now: datetime, rules: Any,
-             dataset: str, generalisers: dict[str, list[Any]], data_path: Path, action: str,
-             manifest_extra: dict[str, Any] | None = None) -> ExportResult:
-    """k-anonymity on the quasi-identifiers, the final release check, then the file, its manifest and the audit."""
-    from governance.disclosure import check_release, enforce_k_anonymity, release_manifest, write_manifest
+                    dataset: str, generalisers: dict[str, list[Any]], outputs_dir: Path, stem: str, kind: str,
+                    action: str, spec: dict[str, Any], manifest_extra: dict[str, Any] | None = None,
+                    extra_quasi_identifiers: tuple[str, ...] = ()) -> ExportResult:
+    """k-anonymity, the final release check, then the file (a new version), its manifest, audited before and after.
 
-    qis = [c for c in quasi_identifiers(dataset) if c in df.columns]
+    Everything a reader could join this file with counts: the study's earlier record-level files share its
+    pseudonym, so their columns are quasi-identifiers of this one too (a person's rows there, as one value);
+    and no person may be joinable one to one with another study's file on the columns both carry.
+
+    Raises:
+        PolicyRefused: the final check, the policy asked again, or a join with another study's file (audited).
+    """
+    from governance.disclosure import check_release, enforce_k_anonymity, release_manifest, write_manifest
+    from governance.outputs import ledger
+
+    qis = [c for c in quasi_identifiers(dataset) if c in df.columns] + \
+        [c for c in extra_quasi_identifiers if c in df.columns]
+    joined, carried = _with_earlier_releases(df, registry, study_id, outputs_dir)
     # k counts persons, not rows: an extract has several events per person
-    df, kreport = enforce_k_anonymity(df, qis, rules, {q: g for q, g in generalisers.items() if q in qis},
-                                      entity="study_person_id")
-    check = check_release(df, kind="record", rules=rules, quasi_identifiers=qis, entity="study_person_id")
+    joined, kreport = enforce_k_anonymity(joined, qis + carried, rules,
+                                          {q: g for q, g in generalisers.items() if q in qis}, entity="study_person_id")
+    check = check_release(joined, kind="record", rules=rules, quasi_identifiers=qis + carried, entity="study_person_id")
+    df = joined.drop(columns=carried)
+    linkable = _linkable_to_other_studies(df, registry, study_id, outputs_dir, rules)
+    if linkable:
+        reason = (f"{linkable} persons of this file could be joined one to one with another study's file on the "
+                  "columns both carry; release fewer or coarser columns")
+        record_refusal(registry, actor=actor, action=f"{action}.release", subject=study_id, reason=reason, now=now)
+        raise PolicyRefused(f"{study_id}: refused: {reason}")
     gate_release(registry, check, study_id=study_id, actor=actor, action=action, now=now)
-    with atomic_path(data_path) as tmp:
+    intent = ledger.begin(registry, study_id=study_id, kind=kind, spec=spec, stem=stem, outputs_dir=outputs_dir,
+                          actor=actor, now=now, action=action)
+    with atomic_path(intent.path, exclusive=True) as tmp:
         df.to_csv(tmp, index=False)
     kinfo = kreport.to_dict()
-    manifest = release_manifest([data_path], study_id=study_id, request_id=study_id,
-                                checks={data_path.name: check}, rules=rules, now=now)
-    manifest |= {"k_anonymity": kinfo, **(manifest_extra or {})}
-    manifest_path = data_path.with_name(data_path.stem + ".manifest.json")
-    manifest_path.unlink(missing_ok=True)  # a re-run replaces its own manifest along with its file
-    write_manifest(manifest_path, manifest)
-    with registry.transaction() as s:
-        audit.append(s, actor=actor, action=f"{action}.released", subject=study_id, at=now,
-                     detail={"file": data_path.name, "rows": int(len(df)), "manifest": manifest_path.name})
-    return ExportResult(study_id, [str(data_path)], str(manifest_path), int(len(df)),
+    manifest = release_manifest([intent.path], study_id=study_id, request_id=study_id,
+                                checks={intent.path.name: check}, rules=rules, now=now)
+    manifest |= {"version": intent.version, "k_anonymity": kinfo, "joined_with_earlier_releases": len(carried),
+                 **(manifest_extra or {})}
+    write_manifest(intent.manifest, manifest)
+    ledger.complete(registry, intent, study_id=study_id, kind=kind, cells=[],
+                    columns=[c for c in df.columns if c != "study_person_id"],
+                    persons=int(df["study_person_id"].nunique()), actor=actor, now=now,
+                    detail={"rows": int(len(df))})
+    return ExportResult(study_id, [str(intent.path)], str(intent.manifest), int(len(df)),
                         int(kinfo["records_suppressed"]), json.loads(json.dumps(kinfo, default=str)))
+
+
+def _person_signature(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
+    """Per study person, everything a file says about them on ``columns``, as one value (rows sorted)."""
+    rows = pd.Series(["\x1f".join(map(str, r)) for r in frame[columns].itertuples(index=False)], index=frame.index,
+                     dtype=object)
+    return rows.groupby(frame["study_person_id"].astype(str)).agg(lambda s: "\x1e".join(sorted(s)))
+
+
+def _with_earlier_releases(df: pd.DataFrame, registry: Registry, study_id: str,
+                           outputs_dir: Path) -> tuple[pd.DataFrame, list[str]]:
+    """``df`` with, per person, what each earlier record-level file of the study says about them (joinable on the
+    study pseudonym): those columns are quasi-identifiers of this release."""
+    from governance.outputs import ledger
+
+    carried = []
+    for r in ledger.earlier(registry, study_id=study_id, kinds=("cohort", "study")):
+        path = outputs_dir / study_id / r.file
+        if not path.is_file():
+            continue
+        earlier = pd.read_csv(path, dtype=str)
+        if "study_person_id" not in earlier.columns:
+            continue
+        name = f"__{r.kind}_v{r.version}"
+        sig = _person_signature(earlier, [c for c in earlier.columns if c != "study_person_id"]).rename(name)
+        df = df.merge(sig, left_on="study_person_id", right_index=True, how="left")
+        df[name] = df[name].fillna("(not in that file)")
+        carried.append(name)
+    return df, carried
+
+
+def _linkable_to_other_studies(df: pd.DataFrame, registry: Registry, study_id: str, outputs_dir: Path,
+                               rules: Any) -> int:
+    """Persons of ``df`` whose values on the columns shared with another study's released file are unique in both
+    files (a one-to-one join: the other study's pseudonym and columns attach to them)."""
+    from governance.registry.models import Release
+
+    with registry.read() as s:
+        others = list(s.query(Release).filter(Release.study_id != study_id, Release.kind.in_(("cohort", "study")),
+                                              Release.state == "released"))
+    worst = 0
+    mine = df.astype(str)
+    for r in others:
+        path = outputs_dir / r.study_id / r.file
+        if not path.is_file():
+            continue
+        other = pd.read_csv(path, dtype=str)
+        common = sorted((set(mine.columns) & set(other.columns)) - {"study_person_id"})
+        if not common:
+            continue
+        a = _person_signature(mine, common).value_counts()
+        b = _person_signature(other, common).value_counts()
+        unique_both = a[(a == 1)].index.intersection(b[b == 1].index)
+        worst = max(worst, len(unique_both))
+    return worst
 
 
 def study_key(keys_dir: Path, study_id: str) -> bytes:

@@ -32,6 +32,7 @@ class Intent:
     release_id: int
     version: int
     path: Path
+    action: str
 
     @property
     def manifest(self) -> Path:
@@ -60,8 +61,11 @@ def settle(registry: Registry, *, study_id: str, outputs_dir: Path, actor: str, 
 
 
 def begin(registry: Registry, *, study_id: str, kind: str, spec: dict[str, Any], stem: str, outputs_dir: Path,
-          actor: str, now: datetime) -> Intent:
-    """Record the intent to release (the next version of ``kind`` for the study), committed before any write."""
+          actor: str, now: datetime, action: str | None = None) -> Intent:
+    """Record the intent to release (the next version of ``kind`` for the study), committed before any write.
+
+    ``action`` names the audit entries (``<action>.releasing``, then ``<action>.released``); default ``kind``.
+    """
     settle(registry, study_id=study_id, outputs_dir=outputs_dir, actor=actor, now=now)
     with registry.transaction() as s:
         last = s.query(Release.version).filter(Release.study_id == study_id, Release.kind == kind) \
@@ -72,9 +76,9 @@ def begin(registry: Registry, *, study_id: str, kind: str, spec: dict[str, Any],
                       persons=0, state="releasing", actor=actor, created_at=now)
         s.add(row)
         s.flush()
-        audit.append(s, actor=actor, action=f"{kind}.releasing", subject=study_id, at=now,
+        audit.append(s, actor=actor, action=f"{action or kind}.releasing", subject=study_id, at=now,
                      detail={"version": version, "file": file})
-        return Intent(row.id, version, outputs_dir / study_id / file)
+        return Intent(row.id, version, outputs_dir / study_id / file, action or kind)
 
 
 def complete(registry: Registry, intent: Intent, *, study_id: str, kind: str, cells: list[dict[str, Any]],
@@ -83,7 +87,7 @@ def complete(registry: Registry, intent: Intent, *, study_id: str, kind: str, ce
     with registry.transaction() as s:
         row = s.get(Release, intent.release_id)
         row.state, row.cells, row.columns, row.persons = "released", cells, columns, int(persons)
-        audit.append(s, actor=actor, action=f"{kind}.released", subject=study_id, at=now,
+        audit.append(s, actor=actor, action=f"{intent.action}.released", subject=study_id, at=now,
                      detail={"version": intent.version, "file": intent.path.name,
                              "manifest": intent.manifest.name, **detail})
 

@@ -10,7 +10,14 @@ from pathlib import Path
 import duckdb
 
 from governance.outputs.cohort import AGE_WIDER, ALL
-from governance.outputs.gate import ExportResult, authorize_output, release_records, study_key
+from governance.outputs.gate import (
+    ExportResult,
+    authorize_output,
+    check_release_request,
+    refuse_request,
+    release_records,
+    study_key,
+)
 from governance.registry.db import Registry
 from governance.registry.models import OutputLevel
 
@@ -44,6 +51,9 @@ def run_study(spec: StudySpec, *, registry: Registry, warehouse_db: Path, output
     from governance.disclosure import period
     from governance.pseudonyms import pseudonymise, shift_dates
 
+    check_release_request(registry, study_id=spec.study_id, actor=spec.actor, now=now, action="study",
+                          warehouse_db=warehouse_db, mart_schema=mart_schema,
+                          period=(spec.period_start, spec.period_end), dataset=spec.dataset, columns=spec.columns)
     rules, linkage = authorize_output(registry, study_id=spec.study_id, actor=spec.actor, now=now,
                                 level=OutputLevel.LINKED_EXTRACT, columns=[(spec.dataset, c) for c in spec.columns],
                                 action="study", refused_as="study.run", warehouse_db=warehouse_db,
@@ -51,16 +61,22 @@ def run_study(spec: StudySpec, *, registry: Registry, warehouse_db: Path, output
     cols = ", ".join(f'"{c}"' for c in spec.columns)
     with duckdb.connect(str(warehouse_db), read_only=True) as con:
         df = con.execute(f'select person_key, {cols} from {mart_schema}.{spec.dataset} '
-                         "where event_date between ? and ?", [spec.period_start, spec.period_end]).df()
+                         "where event_date between ? and ? order by person_key, event_date",
+                         [spec.period_start, spec.period_end]).df()
+    if df.empty:
+        refuse_request(registry, spec.study_id, spec.actor, now, "study",
+                       "no events in this period: there is nothing to extract")
     key = study_key(keys_dir, spec.study_id)
     df.insert(0, "study_person_id", pseudonymise(df.pop("person_key").tolist(), key))
     dates = [c for c in spec.columns if c.endswith("_date")]
     if dates:
         df = shift_dates(df, dates, "study_person_id", key)
     generalisers = {"event_date": [period("month"), period("quarter")], "age_band_at_event": [AGE_WIDER, ALL]}
-    path = outputs_dir / spec.study_id / f"extract_{spec.dataset}_{spec.period_start:%Y%m}-{spec.period_end:%Y%m}.csv"
+    stem = f"extract_{spec.dataset}_{spec.period_start:%Y%m}-{spec.period_end:%Y%m}"
     return release_records(df, registry=registry, study_id=spec.study_id, actor=spec.actor, now=now, rules=rules,
-                    dataset=spec.dataset, generalisers=generalisers, data_path=path, action="study",
+                    dataset=spec.dataset, generalisers=generalisers, outputs_dir=outputs_dir, stem=stem, kind="study",
+                    action="study", spec={"dataset": spec.dataset, "columns": list(spec.columns),
+                                          "from": spec.period_start.isoformat(), "to": spec.period_end.isoformat()},
                     manifest_extra={"dates": "shifted per person by up to 30 days (intervals preserved)",
                                     "linkage": linkage})
 

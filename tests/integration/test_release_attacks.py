@@ -272,3 +272,90 @@ def test_bad_options_are_refused_naming_the_option_and_nothing_is_written(cohort
         export_cohort_summary(SummarySpec(**kwargs), registry=reg, warehouse_db=h.warehouse_db, outputs_dir=h.outputs,
                               now=NOW)
     assert not h.outputs.exists() or not list(h.outputs.rglob("*.csv"))
+
+
+# ------------------------------------------------------------------------------- record-level releases
+@pytest.fixture
+def cohort_studies(cohort):
+    """Two studies of the same cohort, each approved for record-level cohort exports by every reviewer."""
+    h, reg, micro = cohort
+    for study in ("atv-a", "atv-b"):
+        with reg.transaction() as s:
+            submit_request(s, requester="evaluator_atv", now=NOW, study_id=study, title="T", organisation="O",
+                           purpose="p", research_questions="q", output_level="cohort", irb_protocol="I",
+                           columns=[{"dataset": "program_cohorts", "column": c} for c in
+                                    ["program", "enrollment_date", "age_band_at_enrollment", "sex", *COLS]],
+                           irb_expires_on=date(2027, 6, 30), retention_end=date(2027, 12, 31), equity_communities="c",
+                           equity_return_of_findings="r", equity_mitigation="m")
+        for who in [f"steward_{p}" for p in partners()] + ["community_board"]:
+            with reg.transaction() as s:
+                review_request(s, reviewer=who, study_id=study, decision="approve", now=NOW)
+    return h, reg, micro
+
+
+def cohort_file(h, reg, study, columns):
+    from governance.outputs import CohortSpec, export_cohort
+
+    res = export_cohort(CohortSpec(study, "evaluator_atv", "ATV", date(2021, 1, 1), date(2026, 11, 1), 365,
+                                   columns=tuple(columns)), registry=reg, warehouse_db=h.warehouse_db,
+                        outputs_dir=h.outputs, keys_dir=h.keys, now=NOW)
+    return pd.read_csv(res.files[0], dtype=str)
+
+
+def previous_cohort_file(micro, columns):
+    """A cohort file as the gate released it before: k-anonymity on the demographic quasi-identifiers only,
+    the outcome counts as they are."""
+    from governance.disclosure import enforce_k_anonymity
+
+    df = micro[list(columns)].astype(str)
+    df["person"] = range(len(df))
+    qis = [c for c in ("enrollment_date", "age_band_at_enrollment", "sex") if c in columns]
+    out, _ = enforce_k_anonymity(df, qis, RULES, {q: [lambda s: pd.Series(["All"] * len(s), index=s.index)]
+                                                  for q in qis}, entity="person")
+    return out.drop(columns="person")
+
+
+def one_to_one(a: pd.DataFrame, b: pd.DataFrame) -> int:
+    """Rows of ``a`` whose values on the columns both files carry are unique in both: a certain join."""
+    common = sorted((set(a.columns) & set(b.columns)) - {"study_person_id"})
+    ka, kb = a[common].astype(str).agg("|".join, axis=1), b[common].astype(str).agg("|".join, axis=1)
+    ca, cb = ka.value_counts(), kb.value_counts()
+    return int(len(ca[ca == 1].index.intersection(cb[cb == 1].index)))
+
+
+def test_two_studies_files_cannot_be_joined_on_their_outcome_columns(cohort_studies):
+    h, reg, micro = cohort_studies
+    cols = ["program", "age_band_at_enrollment", "sex", *COLS]
+    before_a, before_b = previous_cohort_file(micro, cols), previous_cohort_file(micro, cols)
+    assert one_to_one(before_a, before_b) > 0.1 * len(micro)  # the attack works on the previous releases
+    a, b = cohort_file(h, reg, "atv-a", cols), cohort_file(h, reg, "atv-b", cols)
+    assert len(a) > 0.5 * len(micro)  # most persons are released, coarsened
+    assert one_to_one(a, b) == 0
+    assert set(a["study_person_id"]).isdisjoint(b["study_person_id"])  # no pseudonym in common
+
+
+def test_an_agency_cannot_find_its_own_clients_by_its_own_columns(cohort_studies):
+    h, reg, micro = cohort_studies
+    cols = ["program", "age_band_at_enrollment", "sex", *COLS]
+    police = [c for c in COLS if c.startswith("police_")]
+    before = previous_cohort_file(micro, cols)
+    keys = before[["age_band_at_enrollment", "sex", *police]].astype(str).agg("|".join, axis=1)
+    assert (keys.value_counts() == 1).sum() > 0  # before: police could single out some of its clients
+    released = cohort_file(h, reg, "atv-a", cols)
+    keys = released[["age_band_at_enrollment", "sex", *police]].astype(str).agg("|".join, axis=1)
+    assert keys.groupby(keys).transform("size").min() >= RULES.k_anonymity
+
+
+def test_joining_two_files_of_one_study_on_its_pseudonym_keeps_k(cohort_studies):
+    h, reg, micro = cohort_studies
+    one, two = ["program", "age_band_at_enrollment", *COLS[:2]], ["program", "sex", *COLS[2:]]
+    before = previous_cohort_file(micro, one).join(previous_cohort_file(micro, two), lsuffix="_1", rsuffix="_2",
+                                                   how="inner")  # the same person's rows (one pseudonym)
+    assert before.groupby(list(before.columns), dropna=False).size().min() < RULES.k_anonymity  # k broken before
+    first = cohort_file(h, reg, "atv-a", ["program", "age_band_at_enrollment", *COLS[:2]])
+    second = cohort_file(h, reg, "atv-a", ["program", "sex", *COLS[2:]])
+    joined = first.merge(second, on="study_person_id", suffixes=("_1", "_2"))
+    quasi = [c for c in joined.columns if c != "study_person_id"]
+    classes = joined.groupby(quasi, dropna=False)["study_person_id"].nunique()
+    assert classes.min() >= RULES.k_anonymity
+    assert sorted(p.name for p in (h.outputs / "atv-a").glob("cohort_*.csv"))[-1].endswith("_v2.csv")
