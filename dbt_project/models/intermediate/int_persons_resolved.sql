@@ -9,7 +9,8 @@
       4. no informative record: 'Unknown'.
     race_ethnicity_disagreement is true when the informative records name more than one value.
     Sex: the most frequent known value, ties to the most recent record. Birth year: the most frequent, ties
-    to the most recent record. -#}
+    to the most recent record. Every "most recent" is ordered on (load time, source, record id, value), a key no
+    two records share: the same inputs always give the same persons (and the same published cells). -#}
 with
 
 records as (
@@ -35,11 +36,12 @@ tier_summary as (
     select
         person_key,
         min(method_rank) as method_rank,
-        any_value(race_ethnicity_collection_method) as collection_method,
+        min(race_ethnicity_collection_method) as collection_method,
         count(distinct race_ethnicity) as tier_values,
         list_sort(list_distinct(flatten(list(race_ethnicity_categories)))) as tier_categories,
-        arg_max(race_ethnicity, loaded_at::varchar || '|' || source) as most_recent_value,
-        arg_max(race_ethnicity_categories, loaded_at::varchar || '|' || source) as most_recent_categories
+        arg_max(race_ethnicity, [loaded_at::varchar, source, source_record_id, race_ethnicity]) as most_recent_value,
+        arg_max(race_ethnicity_categories, [loaded_at::varchar, source, source_record_id, race_ethnicity])
+            as most_recent_categories
     from best_tier
     group by person_key
 ),
@@ -59,27 +61,29 @@ resolved_race as (
 ),
 
 sex_votes as (
-    select person_key, sex, count(*) as n, max(loaded_at::varchar || '|' || source) as latest
+    select person_key, sex, count(*) as n, max(loaded_at::varchar || '|' || source || '|' || source_record_id) as latest
     from records
     where sex is not null and sex <> 'Unknown'
     group by person_key, sex
 ),
 
 resolved_sex as (
-    select person_key, arg_max(sex, [n::varchar, latest]) as sex, count(*) > 1 as sex_disagreement
+    select person_key, arg_max(sex, [n::varchar, latest, sex]) as sex, count(*) > 1 as sex_disagreement
     from (select person_key, sex, lpad(n::varchar, 6, '0') as n, latest from sex_votes)
     group by person_key
 ),
 
 birth_year_votes as (
-    select person_key, birth_year, count(*) as n, max(loaded_at::varchar || '|' || source) as latest
+    select person_key, birth_year, count(*) as n,
+        max(loaded_at::varchar || '|' || source || '|' || source_record_id) as latest
     from records
     where birth_year is not null
     group by person_key, birth_year
 ),
 
 resolved_birth_year as (
-    select person_key, arg_max(birth_year, [lpad(n::varchar, 6, '0'), latest]) as birth_year
+    select person_key, arg_max(birth_year, [lpad(n::varchar, 6, '0'), latest, lpad(birth_year::varchar, 4, '0')])
+        as birth_year
     from birth_year_votes
     group by person_key
 ),
@@ -89,7 +93,8 @@ per_source as (
     select
         person_key,
         {%- for s in ['county', 'police', 'schools', 'hospital_a', 'hospital_b'] %}
-        arg_max(race_ethnicity, [(race_ethnicity <> 'Unknown')::int::varchar, loaded_at::varchar])
+        arg_max(race_ethnicity, [(race_ethnicity <> 'Unknown')::int::varchar, loaded_at::varchar, source_record_id,
+                                 race_ethnicity])
             filter (where source = '{{ s }}') as race_ethnicity_{{ s }},
         {%- endfor %}
         list_sort(list(race_ethnicity_source_value)) as race_ethnicity_source_values,
@@ -97,7 +102,7 @@ per_source as (
         count(distinct race_ethnicity) filter (where race_ethnicity <> 'Unknown') as informative_values,
         min(case match_confidence when 'high' then 1 when 'medium' then 2 when 'low' then 3 else 4 end) as best_confidence,
         max(case match_confidence when 'high' then 1 when 'medium' then 2 when 'low' then 3 else 4 end) as worst_confidence,
-        any_value(mapping_version) as mapping_version
+        min(mapping_version) as mapping_version
     from records
     group by person_key
 ),
