@@ -23,6 +23,7 @@ from governance.registry.db import Registry
 from governance.registry.models import AuditEntry, Request
 from governance.registry.permissions import require
 from governance.registry.workflow import mark_destroyed
+from workspace.crash import crash_point
 
 __all__ = ["Destruction", "plan_sweep", "sweep"]
 
@@ -58,7 +59,7 @@ def plan_sweep(registry: Registry, *, outputs_dir: Path, keys_dir: Path, today: 
 
 
 def sweep(registry: Registry, *, actor: str, outputs_dir: Path, keys_dir: Path, today: date, now: datetime,
-          confirm: bool, _after_intent: Any = None) -> list[dict[str, Any]]:
+          confirm: bool) -> list[dict[str, Any]]:
     """Destroy the outputs and study keys of every study past retention; only with ``confirm``.
 
     Without ``confirm`` nothing is touched and the plan is returned (a dry run: :meth:`Destruction.as_dict`
@@ -87,11 +88,14 @@ def sweep(registry: Registry, *, actor: str, outputs_dir: Path, keys_dir: Path, 
             audit.append(s, actor=actor, action="study.destruction_started", subject=d.study_id, at=now,
                          detail={"files": len(d.files), "study_key": d.study_key, "resumed": d.interrupted,
                                  **override})
-        if callable(_after_intent):  # test hook: a crash between the intent and the act
-            _after_intent(d)
+        crash_point("retention.after_intent")
         shutil.rmtree(outputs_dir / d.study_id, ignore_errors=True)
+        crash_point("retention.after_files")
         key = store.destroy(d.study_id, now=now).to_dict() if store.exists(d.study_id) else None
-        detail = {"files_destroyed": len(d.files), "study_key": key or "none was ever created"}
+        crash_point("retention.after_key")
+        missing = ("not found: destroyed by the interrupted sweep or never created" if d.interrupted
+                   else "none was ever created")
+        detail = {"files_destroyed": len(d.files), "study_key": key or missing}
         with registry.transaction() as s:  # 3. the completion
             mark_destroyed(s, actor=actor, study_id=d.study_id, now=now, detail=detail | override)
         done.append(d.as_dict() | detail)

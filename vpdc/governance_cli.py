@@ -358,6 +358,6 @@ def retention_sweep(home: HomeOpt, actor: AsOpt, as_json: JsonOpt = False,
                   title="destroyed" if confirm else "would destroy (pass --confirm)")
     for r in rows:
         table.add_row(escape(r["study_id"]), r["retention_end"], str(r["files"]),
-                      "none" if r["study_key"] in (False, "none was ever created") else "yes",
+                      "none" if r["study_key"] is False or isinstance(r["study_key"], str) else "yes",
                       "yes" if r["interrupted"] else "")
     emit({"confirmed": confirm, "studies": rows}, as_json, table)

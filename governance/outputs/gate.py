@@ -19,7 +19,6 @@ from governance.registry.db import Registry
 from governance.registry.models import OutputLevel, Partner
 from governance.registry.policy import PolicyRefused, authorize
 from governance.registry.workflow import record_refusal
-from workspace.files import atomic_path
 
 __all__ = ["ExportResult", "ReleaseRequestError", "authorize_output", "check_release_request", "gate_release",
            "linkage_state", "refuse_request", "release_records", "study_key"]
@@ -221,7 +220,7 @@ def release_records(df: pd.DataFrame, *, registry: Registry, study_id: str, acto
     Raises:
         PolicyRefused: the final check, the policy asked again, or a join with another study's file (audited).
     """
-    from governance.disclosure import check_release, enforce_k_anonymity, release_manifest, write_manifest
+    from governance.disclosure import check_release, enforce_k_anonymity, release_manifest
     from governance.outputs import ledger
 
     qis = [c for c in quasi_identifiers(dataset) if c in df.columns] + \
@@ -241,14 +240,15 @@ def release_records(df: pd.DataFrame, *, registry: Registry, study_id: str, acto
     gate_release(registry, check, study_id=study_id, actor=actor, action=action, now=now)
     intent = ledger.begin(registry, study_id=study_id, kind=kind, spec=spec, stem=stem, outputs_dir=outputs_dir,
                           actor=actor, now=now, action=action)
-    with atomic_path(intent.path, exclusive=True) as tmp:
-        df.to_csv(tmp, index=False)
     kinfo = kreport.to_dict()
-    manifest = release_manifest([intent.path], study_id=study_id, request_id=study_id,
-                                checks={intent.path.name: check}, rules=rules, now=now)
-    manifest |= {"version": intent.version, "k_anonymity": kinfo, "joined_with_earlier_releases": len(carried),
-                 **(manifest_extra or {})}
-    write_manifest(intent.manifest, manifest)
+
+    def manifest() -> dict[str, Any]:
+        m = release_manifest([intent.path], study_id=study_id, request_id=study_id,
+                             checks={intent.path.name: check}, rules=rules, now=now)
+        return m | {"version": intent.version, "k_anonymity": kinfo, "joined_with_earlier_releases": len(carried),
+                    **(manifest_extra or {})}
+
+    ledger.write(intent, df, manifest)
     ledger.complete(registry, intent, study_id=study_id, kind=kind, cells=[],
                     columns=[c for c in df.columns if c != "study_person_id"],
                     persons=int(df["study_person_id"].nunique()), actor=actor, now=now,

@@ -3,23 +3,31 @@
 Releases are versioned (``<stem>_v<N>.csv``) and never overwrite one another. Each is audited first and acted
 on after: the intent (ledger row ``releasing`` and audit entry ``<kind>.releasing``) is committed before the
 file is written, the completion (``released``, ``<kind>.released``) after its manifest. A crash in between is
-visible (an intent without its completion) and the next release of the study settles it: a file with its
-manifest is recorded as released (``release.recovered``), anything else is removed and recorded as abandoned.
+visible (an intent without its completion) and the next release of the study settles it: whatever the crash
+left (file, manifest, or both) is removed and the release recorded as abandoned (``release.abandoned``). A
+release that did not complete was never published: its cells are not in the ledger, so a later release could
+not be protected against it, and it must not be left for anyone to pick up. A file in the outputs folder is
+therefore always a completed, audited release (``vpdc audit verify`` and the ledger agree).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from governance.registry import audit
 from governance.registry.db import Registry
 from governance.registry.models import Release
+from workspace.crash import crash_point
+from workspace.files import atomic_path
 
-__all__ = ["Intent", "STUDY_ID", "begin", "complete", "earlier", "settle"]
+__all__ = ["Intent", "STUDY_ID", "begin", "complete", "earlier", "settle", "write"]
 
 #: A study id as the registry accepts it: it names a folder, so nothing else ever gets near a path.
 STUDY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$")
@@ -46,16 +54,12 @@ def settle(registry: Registry, *, study_id: str, outputs_dir: Path, actor: str, 
         for r in s.query(Release).filter(Release.study_id == study_id, Release.state == "releasing"):
             path = outputs_dir / study_id / r.file
             manifest = path.with_name(path.stem + ".manifest.json")
-            if path.is_file() and manifest.is_file():
-                r.state = "released"
-                action = "release.recovered"
-            else:
-                for f in (path, manifest):
-                    f.unlink(missing_ok=True)
-                r.state = "abandoned"
-                action = "release.abandoned"
-            audit.append(s, actor=actor, action=action, subject=study_id, at=now,
-                         detail={"kind": r.kind, "version": r.version, "file": r.file})
+            left = [f.name for f in (path, manifest) if f.is_file()]
+            for f in (path, manifest):
+                f.unlink(missing_ok=True)
+            r.state = "abandoned"
+            audit.append(s, actor=actor, action="release.abandoned", subject=study_id, at=now,
+                         detail={"kind": r.kind, "version": r.version, "file": r.file, "removed": left})
             done.append({"kind": r.kind, "version": r.version, "state": r.state})
     return done
 
@@ -79,6 +83,22 @@ def begin(registry: Registry, *, study_id: str, kind: str, spec: dict[str, Any],
         audit.append(s, actor=actor, action=f"{action or kind}.releasing", subject=study_id, at=now,
                      detail={"version": version, "file": file})
         return Intent(row.id, version, outputs_dir / study_id / file, action or kind)
+
+
+def write(intent: Intent, table: pd.DataFrame, manifest: Callable[[], dict[str, Any]]) -> None:
+    """Write the release's file, then its manifest (each atomically, never over an existing file).
+
+    ``manifest`` builds the manifest once the file exists (it carries the file's checksum). The named crash
+    points let the tests kill the process at each boundary (:mod:`workspace.crash`).
+    """
+    from governance.disclosure import write_manifest
+
+    crash_point("release.after_intent")
+    with atomic_path(intent.path, exclusive=True) as tmp:
+        table.to_csv(tmp, index=False)
+    crash_point("release.after_file")
+    write_manifest(intent.manifest, manifest())
+    crash_point("release.after_manifest")
 
 
 def complete(registry: Registry, intent: Intent, *, study_id: str, kind: str, cells: list[dict[str, Any]],

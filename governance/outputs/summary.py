@@ -25,7 +25,6 @@ from governance.outputs.cohort import DATASET
 from governance.outputs.gate import ExportResult, authorize_output, check_release_request, gate_release
 from governance.registry.db import Registry
 from governance.registry.models import OutputLevel
-from workspace.files import atomic_path
 
 __all__ = ["SUMMARY_BREAKDOWNS", "SummarySpec", "export_cohort_summary"]
 
@@ -78,7 +77,6 @@ def export_cohort_summary(spec: SummarySpec, *, registry: Registry, warehouse_db
         dominance_shares,
         release_manifest,
         suppress_counts,
-        write_manifest,
     )
     from governance.disclosure.linked import Cell, LinkedRelease, protect_linked
 
@@ -168,17 +166,18 @@ def export_cohort_summary(spec: SummarySpec, *, registry: Registry, warehouse_db
     intent = ledger.begin(registry, study_id=spec.study_id, kind="summary", spec=population | {"by": by,
                           "outcomes": list(spec.outcomes)}, stem=stem, outputs_dir=outputs_dir, actor=spec.actor,
                           now=now)
-    with atomic_path(intent.path, exclusive=True) as tmp:
-        table.to_csv(tmp, index=False)
     hidden = int(sum(c.published is None for c in cells))
-    manifest = release_manifest([intent.path], study_id=spec.study_id, request_id=spec.study_id,
-                                checks={intent.path.name: check}, rules=rules, now=now)
-    manifest |= {"version": intent.version, "cells": len(cells), "cells_hidden": hidden,
-                 "suppression": supp.to_dict(), "dominance_withheld_sums": int(dominated.to_numpy().sum()),
-                 "protection": "every hidden cell's feasible interval, from this table and every earlier summary "
-                               "of the study, covers 0 to the minimum cell (counts) or a wide band (sums)",
-                 "linkage": linkage}
-    write_manifest(intent.manifest, manifest)
+
+    def manifest() -> dict[str, Any]:
+        m = release_manifest([intent.path], study_id=spec.study_id, request_id=spec.study_id,
+                             checks={intent.path.name: check}, rules=rules, now=now)
+        return m | {"version": intent.version, "cells": len(cells), "cells_hidden": hidden,
+                    "suppression": supp.to_dict(), "dominance_withheld_sums": int(dominated.to_numpy().sum()),
+                    "protection": "every hidden cell's feasible interval, from this table and every earlier "
+                                  "summary of the study, covers 0 to the minimum cell (counts) or a wide band (sums)",
+                    "linkage": linkage}
+
+    ledger.write(intent, table, manifest)
     ledger.complete(registry, intent, study_id=spec.study_id, kind="summary",
                     cells=[{"group": c.group, "measure": c.measure, "value": c.published} for c in cells],
                     columns=list(table.columns), persons=int(members.sum()), actor=spec.actor, now=now,
