@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (pytest fixtures imported from test_governance are redefined as arguments)
 """Kill -9 between every two steps of a release and of a retention sweep, then check what is left.
 
 Each test runs the real CLI in a child process with ``VPDC_TEST_CRASH_AT`` naming one boundary
