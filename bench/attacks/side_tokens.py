@@ -1,0 +1,210 @@
+"""Attack 2: frequency alignment seeded by the deterministic side tokens and the shared name domain.
+
+The linkage zone gives every name token three kinds of context that plain frequency alignment ignores:
+
+1. **First-initial tokens** (``enc_fn_init``, 26 values): they sort first-name tokens into letter groups.
+   Which token is which letter follows from each group's *profile* (its total and its top names'
+   counts) against the reference's letter profiles (one 26 x 26 assignment).
+2. **Phonetic tokens** (``enc_fn_phon``, ``enc_ln_phon``: Metaphone codes, one domain for first and last
+   names): they sort name tokens into sound-alike groups. The attacker computes the Metaphone code of
+   every reference name (the kit's algorithm is public) and aligns phonetic tokens with codes by their
+   first-name and surname counts and the initials of their members.
+3. **One token domain for first and last names** ("name"): a token has a first-name count *and* a
+   surname count (WILLIAMS is a surname and a first name; swapped fields put every common first name into
+   the surname column now and then), a two-dimensional profile that is far more telling than either.
+
+Then, inside each phonetic group, member tokens are aligned with the reference names of that code by the
+same two counts and the initial. Assignments are optimal (Hungarian) under a Poisson deviance with
+over-dispersion (surnames cluster in households); the confidence of a guess is the posterior of its code
+times the posterior of its name inside the code. Bloom filters are not used here (that is attack 3).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jellyfish
+import numpy as np
+import pandas as pd
+from scipy.optimize import linear_sum_assignment
+
+from bench.attacks.common import Guesses, load_zone, pseudo_persons
+from bench.attacks.reference import Reference
+
+__all__ = ["attack", "name_tokens", "decode_initials"]
+
+DISPERSION_FIRST = 1.5
+DISPERSION_LAST = 3.0
+FLOOR = 0.3  # expected count of a name the list does not hold (typos, rare names)
+LETTER_PENALTY = 4.0  # deviance units per first-name record whose initial the code's names never start with
+TOP_K = 8
+
+
+def metaphone(name: str) -> str:
+    """The kit's phonetic code (``Encoder._metaphone``)."""
+    return jellyfish.metaphone(name) or name[:1]
+
+
+def deviance(o: np.ndarray, e: np.ndarray, phi: float, rel: float = 0.0) -> np.ndarray:
+    """Poisson deviance of observed ``o`` against expected ``e`` (broadcast), over-dispersed: divided by
+    ``phi + rel**2 * e`` (``rel``: the reference list's relative error, so a weak list gives flat posteriors)."""
+    o = np.asarray(o, dtype=float)
+    e = np.maximum(np.asarray(e, dtype=float), 1e-9)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        term = np.where(o > 0, o * np.log(np.where(o > 0, o, 1.0) / e), 0.0)
+    return 2.0 * (term - (o - e)) / (phi + rel * rel * e)
+
+
+def name_tokens(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per name token (first and last share the domain): nf, nl (pseudo-person counts), the
+    initial token, the phonetic token, and the Bloom filter when the zone has one."""
+    pp = pseudo_persons(df)
+
+    def mode(frame: pd.DataFrame, key: str, col: str) -> pd.Series:
+        f = frame[[key, col]].dropna()
+        if f.empty:
+            return pd.Series(dtype=object)
+        return f.groupby([key, col]).size().rename("n").reset_index().sort_values("n", ascending=False) \
+            .drop_duplicates(key).set_index(key)[col]
+
+    fn = pp.groupby("enc_fn_full").size().rename("nf")
+    ln = pp.groupby("enc_ln_full").size().rename("nl")
+    t = pd.concat([fn, ln], axis=1).fillna(0.0)
+    t.index.name = "token"
+    t["init"] = mode(pp, "enc_fn_full", "enc_fn_init")
+    phon = pd.concat([mode(pp, "enc_fn_full", "enc_fn_phon"), mode(pp, "enc_ln_full", "enc_ln_phon")])
+    t["phon"] = phon[~phon.index.duplicated()]
+    if "enc_fn_bf" in pp:
+        bf = pd.concat([mode(df, "enc_fn_full", "enc_fn_bf"), mode(df, "enc_ln_full", "enc_ln_bf")])
+        t["bf"] = bf[~bf.index.duplicated()]
+    return t.reset_index()
+
+
+def reference_names(reference: Reference, n_first: float, n_last: float) -> pd.DataFrame:
+    """Reference names with expected first/last counts, initial and Metaphone code."""
+    r = pd.concat([reference.names.first.rename("pf"), reference.names.last.rename("pl")], axis=1).fillna(0.0)
+    r.index.name = "name"
+    r = r.reset_index()
+    r["ef"], r["el"] = r["pf"] * n_first, r["pl"] * n_last
+    r["letter"] = r["name"].str[0]
+    r["code"] = r["name"].map(metaphone)
+    return r
+
+
+def decode_initials(tokens: pd.DataFrame, ref: pd.DataFrame) -> dict[str, tuple[str, float]]:
+    """init token -> (letter, confidence): 26 x 26 assignment of group profiles (total, top counts)."""
+    tk = tokens.dropna(subset=["init"])
+    groups = {k: np.sort(g["nf"].to_numpy())[::-1] for k, g in tk[tk["nf"] > 0].groupby("init")}
+    letters = {L: np.sort(g["ef"].to_numpy())[::-1] for L, g in ref[ref["ef"] > 0].groupby("letter")}
+    gk, lk = list(groups), list(letters)
+
+    def profile(v: np.ndarray) -> np.ndarray:
+        top = np.zeros(TOP_K)
+        top[: min(TOP_K, len(v))] = v[:TOP_K]
+        return np.sqrt(np.concatenate([[v.sum()] * 2, top]))
+
+    po = np.array([profile(groups[k]) for k in gk])
+    pe = np.array([profile(letters[L]) for L in lk])
+    cost = ((po[:, None, :] - pe[None, :, :]) ** 2).sum(axis=2)
+    rows, cols = linear_sum_assignment(cost)
+    out = {}
+    for i, j in zip(rows, cols, strict=True):
+        post = np.exp(-(cost[i] - cost[i].min()) / 2.0)
+        out[gk[i]] = (lk[j], float(post[j] / post.sum()))
+    return out
+
+
+def _softmax_conf(costs: np.ndarray, chosen: int) -> float:
+    c = costs - costs.min()
+    w = np.exp(-c / 2.0)
+    return float(w[chosen] / w.sum())
+
+
+def attack(linkage_db: Path, reference: Reference) -> Guesses:
+    df = load_zone(linkage_db, ("enc_fn_full", "enc_ln_full", "enc_dob_full", "enc_fn_init", "enc_fn_phon",
+                                "enc_ln_phon"))
+    tokens = name_tokens(df)
+    guesses, notes = align(tokens, reference)
+    return Guesses("side_tokens", guesses, notes)
+
+
+def align(tokens: pd.DataFrame, reference: Reference) -> tuple[pd.DataFrame, dict]:
+    """The attack on a token table (``name_tokens``): guesses for enc_fn_full and enc_ln_full tokens."""
+    n_first, n_last = tokens["nf"].sum(), tokens["nl"].sum()
+    rel = reference.names.rel_error
+    ref = reference_names(reference, n_first, n_last)
+    notes: dict = {}
+    tokens = tokens.copy()
+    has_init = tokens["init"].notna().any()
+    if has_init:
+        letters = decode_initials(tokens, ref)
+        tokens["letter"] = tokens["init"].map(lambda k: letters.get(k, (None, 0.0))[0] if isinstance(k, str) else None)
+        notes["initials_decoded"] = len(letters)
+    else:
+        tokens["letter"] = None
+    has_phon = tokens["phon"].notna().any()
+    if not has_phon:  # no phonetic tokens: one group per initial (or one group in all)
+        tokens["phon"] = tokens["letter"].fillna("?") if has_init else "?"
+        ref = ref.assign(code=ref["letter"] if has_init else "?")
+
+    # -- phonetic tokens -> codes --------------------------------------------------------------------------
+    ptab = tokens.groupby("phon").agg(nf=("nf", "sum"), nl=("nl", "sum"), members=("token", "size"))
+    codes = ref.groupby("code").agg(ef=("ef", "sum"), el=("el", "sum"), names=("name", "size"))
+    code_letters = ref[ref["ef"] > 0].groupby("code")["letter"].agg(set)
+    # letters of each phonetic token's first-name records
+    lt = tokens[(tokens["nf"] > 0) & tokens["letter"].notna()].groupby(["phon", "letter"])["nf"].sum()
+    cost = (deviance(ptab["nf"].to_numpy()[:, None], codes["ef"].to_numpy()[None, :] + FLOOR, DISPERSION_FIRST, rel)
+            + deviance(ptab["nl"].to_numpy()[:, None], codes["el"].to_numpy()[None, :] + FLOOR, DISPERSION_LAST, rel))
+    if has_init and has_phon:
+        pidx = {p: i for i, p in enumerate(ptab.index)}
+        code_list = list(codes.index)
+        letter_sets = [code_letters.get(c, set()) for c in code_list]
+        for (p, L), cnt in lt.items():
+            bad = np.array([L not in s for s in letter_sets])
+            cost[pidx[p]] += LETTER_PENALTY * cnt * bad
+    # a dummy code per phonetic token: "not in the list" (expected FLOOR for both counts)
+    dummy = deviance(ptab["nf"].to_numpy(), FLOOR, DISPERSION_FIRST, rel) + deviance(ptab["nl"].to_numpy(), FLOOR,
+                                                                               DISPERSION_LAST, rel)
+    full = np.hstack([cost, np.full((len(ptab), len(ptab)), np.inf)])
+    full[np.arange(len(ptab)), len(codes) + np.arange(len(ptab))] = dummy + 1.0
+    full[~np.isfinite(full)] = 1e12
+    rows, cols = linear_sum_assignment(full)
+    code_of: dict[str, tuple[str, float]] = {}
+    for i, j in zip(rows, cols, strict=True):
+        if j < len(codes):
+            code_of[ptab.index[i]] = (codes.index[j], _softmax_conf(np.append(cost[i], dummy[i] + 1.0), j))
+    notes["phon_tokens"], notes["phon_decoded"] = len(ptab), len(code_of)
+
+    # -- inside each phonetic group: member tokens -> names of that code --------------------------------------
+    by_code = {c: g for c, g in ref.groupby("code")}
+    rows_out = []
+    for p, members in tokens.groupby("phon"):
+        if p not in code_of:
+            continue
+        code, pconf = code_of[p]
+        cand = by_code[code]
+        ef, el = cand["ef"].to_numpy(), cand["el"].to_numpy()
+        c = (deviance(members["nf"].to_numpy()[:, None], ef[None, :] + FLOOR, DISPERSION_FIRST, rel)
+             + deviance(members["nl"].to_numpy()[:, None], el[None, :] + FLOOR, DISPERSION_LAST, rel))
+        if has_init:
+            ml = members["letter"].to_numpy()
+            cl = cand["letter"].to_numpy()
+            mismatch = (ml[:, None] != cl[None, :]) & pd.notna(ml)[:, None]
+            c = c + mismatch * (LETTER_PENALTY * np.maximum(members["nf"].to_numpy(), 1.0))[:, None]
+        d = (deviance(members["nf"].to_numpy(), FLOOR, DISPERSION_FIRST, rel)
+             + deviance(members["nl"].to_numpy(), FLOOR, DISPERSION_LAST, rel) + 1.0)
+        m = len(members)
+        full = np.hstack([c, np.full((m, m), 1e12)])
+        full[np.arange(m), c.shape[1] + np.arange(m)] = d
+        r_idx, c_idx = linear_sum_assignment(full)
+        for i, j in zip(r_idx, c_idx, strict=True):
+            if j >= c.shape[1]:
+                continue
+            conf = pconf * _softmax_conf(np.append(c[i], d[i]), j)
+            tok, name = members["token"].iloc[i], cand["name"].iloc[j]
+            if members["nf"].iloc[i] > 0:
+                rows_out.append(("enc_fn_full", tok, name, conf))
+            if members["nl"].iloc[i] > 0:
+                rows_out.append(("enc_ln_full", tok, name, conf))
+    notes["tokens"] = len(tokens)
+    return Guesses.frame(rows_out), notes
