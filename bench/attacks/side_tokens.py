@@ -74,6 +74,9 @@ def name_tokens(df: pd.DataFrame) -> pd.DataFrame:
     t["init"] = mode(pp, "enc_fn_full", "enc_fn_init")
     phon = pd.concat([mode(pp, "enc_fn_full", "enc_fn_phon"), mode(pp, "enc_ln_full", "enc_ln_phon")])
     t["phon"] = phon[~phon.index.duplicated()]
+    for part in ("enc_ln_part1", "enc_ln_part2"):
+        if part in pp and pp[part].notna().any():
+            t[part.removeprefix("enc_ln_")] = mode(pp, "enc_ln_full", part)
     if "enc_fn_bf" in pp:
         bf = pd.concat([mode(df, "enc_fn_full", "enc_fn_bf"), mode(df, "enc_ln_full", "enc_ln_bf")])
         t["bf"] = bf[~bf.index.duplicated()]
