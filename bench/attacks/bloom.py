@@ -45,7 +45,9 @@ from bench.attacks.side_tokens import DISPERSION_FIRST, DISPERSION_LAST, FLOOR, 
 __all__ = ["attack", "decode_filters"]
 
 ACCEPT = 0.9  # confidence needed to learn from a decoding
-MAX_ROUNDS = 15
+LEAD_CONF = 0.2  # letter posterior needed to name a first-initial group's leading bigram
+SEED_POOL = 300  # candidate seeds (the seed attack's most confident guesses) checked for mutual consistency
+MAX_ROUNDS = 40
 DFS_BUDGET = 20_000  # node expansions per filter when spelling a name out of its bigrams
 ZONE_COLUMNS = ("enc_fn_full", "enc_ln_full", "enc_dob_full", "enc_fn_init", "enc_fn_phon", "enc_ln_phon",
                 "enc_ln_part1", "enc_ln_part2", "enc_fn_bf", "enc_ln_bf")
@@ -62,7 +64,8 @@ def attack(linkage_db: Path, reference: Reference, *, seeds: int = 50, seed_atta
     df = load_zone(linkage_db, ZONE_COLUMNS)
     tokens = name_tokens(df)
     if seed_attack == "side_tokens":
-        seed_guesses, seed_notes = side_tokens.align(tokens, reference)
+        # the filters give the side-token attack its letter groups for surnames too (leading bigram)
+        seed_guesses, seed_notes = side_tokens.align(tokens, reference, group=lead_groups(tokens))
     else:
         from bench.attacks import frequency
 
@@ -71,6 +74,38 @@ def attack(linkage_db: Path, reference: Reference, *, seeds: int = 50, seed_atta
     guesses, notes = decode_filters(tokens, seed_guesses, reference, n_seeds=seeds)
     notes["seed_attack"] = {"name": seed_attack, **seed_notes}
     return Guesses("bloom", guesses, notes)
+
+
+def lead_groups(tokens: pd.DataFrame) -> pd.Series | None:
+    """token -> first-initial token, for every token whose filter holds exactly one group's leading bigram.
+
+    The AND of the filters of all first names with one initial token is that initial's leading bigram
+    (" J"): exact, from hundreds of filters. A surname filter holding exactly one of those is in that group.
+    """
+    if "bf" not in tokens or "init" not in tokens or tokens["init"].isna().all():
+        return None
+    tk = tokens.dropna(subset=["bf"])
+    if tk.empty:
+        return None
+    bits = np.unpackbits(np.frombuffer(b"".join(tk["bf"]), dtype=np.uint8).reshape(len(tk), -1),
+                         axis=1).astype(bool)
+    fn = (tk["nf"] > 0).to_numpy() & tk["init"].notna().to_numpy()
+    inits, masks = [], []
+    for init in sorted(tk.loc[fn, "init"].unique()):
+        rows = np.flatnonzero(fn & (tk["init"] == init).to_numpy())
+        if len(rows) >= 3:
+            inits.append(init)
+            masks.append(bits[rows].all(axis=0))
+    if not masks:
+        return None
+    m = np.array(masks)
+    contains = ~((m[None, :, :] & ~bits[:, None, :]).any(axis=2))  # [tokens, groups]
+    one = contains.sum(axis=1) == 1
+    g = np.where(one, np.array(inits, dtype=object)[contains.argmax(axis=1)], None)
+    out = pd.Series(g, index=tk["token"].to_numpy())
+    own = tk.loc[fn, ["token", "init"]].set_index("token")["init"]  # first names keep their own
+    out.loc[own.index] = own
+    return out.dropna()
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -217,7 +252,7 @@ def decode_filters(tokens: pd.DataFrame, seed_guesses: pd.DataFrame, reference: 
     fixed: dict[int, np.ndarray] = {}
     k_used = k or 12
     if tk["init"].notna().any():
-        letters = side_tokens.decode_initials(tk, ref)
+        letters = side_tokens.decode_initials(tk, ref, lead_groups(tk))
         sizes = []
         for init, g in tk[tk["nf"] > 0].dropna(subset=["init"]).groupby("init"):
             fis = g["fi"].unique()
@@ -226,7 +261,7 @@ def decode_filters(tokens: pd.DataFrame, seed_guesses: pd.DataFrame, reference: 
             m = filt_bits[fis].all(axis=0)
             sizes.append(int(m.sum()))
             letter, conf = letters.get(init, (None, 0.0))
-            if letter and conf >= 0.9:
+            if letter and conf >= LEAD_CONF:
                 fixed[bigram_index(" " + letter)] = m
         if k is None and sizes:
             k_used = int(np.median(sizes))
@@ -236,8 +271,13 @@ def decode_filters(tokens: pd.DataFrame, seed_guesses: pd.DataFrame, reference: 
     sg = seed_guesses.merge(tk[["token", "fi", "nf", "nl"]], on="token", how="inner")
     sg = sg[sg["guess"].map(lambda v: isinstance(v, str) and name_ok(v))]
     sg = sg.assign(n=sg["nf"] + sg["nl"]).sort_values(["confidence", "n"], ascending=False).drop_duplicates("fi")
+    sg = sg.drop_duplicates("guess")
+    pool = sg.head(SEED_POOL)
+    keep = _consistent_seeds(pool["fi"].to_numpy(), pool["guess"].tolist(), filt_bits, k_used)
+    notes["seed_pool"], notes["seed_pool_consistent"] = len(pool), int(keep.sum())
+    seeds_df = pool[keep].head(n_seeds)
     decoded: dict[int, tuple[str, float, str]] = {
-        int(r.fi): (r.guess, float(r.confidence), "seed") for r in sg.head(n_seeds).itertuples()}
+        int(r.fi): (r.guess, float(r.confidence), "seed") for r in seeds_df.itertuples()}
     notes["seeds"] = len(decoded)
 
     ctx = _Ctx(filt_bits, filt_pk, nf, nl, d_names, d_ef, d_el, d_member, d_lead, rel, k_used)
@@ -256,8 +296,8 @@ def decode_filters(tokens: pd.DataFrame, seed_guesses: pd.DataFrame, reference: 
         new += _decode_compounds(model, decoded, ctx, compounds, tok_fi)
         rounds.append({"known_bigrams": int(model.known.sum()), "partial_bigrams": int(model.partial.sum()),
                        "dropped": dropped, "new": new, "decoded": len(decoded)})
-        if new == 0:
-            break
+        if new == 0 or (len(rounds) >= 3 and len(decoded) <= rounds[-3]["decoded"]):
+            break  # nothing new, or going round in circles (the same few decodings dropped and re-made)
     model = _learn(decoded, filt_bits, fixed, k_used)
     _decode_compounds(model, decoded, ctx, compounds, tok_fi)
     rounds.append({"exact_pass_new": _decode_exact(model, decoded, ctx, accept=0.0),
@@ -279,6 +319,49 @@ def decode_filters(tokens: pd.DataFrame, seed_guesses: pd.DataFrame, reference: 
     rest = seed_guesses[[(c, t) not in have for c, t in zip(seed_guesses["column"], seed_guesses["token"],
                                                             strict=True)]]
     return pd.concat([out, rest], ignore_index=True), notes
+
+
+def _consistent_seeds(fis: np.ndarray, names: list[str], filt_bits: np.ndarray, k: int) -> np.ndarray:
+    """Which candidate seeds agree with each other under the Bloom model (mask of the seeds kept).
+
+    Two filters of names sharing s bigrams share about s * k' positions (k' = positions per bigram) plus
+    chance overlap of the rest; a wrongly named filter does not match that prediction with the others.
+    A pair agrees when names sharing bigrams overlap as predicted, and contradicts when the overlap is far
+    off; the seed with the most contradictions net of agreements goes first, while seeds
+    contradict more kept seeds than they agree with (right seeds contradict only wrong ones, wrong ones
+    contradict nearly all).
+    """
+    n = len(fis)
+    if n < 3:
+        return np.ones(n, dtype=bool)
+    nbits = filt_bits.shape[1]
+    member = np.zeros((n, N_BIGRAMS), dtype=np.float32)
+    for i, name in enumerate(names):
+        member[i, _name_bigrams(name)] = 1.0
+    shared = member @ member.T
+    f = filt_bits[fis].astype(np.float32)
+    overlap = f @ f.T
+    pc = f.sum(axis=1)
+    per = k * (1 - (k - 1) / (2 * nbits))  # distinct positions a bigram sets
+    own = np.minimum(shared * per, np.minimum.outer(pc, pc))
+    rest_i, rest_j = (pc[:, None] - own), (pc[None, :] - own)
+    pred = own + np.clip(rest_i, 0, None) * np.clip(rest_j, 0, None) / np.maximum(nbits - own, 1)
+    dev = np.abs(overlap - pred)
+    sd = np.sqrt(per) + 1.0  # spread of the deviation between two right names (~2.5 positions at k = 12)
+    pos = (shared > 0) & (dev <= 2.4 * sd)  # the bigrams the names share are there
+    neg = dev > 3.6 * sd  # they are not, or the filters share positions the names do not explain
+    np.fill_diagonal(pos, False)
+    np.fill_diagonal(neg, False)
+    keep = np.ones(n, dtype=bool)
+    # drop the seed in most conflict with the rest while it contradicts more kept seeds than it agrees with
+    while keep.sum() > 3:
+        conflict = (neg[:, keep].sum(axis=1) - pos[:, keep].sum(axis=1)).astype(float)
+        conflict[~keep] = -np.inf
+        worst = int(np.argmax(conflict))
+        if conflict[worst] <= 0:
+            break
+        keep[worst] = False
+    return keep
 
 
 @dataclass

@@ -62,7 +62,7 @@ def load_zone(linkage_db: Path, columns: tuple[str, ...] | None = None) -> pd.Da
             df[c] = None
     for c in df.columns:  # BLOBs come back as bytearray (unhashable): make them bytes
         if c.endswith("_bf"):
-            df[c] = [bytes(v) if v is not None else None for v in df[c]]
+            df[c] = [bytes(v) if isinstance(v, (bytes, bytearray, memoryview)) else None for v in df[c]]
     return df
 
 

@@ -31,7 +31,7 @@ from scipy.optimize import linear_sum_assignment
 from bench.attacks.common import Guesses, load_zone, pseudo_persons
 from bench.attacks.reference import Reference
 
-__all__ = ["attack", "name_tokens", "decode_initials"]
+__all__ = ["attack", "decode_initials", "name_tokens"]
 
 DISPERSION_FIRST = 1.5
 DISPERSION_LAST = 3.0
@@ -94,20 +94,33 @@ def reference_names(reference: Reference, n_first: float, n_last: float) -> pd.D
     return r
 
 
-def decode_initials(tokens: pd.DataFrame, ref: pd.DataFrame) -> dict[str, tuple[str, float]]:
-    """init token -> (letter, confidence): 26 x 26 assignment of group profiles (total, top counts)."""
+def decode_initials(tokens: pd.DataFrame, ref: pd.DataFrame, group: pd.Series | None = None) -> dict[str, tuple[str, float]]:
+    """init token -> (letter, confidence): 26 x 26 assignment of group profiles (total, top counts).
+
+    ``group`` (token -> init token) may put surname tokens into the groups too (the Bloom attack finds
+    them by their leading bigram): the profile then has a surname half, which small populations need.
+    """
     tk = tokens.dropna(subset=["init"])
-    groups = {k: np.sort(g["nf"].to_numpy())[::-1] for k, g in tk[tk["nf"] > 0].groupby("init")}
-    letters = {L: np.sort(g["ef"].to_numpy())[::-1] for L, g in ref[ref["ef"] > 0].groupby("letter")}
-    gk, lk = list(groups), list(letters)
+    groups_f = {k: np.sort(g["nf"].to_numpy())[::-1] for k, g in tk[tk["nf"] > 0].groupby("init")}
+    letters_f = {L: np.sort(g["ef"].to_numpy())[::-1] for L, g in ref[ref["ef"] > 0].groupby("letter")}
+    gk, lk = list(groups_f), list(letters_f)
+    use_ln = group is not None
+    if use_ln:
+        g_of = tokens["token"].map(group)
+        groups_l = {k: np.sort(g["nl"].to_numpy())[::-1] for k, g in tokens[(tokens["nl"] > 0) & g_of.notna()]
+                    .assign(g=g_of).groupby("g")}
+        letters_l = {L: np.sort(g["el"].to_numpy())[::-1] for L, g in ref[ref["el"] > 0].groupby("letter")}
 
     def profile(v: np.ndarray) -> np.ndarray:
         top = np.zeros(TOP_K)
         top[: min(TOP_K, len(v))] = v[:TOP_K]
         return np.sqrt(np.concatenate([[v.sum()] * 2, top]))
 
-    po = np.array([profile(groups[k]) for k in gk])
-    pe = np.array([profile(letters[L]) for L in lk])
+    empty = np.zeros(0)
+    po = np.array([np.concatenate([profile(groups_f[k]), profile(groups_l.get(k, empty))]) if use_ln
+                   else profile(groups_f[k]) for k in gk])
+    pe = np.array([np.concatenate([profile(letters_f[L]), profile(letters_l.get(L, empty))]) if use_ln
+                   else profile(letters_f[L]) for L in lk])
     cost = ((po[:, None, :] - pe[None, :, :]) ** 2).sum(axis=2)
     rows, cols = linear_sum_assignment(cost)
     out = {}
@@ -131,8 +144,12 @@ def attack(linkage_db: Path, reference: Reference) -> Guesses:
     return Guesses("side_tokens", guesses, notes)
 
 
-def align(tokens: pd.DataFrame, reference: Reference) -> tuple[pd.DataFrame, dict]:
-    """The attack on a token table (``name_tokens``): guesses for enc_fn_full and enc_ln_full tokens."""
+def align(tokens: pd.DataFrame, reference: Reference, *, group: pd.Series | None = None) -> tuple[pd.DataFrame, dict]:
+    """The attack on a token table (``name_tokens``): guesses for enc_fn_full and enc_ln_full tokens.
+
+    ``group`` (token -> init token, for surname tokens too): see :func:`decode_initials`; surname tokens
+    then get a letter as well.
+    """
     n_first, n_last = tokens["nf"].sum(), tokens["nl"].sum()
     rel = reference.names.rel_error
     ref = reference_names(reference, n_first, n_last)
@@ -140,8 +157,9 @@ def align(tokens: pd.DataFrame, reference: Reference) -> tuple[pd.DataFrame, dic
     tokens = tokens.copy()
     has_init = tokens["init"].notna().any()
     if has_init:
-        letters = decode_initials(tokens, ref)
-        tokens["letter"] = tokens["init"].map(lambda k: letters.get(k, (None, 0.0))[0] if isinstance(k, str) else None)
+        letters = decode_initials(tokens, ref, group)
+        init = tokens["token"].map(group) if group is not None else tokens["init"]
+        tokens["letter"] = init.map(lambda k: letters.get(k, (None, 0.0))[0] if isinstance(k, str) else None)
         notes["initials_decoded"] = len(letters)
     else:
         tokens["letter"] = None

@@ -26,10 +26,10 @@ def _plain_encoder_class():
     class PlaintextEncoder(Encoder):
         """Identity "encodings": ``tokens`` and ``blooms`` return their input (record ids stay keyed)."""
 
-        def tokens(self, domain, values, *, cache=True):  # noqa: ARG002 - same signature as Encoder.tokens
+        def tokens(self, domain, values, *, cache=True):
             return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else pc.cast(values, pa.string())
 
-        def blooms(self, domain, values):  # noqa: ARG002
+        def blooms(self, domain, values):
             return pc.cast(self.tokens(domain, values), pa.binary())
 
         def dob_tokens(self, dates):
@@ -43,7 +43,7 @@ def _plain_encoder_class():
     return PlaintextEncoder
 
 
-def PlaintextEncoder(secret):  # noqa: N802 - a class factory (partner_kit imported lazily)
+def PlaintextEncoder(secret):
     return _plain_encoder_class()(secret)
 
 

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from partner_kit.encode import ENCODING_COLUMNS
 
-__all__ = ["PERSON_EXTRACTS", "Population", "TODAY", "build_population", "encode_population", "load_zone"]
+__all__ = ["PERSON_EXTRACTS", "TODAY", "Population", "build_population", "encode_population", "load_zone"]
 
 #: the person extract of each partner (events carry no identifiers)
 PERSON_EXTRACTS = {"county": "clients", "police": "persons", "schools": "students", "hospital_a": "patients",
