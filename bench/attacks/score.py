@@ -14,7 +14,8 @@ or above it; a combination's confidence is its lowest part's):
 * ``persons``: share of persons (simulator person id) with at least one record recovered;
 * ``precision``: share of the records the attacker made a guess for whose guess is right;
 * ``token_precision``: the same over distinct tokens guessed (rare names weigh as much as common ones);
-* ``guessed_records``: how many records carry a kept guess.
+* ``guessed_records``: how many records carry a kept guess;
+* for birth years also ``records_within_2_years`` (all guesses): an age band is a disclosure too.
 """
 
 from __future__ import annotations
@@ -61,8 +62,13 @@ def score(linkage_db: Path, truth: pd.DataFrame, guesses: Guesses) -> dict[str, 
         f = pd.DataFrame({"person_id": rec["person_id"].to_numpy(), "has": has.to_numpy(), "correct": correct,
                           "conf": np.where(has.to_numpy(), conf, -1.0), "token": rec[column].to_numpy()})
         per_field[fieldname] = f
-        out["fields"][fieldname] = {"tokens_in_zone": int(rec[column].nunique()), "tokens_guessed": int(len(gc)),
+        out["fields"][fieldname] = {"tokens_in_zone": int(rec[column].nunique()), "tokens_guessed": len(gc),
                                     **{_key(c): _rates(f, c, gc, rec, column, truth_v) for c in CUTOFFS}}
+        if fieldname == "birth_year":  # an age band is disclosure too: guesses within two years
+            g_y = pd.to_numeric(m["guess"], errors="coerce").to_numpy()
+            t_y = pd.to_numeric(truth_v, errors="coerce").to_numpy()
+            near = has.to_numpy() & (np.abs(g_y - t_y) <= 2)
+            out["fields"][fieldname]["records_within_2_years"] = _share(near.sum(), has.sum())
     for label, parts in COMBOS.items():
         if not all(p in per_field for p in parts):
             continue
