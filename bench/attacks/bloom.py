@@ -63,15 +63,26 @@ MIN_NEW_BITS = 4  # ... and at least (overlap of 8 of its positions with the res
 def attack(linkage_db: Path, reference: Reference, *, seeds: int = 50, seed_attack: str = "side_tokens") -> Guesses:
     df = load_zone(linkage_db, ZONE_COLUMNS)
     tokens = name_tokens(df)
+    group = lead_groups(tokens)
+    shared = shared_domain(tokens)
     if seed_attack == "side_tokens":
         # the filters give the side-token attack its letter groups for surnames too (leading bigram)
-        seed_guesses, seed_notes = side_tokens.align(tokens, reference, group=lead_groups(tokens))
+        seed_guesses, seed_notes = side_tokens.align(tokens, reference, group=group if shared else None)
     else:
         from bench.attacks import frequency
 
         g = frequency.attack(linkage_db, reference)
         seed_guesses, seed_notes = g.tokens, g.notes
-    guesses, notes = decode_filters(tokens, seed_guesses, reference, n_seeds=seeds)
+    if shared:
+        guesses, notes = decode_filters(tokens, seed_guesses, reference, n_seeds=seeds)
+    else:  # first and last names under separate Bloom keys: two attacks, one per column
+        parts, notes = [], {"shared_domain": False}
+        for column, which in (("enc_fn_full", tokens["nf"] > 0), ("enc_ln_full", (tokens["nl"] > 0) & (tokens["nf"] == 0))):
+            g_col, n_col = decode_filters(tokens[which].copy(), seed_guesses[seed_guesses["column"] == column],
+                                          reference, n_seeds=seeds)
+            parts.append(g_col[g_col["column"] == column])
+            notes[column] = n_col
+        guesses = pd.concat(parts, ignore_index=True)
     notes["seed_attack"] = {"name": seed_attack, **seed_notes}
     return Guesses("bloom", guesses, notes)
 
@@ -106,6 +117,13 @@ def lead_groups(tokens: pd.DataFrame) -> pd.Series | None:
     own = tk.loc[fn, ["token", "init"]].set_index("token")["init"]  # first names keep their own
     out.loc[own.index] = own
     return out.dropna()
+
+
+def shared_domain(tokens: pd.DataFrame) -> bool:
+    """Are first and last names encoded in one domain? Then some tokens occur in both columns (names that
+    are both, swapped fields); under separate keys none can."""
+    both = ((tokens["nf"] > 0) & (tokens["nl"] > 0)).sum()
+    return bool(both >= max(3, 0.005 * len(tokens)))
 
 
 # ------------------------------------------------------------------------------------------------ helpers

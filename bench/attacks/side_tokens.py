@@ -106,9 +106,11 @@ def decode_initials(tokens: pd.DataFrame, ref: pd.DataFrame, group: pd.Series | 
     gk, lk = list(groups_f), list(letters_f)
     use_ln = group is not None
     if use_ln:
-        g_of = tokens["token"].map(group)
-        groups_l = {k: np.sort(g["nl"].to_numpy())[::-1] for k, g in tokens[(tokens["nl"] > 0) & g_of.notna()]
-                    .assign(g=g_of).groupby("g")}
+        gmap = group.to_dict()
+        g_of = np.array([gmap.get(t) for t in tokens["token"]], dtype=object)
+        sel = (tokens["nl"].to_numpy() > 0) & np.array([g is not None for g in g_of])
+        ln_part = pd.DataFrame({"g": g_of[sel], "nl": tokens["nl"].to_numpy()[sel]})
+        groups_l = {k: np.sort(g["nl"].to_numpy())[::-1] for k, g in ln_part.groupby("g")}
         letters_l = {L: np.sort(g["el"].to_numpy())[::-1] for L, g in ref[ref["el"] > 0].groupby("letter")}
 
     def profile(v: np.ndarray) -> np.ndarray:
@@ -158,7 +160,7 @@ def align(tokens: pd.DataFrame, reference: Reference, *, group: pd.Series | None
     has_init = tokens["init"].notna().any()
     if has_init:
         letters = decode_initials(tokens, ref, group)
-        init = tokens["token"].map(group) if group is not None else tokens["init"]
+        init = tokens["token"].map(group.to_dict()) if group is not None else tokens["init"]
         tokens["letter"] = init.map(lambda k: letters.get(k, (None, 0.0))[0] if isinstance(k, str) else None)
         notes["initials_decoded"] = len(letters)
     else:
