@@ -73,16 +73,7 @@ def attack(linkage_db: Path, reference: Reference, *, seeds: int = 50, seed_atta
 
         g = frequency.attack(linkage_db, reference)
         seed_guesses, seed_notes = g.tokens, g.notes
-    if shared:
-        guesses, notes = decode_filters(tokens, seed_guesses, reference, n_seeds=seeds)
-    else:  # first and last names under separate Bloom keys: two attacks, one per column
-        parts, notes = [], {"shared_domain": False}
-        for column, which in (("enc_fn_full", tokens["nf"] > 0), ("enc_ln_full", (tokens["nl"] > 0) & (tokens["nf"] == 0))):
-            g_col, n_col = decode_filters(tokens[which].copy(), seed_guesses[seed_guesses["column"] == column],
-                                          reference, n_seeds=seeds)
-            parts.append(g_col[g_col["column"] == column])
-            notes[column] = n_col
-        guesses = pd.concat(parts, ignore_index=True)
+    guesses, notes = decode_names(tokens, seed_guesses, reference, seeds=seeds, shared=shared)
     notes["seed_attack"] = {"name": seed_attack, **seed_notes}
     return Guesses("bloom", guesses, notes)
 
@@ -117,6 +108,20 @@ def lead_groups(tokens: pd.DataFrame) -> pd.Series | None:
     own = tk.loc[fn, ["token", "init"]].set_index("token")["init"]  # first names keep their own
     out.loc[own.index] = own
     return out.dropna()
+
+
+def decode_names(tokens: pd.DataFrame, seed_guesses: pd.DataFrame, reference: Reference, *, seeds: int = 50,
+                 shared: bool = True) -> tuple[pd.DataFrame, dict]:
+    """:func:`decode_filters` on all name filters at once (one domain), or per column (separate keys)."""
+    if shared:
+        return decode_filters(tokens, seed_guesses, reference, n_seeds=seeds)
+    parts, notes = [], {"shared_domain": False}
+    for column, which in (("enc_fn_full", tokens["nf"] > 0), ("enc_ln_full", (tokens["nl"] > 0) & (tokens["nf"] == 0))):
+        g_col, n_col = decode_filters(tokens[which].copy(), seed_guesses[seed_guesses["column"] == column],
+                                      reference, n_seeds=seeds)
+        parts.append(g_col[g_col["column"] == column])
+        notes[column] = n_col
+    return pd.concat(parts, ignore_index=True), notes
 
 
 def shared_domain(tokens: pd.DataFrame) -> bool:
@@ -589,48 +594,51 @@ def _decode_round(model: _Model, decoded: dict, ctx: _Ctx, *, accept: float) -> 
     for row in range(todo.size):
         blocks[tuple(kn[is_lead & contains[row]].tolist())].append(row)
     new = 0
-    for leads, rows in blocks.items():
+    for leads, block_rows in blocks.items():
         cand = np.flatnonzero(~lead_known | np.isin(ctx.d_lead, leads)) if leads else np.flatnonzero(~lead_known)
         if cand.size == 0:
             cand = np.arange(len(ctx.d_names))
-        f = ctx.filt_pk[todo[rows]]
-        pk, pp = p_known[cand], p_part[cand]
-        miss_k = np.bitwise_count(pk[None, :, :] & ~f[:, None, :]).sum(axis=2)
-        miss_p = np.bitwise_count(pp[None, :, :] & ~(f[:, None, :] | pk[None, :, :])).sum(axis=2)
-        extra = np.bitwise_count(f[:, None, :] & ~(pk | pp)[None, :, :]).sum(axis=2)
-        u = n_unknown[cand][None, :]
-        extra_cost = np.where(u == 0, W_EXTRA * extra, (extra - NEW_BITS * u) ** 2 / (2.0 * 4.0 * np.maximum(u, 1)))
-        fis = todo[rows]
-        ll = -0.5 * (deviance(ctx.nf[fis][:, None], ctx.d_ef[cand][None, :] + FLOOR, DISPERSION_FIRST, ctx.rel)
-                     + deviance(ctx.nl[fis][:, None], ctx.d_el[cand][None, :] + FLOOR, DISPERSION_LAST, ctx.rel))
-        score = ll - W_MISS_KNOWN * miss_k - W_MISS_PARTIAL * miss_p - extra_cost - W_UNKNOWN * u
-        best = score.argmax(axis=1)
-        for i, row in enumerate(rows):
-            fi = int(todo[row])
-            j = int(best[i])
-            w = np.exp(score[i] - score[i, j])
-            post = float(1.0 / w.sum())
-            perfect = miss_k[i, j] == 0 and extra[i, j] == 0 and u[0, j] == 0 and miss_p[i, j] == 0
-            guess = (ctx.d_names[cand[j]], post * (0.99 if perfect else 0.6), "scored")
-            if not perfect and miss_k[i, j] == 0 and extra[i, j] > (ctx.k * u[0, j] if u[0, j] else 0):
-                # a listed name explains part of the filter: a compound surname written as one word?
-                if joins is None:
-                    joins = _Joins(model, ctx)
-                hit = joins.search(fi, [int(cand[x]) for x in np.argsort(-score[i])[:3] if miss_k[i, x] == 0])
-                if hit:
-                    guess = hit
+        step = max(1, 4_000_000 // (cand.size * p_known.shape[1]))  # bounded temporaries (filters x names)
+        for at in range(0, len(block_rows), step):
+            rows = block_rows[at: at + step]
+            f = ctx.filt_pk[todo[rows]]
+            pk, pp = p_known[cand], p_part[cand]
+            miss_k = np.bitwise_count(pk[None, :, :] & ~f[:, None, :]).sum(axis=2)
+            miss_p = np.bitwise_count(pp[None, :, :] & ~(f[:, None, :] | pk[None, :, :])).sum(axis=2)
+            extra = np.bitwise_count(f[:, None, :] & ~(pk | pp)[None, :, :]).sum(axis=2)
+            u = n_unknown[cand][None, :]
+            extra_cost = np.where(u == 0, W_EXTRA * extra, (extra - NEW_BITS * u) ** 2 / (2.0 * 4.0 * np.maximum(u, 1)))
+            fis = todo[rows]
+            ll = -0.5 * (deviance(ctx.nf[fis][:, None], ctx.d_ef[cand][None, :] + FLOOR, DISPERSION_FIRST, ctx.rel)
+                         + deviance(ctx.nl[fis][:, None], ctx.d_el[cand][None, :] + FLOOR, DISPERSION_LAST, ctx.rel))
+            score = ll - W_MISS_KNOWN * miss_k - W_MISS_PARTIAL * miss_p - extra_cost - W_UNKNOWN * u
+            best = score.argmax(axis=1)
+            for i, row in enumerate(rows):
+                fi = int(todo[row])
+                j = int(best[i])
+                w = np.exp(score[i] - score[i, j])
+                post = float(1.0 / w.sum())
+                perfect = miss_k[i, j] == 0 and extra[i, j] == 0 and u[0, j] == 0 and miss_p[i, j] == 0
+                guess = (ctx.d_names[cand[j]], post * (0.99 if perfect else 0.6), "scored")
+                if not perfect and miss_k[i, j] == 0 and extra[i, j] > (ctx.k * u[0, j] if u[0, j] else 0):
+                    # a listed name explains part of the filter: a compound surname written as one word?
+                    if joins is None:
+                        joins = _Joins(model, ctx)
+                    hit = joins.search(fi, [int(cand[x]) for x in np.argsort(-score[i])[:3] if miss_k[i, x] == 0])
+                    if hit:
+                        guess = hit
+                        decoded[fi] = guess
+                        new += 1
+                        continue
+                if not perfect and (miss_k[i, j] > 0 or u[0, j] == 0):
+                    # not a listed name: spell it out if known bigrams explain the whole filter
+                    det = kn[contains[row]]
+                    if not (ctx.filt_bits[fi] & ~model.est[det].any(axis=0)).any():
+                        spelt = _spell(set(det.tolist()))
+                        if spelt:
+                            shortest = [x for x in spelt if len(x) == len(spelt[0])]
+                            guess = (shortest[0], 0.95 / len(shortest), "spelt late")
+                if guess[1] >= accept:
                     decoded[fi] = guess
                     new += 1
-                    continue
-            if not perfect and (miss_k[i, j] > 0 or u[0, j] == 0):
-                # not a listed name: spell it out if known bigrams explain the whole filter
-                det = kn[contains[row]]
-                if not (ctx.filt_bits[fi] & ~model.est[det].any(axis=0)).any():
-                    spelt = _spell(set(det.tolist()))
-                    if spelt:
-                        shortest = [x for x in spelt if len(x) == len(spelt[0])]
-                        guess = (shortest[0], 0.95 / len(shortest), "spelt late")
-            if guess[1] >= accept:
-                decoded[fi] = guess
-                new += 1
     return new

@@ -5,6 +5,10 @@ kit's own normalised plaintext (the identity-encoder payloads of :mod:`bench.att
 normalisation and record ids are exactly the kit's) into a linkage zone with the same columns, under
 fresh random keys. Then every attack runs on it with the strong reference, and the scorer grades it.
 
+With ``--oracle-seeds N`` (default 50) the Bloom attack also runs seeded with the true names of the N most
+frequent tokens per column, which judges a candidate's filters apart from how hard seeds are to get (once
+the side tokens are gone, this suite's own seeding fails before the filters are even tried).
+
 Besides attack success it prints a linkage-utility proxy per candidate, on record pairs of one person
 (true pairs) and random pairs from different persons: the share of true pairs whose first-name tokens
 are equal, and whose first-name filters have Dice >= 0.8, and the same share among random pairs.
@@ -247,6 +251,32 @@ def utility(zone: pd.DataFrame, truth: pd.DataFrame, *, pairs: int = 20_000, see
     return {"true_pairs": rates(true_pairs), "random_pairs": rates(rand)}
 
 
+def oracle_seeded_bloom(db: Path, truth: pd.DataFrame, ref: Any, n: int = 50) -> dict[str, Any]:
+    """The Bloom layer alone: the Bloom attack seeded with the TRUE names of the n most frequent first-name
+    and n most frequent surname tokens (as if the attacker knew them: a colluding partner, a larger zone,
+    a leak), so that a candidate's filters are judged apart from how hard the seeds are to get."""
+    from bench.attacks import bloom
+    from bench.attacks.common import Guesses, load_zone
+    from bench.attacks.score import score
+    from bench.attacks.side_tokens import name_tokens
+
+    df = load_zone(db, bloom.ZONE_COLUMNS)
+    tokens = name_tokens(df)
+    z = df.merge(truth[["source", "source_record_id", "first", "last"]], on=["source", "source_record_id"])
+    rows = []
+    for column, field in (("enc_fn_full", "first"), ("enc_ln_full", "last")):
+        top = z.dropna(subset=[column, field]).groupby(column)[field].agg(lambda v: v.mode().iloc[0])
+        counts = z[column].value_counts()
+        for tok in counts.index[:n]:
+            rows.append((column, tok, top[tok], 1.0))
+    seeds = Guesses.frame(rows)
+    guesses, _ = bloom.decode_names(tokens, seeds, ref, seeds=2 * n, shared=bloom.shared_domain(tokens))
+    r = score(db, truth, Guesses("bloom_oracle_seeds", guesses))
+    out = {k: r["fields"][k]["conf>=0"]["records"] for k in ("first", "last") if k in r["fields"]}
+    out["first+last"] = r["combined"]["first+last"]["conf>=0"]["records"]
+    return out
+
+
 def headline(report: dict[str, Any]) -> dict[str, Any]:
     def rec(attack: str, part: str) -> float | None:
         r = report.get(attack)
@@ -272,6 +302,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--home", type=Path)
     ap.add_argument("--only", default="")
     ap.add_argument("--json", type=Path, help="also write the full result here")
+    ap.add_argument("--oracle-seeds", type=int, default=50,
+                    help="also run the Bloom attack seeded with this many true names per column (0: skip)")
+    ap.add_argument("--bloom-only", action="store_true", help="only the oracle-seeded Bloom attack")
     args = ap.parse_args(argv)
 
     from bench.attacks.reference import reference
@@ -285,6 +318,9 @@ def main(argv: list[str] | None = None) -> int:
     plain = plaintext(pop)
     ref = reference("strong", persons=args.persons, seed=args.seed + 1)
     names = [c for c in (args.only.split(",") if args.only else CANDIDATES) if c]
+    unknown = [c for c in names if c not in CANDIDATES]
+    if unknown:
+        ap.error(f"unknown candidates {unknown}; known: {', '.join(CANDIDATES)}")
     results: dict[str, Any] = {}
     for name in names:
         t0 = time.process_time()
@@ -292,10 +328,14 @@ def main(argv: list[str] | None = None) -> int:
         zone = encode(plain, enc, **CANDIDATES[name])
         db = home / f"exp-{name.strip('+')}.duckdb"
         write_zone(zone, db)
-        guesses, seconds = run_attacks(db, ref)
-        rep = grade(db, truth, guesses, seconds)
-        results[name] = {"attack_success_records": headline(rep), "utility": utility(zone, truth),
-                         "cpu_seconds": round(time.process_time() - t0, 1), "report": rep}
+        rep: dict[str, Any] = {}
+        if not args.bloom_only:
+            guesses, seconds = run_attacks(db, ref)
+            rep = grade(db, truth, guesses, seconds)
+        results[name] = {"attack_success_records": headline(rep) if rep else {}, "utility": utility(zone, truth)}
+        if args.oracle_seeds:
+            results[name]["bloom_with_true_seeds_records"] = oracle_seeded_bloom(db, truth, ref, args.oracle_seeds)
+        results[name] |= {"cpu_seconds": round(time.process_time() - t0, 1), "report": rep}
         print(json.dumps({"candidate": name, **{k: v for k, v in results[name].items() if k != "report"}}),
               flush=True)
         db.unlink(missing_ok=True)

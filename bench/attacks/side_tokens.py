@@ -132,6 +132,24 @@ def decode_initials(tokens: pd.DataFrame, ref: pd.DataFrame, group: pd.Series | 
     return out
 
 
+def assign_with_dummy(cost: np.ndarray, dummy: np.ndarray, max_cells: int = 4_000_000) -> list[tuple[int, int]]:
+    """Optimal assignment of rows to distinct columns where row i may instead stay unassigned at cost
+    ``dummy[i]``: the pairs assigned. Same optimum as adding one dummy column per row, without the
+    rows x rows block: solve on min(cost - dummy, 0) and drop pairs that gain nothing. Beyond ``max_cells``
+    only the rows with the most to gain take part (the rest could only be low-count tokens)."""
+    if cost.size == 0:
+        return []
+    gain = np.minimum(cost - dummy[:, None], 0.0)
+    rows = np.flatnonzero(gain.min(axis=1) < 0)
+    limit = max(1, max_cells // max(1, cost.shape[1]))
+    if len(rows) > limit:
+        rows = rows[np.argsort(gain[rows].min(axis=1))[:limit]]
+    if not len(rows):
+        return []
+    r, c = linear_sum_assignment(gain[rows])
+    return [(int(rows[i]), int(j)) for i, j in zip(r, c, strict=True) if gain[rows[i], j] < 0]
+
+
 def _softmax_conf(costs: np.ndarray, chosen: int) -> float:
     c = costs - costs.min()
     w = np.exp(-c / 2.0)
@@ -188,14 +206,9 @@ def align(tokens: pd.DataFrame, reference: Reference, *, group: pd.Series | None
     # a dummy code per phonetic token: "not in the list" (expected FLOOR for both counts)
     dummy = deviance(ptab["nf"].to_numpy(), FLOOR, DISPERSION_FIRST, rel) + deviance(ptab["nl"].to_numpy(), FLOOR,
                                                                                DISPERSION_LAST, rel)
-    full = np.hstack([cost, np.full((len(ptab), len(ptab)), np.inf)])
-    full[np.arange(len(ptab)), len(codes) + np.arange(len(ptab))] = dummy + 1.0
-    full[~np.isfinite(full)] = 1e12
-    rows, cols = linear_sum_assignment(full)
     code_of: dict[str, tuple[str, float]] = {}
-    for i, j in zip(rows, cols, strict=True):
-        if j < len(codes):
-            code_of[ptab.index[i]] = (codes.index[j], _softmax_conf(np.append(cost[i], dummy[i] + 1.0), j))
+    for i, j in assign_with_dummy(cost, dummy + 1.0):
+        code_of[ptab.index[i]] = (codes.index[j], _softmax_conf(np.append(cost[i], dummy[i] + 1.0), j))
     notes["phon_tokens"], notes["phon_decoded"] = len(ptab), len(code_of)
 
     # -- inside each phonetic group: member tokens -> names of that code --------------------------------------
@@ -216,13 +229,7 @@ def align(tokens: pd.DataFrame, reference: Reference, *, group: pd.Series | None
             c = c + mismatch * (LETTER_PENALTY * np.maximum(members["nf"].to_numpy(), 1.0))[:, None]
         d = (deviance(members["nf"].to_numpy(), FLOOR, DISPERSION_FIRST, rel)
              + deviance(members["nl"].to_numpy(), FLOOR, DISPERSION_LAST, rel) + 1.0)
-        m = len(members)
-        full = np.hstack([c, np.full((m, m), 1e12)])
-        full[np.arange(m), c.shape[1] + np.arange(m)] = d
-        r_idx, c_idx = linear_sum_assignment(full)
-        for i, j in zip(r_idx, c_idx, strict=True):
-            if j >= c.shape[1]:
-                continue
+        for i, j in assign_with_dummy(c, d):
             conf = pconf * _softmax_conf(np.append(c[i], d[i]), j)
             tok, name = members["token"].iloc[i], cand["name"].iloc[j]
             if members["nf"].iloc[i] > 0:
