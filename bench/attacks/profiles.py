@@ -167,7 +167,8 @@ def chain_years(guesses: list[tuple[str, str, float]], obs: pd.DataFrame, shares
     return out
 
 
-def attack(linkage_db: Path, reference: Reference) -> Guesses:
+def attack(linkage_db: Path, reference: Reference, *, chain: bool = True) -> Guesses:
+    """``chain=False``: profiles only (no SSN-pair chain of birth years)."""
     if reference.profiles is None:
         raise ValueError("the profile attack needs a reference with per-agency profiles")
     df = load_zone(linkage_db, ("enc_dob_y", "enc_zip", "enc_ssn_full"))
@@ -182,7 +183,7 @@ def attack(linkage_db: Path, reference: Reference) -> Guesses:
         is_year = column == "enc_dob_y"
         shares.index = shares.index.map(lambda v, y=is_year: f"{int(v):04d}" if y else str(v))
         guesses = align_profiles(obs, shares, rel)
-        if column == "enc_dob_y":
+        if column == "enc_dob_y" and chain:
             edges = year_edges(df)
             guesses = chain_years(guesses, obs, shares, rel, edges)
             notes["ssn_pairs_across_years"] = int(sum(edges.values()))
