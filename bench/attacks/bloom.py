@@ -24,6 +24,9 @@ follow, and with them every other filter:
 4. Confident decodings (>= 0.9) teach more bigrams; repeat until nothing changes; then keep the best
    guess for every filter, whatever its confidence.
 
+Balanced filters (filter || complement, permuted) are first undone: each position has a partner that is
+its complement in every filter, and the sparser of the two is the original bit.
+
 Popcount, which reveals the number of distinct bigrams and so the name's length, is used implicitly: the
 name must explain every set bit. Tokens whose filter stays undecoded keep the seed attack's guess.
 """
@@ -122,6 +125,32 @@ def decode_names(tokens: pd.DataFrame, seed_guesses: pd.DataFrame, reference: Re
         parts.append(g_col[g_col["column"] == column])
         notes[column] = n_col
     return pd.concat(parts, ignore_index=True), notes
+
+
+def unbalance(bits: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Undo balanced filters (filter || complement under a fixed permutation, Schnell 2016).
+
+    Every filter then has exactly half its bits set, and each position has a partner that is its
+    complement in every filter. Keep the sparser of each pair: that is the original filter, in some order
+    of positions (the attack never needs the kit's order). Filters that are not balanced come back as they
+    are."""
+    n, m = bits.shape
+    if n < 50 or m % 128 or not (bits.sum(axis=1) == m // 2).all():
+        return bits, False
+    cols = np.packbits(bits, axis=0).T  # one byte string per position
+    index = {c.tobytes(): j for j, c in enumerate(cols)}
+    keep, seen = [], set()
+    for j, c in enumerate(cols):
+        if j in seen:
+            continue
+        partner = index.get(np.packbits(~bits[:, j]).tobytes())
+        if partner is None:
+            return bits, False
+        seen |= {j, partner}
+        keep.append(j if bits[:, j].sum() <= bits[:, partner].sum() else partner)
+    if len(keep) * 2 != m:
+        return bits, False
+    return np.ascontiguousarray(bits[:, sorted(keep)]), True
 
 
 def shared_domain(tokens: pd.DataFrame) -> bool:
@@ -255,6 +284,7 @@ def decode_filters(tokens: pd.DataFrame, seed_guesses: pd.DataFrame, reference: 
     tk["fi"] = tk["bf"].map(fidx)
     filt_bits = np.unpackbits(np.frombuffer(b"".join(filters), dtype=np.uint8).reshape(len(filters), -1),
                               axis=1).astype(bool)
+    filt_bits, notes["unbalanced"] = unbalance(filt_bits)
     filt_pk = _pack(filt_bits)
     per_f = tk.groupby("fi").agg(nf=("nf", "sum"), nl=("nl", "sum")).reindex(range(len(filters)), fill_value=0)
     nf, nl = per_f["nf"].to_numpy(), per_f["nl"].to_numpy()

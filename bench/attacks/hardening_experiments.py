@@ -31,6 +31,8 @@ Candidates (cumulative where the name says so):
   et al. 2023 "ELD"): no bigram owns positions any more, Hamming distances roughly kept.
 * ``+salted_tokens``: salted filters and also every name token keyed per birth year (full-name equality
   then only within a year), no Bloom attack seeds from frequency.
+* ``balanced_bf_only``, ``salted_bf_only``: the kit as it is but for balanced, or birth-year-salted, filters
+  (side tokens and the shared domain kept).
 """
 
 from __future__ import annotations
@@ -194,6 +196,8 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "+xor_bf": {"side": False, "field_keys": True, "bf": "xor"},
     "+diffused_bf": {"side": False, "field_keys": True, "bf": "diffused"},
     "+salted_tokens": {"side": False, "field_keys": True, "salt_bf": True, "salt_tokens": True},
+    "balanced_bf_only": {"bf": "balanced"},
+    "salted_bf_only": {"salt_bf": True},
 }
 
 
