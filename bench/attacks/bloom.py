@@ -138,16 +138,19 @@ def unbalance(bits: np.ndarray) -> tuple[np.ndarray, bool]:
     if n < 50 or m % 128 or not (bits.sum(axis=1) == m // 2).all():
         return bits, False
     cols = np.packbits(bits, axis=0).T  # one byte string per position
-    index = {c.tobytes(): j for j, c in enumerate(cols)}
-    keep, seen = [], set()
+    groups: dict[bytes, list[int]] = defaultdict(list)  # positions set in exactly the same filters
     for j, c in enumerate(cols):
-        if j in seen:
+        groups[c.tobytes()].append(j)
+    keep, done = [], set()
+    for key, members in groups.items():
+        if key in done:
             continue
-        partner = index.get(np.packbits(~bits[:, j]).tobytes())
-        if partner is None:
+        comp = np.packbits(~bits[:, members[0]]).tobytes()
+        partners = groups.get(comp)
+        if partners is None or len(partners) != len(members):
             return bits, False
-        seen |= {j, partner}
-        keep.append(j if bits[:, j].sum() <= bits[:, partner].sum() else partner)
+        done |= {key, comp}
+        keep += members if bits[:, members[0]].sum() <= bits[:, partners[0]].sum() else partners
     if len(keep) * 2 != m:
         return bits, False
     return np.ascontiguousarray(bits[:, sorted(keep)]), True

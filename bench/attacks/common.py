@@ -42,7 +42,8 @@ class Guesses:
         """Both sets of guesses; where both guess a token, the more confident one."""
         t = pd.concat([self.tokens, other.tokens], ignore_index=True)
         t = t.sort_values("confidence", ascending=False).drop_duplicates(["column", "token"])
-        return Guesses(attack, t.reset_index(drop=True), {self.attack: self.notes, other.attack: other.notes})
+        notes = self.notes if self.attack == attack else {self.attack: self.notes}
+        return Guesses(attack, t.reset_index(drop=True), {**notes, other.attack: other.notes})
 
 
 def load_zone(linkage_db: Path, columns: tuple[str, ...] | None = None) -> pd.DataFrame:

@@ -1,9 +1,9 @@
 """Run every attack on one linkage zone and grade it: shared by the benchmark, the test and the experiments.
 
 The attacks (:data:`ATTACKS`) see only the zone file and the reference; :func:`grade` hands their guesses
-to the scorer with the truth. ``combined`` is what an attacker holds after running them all: the Bloom
-attack's names (which include the side-token and frequency guesses it was seeded with where it found
-nothing better) and the profile attack's birth years and ZIPs.
+to the scorer with the truth. ``combined`` is what an attacker holds after running them all: for each token
+the most confident guess of any attack (Bloom, side tokens, frequency), plus the profile attack's birth
+years and ZIPs.
 """
 
 from __future__ import annotations
@@ -43,8 +43,12 @@ def run_attacks(linkage_db: Path, reference: Reference, *, only: tuple[str, ...]
         t0 = time.process_time()
         guesses[name] = fn(linkage_db, reference, seeds=bloom_seeds) if name == "bloom" else fn(linkage_db, reference)
         seconds[name] = round(time.process_time() - t0, 2)
-    if "bloom" in guesses and "profiles" in guesses:
-        guesses["combined"] = guesses["bloom"].merged(guesses["profiles"], "combined")
+    names = [guesses[a] for a in ("bloom", "side_tokens", "frequency") if a in guesses]
+    if names and "profiles" in guesses:
+        combined = names[0]
+        for g in names[1:]:  # per token, the most confident guess of any attack
+            combined = combined.merged(g, "combined")
+        guesses["combined"] = combined.merged(guesses["profiles"], "combined")
     return guesses, seconds
 
 
