@@ -57,7 +57,8 @@ def load_zone(linkage_db: Path, columns: tuple[str, ...] | None = None) -> pd.Da
         want = [c for c in (columns or have) if c in have]
         keep = ["source", "source_record_id", *[c for c in want if c not in ("source", "source_record_id")]]
         df = con.execute(f"select {', '.join(keep)} from encodings "
-                         "qualify row_number() over (partition by source, source_record_id) = 1").df()
+                         "qualify row_number() over (partition by source, source_record_id) = 1 "
+                         "order by source, source_record_id").df()  # a fixed order: same guesses every run
     for c in (columns or ()):
         if c not in df.columns:
             df[c] = None

@@ -22,7 +22,7 @@ def attack(linkage_db: Path, reference: Reference) -> Guesses:
     rows = []
     notes = {}
     for column, ref in (("enc_fn_full", reference.names.first), ("enc_ln_full", reference.names.last)):
-        counts = df[column].value_counts()
+        counts = df[column].value_counts().sort_index().sort_values(ascending=False, kind="stable")
         n = int(counts.sum())
         k = min(len(counts), len(ref))
         expected = ref.to_numpy()[:k] * n
