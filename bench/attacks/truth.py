@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from bench.attacks.zone import PERSON_EXTRACTS, Population, encode_population
+from bench.attacks.zone import PERSON_EXTRACTS, Population, encode_population, linkage_secret
 
 __all__ = ["PlaintextEncoder", "plaintext_payloads", "truth_table"]
 
@@ -49,18 +49,15 @@ def PlaintextEncoder(secret):
 
 def plaintext_payloads(pop: Population) -> Path:
     """The kit's output with identity encodings, one Parquet per partner extract (cached in the home)."""
-    from envelope.keys import KeyRing
-
     out = pop.payloads("plaintext")
     if not any(out.glob("*/*/*.parquet")):
-        encode_population(pop, lambda: PlaintextEncoder(KeyRing(pop.keys).linkage_secret()), "plaintext")
+        encode_population(pop, lambda: PlaintextEncoder(linkage_secret(pop)), "plaintext")
     return out
 
 
 def truth_table(pop: Population) -> pd.DataFrame:
     """One row per person record: source, source_record_id, person_id, race_eth, sex, first, last,
     birth_year (string), zip, plus every other normalised value the kit encodes (``p_`` columns)."""
-    from envelope.keys import KeyRing
     from partner_kit import Encoder, load_profile
 
     frames = []
@@ -78,7 +75,7 @@ def truth_table(pop: Population) -> pd.DataFrame:
     plain = plain.drop_duplicates(["source", "source_record_id"])
 
     truth = pq.read_table(pop.truth).to_pandas()
-    enc = Encoder(KeyRing(pop.keys).linkage_secret())
+    enc = Encoder(linkage_secret(pop))
     ns = {s: load_profile(s, e).record_id["namespace"] for s, e in PERSON_EXTRACTS.items()}
     truth["source_record_id"] = [enc.record_id(ns[s], str(r).strip())
                                  for s, r in zip(truth["source"], truth["record_id"], strict=True)]

@@ -16,6 +16,7 @@ Synthetic data only. The home holds keys and plaintext extracts: it lives in a t
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -65,9 +66,7 @@ class Population:
 def build_population(root: Path, *, persons: int, seed: int, periods: tuple[str, ...] = PERIODS,
                      log: Callable[[str], Any] | None = None) -> Population:
     """Simulate, make keys, encode with the kit and load ``linkage.duckdb``. Reuses what ``root`` holds."""
-    from envelope.keys import KeyRing, init_keys
     from partner_kit import Encoder
-    from partner_kit.profiles import partners
     from synthetic import SynthConfig, generate
 
     root = Path(root)
@@ -76,13 +75,27 @@ def build_population(root: Path, *, persons: int, seed: int, periods: tuple[str,
         if log:
             log(f"simulating {persons:,} persons (seed {seed})")
         generate(SynthConfig(persons=persons, seed=seed, periods=periods), root)
-    init_keys(pop.keys, tuple(partners()))
     if not pop.linkage_db.exists():
         if log:
             log("encoding person extracts with the partner kit")
-        out = encode_population(pop, lambda: Encoder(KeyRing(pop.keys).linkage_secret()), "kit")
+        out = encode_population(pop, lambda: Encoder(linkage_secret(pop)), "kit")
         load_zone(out, pop.linkage_db)
     return pop
+
+
+def linkage_secret(pop: Population):
+    """The population's linkage secret (versioned sub-keys from one random master, as the kit's own key
+    ring derives them), made on first use and kept in the population's ``keys/`` (mode 0600). Only the
+    kit and the scorer use it; no attack does. Independent of how a deployment stores its keys."""
+    from envelope.keys import LinkageSecret
+
+    path = pop.keys / "attack-bench-linkage-master"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(os.urandom(32))
+    return LinkageSecret.from_master("v1", path.read_bytes())
 
 
 def encode_population(pop: Population, make_encoder: Callable[[], Any], label: str) -> Path:
