@@ -1,0 +1,106 @@
+"""The scorer: grades an attack's guesses against the synthetic ground truth. Separate from the attacks.
+
+Only this module (through :mod:`bench.attacks.truth`) uses the truth file and the linkage secret: the
+truth is the plaintext each record's encodings were made from (the kit run with identity encodings) and
+the simulator's person id per record.
+
+A token guess applies to every record carrying that token in the attacked zone. A record's field counts
+as *recovered* when the guess equals the normalised value the kit encoded for that record (a typo in the
+record is the truth for it). For each field (first, last, birth_year, zip), each combination
+(first+last; first+last+birth year+ZIP) and each confidence cut-off (the attacker keeps only guesses at
+or above it; a combination's confidence is its lowest part's):
+
+* ``records``: share of records with a value in that field whose value is recovered;
+* ``persons``: share of persons (simulator person id) with at least one record recovered;
+* ``precision``: share of the records the attacker made a guess for whose guess is right;
+* ``token_precision``: the same over distinct tokens guessed (rare names weigh as much as common ones);
+* ``guessed_records``: how many records carry a kept guess;
+* for birth years also ``records_within_2_years`` (all guesses): an age band is a disclosure too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench.attacks.common import FIELDS, Guesses, load_zone
+
+__all__ = ["CUTOFFS", "score"]
+
+CUTOFFS = (0.0, 0.5, 0.9)
+COMBOS = {"first+last": ("first", "last"), "names+year+zip": ("first", "last", "birth_year", "zip")}
+
+
+def _truth_value(truth: pd.DataFrame, fieldname: str) -> pd.Series:
+    return {"first": truth["first"], "last": truth["last"], "birth_year": truth["birth_year_s"],
+            "zip": truth["zip"]}[fieldname]
+
+
+def score(linkage_db: Path, truth: pd.DataFrame, guesses: Guesses) -> dict[str, Any]:
+    """Rates of one attack's guesses (see the module docstring), as a JSON-ready dict."""
+    zone = load_zone(linkage_db, tuple(FIELDS))
+    t = truth[["source", "source_record_id", "person_id", "first", "last", "birth_year_s", "zip"]]
+    rec = zone.merge(t, on=["source", "source_record_id"], how="inner", validate="one_to_one")
+    n_persons_all = rec["person_id"].nunique()
+    per_field: dict[str, pd.DataFrame] = {}
+    out: dict[str, Any] = {"attack": guesses.attack, "records": len(rec), "persons": int(n_persons_all),
+                           "fields": {}, "combined": {}}
+    g = guesses.tokens
+    for column, fieldname in FIELDS.items():
+        gc = g[g["column"] == column]
+        if gc.empty or column not in rec:
+            continue
+        truth_v = _truth_value(rec, fieldname)
+        has = rec[column].notna() & truth_v.notna()
+        m = rec[["person_id", column]].merge(gc[["token", "guess", "confidence"]], left_on=column, right_on="token",
+                                             how="left")
+        correct = (m["guess"].astype(object).to_numpy() == truth_v.astype(object).to_numpy()) & has.to_numpy()
+        conf = m["confidence"].fillna(-1.0).to_numpy()
+        f = pd.DataFrame({"person_id": rec["person_id"].to_numpy(), "has": has.to_numpy(), "correct": correct,
+                          "conf": np.where(has.to_numpy(), conf, -1.0), "token": rec[column].to_numpy()})
+        per_field[fieldname] = f
+        out["fields"][fieldname] = {"tokens_in_zone": int(rec[column].nunique()), "tokens_guessed": len(gc),
+                                    **{_key(c): _rates(f, c, gc, rec, column, truth_v) for c in CUTOFFS}}
+        if fieldname == "birth_year":  # an age band is disclosure too: guesses within two years
+            g_y = pd.to_numeric(m["guess"], errors="coerce").to_numpy()
+            t_y = pd.to_numeric(truth_v, errors="coerce").to_numpy()
+            near = has.to_numpy() & (np.abs(g_y - t_y) <= 2)
+            out["fields"][fieldname]["records_within_2_years"] = _share(near.sum(), has.sum())
+    for label, parts in COMBOS.items():
+        if not all(p in per_field for p in parts):
+            continue
+        fs = [per_field[p] for p in parts]
+        f = pd.DataFrame({"person_id": fs[0]["person_id"], "has": np.logical_and.reduce([x["has"] for x in fs]),
+                          "correct": np.logical_and.reduce([x["correct"] for x in fs]),
+                          "conf": np.minimum.reduce([x["conf"].to_numpy() for x in fs])})
+        out["combined"][label] = {_key(c): _rates(f, c) for c in CUTOFFS}
+    return out
+
+
+def _key(cutoff: float) -> str:
+    return f"conf>={cutoff:g}"
+
+
+def _rates(f: pd.DataFrame, cutoff: float, guesses: pd.DataFrame | None = None, rec: pd.DataFrame | None = None,
+           column: str | None = None, truth_v: pd.Series | None = None) -> dict[str, Any]:
+    has = f["has"].to_numpy()
+    kept = has & (f["conf"].to_numpy() >= cutoff)
+    hit = kept & f["correct"].to_numpy()
+    persons = f.loc[has, "person_id"].nunique()
+    persons_hit = f.loc[hit, "person_id"].nunique()
+    r = {"records": _share(hit.sum(), has.sum()), "persons": _share(persons_hit, persons),
+         "precision": _share(hit.sum(), kept.sum()), "guessed_records": int(kept.sum())}
+    if guesses is not None and rec is not None and column is not None and truth_v is not None:
+        gk = guesses[guesses["confidence"] >= cutoff]
+        # a token is right when its guess equals the truth of the records carrying it (a token is one value)
+        tv = pd.DataFrame({"token": rec[column], "truth": truth_v}).dropna().drop_duplicates("token")
+        j = gk.merge(tv, on="token", how="inner")
+        r["token_precision"] = _share(int((j["guess"] == j["truth"]).sum()), len(j))
+    return r
+
+
+def _share(a: float, b: float) -> float | None:
+    return round(float(a) / float(b), 4) if b else None

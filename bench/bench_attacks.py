@@ -1,0 +1,142 @@
+"""Benchmark of the insider attack suite (issue 13 part 2): what an attacker with read access to
+``linkage.duckdb`` and no key recovers from the current encodings.
+
+One synthetic population is simulated and encoded with the real partner kit into a linkage zone
+(:mod:`bench.attacks.zone`); every attack in :mod:`bench.attacks` runs on that file with the strong and
+the weak reference (:mod:`bench.attacks.reference`), and the scorer (:mod:`bench.attacks.score`, the only
+code that reads truth and keys) grades the guesses. Prints one JSON object on stdout (progress on stderr)
+and writes it to ``bench/results/<date>-attacks-<n>.json``.
+
+    .venv/bin/python bench/bench_attacks.py --persons 20000 --seed 20261121
+        [--home DIR] [--keep] [--seeds 50] [--seed-sweep 25,100] [--strengths strong,weak] [--no-write]
+
+``--home DIR`` keeps the population (keys, extracts, truth, zone) there and reuses it on the next run;
+without it everything lives in a temporary directory that is deleted. Runs pinned to one core. Timings
+are CPU seconds of each attack (the machine is shared; see bench/README.md).
+"""
+
+from __future__ import annotations
+
+import os
+
+for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # one core: no BLAS threads
+    os.environ.setdefault(_v, "1")
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from bench.benchlib import child_usage, log, machine, pin_one_core
+
+SEED = 20261121
+
+
+def _size_label(n: int) -> str:
+    return f"{n // 1_000_000}m" if n % 1_000_000 == 0 else f"{n // 1000}k" if n % 1000 == 0 else str(n)
+
+
+def summary(results: dict[str, Any]) -> dict[str, Any]:
+    """The headline numbers: per attack, share of records / persons recovered and precision, all guesses
+    and the attacker's own >= 0.9 cut-off."""
+    out: dict[str, Any] = {}
+    for attack, r in results.items():
+        row: dict[str, Any] = {}
+        parts = {**r["fields"], **r["combined"]}
+        for name, v in parts.items():
+            a, h = v["conf>=0"], v["conf>=0.9"]
+            row[name] = {"records": a["records"], "persons": a["persons"], "precision": a["precision"],
+                         "records_conf90": h["records"], "precision_conf90": h["precision"]}
+            if "records_within_2_years" in v:
+                row[name]["records_within_2_years"] = v["records_within_2_years"]
+        out[attack] = row
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--persons", type=int, default=20_000)
+    ap.add_argument("--seed", type=int, default=SEED)
+    ap.add_argument("--home", type=Path, help="population directory (kept and reused)")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary population directory")
+    ap.add_argument("--seeds", type=int, default=50, help="seed names for the Bloom filter attack")
+    ap.add_argument("--seed-sweep", default="25,100", help="other seed counts to try (strong list), '' for none")
+    ap.add_argument("--strengths", default="strong,weak")
+    ap.add_argument("--no-write", action="store_true", help="print only; do not write bench/results/")
+    args = ap.parse_args(argv)
+
+    cpu = pin_one_core()
+    from bench.attacks.reference import reference
+    from bench.attacks.suite import grade, run_attacks
+    from bench.attacks.truth import truth_table
+    from bench.attacks.zone import build_population
+
+    tmp = None
+    home = args.home
+    if home is None:
+        tmp = Path(tempfile.mkdtemp(prefix="vpdc-bench-attacks-"))
+        home = tmp / "home"
+    try:
+        t0 = time.perf_counter()
+        log(f"population: {args.persons:,} persons, seed {args.seed}, in {home}")
+        pop = build_population(home, persons=args.persons, seed=args.seed, log=log)
+        setup_s = time.perf_counter() - t0
+        truth = truth_table(pop)
+        import duckdb
+
+        with duckdb.connect(str(pop.linkage_db), read_only=True) as con:
+            zone = dict(zip(("records", "first_name_tokens", "surname_tokens", "sources"), con.execute(
+                "select count(*), count(distinct enc_fn_full), count(distinct enc_ln_full), count(distinct source) "
+                "from encodings").fetchone(), strict=True))
+        zone["persons"] = int(truth["person_id"].nunique())
+        results: dict[str, Any] = {}
+        for strength in [s for s in args.strengths.split(",") if s]:
+            log(f"reference: {strength} (profiles from an independent population, seed {args.seed + 1})")
+            ref = reference(strength, persons=args.persons, seed=args.seed + 1)
+            log(f"attacks with the {strength} reference")
+            guesses, seconds = run_attacks(pop.linkage_db, ref, bloom_seeds=args.seeds)
+            results[strength] = grade(pop.linkage_db, truth, guesses, seconds)
+            for name, s in seconds.items():
+                log(f"  {name}: {s:.1f} CPU s")
+        sweep: dict[str, Any] = {}
+        if args.seed_sweep and "strong" in results:
+            from bench.attacks import bloom
+
+            ref = reference("strong", persons=args.persons, seed=args.seed + 1)
+            for n in [int(x) for x in args.seed_sweep.split(",") if x]:
+                log(f"Bloom attack with {n} seeds (strong list)")
+                t1 = time.process_time()
+                g = bloom.attack(pop.linkage_db, ref, seeds=n)
+                r = grade(pop.linkage_db, truth, {"bloom": g})["bloom"]
+                sweep[str(n)] = {"cpu_seconds": round(time.process_time() - t1, 2),
+                                 **{k: v["conf>=0"]["records"] for k, v in {**r["fields"], **r["combined"]}.items()}}
+        out = {
+            "benchmark": "attacks", "persons": args.persons, "seed": args.seed, "bloom_seeds": args.seeds,
+            "cpu": cpu, "machine": machine(), "zone": zone, "setup_seconds": round(setup_s, 1),
+            "summary": {s: summary(r) for s, r in results.items()},
+            "bloom_seed_sweep": sweep, "results": results, **child_usage(),
+        }
+        text = json.dumps(out, default=str)
+        print(text)
+        if not args.no_write:
+            path = BENCH / "results" / f"{date.today().isoformat()}-attacks-{_size_label(args.persons)}.json"
+            path.write_text(json.dumps(out, indent=1, default=str) + "\n")
+            log(f"wrote {path}")
+        return 0
+    finally:
+        if tmp is not None and not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
