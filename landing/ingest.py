@@ -23,7 +23,7 @@ from landing.detector import scan_batches
 from landing.events import IngestOutcome, archived_envelope_ids, record_event
 from landing.load import complete_staged_loads, load_payload, loaded_envelope_ids
 from landing.quarantine import quarantine_reason
-from landing.validation import ValidationSettings, declared_formats, validate_payload
+from landing.validation import ValidationSettings, keyed_spec, validate_payload
 from partner_kit import ProfileError, load_profile
 from workspace import Home
 from workspace.files import atomic_write
@@ -112,7 +112,7 @@ def ingest_envelope(
             t = time.perf_counter()
             known = {c: set(s["values"]) for c, s in profile.content.items() if "values" in s}
             findings = scan_batches(pq.ParquetFile(opened.payload).iter_batches(batch_size=200_000),
-                                    known_values=known, formats=declared_formats(profile))
+                                    known_values=known, keyed_columns=keyed_spec(profile, settings))
             timings["detect"] = time.perf_counter() - t
             if findings:
                 raise _Refusal("plaintext_identifier", "; ".join(str(f) for f in findings))

@@ -222,16 +222,23 @@ def describe_suite(profile: ExtractProfile, settings: ValidationSettings = Valid
     return rows
 
 
-def declared_formats(profile: ExtractProfile) -> dict[str, str]:
-    """Regexes of the columns whose values are keyed tokens or pseudonymous ids, by construction."""
-    names = profile.output_schema().names
-    formats = {c: TOKEN_RE for c in names if c in ENCODING_COLUMNS and c not in BLOOM_COLUMNS}
-    for ref in ("source_record_id", "source_record_id_prev", "person_record_id",
-                profile.group_ref["name"] if profile.group_ref else None):
-        if ref and ref in names:
-            formats[ref] = RECORD_ID_RE
-    formats["linkage_key_version"] = r"^v\d+$"
-    return formats
+def id_columns(profile: ExtractProfile) -> list[str]:
+    """The columns of pseudonymous record ids (the kit's keyed ids, ``RECORD_ID_RE``)."""
+    names = profile.output_schema(previous_ids=True).names
+    refs = ("source_record_id", "source_record_id_prev", "person_record_id",
+            profile.group_ref["name"] if profile.group_ref else None)
+    return [r for r in refs if r and r in names]
+
+
+def keyed_spec(profile: ExtractProfile, settings: ValidationSettings = ValidationSettings()) -> dict[str, Any]:
+    """The columns whose values the kit computes with the linkage secret, with their exact width: the detector
+    tests them against text (:func:`landing.detector.scan_batches`)."""
+    from landing.detector import keyed_columns
+
+    names = profile.output_schema(previous_ids=True).names
+    return keyed_columns(names, id_columns=id_columns(profile), bloom_columns=BLOOM_COLUMNS,
+                         token_columns=[c for c in ENCODING_COLUMNS if c not in BLOOM_COLUMNS],
+                         bloom_bytes=settings.bloom_bytes)
 
 
 def _to_pandas(batch: pa.RecordBatch) -> Any:
