@@ -110,9 +110,11 @@ def arrival_partner(home: Home, path: Path) -> str | None:
     ``path`` must be ``<home>/landing/<partner>/<file name>`` lexically (no ``..``), with ``landing/`` and
     ``landing/<partner>/`` real directories and ``<partner>`` a partner of the profiles.
     """
+    if ".." in Path(path).parts:  # resolved by the kernel through symlinks, never lexically
+        return None
     path = Path(os.path.abspath(path))
     root = Path(os.path.abspath(home.landing()))
-    if path.parent.parent != root or ".." in path.parts:
+    if path.parent.parent != root:
         return None
     partner = path.parent.name
     if partner not in partners() or not _is_real_dir(root) or not _is_real_dir(path.parent):

@@ -45,18 +45,22 @@ def audit_entries(home: Home) -> list[tuple[str, str, dict]]:
         return [(e.action, e.subject, e.detail) for e in s.query(AuditEntry).order_by(AuditEntry.seq)]
 
 
-def loads(home: Home) -> set[str]:
-    if not home.warehouse_db.exists():
+def _load_ids(db, schema: str) -> set[str]:
+    if not db.exists():
         return set()
-    with duckdb.connect(str(home.warehouse_db), read_only=True) as con:
-        return {r[0] for r in con.execute("select load_id from raw.loads").fetchall()}
+    with duckdb.connect(str(db), read_only=True) as con:
+        if not con.execute("select count(*) from information_schema.tables where table_schema = ? and "
+                           "table_name = 'loads'", [schema]).fetchone()[0]:
+            return set()
+        return {r[0] for r in con.execute(f"select load_id from {schema}.loads").fetchall()}
+
+
+def loads(home: Home) -> set[str]:
+    return _load_ids(home.warehouse_db, "raw")
 
 
 def linkage_loads(home: Home) -> set[str]:
-    if not home.linkage_db.exists():
-        return set()
-    with duckdb.connect(str(home.linkage_db), read_only=True) as con:
-        return {r[0] for r in con.execute("select load_id from loads").fetchall()}
+    return _load_ids(home.linkage_db, "main")
 
 
 # ----------------------------------------------------------------------------------------------- plaintext
