@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import benchlib  # noqa: E402
-from benchlib import log  # noqa: E402
+import benchlib
+from benchlib import log
 
 TODAY = date(2026, 1, 31)
 
@@ -116,9 +116,20 @@ def attacks(work: Path, persons: int) -> dict[str, Any]:
 
 
 def _load_detector(path: Path):
+    """The old detector module from a file; its name list from ``common_names.txt`` beside it (e.g.
+    ``git show 3831d3f~1:landing/data/common_names.txt``): the list was replaced in issue 12."""
+    import functools
+
+    import pyarrow as pa
+
     spec = importlib.util.spec_from_file_location("detector_before_issue_12", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
+    names = path.with_name("common_names.txt")
+    if names.exists():
+        words = {w for line in names.read_text().splitlines() if not line.startswith("#") for w in line.split()}
+        module._common_names = functools.cache(lambda: pa.array(sorted(words)))
     return module
 
 
@@ -128,10 +139,10 @@ def cost(work: Path, rows: int, old_detector: Path | None) -> dict[str, Any]:
     from bench_ingest import build_extract
     from benchlib import demo_keys
 
+    from envelope.keys import PartnerKeyRing
     from landing.detector import scan_batches
     from landing.validation import RECORD_ID_RE, TOKEN_RE, ValidationSettings, id_columns, keyed_spec
     from partner_kit import BLOOM_COLUMNS, ENCODING_COLUMNS, Encoder, encode_extract, load_profile
-    from envelope.keys import PartnerKeyRing
     from workspace import Home
 
     home = Home(work / "cost").ensure()

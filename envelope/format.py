@@ -44,15 +44,15 @@ from workspace.files import atomic_writer
 
 __all__ = [
     "ENVELOPE_FORMAT",
-    "check_manifest_fields",
-    "open_regular",
-    "special_file_kind",
     "EnvelopeRefused",
     "Manifest",
     "OpenedEnvelope",
+    "check_manifest_fields",
     "open_envelope",
+    "open_regular",
     "read_manifest",
     "seal_envelope",
+    "special_file_kind",
 ]
 
 MAGIC = b"VPDCENV1"
@@ -126,7 +126,7 @@ class Manifest:
     extra: dict[str, Any]
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Manifest":
+    def from_dict(cls, d: dict[str, Any]) -> Manifest:
         p, k = d["payload"], d["keys"]
         return cls(
             envelope_id=str(d["envelope_id"]),
@@ -254,7 +254,7 @@ _FIELD_RULES: tuple[tuple[str, re.Pattern[str], str], ...] = (
 )
 
 
-def check_manifest_fields(m: "Manifest") -> None:
+def check_manifest_fields(m: Manifest) -> None:
     """Raise ValueError naming the first field of ``m`` that is not of its strict form (never its value)."""
     for name, pattern, what in _FIELD_RULES:
         if not pattern.fullmatch(getattr(m, name)):

@@ -192,18 +192,6 @@ def suspicious_column_name(name: str) -> bool:
     return bool(_COLUMN_NAME.search(name))
 
 
-def _well_formed(col: pa.Array, spec: KeyedColumn) -> pa.Array:
-    """The values of the kit's exact shape (validation refuses the others with the format check)."""
-    if spec.kind == "bloom":
-        if not (pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type)):
-            return pa.array([], pa.binary())
-        return col.filter(pc.fill_null(pc.equal(pc.binary_length(col), spec.width), False))
-    if not pa.types.is_string(col.type):
-        return pa.array([], pa.string())
-    col = col.filter(pc.fill_null(pc.equal(pc.binary_length(col), spec.width), False))
-    return col.filter(pc.match_substring_regex(col, f"^[A-Za-z0-9_-]{{{spec.width}}}$"))
-
-
 class _Keyed:
     """Per keyed column: rows scanned and rows whose value is text, batch by batch."""
 
@@ -211,24 +199,44 @@ class _Keyed:
         self.scanned: dict[str, int] = {}
         self.hits: dict[str, int] = {}
         self._unique: dict[str, bool] = {}  # scoring distinct values pays only when values repeat
+        self.stats: dict[str, list[int]] = {}
 
     def add(self, name: str, col: pa.Array, spec: KeyedColumn) -> None:
-        col = _well_formed(col.filter(pc.is_valid(col)), spec)
-        self.scanned[name] = self.scanned.get(name, 0) + len(col)
-        if len(col) == 0:
-            return
-        use_unique = self._unique.get(name)
+        binary = pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type)
+        if (spec.kind == "bloom") != binary or not (binary or pa.types.is_string(col.type)
+                                                    or pa.types.is_large_string(col.type)):
+            return  # the wrong type: validation refuses the schema (column_types)
+        non_null = len(col) - col.null_count
+        self.scanned[name] = self.scanned.get(name, 0) + non_null
         values = col
-        if use_unique is None or use_unique:
+        if self._unique.get(name, True):
             values = pc.unique(col)
-            if use_unique is None:
+            if name not in self._unique:
                 self._unique[name] = len(values) < 0.5 * len(col)
+        raw, ok = keyed.well_formed(values, spec.width, alphabet=spec.kind != "bloom")
+        # the format counts validation reports (token_format / bloom_length, null_rate): one pass for both
+        if values is col:
+            ill = non_null - len(raw)
+        else:
+            bad_values = values.filter(pa.array(~ok & values.is_valid().to_numpy(zero_copy_only=False)))
+            ill = int(pc.sum(pc.is_in(col, value_set=bad_values)).as_py() or 0) if len(bad_values) else 0
+        s = self.stats.setdefault(name, [0, 0, 0, 0])  # non-null, ill-formed, nulls, rows
+        s[0] += non_null
+        s[1] += ill
+        s[2] += col.null_count
+        s[3] += len(col)
         score = keyed.bloom_text_bits if spec.kind == "bloom" else keyed.token_text_bits
-        bad = score(values, spec.width) >= keyed.THRESHOLD_BITS
-        if bad.any():
-            flagged = values.filter(pa.array(bad)) if values is not col else None
-            n = int(bad.sum()) if flagged is None else int(pc.sum(pc.is_in(col, value_set=flagged)).as_py() or 0)
-            self.hits[name] = self.hits.get(name, 0) + n
+        bad = score(raw, spec.width) >= keyed.THRESHOLD_BITS
+        if not bad.any():
+            return
+        if values is col:
+            n = int(bad.sum())
+        else:
+            flagged = [r.tobytes() for r in raw[bad]]
+            flagged_arr = pa.array(flagged, col.type) if binary else pa.array([f.decode("ascii") for f in flagged],
+                                                                             col.type)
+            n = int(pc.sum(pc.is_in(col, value_set=flagged_arr)).as_py() or 0)
+        self.hits[name] = self.hits.get(name, 0) + n
 
 
 def scan_batches(
@@ -236,6 +244,7 @@ def scan_batches(
     *,
     known_values: Mapping[str, Iterable[str]] | None = None,
     keyed_columns: Mapping[str, KeyedColumn] | None = None,
+    keyed_stats: dict[str, list[int]] | None = None,
 ) -> list[Finding]:
     """Scan every column of a payload, batch by batch.
 
@@ -244,6 +253,9 @@ def scan_batches(
         known_values: per content column, the code values its profile declares (``"White"``): never scanned.
         keyed_columns: the token, pseudonymous-id and Bloom-filter columns (:func:`keyed_columns`): tested
             against text instead of the recognisers.
+        keyed_stats: if given, filled per keyed column with [non-null, ill-formed, null, rows] counts: the
+            format and null-rate counts validation reports, computed in this pass
+            (:func:`landing.validation.validate_payload` ``encoding_stats``) so the payload is read once.
 
     Returns:
         One finding per (column, kind) with at least one row; empty when the payload looks clean.
@@ -285,4 +297,6 @@ def scan_batches(
                 findings.append(Finding(name, kind, n, rows[name]))
     for name in sorted(kc.hits):
         findings.append(Finding(name, "text_in_keyed_column", kc.hits[name], kc.scanned[name]))
+    if keyed_stats is not None:
+        keyed_stats.update(kc.stats)
     return findings

@@ -217,15 +217,17 @@ def _ingest(path: Path, home: Home, keyring: WarehouseKeyRing, arrived_in: str, 
 
             t = time.perf_counter()
             known = {c: s["values"] for c, s in profile.content.items() if "values" in s}
+            stats: dict[str, list[int]] = {}
             findings = scan_batches(pq.ParquetFile(opened.payload).iter_batches(batch_size=200_000),
-                                    known_values=known, keyed_columns=keyed_spec(profile, settings))
+                                    known_values=known, keyed_columns=keyed_spec(profile, settings), keyed_stats=stats)
             timings["detect"] = time.perf_counter() - t
             step("ingest.detected")
             if findings:
                 raise _Refusal("plaintext_identifier", "; ".join(str(f) for f in findings))
 
             t = time.perf_counter()
-            report = validate_payload(opened.payload, profile, m, now=now, settings=settings, file_name=path.name)
+            report = validate_payload(opened.payload, profile, m, now=now, settings=settings, file_name=path.name,
+                                      encoding_stats=stats)
             report_path, _ = report.write(home.reports / "validation")
             out.report = str(report_path)
             timings["validate"] = time.perf_counter() - t

@@ -161,34 +161,62 @@ def _char_codes() -> np.ndarray:
     return lut
 
 
-def _fixed_width(values: pa.Array, width: int) -> np.ndarray:
-    """The bytes of a string or binary array whose every value is ``width`` bytes, as an (n, width) matrix."""
+@cache
+def _in_alphabet() -> np.ndarray:
+    ok = np.zeros(256, dtype=bool)
+    ok[np.frombuffer(ALPHABET.encode(), dtype=np.uint8)] = True
+    return ok
+
+
+def well_formed(values: pa.Array, width: int, *, alphabet: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The values of exactly ``width`` bytes (of the base64url alphabet if ``alphabet``) as an (m, width) byte
+    matrix, and a mask over ``values``: which are non-null and well formed (validation refuses the others:
+    ``token_format``, ``bloom_length``). Read from the Arrow buffers: no copy when every value is well formed."""
     values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
     n = len(values)
     if n == 0:
-        return np.zeros((0, width), dtype=np.uint8)
+        return np.zeros((0, width), dtype=np.uint8), np.zeros(0, dtype=bool)
+    large = pa.types.is_large_string(values.type) or pa.types.is_large_binary(values.type)
     bufs = values.buffers()
-    offsets = np.frombuffer(bufs[1], dtype=np.int32 if values.type in (pa.string(), pa.binary()) else np.int64,
-                            count=n + 1, offset=values.offset * (4 if values.type in (pa.string(), pa.binary()) else 8))
+    offsets = np.frombuffer(bufs[1], dtype=np.int64 if large else np.int32, count=n + 1,
+                            offset=values.offset * (8 if large else 4))
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, dtype=np.uint8)
+    ok = np.diff(offsets) == width
+    if values.null_count:
+        ok &= values.is_valid().to_numpy(zero_copy_only=False)
     start = int(offsets[0])
-    data = np.frombuffer(bufs[2], dtype=np.uint8, count=n * width, offset=start)
-    return data.reshape(n, width)
+    if ok.all() and int(offsets[-1]) - start == n * width:
+        matrix = data[start:start + n * width].reshape(n, width)
+    else:
+        rows = offsets[:-1][ok].astype(np.int64)
+        matrix = data[rows[:, None] + np.arange(width)] if len(rows) else np.zeros((0, width), dtype=np.uint8)
+    if alphabet and len(matrix):
+        good = _in_alphabet()[matrix].all(axis=1)
+        if not good.all():
+            matrix = matrix[good]
+            ok[np.flatnonzero(ok)[~good]] = False
+    return matrix, ok
 
 
-def token_text_bits(values: pa.Array, width: int) -> np.ndarray:
-    """For each value (non-null, ``width`` base64url characters: the format check ran first), how many bits
-    more likely the text model finds it than a uniformly random token. ``>= THRESHOLD_BITS``: not a token.
+def _fixed_width(values: pa.Array, width: int) -> np.ndarray:
+    return well_formed(values, width, alphabet=False)[0]
+
+
+def token_text_bits(values: pa.Array | np.ndarray, width: int) -> np.ndarray:
+    """For each value (``width`` base64url characters; an array, or the byte matrix of :func:`well_formed`),
+    how many bits more likely the text model finds it than a uniformly random token.
+    ``>= THRESHOLD_BITS``: not a token.
 
     The text model is an even mixture of the character trigram model and :func:`_segment_log2p` (names
     of the list, digit runs, separators and padding, in one casing). The second is computed only for values
     the first already finds text-like (``CANDIDATE_BITS``), and taken as 0 for the others: a lower bound of the
     mixture, so the false-refusal bound holds as stated.
     """
-    raw = _fixed_width(values, width)
-    codes = _char_codes()[raw]
-    if len(codes) == 0:
+    raw = values if isinstance(values, np.ndarray) else _fixed_width(values, width)
+    if len(raw) == 0:
         return np.zeros(0, dtype=np.float32)
-    trigram = _trigram_log2p(codes, width)
+    codes = _char_codes()[raw]
+    trigram = _trigram_log2p(codes)
     mixture = trigram - np.float32(1.0)  # log2(p_tri / 2)
     for i in np.flatnonzero(trigram + 6.0 * width >= CANDIDATE_BITS)[:MAX_SEGMENTED]:
         seg = _segment_log2p(raw[i].tobytes().decode("ascii"))
@@ -197,21 +225,19 @@ def token_text_bits(values: pa.Array, width: int) -> np.ndarray:
     return mixture + np.float32(6.0 * width)  # log2 p0 = -6 bits per character
 
 
-def _trigram_log2p(codes: np.ndarray, width: int) -> np.ndarray:
+def _trigram_log2p(codes: np.ndarray) -> np.ndarray:
+    """log2 p_tri of each row of a code matrix, in three vectorised lookups (no loop over positions)."""
     table = _token_model()
-    n = len(codes)
-    a = np.full(n, _START, dtype=np.uint32)
-    b = np.full(n, _START, dtype=np.uint32)
-    total = np.zeros(n, dtype=np.float32)
-    for i in range(width):
-        c = codes[:, i]
-        total += table[(a * 65 + b) * 64 + c]
-        a, b = b, c
-    return total
+    start2 = _START * 65
+    total = table[start2 * 64 + codes[:, 0]]  # (start, start) -> c0
+    total = total + table[(start2 + codes[:, 0]) * 64 + codes[:, 1]]  # (start, c0) -> c1
+    pairs = codes[:, :-1] * 65 + codes[:, 1:]
+    idx = pairs[:, :-1] * 64 + codes[:, 2:]
+    return total + table[idx].sum(axis=1, dtype=np.float32)
 
 
 #: values the trigram model scores at least this far above random are also scored by the segment model
-CANDIDATE_BITS = -8.0
+CANDIDATE_BITS = 8.0
 #: at most this many values of a batch are segmented (a column of text is refused long before)
 MAX_SEGMENTED = 50_000
 _PAD = 0.1  # probability of each segment kind (the rest of the mass: names)
@@ -343,10 +369,11 @@ def _popcount() -> np.ndarray:
     return np.array([bin(i).count("1") for i in range(256)], dtype=np.int32)
 
 
-def bloom_text_bits(values: pa.Array, size: int) -> np.ndarray:
-    """For each filter (non-null, ``size`` bytes: the length check ran first), how many bits more likely the
-    text model finds it than a keyed filter with as many bits set. ``>= THRESHOLD_BITS``: not a keyed filter."""
-    raw = _fixed_width(values, size)
+def bloom_text_bits(values: pa.Array | np.ndarray, size: int) -> np.ndarray:
+    """For each filter (``size`` bytes; an array, or the byte matrix of :func:`well_formed`), how many bits more
+    likely the text model finds it than a keyed filter with as many bits set. ``>= THRESHOLD_BITS``: not a keyed
+    filter."""
+    raw = values if isinstance(values, np.ndarray) else _fixed_width(values, size)
     if len(raw) == 0:
         return np.zeros(0, dtype=np.float32)
     table = _bloom_model()

@@ -10,9 +10,9 @@ import struct
 import duckdb
 import pytest
 
-from envelope.format import MAGIC, read_manifest, seal_envelope
+from envelope.format import MAGIC, read_manifest
 from envelope.keys import PartnerKeyRing, WarehouseKeyRing, generate_signing_key
-from landing.ingest import ingest_envelope
+from landing.ingest import IngestError, ingest_envelope
 from landing.quarantine import QuarantineError, list_quarantine, quarantine_reason, return_to_landing
 from orchestration.resources import GovernanceRegistry
 from orchestration.runner import run_landing_sensor_once
@@ -136,7 +136,7 @@ def test_a_valid_envelope_in_another_partners_folder_is_refused(home):
     runs = run_landing_sensor_once(home)
     assert [r.job for r in runs] == ["triage_job"] and loads(home) == set()
     assert quarantine_reason(home.quarantine / env.name)["check"] == "partner_mismatch"
-    with pytest.raises(Exception):  # ingesting it directly names the folder too
+    with pytest.raises(IngestError):  # a file outside any partner's folder is not ingested, nor moved
         ingest_envelope(home.root / "held" / "x.vpdc", home, WarehouseKeyRing(home.keys))
 
 
