@@ -125,7 +125,24 @@ def _disguise(rng: random.Random, names: list[str], length: int) -> str:
 
 
 @cache
+def _shipped_models() -> dict[str, np.ndarray]:
+    """The text models as built by :func:`build_token_model` and :func:`build_bloom_model`, shipped in
+    ``landing/data/text_models.npz`` (building them costs seconds per process; a test holds the file to a fresh
+    build, and ``python -m landing.keyed`` writes it again after the name list or the disguises change)."""
+    with resources.files("landing.data").joinpath("text_models.npz").open("rb") as f, np.load(f) as z:
+        return {k: z[k] for k in z.files}
+
+
 def _token_model() -> np.ndarray:
+    return _shipped_models()["token"]
+
+
+def _bloom_model() -> np.ndarray:
+    return _shipped_models()["bloom"]
+
+
+@cache
+def build_token_model() -> np.ndarray:
     """log2 P(c | a, b) of the text model over the 64-character alphabet, as a flat float32 table indexed by
     ``(a * 65 + b) * 64 + c`` (a, b in 0..64, 64 = start of value)."""
     rng = random.Random(20261121)  # fixed: the model is the same on every machine
@@ -335,7 +352,7 @@ def _bloom_disguise(rng: random.Random, names: list[str], size: int) -> bytes:
 
 
 @cache
-def _bloom_model() -> np.ndarray:
+def build_bloom_model() -> np.ndarray:
     """log2 P(byte | previous byte) of the filter text model, flat float32 indexed by ``prev * 256 + byte``
     (prev 256 = start)."""
     rng = random.Random(20261122)
@@ -386,3 +403,11 @@ def bloom_text_bits(values: pa.Array | np.ndarray, size: int) -> np.ndarray:
 def distinct(values: pa.Array) -> pa.Array:
     """The distinct non-null values of a column (names and dates repeat: scores are computed once each)."""
     return pc.unique(values.filter(pc.is_valid(values)))
+
+
+if __name__ == "__main__":  # python -m landing.keyed: rebuild the shipped text models
+    from pathlib import Path
+
+    target = Path(__file__).resolve().parent / "data" / "text_models.npz"
+    np.savez_compressed(target, token=build_token_model(), bloom=build_bloom_model())
+    print(f"{target}: written")

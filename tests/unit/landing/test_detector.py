@@ -157,3 +157,14 @@ def test_recognise_masks_each_kind():
     masks = recognise(pa.array(["123-45-6789", "MARIA", "28202"]))
     assert [k for k in masks if masks[k][0]] == ["ssn"] and [k for k in masks if masks[k][1]] == ["name"]
     assert not any(m[2] for m in masks.values())
+
+
+def test_the_shipped_text_models_are_what_the_builders_make():
+    """landing/data/text_models.npz is a cache of deterministic builds (fixed seeds): rebuild it with
+    `python -m landing.keyed` after changing the name list or the disguises."""
+    import numpy as np
+
+    from landing import keyed
+
+    assert np.array_equal(keyed._token_model(), keyed.build_token_model())
+    assert np.array_equal(keyed._bloom_model(), keyed.build_bloom_model())
