@@ -8,6 +8,7 @@ user (:func:`partner_kit.cli.run_app`); ``VPDC_DEBUG=1`` shows one.
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -256,7 +257,7 @@ def quarantine_list(home: HomeOpt, as_json: JsonOpt = False) -> None:
     rows = list_quarantine(Home(home))
     table = Table("file", "partner", "period", "check", "detail", title=f"quarantine ({len(rows)})")
     for r in rows:
-        table.add_row(*(escape(str(v or "?"))[:70] for v in (r["file"], r["partner"], r["period"], r["check"],
+        table.add_row(*(escape(str(v or "?")[:70]) for v in (r["file"], r["partner"], r["period"], r["check"],
                                                               r["detail"])))
     emit(rows, as_json, table)
 
@@ -268,7 +269,7 @@ def quarantine_show(file: Annotated[str, typer.Argument(help="File name in quara
     from landing.quarantine import QuarantineError, quarantine_reason
 
     path = Home(home).quarantine / Path(file).name
-    if not path.is_file():
+    if not path.name.endswith(".vpdc") or not os.path.lexists(path):
         raise QuarantineError(f"{Path(file).name}: not in quarantine; see `vpdc quarantine list`")
     emit(quarantine_reason(path), as_json)
 
@@ -311,12 +312,13 @@ def known_errors() -> tuple[type[Exception], ...]:
         from governance.registry.policy import PolicyRefused
         from governance.registry.requests import RequestFileError
         from governance.registry.workflow import GovernanceError
+        from landing.ingest import IngestError
         from landing.quarantine import QuarantineError
         from linkage.pipeline import NothingToDo
         from workspace.settings import SettingsError
 
-        errors += [PolicyRefused, GovernanceError, RequestFileError, QuarantineError, NothingToDo, SettingsError,
-                   RegistryUnavailable, AuditError]
+        errors += [PolicyRefused, GovernanceError, RequestFileError, QuarantineError, IngestError, NothingToDo,
+                   SettingsError, RegistryUnavailable, AuditError]
     except ModuleNotFoundError:  # a kit-only install: the warehouse's errors cannot occur
         pass
     return tuple(errors)
