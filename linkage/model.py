@@ -1,12 +1,21 @@
-"""A Fellegi–Sunter model over encodings, with Splink 5 (DESIGN.md, "Linkage on encodings").
+"""A Fellegi–Sunter model over encodings (scheme 2), with Splink 5 (DESIGN.md, "Linkage on encodings"; ADR 0008).
 
-Only the linkage zone is read: tokens and Bloom filters keyed by (source, source_record_id). The
-comparisons win back fuzzy matching from equality-only tokens with graded levels:
+Only the linkage zone is read: tokens and hardened Bloom filters keyed by (source, source_record_id). Scheme
+2 salts each field by another (``partner_kit.encode``), so every comparison knows when it *can* compare:
 
-* names: full token > first/last swapped > Bloom-filter Dice bands > phonetic token > initial > else,
-  with term-frequency adjustment on the full name tokens; surnames also match on compound parts;
-* date of birth: full > day/month swapped > year-month > year > else;
-* sex; SSN full > last four; address > ZIP; middle initial; generational suffix (JR vs SR disagree).
+* names (salted by the exact date of birth): where the dates of birth are equal, full token > first/last
+  swapped > (surname) compound part > Dice bands on the folded, balanced bigram filters > else; where they
+  differ or are missing the names cannot be compared (a null level: no evidence either way);
+* date of birth: full token (term-frequency adjusted) > positional-digit filter Dice >= 0.85 (one or two
+  digits, a day/month swap) > same year > same month and day > Dice >= 0.7 > else. The filter and both
+  tokens are salted by the names, so these fuzzy levels say "same name, nearly the same birthday";
+* SSN: full token > positional-digit filter Dice >= 0.85 (a typo or a transposition; salted by DOB) >
+  last four > else;
+* address > ZIP (salted by DOB, or by the names) > else; sex, middle initial and suffix (salted by DOB:
+  null where the dates of birth differ).
+
+Blocking rules are chosen from the data at hand (:func:`choose_blocking_rules`); every comparison's m is
+trained by EM (:func:`train`), and the run refuses a model that left any level untrained.
 
 The database API is a parameter (DuckDB by default) so the same settings can run on Splink's Spark
 backend for partners who outgrow one machine.
@@ -16,41 +25,52 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import duckdb
 
-__all__ = ["MODEL_VERSION", "KeyVersionError", "LinkageParams", "build_settings", "blocking_rules",
-           "prepare_inputs", "train", "input_fingerprint"]
+__all__ = ["CANDIDATE_BLOCKING_RULES", "MODEL_VERSION", "EncodingSchemeError", "KeyVersionError", "LinkageParams",
+           "blocking_rules", "build_settings", "choose_blocking_rules", "input_fingerprint", "prepare_inputs",
+           "train", "untrained_levels"]
 
-MODEL_VERSION = "vpdc-linkage/1"
+MODEL_VERSION = "vpdc-linkage/2"
+#: the encoding scheme this model reads (``partner_kit.encode.ENCODING_SCHEME``); rows of any other are refused
+ENCODING_SCHEME = "vpdc-encoding-v2"
 
 #: encodings column → short name used in the model (kept short: Splink repeats them in every SQL).
 COLUMNS = {
-    "enc_fn_full": "fn", "enc_fn_phon": "fn_phon", "enc_fn_init": "fn_init", "enc_ln_full": "ln",
-    "enc_ln_phon": "ln_phon", "enc_ln_part1": "ln_p1", "enc_ln_part2": "ln_p2", "enc_mn_init": "mi",
-    "enc_sfx": "sfx", "enc_dob_full": "dob", "enc_dob_swap": "dob_swap", "enc_dob_ym": "dob_ym",
-    "enc_dob_y": "dob_y", "enc_sex": "sex", "enc_ssn_full": "ssn", "enc_ssn_last4": "ssn4", "enc_addr": "addr",
-    "enc_zip": "zip",
+    "enc_fn_full": "fn", "enc_ln_full": "ln", "enc_ln_part1": "ln_p1", "enc_ln_part2": "ln_p2",
+    "enc_nm_pair": "nm_pair", "enc_mn_init": "mi", "enc_sfx": "sfx", "enc_sex": "sex", "enc_zip": "zip",
+    "enc_dob_full": "dob", "enc_nm_y": "nm_y", "enc_nm_md": "nm_md", "enc_nm_zip": "nm_zip",
+    "enc_ssn_full": "ssn", "enc_ssn_last4": "ssn4", "enc_addr": "addr",
 }
-BLOOMS = {"enc_fn_bf": "fn_bf", "enc_ln_bf": "ln_bf"}
+BLOOMS = {"enc_fn_bf": "fn_bf", "enc_ln_bf": "ln_bf", "enc_dob_bf": "dob_bf", "enc_ssn_bf": "ssn_bf"}
 
 
 class KeyVersionError(Exception):
     """Encodings made under different linkage key versions cannot be compared: tokens would never match."""
 
 
+class EncodingSchemeError(KeyVersionError):
+    """Encodings of another scheme (an older kit) cannot be compared with these: every partner must re-encode."""
+
+
 @dataclass(frozen=True)
 class LinkageParams:
-    """Thresholds and seeds. Recorded in every model file and report."""
+    """Thresholds, seeds and the blocking budget. Recorded in every model file and report."""
 
     predict_threshold: float = 0.5  # pairs kept from prediction
     cluster_threshold: float = 0.9  # pairs that join records into one person
     seed: int = 20261121
     u_max_pairs: float = 2e6
     dice_bands: tuple[float, float, float] = (0.9, 0.8, 0.7)
+    #: a candidate blocking rule that alone makes more comparisons per record than this is not used
+    max_comparisons_per_record: float = 400.0
+    #: a candidate rule kept only when it adds at least this share of the expected matches found
+    min_marginal_match_share: float = 0.0002
 
 
 def _dice(col: str) -> str:
@@ -58,49 +78,50 @@ def _dice(col: str) -> str:
     return f"(bit_count({col}_l & {col}_r) * 2.0 / nullif({col}_n_l + {col}_n_r, 0))"
 
 
-def build_settings(params: LinkageParams = LinkageParams()) -> Any:
-    """The Splink settings: comparisons and blocking rules over encodings only."""
+DOB_DIFFERS = "(dob_l is null or dob_r is null or dob_l <> dob_r)"
+
+
+def build_settings(params: LinkageParams = LinkageParams(), rules: Sequence[str] | None = None) -> Any:
+    """The Splink settings: comparisons over scheme-2 encodings and the prediction blocking rules (SQL)."""
     import splink.comparison_level_library as cll
     import splink.comparison_library as cl
     from splink import SettingsCreator
 
     hi, mid, lo = params.dice_bands
 
-    def name_levels(col: str, other: str, bf: str, phon: str, extra: list[Any]) -> list[Any]:
-        return [
-            cll.NullLevel(col),
-            cll.ExactMatchLevel(col, term_frequency_adjustments=True),
-            cll.CustomLevel(f"{col}_l = {other}_r and {other}_l = {col}_r", label_for_charts="first/last swapped"),
+    def not_comparable(label: str) -> Any:
+        return cll.CustomLevel(DOB_DIFFERS, label_for_charts=label).configure(is_null_level=True)
+
+    def name(col: str, bf: str, extra: list[Any]) -> Any:
+        return cl.CustomComparison(output_column_name=f"{'first' if col == 'fn' else 'last'}_name", comparison_levels=[
+            cll.NullLevel(bf),
+            not_comparable("dates of birth differ: not comparable"),
+            cll.ExactMatchLevel(col),
+            cll.CustomLevel(f"nm_pair_l = nm_pair_r and {col}_l <> {col}_r", label_for_charts="first/last swapped"),
             *extra,
             cll.CustomLevel(f"{_dice(bf)} >= {hi}", label_for_charts=f"Dice >= {hi}"),
             cll.CustomLevel(f"{_dice(bf)} >= {mid}", label_for_charts=f"Dice >= {mid}"),
             cll.CustomLevel(f"{_dice(bf)} >= {lo}", label_for_charts=f"Dice >= {lo}"),
-            cll.ExactMatchLevel(phon),
-        ]
+            cll.ElseLevel(),
+        ])
 
-    first = cl.CustomComparison(output_column_name="first_name", comparison_levels=[
-        *name_levels("fn", "ln", "fn_bf", "fn_phon", []),
-        cll.ExactMatchLevel("fn_init"),
-        cll.ElseLevel(),
-    ])
     compound = ("(ln_l = ln_p1_r or ln_l = ln_p2_r or ln_r = ln_p1_l or ln_r = ln_p2_l "
                 "or ln_p1_l = ln_p1_r or ln_p2_l = ln_p2_r)")
-    last = cl.CustomComparison(output_column_name="last_name", comparison_levels=[
-        *name_levels("ln", "fn", "ln_bf", "ln_phon",
-                     [cll.CustomLevel(compound, label_for_charts="compound surname part")]),
-        cll.ElseLevel(),
-    ])
+    first = name("fn", "fn_bf", [])
+    last = name("ln", "ln_bf", [cll.CustomLevel(compound, label_for_charts="compound surname part")])
     dob = cl.CustomComparison(output_column_name="dob", comparison_levels=[
         cll.NullLevel("dob"),
         cll.ExactMatchLevel("dob", term_frequency_adjustments=True),
-        cll.CustomLevel("dob_swap_l = dob_r or dob_l = dob_swap_r", label_for_charts="day/month swapped"),
-        cll.ExactMatchLevel("dob_ym"),
-        cll.ExactMatchLevel("dob_y"),
+        cll.CustomLevel(f"{_dice('dob_bf')} >= 0.85", label_for_charts="same name, Dice >= 0.85"),
+        cll.CustomLevel("nm_y_l = nm_y_r", label_for_charts="same name, same year"),
+        cll.CustomLevel("nm_md_l = nm_md_r", label_for_charts="same name, same month and day"),
+        cll.CustomLevel(f"{_dice('dob_bf')} >= 0.7", label_for_charts="same name, Dice >= 0.7"),
         cll.ElseLevel(),
     ])
     ssn = cl.CustomComparison(output_column_name="ssn", comparison_levels=[
         cll.NullLevel("ssn4"),
         cll.ExactMatchLevel("ssn"),
+        cll.CustomLevel(f"not {DOB_DIFFERS} and {_dice('ssn_bf')} >= 0.85", label_for_charts="Dice >= 0.85"),
         cll.ExactMatchLevel("ssn4"),
         cll.ElseLevel(),
     ])
@@ -108,15 +129,23 @@ def build_settings(params: LinkageParams = LinkageParams()) -> Any:
         cll.CustomLevel("(addr_l is null or addr_r is null) and (zip_l is null or zip_r is null)",
                         label_for_charts="null").configure(is_null_level=True),
         cll.ExactMatchLevel("addr"),
-        cll.ExactMatchLevel("zip"),
+        cll.CustomLevel("zip_l = zip_r or nm_zip_l = nm_zip_r", label_for_charts="same ZIP"),
+        not_comparable("dates of birth differ: ZIP not comparable"),
         cll.ElseLevel(),
     ])
+
+    def salted_exact(col: str, label: str) -> Any:
+        return cl.CustomComparison(output_column_name=label, comparison_levels=[
+            cll.NullLevel(col), not_comparable("dates of birth differ: not comparable"), cll.ExactMatchLevel(col),
+            cll.ElseLevel()])
+
     settings = SettingsCreator(
         link_type="link_and_dedupe",
         unique_id_column_name="unique_id",
         source_dataset_column_name="source_dataset",
-        comparisons=[first, last, dob, cl.ExactMatch("sex"), ssn, address, cl.ExactMatch("mi"), cl.ExactMatch("sfx")],
-        blocking_rules_to_generate_predictions=blocking_rules(),
+        comparisons=[first, last, dob, salted_exact("sex", "sex"), ssn, address, salted_exact("mi", "mi"),
+                     salted_exact("sfx", "sfx")],
+        blocking_rules_to_generate_predictions=list(rules if rules is not None else blocking_rules()),
         retain_intermediate_calculation_columns=False,
         retain_matching_columns=False,
         additional_columns_to_retain=[],
@@ -124,25 +153,106 @@ def build_settings(params: LinkageParams = LinkageParams()) -> Any:
     return settings
 
 
-def blocking_rules() -> list[Any]:
-    """Prediction blocking rules, chosen with Splink's blocking analysis (see ``blocking_report``).
+#: Candidate prediction blocking rules over scheme-2 encodings (SQL on l./r.), cheapest routes first. Each
+#: catches one way a true pair can differ: a typo in one name (the other name + DOB), a name change or a
+#: nickname (surname or first name + DOB), swapped fields, a DOB error (names + year, names + month/day,
+#: names + ZIP), records without a DOB (SSN, address), anything else sharing a birthday and sex.
+CANDIDATE_BLOCKING_RULES: tuple[tuple[str, str], ...] = (
+    ("first name and last name (and DOB)", "l.fn = r.fn and l.ln = r.ln"),
+    ("swapped names (and DOB)", "l.nm_pair = r.nm_pair"),
+    ("SSN", "l.ssn = r.ssn"),
+    ("names and birth year", "l.nm_y = r.nm_y"),
+    ("names and birth month/day", "l.nm_md = r.nm_md"),
+    ("names and ZIP", "l.nm_zip = r.nm_zip"),
+    ("address", "l.addr = r.addr"),
+    ("surname (and DOB)", "l.ln = r.ln"),
+    ("first name (and DOB)", "l.fn = r.fn"),
+    ("DOB and sex", "l.dob = r.dob and l.sex = r.sex"),
+    ("DOB", "l.dob = r.dob"),
+    ("SSN last four and ZIP (and DOB)", "l.ssn4 = r.ssn4 and l.zip = r.zip"),
+)
 
-    Each is selective enough that comparisons grow near-linearly with records; together they catch
-    pairs with one identifier wrong: a typo (dob + initial), a DOB error (full name), a name change
-    (dob + first name), swapped names, swapped day/month, and records without a DOB (SSN, address).
+
+def blocking_rules() -> list[str]:
+    """Every candidate rule (before :func:`choose_blocking_rules` has looked at the data)."""
+    return [sql for _, sql in CANDIDATE_BLOCKING_RULES]
+
+
+def choose_blocking_rules(model: dict[str, Any], db_api: Any, con: duckdb.DuckDBPyConnection, views: Sequence[str],
+                          total: int, params: LinkageParams) -> dict[str, Any]:
+    """Blocking rules chosen from the data at hand, with Splink's blocking analysis and the trained model.
+
+    1. Splink's ``count_comparisons_from_blocking_rules`` counts each candidate's comparisons on these
+       records (a sample above 50,000); a rule above ``max_comparisons_per_record`` is not used.
+    2. The trained model scores every pair the remaining rules make (Splink's ``predict``); each rule's
+       coverage of the expected matches (the sum of match probabilities of the pairs it makes) is read from
+       the scored pairs, and rules are kept greedily by how much they add, while they add at least
+       ``min_marginal_match_share`` of it.
+    3. The recall ceiling is estimated from the model: the expected matches among the blocked pairs over the
+       expected matches among all pairs (lambda times the number of pairs). On synthetic data the evaluation
+       reports the true ceiling beside it.
+
+    Returns the report: per candidate its comparisons, marginal expected matches and whether it is kept;
+    ``rules`` (the kept SQL, in order); ``table``: the scored pairs (above ``predict_threshold``) that the
+    kept rules make, the run's predictions. ``model`` is the trained Splink model (``save_model_to_json``).
     """
-    from splink import block_on
+    from splink.blocking_analysis import count_comparisons_from_blocking_rules
 
-    return [
-        block_on("dob", "fn_init"),
-        block_on("fn", "ln"),
-        block_on("dob", "ln_phon"),
-        block_on("fn", "dob_ym"),
-        block_on("ssn"),
-        block_on("addr", "fn_init"),
-        "l.fn = r.ln and l.ln = r.fn",
-        "l.dob_swap = r.dob and l.fn_init = r.fn_init",
-    ]
+    sample = 1.0 if total <= 50_000 else max(0.05, 50_000 / total)
+    dfs = [db_api.register(con.table(v)) for v in views]
+    counts = []
+    for label, sql in CANDIDATE_BLOCKING_RULES:
+        r = count_comparisons_from_blocking_rules(dfs, blocking_rules=[sql], link_type="link_and_dedupe",
+                                                  source_dataset_column_name="source_dataset",
+                                                  record_sample_proportion=sample)[0]
+        counts.append({"rule": label, "sql": sql, "comparisons": int(r["cumulative_comparison_count"]),
+                       "comparisons_per_record": round(r["cumulative_comparison_count"] / max(total, 1), 2),
+                       "estimated": bool(r.get("is_estimate"))})
+    usable = [c for c in counts if c["comparisons_per_record"] <= params.max_comparisons_per_record]
+    for c in counts:
+        c["over_budget"] = c not in usable
+    linker = make_linker(db_api, views, model | {"blocking_rules_to_generate_predictions": [c["sql"] for c in usable]})
+    pred = linker.inference.predict(threshold_match_probability=params.predict_threshold)
+    con.execute(f"""create or replace temp table _block_cover as
+        select p.source_dataset_l, p.unique_id_l, p.source_dataset_r, p.unique_id_r, p.match_probability,
+               {", ".join(f"coalesce({c['sql']}, false) as r{i}" for i, c in enumerate(usable))}
+        from {pred.physical_name} p
+        join link_input l on l.source_dataset = p.source_dataset_l and l.unique_id = p.unique_id_l
+        join link_input r on r.source_dataset = p.source_dataset_r and r.unique_id = p.unique_id_r""")
+    expected_all = con.execute("select coalesce(sum(match_probability), 0) from _block_cover").fetchall()[0][0]
+    kept: list[int] = []
+    covered = "false"
+    remaining = list(range(len(usable)))
+    while remaining:
+        gains = con.execute("select " + ", ".join(
+            f"coalesce(sum(match_probability) filter (r{i} and not ({covered})), 0)" for i in remaining)
+            + " from _block_cover").fetchall()[0]
+        best = max(range(len(remaining)), key=lambda j: (gains[j], -usable[remaining[j]]["comparisons"]))
+        if expected_all <= 0 or gains[best] < params.min_marginal_match_share * expected_all:
+            break
+        i = remaining.pop(best)
+        usable[i]["marginal_expected_matches"] = round(float(gains[best]), 2)
+        kept.append(i)
+        covered = " or ".join(f"r{j}" for j in kept)
+    for i in remaining:
+        usable[i]["marginal_expected_matches"] = round(float(con.execute(
+            f"select coalesce(sum(match_probability) filter (r{i} and not ({covered})), 0) from _block_cover"
+        ).fetchall()[0][0]), 2)
+    for i, c in enumerate(usable):
+        c["kept"] = i in kept
+    lam = model.get("probability_two_random_records_match")
+    pairs_all = total * (total - 1) / 2
+    found = con.execute(f"select coalesce(sum(match_probability), 0) from _block_cover where {covered}").fetchall()[0][0]
+    con.execute(f"create or replace temp table _block_kept as select * exclude ({', '.join(f'r{i}' for i in range(len(usable)))}) "
+                f"from _block_cover where {covered}")
+    rules = [usable[i]["sql"] for i in kept]
+    return {"candidates": counts, "rules": rules, "kept_labels": [usable[i]["rule"] for i in kept],
+            "expected_matches_found": round(float(found), 1),
+            "expected_matches_all_candidates": round(float(expected_all), 1),
+            "expected_matches_population": round(lam * pairs_all, 1) if lam else None,
+            "recall_ceiling_estimate": round(min(1.0, found / (lam * pairs_all)), 4) if lam and pairs_all else None,
+            "share_of_candidates_matches_kept": round(found / expected_all, 5) if expected_all else None,
+            "record_sample_proportion": sample, "table": "_block_kept"}
 
 
 def prepare_inputs(con: duckdb.DuckDBPyConnection, *, table: str = "link_input", incremental: bool = False) -> dict[str, Any]:
@@ -175,6 +285,15 @@ def prepare_inputs(con: duckdb.DuckDBPyConnection, *, table: str = "link_input",
         detail = ", ".join(f"{src} {n:,} rows under {v}" for v, src, n in versions)
         raise KeyVersionError(f"current encodings mix linkage key versions ({detail}); "
                               "every partner must re-encode under one version before linkage")
+    have = {r[0] for r in con.execute("select column_name from information_schema.columns "
+                                      "where table_name = 'encodings' and table_schema = 'main'").fetchall()}
+    schemes = con.execute("select distinct " + ("e.enc_scheme" if "enc_scheme" in have else "null") +
+                          " from encodings e join link_loads l using (load_id)").fetchall()
+    other = sorted(str(r[0]) for r in schemes if r[0] != ENCODING_SCHEME)
+    if other:
+        raise EncodingSchemeError(f"current encodings include another encoding scheme ({', '.join(other)}; this "
+                                  f"linkage reads {ENCODING_SCHEME}): every partner must re-encode with the current "
+                                  "kit before linkage (ADR 0008)")
     cols = ", ".join(f"e.{k} as {v}" for k, v in COLUMNS.items())
     blooms = ", ".join(f"e.{k}::BIT as {v}, bit_count(e.{k}::BIT)::integer as {v}_n" for k, v in BLOOMS.items())
     select = (f"select e.source as source_dataset, e.source_record_id as unique_id, e.linkage_key_version, "
@@ -255,14 +374,34 @@ def source_views(con: duckdb.DuckDBPyConnection, table: str = "link_input") -> l
 
 
 def train(linker: Any, params: LinkageParams) -> None:
-    """Estimate λ, u by random sampling (seeded), m by EM on two complementary blockings."""
+    """Estimate lambda and u (seeded random sampling), then m of every comparison by EM on three blockings.
+
+    Each EM session estimates every comparison but those in its blocking rule, so the three together train
+    them all: on pairs with one date of birth (names, SSN, address, sex, middle initial, suffix), with one
+    SSN (date of birth among them) and with one address. :func:`untrained_levels` then checks that nothing
+    was left at Splink's defaults.
+    """
     from splink import block_on
 
     linker.training.estimate_probability_two_random_records_match(
-        [block_on("fn", "ln", "dob"), block_on("ssn", "dob")], recall=0.7)
+        ["l.fn = r.fn and l.ln = r.ln", "l.ssn = r.ssn and l.dob = r.dob"], recall=0.8)
     linker.training.estimate_u_using_random_sampling(max_pairs=params.u_max_pairs, seed=params.seed)
-    linker.training.estimate_parameters_using_expectation_maximisation(block_on("dob", "fn_init"))
-    linker.training.estimate_parameters_using_expectation_maximisation(block_on("fn", "ln"))
+    linker.training.estimate_parameters_using_expectation_maximisation(block_on("dob"))
+    linker.training.estimate_parameters_using_expectation_maximisation(block_on("ssn"))
+    linker.training.estimate_parameters_using_expectation_maximisation(block_on("addr"))
+
+
+def untrained_levels(model: dict[str, Any]) -> list[str]:
+    """``comparison: level`` of every non-null level whose m or u is not trained (None, or not observed)."""
+    out = []
+    for comp in model["comparisons"]:
+        for level in comp["comparison_levels"]:
+            if level.get("is_null_level"):
+                continue
+            m, u = level.get("m_probability"), level.get("u_probability")
+            if not isinstance(m, (int, float)) or not isinstance(u, (int, float)) or math.isnan(m) or m <= 0:
+                out.append(f"{comp['output_column_name']}: {level.get('label_for_charts', '')}")
+    return out
 
 
 def make_linker(db_api: Any, inputs: Sequence[str], settings: Any) -> Any:
