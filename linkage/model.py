@@ -6,10 +6,10 @@ Only the linkage zone is read: tokens and hardened Bloom filters keyed by (sourc
 * names (salted by the exact date of birth): where the dates of birth are equal, full token > first/last
   swapped > (surname) compound part > Dice bands on the folded, balanced bigram filters > else; where they
   differ or are missing the names cannot be compared (a null level: no evidence either way);
-* date of birth: full token (term-frequency adjusted) > positional-digit filter Dice >= 0.85 (one or two
-  digits, a day/month swap) > same year > same month and day > Dice >= 0.7 > else. The filter and both
+* date of birth: full token (term-frequency adjusted) > positional-digit filter Dice >= 0.93 (one or two
+  digits, a day/month swap) > same year > same month and day > Dice >= 0.89 > else. The filter and both
   tokens are salted by the names, so these fuzzy levels say "same name, nearly the same birthday";
-* SSN: full token > positional-digit filter Dice >= 0.85 (a typo or a transposition; salted by DOB) >
+* SSN: full token > positional-digit filter Dice >= 0.92 (a typo or a transposition; salted by DOB) >
   last four > else;
 * address > ZIP (salted by DOB, or by the names) > else; sex, middle initial and suffix (salted by DOB:
   null where the dates of birth differ).
@@ -47,7 +47,7 @@ COLUMNS = {
     "enc_dob_full": "dob", "enc_nm_y": "nm_y", "enc_nm_md": "nm_md", "enc_nm_zip": "nm_zip",
     "enc_ssn_full": "ssn", "enc_ssn_last4": "ssn4", "enc_addr": "addr",
 }
-BLOOMS = {"enc_fn_bf": "fn_bf", "enc_ln_bf": "ln_bf", "enc_dob_bf": "dob_bf", "enc_ssn_bf": "ssn_bf"}
+BLOOMS = {"enc_fn_bf": "fn_bf", "enc_ln_bf": "ln_bf", "enc_dobp_bf": "dob_bf", "enc_ssnp_bf": "ssn_bf"}
 
 
 class KeyVersionError(Exception):
@@ -66,11 +66,18 @@ class LinkageParams:
     cluster_threshold: float = 0.9  # pairs that join records into one person
     seed: int = 20261121
     u_max_pairs: float = 2e6
-    dice_bands: tuple[float, float, float] = (0.9, 0.8, 0.7)
+    #: on the folded, balanced name filters (0.5 = unrelated bits; names under one salt share the mask, so
+    #: two unrelated names sit near 0.8-0.9, one differing bigram near 0.96)
+    dice_bands: tuple[float, float, float] = (0.95, 0.92, 0.89)
+    #: on the positional DOB filter under one name salt, measured (ADR 0008): a one- or two-digit typo or a
+    #: day/month swap 0.88-0.98 (median 0.94), the same year 0.85-0.95, an unrelated date 0.77-0.92 (median 0.85)
+    dob_dice_bands: tuple[float, float] = (0.93, 0.89)
+    #: on the positional SSN filter: a typo 0.97, a transposition 0.94, unrelated SSNs 0.75-0.86
+    ssn_dice: float = 0.92
     #: a candidate blocking rule that alone makes more comparisons per record than this is not used
     max_comparisons_per_record: float = 400.0
     #: a candidate rule kept only when it adds at least this share of the expected matches found
-    min_marginal_match_share: float = 0.0002
+    min_marginal_match_share: float = 0.00005
 
 
 def _dice(col: str) -> str:
@@ -78,7 +85,14 @@ def _dice(col: str) -> str:
     return f"(bit_count({col}_l & {col}_r) * 2.0 / nullif({col}_n_l + {col}_n_r, 0))"
 
 
-DOB_DIFFERS = "(dob_l is null or dob_r is null or dob_l <> dob_r)"
+#: ``dob_k`` is the DOB token again under another name: Splink leaves out of an EM session every comparison
+#: that reads a column of its blocking rule, and the "not comparable" levels must not take the name
+#: comparisons out of the session blocked on ``dob``
+DOB_DIFFERS = "(dob_k_l is null or dob_k_r is null or dob_k_l <> dob_k_r)"
+
+
+#: the ZIP level that also says "same names" (never reached by pairs born on one day: its u is sampled)
+NAMES_ZIP_LABEL = "DOB missing: same names and ZIP"
 
 
 def build_settings(params: LinkageParams = LinkageParams(), rules: Sequence[str] | None = None) -> Any:
@@ -88,6 +102,7 @@ def build_settings(params: LinkageParams = LinkageParams(), rules: Sequence[str]
     from splink import SettingsCreator
 
     hi, mid, lo = params.dice_bands
+    dob_hi, dob_lo = params.dob_dice_bands
 
     def not_comparable(label: str) -> Any:
         return cll.CustomLevel(DOB_DIFFERS, label_for_charts=label).configure(is_null_level=True)
@@ -112,25 +127,33 @@ def build_settings(params: LinkageParams = LinkageParams(), rules: Sequence[str]
     dob = cl.CustomComparison(output_column_name="dob", comparison_levels=[
         cll.NullLevel("dob"),
         cll.ExactMatchLevel("dob", term_frequency_adjustments=True),
-        cll.CustomLevel(f"{_dice('dob_bf')} >= 0.85", label_for_charts="same name, Dice >= 0.85"),
+        cll.CustomLevel(f"{_dice('dob_bf')} >= {dob_hi}", label_for_charts=f"same name, Dice >= {dob_hi}"),
         cll.CustomLevel("nm_y_l = nm_y_r", label_for_charts="same name, same year"),
         cll.CustomLevel("nm_md_l = nm_md_r", label_for_charts="same name, same month and day"),
-        cll.CustomLevel(f"{_dice('dob_bf')} >= 0.7", label_for_charts="same name, Dice >= 0.7"),
+        cll.CustomLevel(f"{_dice('dob_bf')} >= {dob_lo}", label_for_charts=f"same name, Dice >= {dob_lo}"),
         cll.ElseLevel(),
     ])
     ssn = cl.CustomComparison(output_column_name="ssn", comparison_levels=[
         cll.NullLevel("ssn4"),
         cll.ExactMatchLevel("ssn"),
-        cll.CustomLevel(f"not {DOB_DIFFERS} and {_dice('ssn_bf')} >= 0.85", label_for_charts="Dice >= 0.85"),
+        cll.CustomLevel(f"not {DOB_DIFFERS} and {_dice('ssn_bf')} >= {params.ssn_dice}",
+                        label_for_charts=f"Dice >= {params.ssn_dice}"),
         cll.ExactMatchLevel("ssn4"),
         cll.ElseLevel(),
     ])
     address = cl.CustomComparison(output_column_name="address", comparison_levels=[
-        cll.CustomLevel("(addr_l is null or addr_r is null) and (zip_l is null or zip_r is null)",
-                        label_for_charts="null").configure(is_null_level=True),
+        cll.NullLevel("addr"),
         cll.ExactMatchLevel("addr"),
+        cll.ElseLevel(),
+    ])
+    zip_code = cl.CustomComparison(output_column_name="zip", comparison_levels=[
+        cll.NullLevel("zip"),
+        # where a date of birth is missing the names cannot be compared (they are salted by it): the
+        # name-salted ZIP token says "same names and same ZIP", the only name evidence such a pair has
+        # (where both dates exist but differ, the date's own name-salted levels carry it already)
+        cll.CustomLevel("nm_zip_l = nm_zip_r and (dob_k_l is null or dob_k_r is null)", label_for_charts=NAMES_ZIP_LABEL),
         cll.CustomLevel("zip_l = zip_r or nm_zip_l = nm_zip_r", label_for_charts="same ZIP"),
-        not_comparable("dates of birth differ: ZIP not comparable"),
+        not_comparable("dates of birth differ: not comparable"),
         cll.ElseLevel(),
     ])
 
@@ -143,7 +166,7 @@ def build_settings(params: LinkageParams = LinkageParams(), rules: Sequence[str]
         link_type="link_and_dedupe",
         unique_id_column_name="unique_id",
         source_dataset_column_name="source_dataset",
-        comparisons=[first, last, dob, salted_exact("sex", "sex"), ssn, address, salted_exact("mi", "mi"),
+        comparisons=[first, last, dob, salted_exact("sex", "sex"), ssn, address, zip_code, salted_exact("mi", "mi"),
                      salted_exact("sfx", "sfx")],
         blocking_rules_to_generate_predictions=list(rules if rules is not None else blocking_rules()),
         retain_intermediate_calculation_columns=False,
@@ -294,7 +317,7 @@ def prepare_inputs(con: duckdb.DuckDBPyConnection, *, table: str = "link_input",
         raise EncodingSchemeError(f"current encodings include another encoding scheme ({', '.join(other)}; this "
                                   f"linkage reads {ENCODING_SCHEME}): every partner must re-encode with the current "
                                   "kit before linkage (ADR 0008)")
-    cols = ", ".join(f"e.{k} as {v}" for k, v in COLUMNS.items())
+    cols = ", ".join(f"e.{k} as {v}" for k, v in COLUMNS.items()) + ", e.enc_dob_full as dob_k"
     blooms = ", ".join(f"e.{k}::BIT as {v}, bit_count(e.{k}::BIT)::integer as {v}_n" for k, v in BLOOMS.items())
     select = (f"select e.source as source_dataset, e.source_record_id as unique_id, e.linkage_key_version, "
               f"e.load_id, l.created_at as load_created_at, {cols}, {blooms} "
@@ -373,22 +396,111 @@ def source_views(con: duckdb.DuckDBPyConnection, table: str = "link_input") -> l
     return names
 
 
-def train(linker: Any, params: LinkageParams) -> None:
-    """Estimate lambda and u (seeded random sampling), then m of every comparison by EM on three blockings.
+#: comparisons salted by the date of birth: they compare only pairs born on one day
+SALTED_BY_DOB = ("first_name", "last_name", "sex", "zip", "mi", "sfx")
 
-    Each EM session estimates every comparison but those in its blocking rule, so the three together train
-    them all: on pairs with one date of birth (names, SSN, address, sex, middle initial, suffix), with one
-    SSN (date of birth among them) and with one address. :func:`untrained_levels` then checks that nothing
-    was left at Splink's defaults.
+
+def train(linker: Any, params: LinkageParams, con: duckdb.DuckDBPyConnection, db_api: Any,
+          views: Sequence[str], table: str = "link_input") -> dict[str, Any]:
+    """Train the model; returns it (Splink's model JSON) with every level estimated from these records.
+
+    1. lambda from two deterministic rules, u of every comparison by seeded random sampling.
+    2. The names, sex, middle initial and suffix are salted by the date of birth, so they compare only
+       within pairs born on one day, and random pairs almost never are (their sampled u rests on a few
+       dozen pairs, half of them the same person). Their u is re-estimated on the pairs that share a date
+       of birth and are *not* the same person by a held-out identifier: both have an SSN, the SSNs differ
+       and are not one typo apart (positional filter Dice below ``ssn_dice``), and their addresses differ
+       (:func:`_salted_u`).
+    3. m by EM on three blockings, u fixed: pairs with one date of birth (names, SSN, address, sex, middle
+       initial, suffix), with one SSN (the date of birth among them) and with one address. Each session
+       estimates every comparison but those in its blocking rule, so together they train all;
+       :func:`fill_unobserved` and :func:`untrained_levels` say which level no session observed.
     """
     from splink import block_on
 
     linker.training.estimate_probability_two_random_records_match(
         ["l.fn = r.fn and l.ln = r.ln", "l.ssn = r.ssn and l.dob = r.dob"], recall=0.8)
     linker.training.estimate_u_using_random_sampling(max_pairs=params.u_max_pairs, seed=params.seed)
+    model = linker.misc.save_model_to_json()
+    _salted_u(model, con, table)
+    linker = make_linker(db_api, views, model)
     linker.training.estimate_parameters_using_expectation_maximisation(block_on("dob"))
     linker.training.estimate_parameters_using_expectation_maximisation(block_on("ssn"))
     linker.training.estimate_parameters_using_expectation_maximisation(block_on("addr"))
+    return linker.misc.save_model_to_json()
+
+
+def _salted_u(model: dict[str, Any], con: duckdb.DuckDBPyConnection, table: str) -> int:
+    """Set u of the DOB-salted comparisons from held-out non-matches born on one day; returns their number."""
+    cols = [c for c in (*COLUMNS.values(), *BLOOMS.values(), *(f"{b}_n" for b in BLOOMS.values()), "dob_k")]
+    sel = ", ".join(f"l.{c} as {c}_l, r.{c} as {c}_r" for c in cols)
+    con.execute(f"""create or replace temp table _u_pairs as
+        select {sel} from {table} l join {table} r
+          on l.dob = r.dob and (l.source_dataset, l.unique_id) < (r.source_dataset, r.unique_id)
+        where l.ssn is not null and r.ssn is not null and l.ssn <> r.ssn
+          and coalesce({_dice('ssn_bf')}, 0) < {LinkageParams.ssn_dice} and coalesce(l.addr <> r.addr, true)""")
+    n = con.execute("select count(*) from _u_pairs").fetchall()[0][0]
+    if n == 0:  # nothing to learn from: keep the sampled u
+        return n
+    for comp in model["comparisons"]:
+        if comp["output_column_name"] not in SALTED_BY_DOB:
+            continue
+        levels = comp["comparison_levels"]
+        case = " ".join(f"when {lv['sql_condition']} then {i}" for i, lv in enumerate(levels)
+                        if lv.get("sql_condition") and lv["sql_condition"].strip().upper() != "ELSE")
+        counts = dict(con.execute(f"select case {case} else {len(levels) - 1} end g, count(*) from _u_pairs "
+                                  "group by 1").fetchall())
+        null_levels = {i for i, lv in enumerate(levels) if lv.get("is_null_level")}
+        scored = [i for i in range(len(levels))
+                  if i not in null_levels and levels[i].get("label_for_charts") != NAMES_ZIP_LABEL]
+        total = sum(counts.get(i, 0) for i in scored)
+        for i in scored:
+            # add-one smoothing: a level no held-out non-match reached (an exact name among a few hundred
+            # pairs born on one day) gets a small u, not none; none would make the level evidence of nothing
+            levels[i]["u_probability"] = (counts.get(i, 0) + 1) / (total + len(scored))
+        for lv in levels:
+            if lv.get("label_for_charts") == NAMES_ZIP_LABEL:
+                # reached only by pairs with a missing date of birth, which random sampling cannot weigh against
+                # pairs born on one day: u is the share of ALL pairs with the same names and ZIP and a missing
+                # date of birth (an upper bound: the same persons among them are counted as non-matches)
+                records = con.execute(f"select count(*) from {table}").fetchall()[0][0]
+                same = con.execute(f"""select count(*) from {table} l join {table} r
+                    on l.nm_zip = r.nm_zip and (l.source_dataset, l.unique_id) < (r.source_dataset, r.unique_id)
+                    where l.dob is null or r.dob is null""").fetchall()[0][0]
+                lv["u_probability"] = max(same, 1) / max(records * (records - 1) / 2, 1)
+    return n
+
+
+def fill_unobserved(model: dict[str, Any]) -> list[str]:
+    """Give a level that no training pair reached a value, and say so (returned, and shown in the report).
+
+    A level EM never observed (a rare pattern, e.g. swapped names among pairs born on one day that are
+    not the same person) has no estimate; Splink would drop it from scoring. It gets m = u (match weight 0:
+    evidence neither way), and the run's report lists it.
+    """
+    filled = []
+    for comp in model["comparisons"]:
+        for lv in comp["comparison_levels"]:
+            if lv.get("is_null_level"):
+                continue
+            m, u = lv.get("m_probability"), lv.get("u_probability")
+            ok_m, ok_u = (isinstance(v, (int, float)) and v > 0 for v in (m, u))
+            if ok_m and ok_u:
+                continue
+            us = [x["u_probability"] for x in comp["comparison_levels"] if not x.get("is_null_level")
+                  and isinstance(x.get("u_probability"), (int, float)) and x["u_probability"] > 0]
+            if ok_m and us:
+                # seen among matches (EM) but in no sampled non-match: u is at most what the sample could see;
+                # the comparison's smallest observed u is a conservative stand-in (weight under-, not over-stated)
+                lv["u_probability"] = min(us)
+                filled.append(f"{comp['output_column_name']}: {lv.get('label_for_charts', '')} "
+                              "(no sampled non-match: u = the comparison's smallest u)")
+                continue
+            # weight 0: a level no training pair reached is evidence neither way
+            lv["m_probability"] = lv["u_probability"] = m if ok_m else (u if ok_u else 1e-6)
+            filled.append(f"{comp['output_column_name']}: {lv.get('label_for_charts', '')} "
+                          f"(not observed in training: weight 0)")
+    return filled
 
 
 def untrained_levels(model: dict[str, Any]) -> list[str]:

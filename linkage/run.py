@@ -29,6 +29,7 @@ from linkage.model import (
     LinkageParams,
     build_settings,
     choose_blocking_rules,
+    fill_unobserved,
     input_fingerprint,
     make_linker,
     model_json,
@@ -189,12 +190,9 @@ def _predict_full(con: duckdb.DuckDBPyConnection, db_api: Any, params: LinkagePa
     linker = make_linker(db_api, views, build_settings(params))
     timings["setup"] = time.perf_counter() - t
     t = time.perf_counter()
-    train(linker, params)
+    trained = train(linker, params, con, db_api, views)
     timings["train"] = time.perf_counter() - t
-    trained = linker.misc.save_model_to_json()
-    result.untrained_levels = untrained_levels(trained)
-    if charts_dir is not None:
-        result.charts = _save_charts(linker, charts_dir, run_id)
+    result.untrained_levels = fill_unobserved(trained) + untrained_levels(trained)
     t = time.perf_counter()
     # blocking from the data at hand: Splink's blocking analysis, then each rule's share of the expected
     # matches under the trained model; its scored pairs are this run's predictions
@@ -206,6 +204,8 @@ def _predict_full(con: duckdb.DuckDBPyConnection, db_api: Any, params: LinkagePa
     result.model_run_id, result.new_records = run_id, total
     del blocking_analysis  # the analysis is part of every full run now (the rules depend on it)
     final = make_linker(db_api, views, trained | {"blocking_rules_to_generate_predictions": choice["rules"]})
+    if charts_dir is not None:
+        result.charts = _save_charts(final, charts_dir, run_id)
     return model_json(final, key_version=key_version, fingerprint=input_fingerprint(con), params=params)
 
 

