@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
 
         from bench.attacks import hardening_experiments as hx
 
-        # "before": the same population under scheme 1 (the kit before ADR 0008), rebuilt by the legacy encoder
+        # "before": the same population under scheme 1 (the kit before ADR 0009), rebuilt by the legacy encoder
         # of the hardening experiments from the kit's own normalised plaintext, under a fresh random key
         before_db = home / "linkage.scheme1.duckdb"
         if not before_db.exists():

@@ -1,4 +1,4 @@
-"""A Fellegi–Sunter model over encodings (scheme 2), with Splink 5 (DESIGN.md, "Linkage on encodings"; ADR 0008).
+"""A Fellegi–Sunter model over encodings (scheme 2), with Splink 5 (DESIGN.md, "Linkage on encodings"; ADR 0009).
 
 Only the linkage zone is read: tokens and hardened Bloom filters keyed by (source, source_record_id). Scheme
 2 salts each field by another (``partner_kit.encode``), so every comparison knows when it *can* compare:
@@ -45,7 +45,8 @@ COLUMNS = {
     "enc_fn_full": "fn", "enc_ln_full": "ln", "enc_ln_part1": "ln_p1", "enc_ln_part2": "ln_p2",
     "enc_nm_pair": "nm_pair", "enc_mn_init": "mi", "enc_sfx": "sfx", "enc_sex": "sex", "enc_zip": "zip",
     "enc_dob_full": "dob", "enc_nm_y": "nm_y", "enc_nm_md": "nm_md", "enc_nm_zip": "nm_zip",
-    "enc_ssn_full": "ssn", "enc_ssn_last4": "ssn4", "enc_addr": "addr",
+    "enc_ssn_full": "ssn", "enc_ssn_last4": "ssn4", "enc_addr": "addr", "enc_fn_ssn": "fn_ssn",
+    "enc_ln_ssn": "ln_ssn",
 }
 BLOOMS = {"enc_fn_bf": "fn_bf", "enc_ln_bf": "ln_bf", "enc_dobp_bf": "dob_bf", "enc_ssnp_bf": "ssn_bf"}
 
@@ -69,7 +70,7 @@ class LinkageParams:
     #: on the folded, balanced name filters (0.5 = unrelated bits; names under one salt share the mask, so
     #: two unrelated names sit near 0.8-0.9, one differing bigram near 0.96)
     dice_bands: tuple[float, float, float] = (0.95, 0.92, 0.89)
-    #: on the positional DOB filter under one name salt, measured (ADR 0008): a one- or two-digit typo or a
+    #: on the positional DOB filter under one name salt, measured (ADR 0009): a one- or two-digit typo or a
     #: day/month swap 0.88-0.98 (median 0.94), the same year 0.85-0.95, an unrelated date 0.77-0.92 (median 0.85)
     dob_dice_bands: tuple[float, float] = (0.93, 0.89)
     #: on the positional SSN filter: a typo 0.97, a transposition 0.94, unrelated SSNs 0.75-0.86
@@ -91,6 +92,8 @@ def _dice(col: str) -> str:
 DOB_DIFFERS = "(dob_k_l is null or dob_k_r is null or dob_k_l <> dob_k_r)"
 
 
+#: the name level of pairs with one SSN and different (or missing) dates of birth (its u is counted, not sampled)
+SSN_NAME_LABEL = "DOB differs: same name, same SSN"
 #: the ZIP level that also says "same names" (never reached by pairs born on one day: its u is sampled)
 NAMES_ZIP_LABEL = "DOB missing: same names and ZIP"
 
@@ -110,6 +113,8 @@ def build_settings(params: LinkageParams = LinkageParams(), rules: Sequence[str]
     def name(col: str, bf: str, extra: list[Any]) -> Any:
         return cl.CustomComparison(output_column_name=f"{'first' if col == 'fn' else 'last'}_name", comparison_levels=[
             cll.NullLevel(bf),
+            # where the dates differ, the SSN-salted name token still says "same name" for pairs with one SSN
+            cll.CustomLevel(f"{col}_ssn_l = {col}_ssn_r and {DOB_DIFFERS}", label_for_charts=SSN_NAME_LABEL),
             not_comparable("dates of birth differ: not comparable"),
             cll.ExactMatchLevel(col),
             cll.CustomLevel(f"nm_pair_l = nm_pair_r and {col}_l <> {col}_r", label_for_charts="first/last swapped"),
@@ -316,7 +321,7 @@ def prepare_inputs(con: duckdb.DuckDBPyConnection, *, table: str = "link_input",
     if other:
         raise EncodingSchemeError(f"current encodings include another encoding scheme ({', '.join(other)}; this "
                                   f"linkage reads {ENCODING_SCHEME}): every partner must re-encode with the current "
-                                  "kit before linkage (ADR 0008)")
+                                  "kit before linkage (ADR 0009)")
     cols = ", ".join(f"e.{k} as {v}" for k, v in COLUMNS.items()) + ", e.enc_dob_full as dob_k"
     blooms = ", ".join(f"e.{k}::BIT as {v}, bit_count(e.{k}::BIT)::integer as {v}_n" for k, v in BLOOMS.items())
     select = (f"select e.source as source_dataset, e.source_record_id as unique_id, e.linkage_key_version, "
@@ -451,8 +456,8 @@ def _salted_u(model: dict[str, Any], con: duckdb.DuckDBPyConnection, table: str)
         counts = dict(con.execute(f"select case {case} else {len(levels) - 1} end g, count(*) from _u_pairs "
                                   "group by 1").fetchall())
         null_levels = {i for i, lv in enumerate(levels) if lv.get("is_null_level")}
-        scored = [i for i in range(len(levels))
-                  if i not in null_levels and levels[i].get("label_for_charts") != NAMES_ZIP_LABEL]
+        scored = [i for i in range(len(levels)) if i not in null_levels
+                  and levels[i].get("label_for_charts") not in (NAMES_ZIP_LABEL, SSN_NAME_LABEL)]
         total = sum(counts.get(i, 0) for i in scored)
         for i in scored:
             # add-one smoothing: a level no held-out non-match reached (an exact name among a few hundred
@@ -467,6 +472,14 @@ def _salted_u(model: dict[str, Any], con: duckdb.DuckDBPyConnection, table: str)
                 same = con.execute(f"""select count(*) from {table} l join {table} r
                     on l.nm_zip = r.nm_zip and (l.source_dataset, l.unique_id) < (r.source_dataset, r.unique_id)
                     where l.dob is null or r.dob is null""").fetchall()[0][0]
+                lv["u_probability"] = max(same, 1) / max(records * (records - 1) / 2, 1)
+            elif lv.get("label_for_charts") == SSN_NAME_LABEL:
+                # likewise: the share of all pairs with one SSN, the same name and different dates of birth
+                col = "fn_ssn" if comp["output_column_name"] == "first_name" else "ln_ssn"
+                records = con.execute(f"select count(*) from {table}").fetchall()[0][0]
+                same = con.execute(f"""select count(*) from {table} l join {table} r
+                    on l.{col} = r.{col} and (l.source_dataset, l.unique_id) < (r.source_dataset, r.unique_id)
+                    where l.dob is null or r.dob is null or l.dob <> r.dob""").fetchall()[0][0]
                 lv["u_probability"] = max(same, 1) / max(records * (records - 1) / 2, 1)
     return n
 

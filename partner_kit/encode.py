@@ -1,4 +1,4 @@
-"""Keyed, salted encodings of normalised identifiers: encoding scheme 2 (ADR 0008).
+"""Keyed, salted encodings of normalised identifiers: encoding scheme 2 (ADR 0009).
 
 The linkage zone must not be readable by an insider without the key (issue 13). Scheme 1 (one token per
 identifier and derived feature, unsalted per-bigram Bloom filters, first and last names in one domain)
@@ -8,7 +8,8 @@ needs and nothing an attacker can align with a public list:
 * **per-field keys**: every field has its own keys, derived from the versioned linkage secret with HKDF
   (``vpdc/enc2/<purpose>/<field>``): first names, surnames, dates of birth never share a domain;
 * **a salt per record from another field**: name tokens and filters are salted by the exact date of birth
-  (``s_dob``), the DOB filter and the name-keyed DOB/ZIP tokens by the exact unordered name pair (``s_name``).
+  (``s_dob``), the DOB filter and the name-keyed DOB/ZIP tokens by the exact unordered name pair (``s_name``),
+  and a second pair of name tokens by the SSN (``s_ssn``: names compare where the SSNs agree and the dates do not).
   The same name of two persons born on different days gives unrelated encodings, so counting encodings
   counts (name, birthday) pairs, not names: no frequency to align. A record without a DOB (or without a
   name) is salted by its own pseudonymous id: its salted encodings match nothing but itself;
@@ -66,7 +67,7 @@ class EncodingParams:
     """
 
     bloom_bits: int = 512
-    bloom_k: int = 4  # measured: 8 cost the kit a third of its speed for no gain in linkage (ADR 0008)
+    bloom_k: int = 4  # measured: 8 cost the kit a third of its speed for no gain in linkage (ADR 0009)
 
     def __post_init__(self) -> None:
         if self.bloom_bits % 64 or not 128 <= self.bloom_bits <= 65536 or self.bloom_bits & (self.bloom_bits - 1):
@@ -99,6 +100,8 @@ ENCODING_COLUMNS: dict[str, str] = {
     "enc_nm_y": "birth year (key: name_year; salt: name)",
     "enc_nm_md": "birth month and day (key: name_monthday; salt: name)",
     "enc_nm_zip": "five-digit ZIP (key: name_zip; salt: name)",
+    "enc_fn_ssn": "first name (key: first_ssn; salt: ssn): names compare where the SSNs agree and the dates do not",
+    "enc_ln_ssn": "surname, compact (key: last_ssn; salt: ssn)",
     "enc_ssn_full": "SSN, nine digits (key: ssn; unsalted, near-unique)",
     "enc_ssn_last4": "SSN last four (key: ssn4; unsalted, uniform)",
     "enc_ssnp_bf": "SSN positional digits, folded, masked, balanced (key: ssn; salt: dob)",
@@ -121,6 +124,8 @@ SALTED_TOKENS: dict[str, tuple[str, str, str]] = {
     "enc_nm_y": ("name_year", "name", "dob_year"),
     "enc_nm_md": ("name_monthday", "name", "dob_monthday"),
     "enc_nm_zip": ("name_zip", "name", "zip"),
+    "enc_fn_ssn": ("first_ssn", "ssn", "first"),
+    "enc_ln_ssn": ("last_ssn", "ssn", "last"),
 }
 #: unsalted token columns: (field key, feature or derived value)
 PLAIN_TOKENS: dict[str, tuple[str, str]] = {
@@ -371,15 +376,18 @@ class Encoder:
         return out, valid
 
     def salts(self, features: Mapping[str, pa.Array], rids: pa.Array) -> dict[str, np.ndarray]:
-        """The record salts: ``dob`` (from the exact date of birth) and ``name`` (from the unordered name pair),
-        each falling back to a per-record salt where the field is missing; plus the pair digest (``pair``)."""
+        """The record salts: ``dob`` (from the exact date of birth), ``name`` (from the unordered name pair) and
+        ``ssn`` (from the SSN), each falling back to a per-record salt where the field is missing; plus the pair
+        digest (``pair``)."""
         record = self._record_salts(rids)
         iso = pc.cast(pc.cast(features["dob"], pa.date32()), pa.string())
         d, vd = self._digests("dob", iso)  # the DOB token's own digest, under another AES key
         s_dob = np.where(vd[:, None], _aes(self._key("salt/dob"), d), record)
         pair, vp = self._pair_digests(features["first"], features["last"])
         s_name = np.where(vp[:, None], _aes(self._key("salt/name"), pair), record)
-        return {"dob": s_dob, "name": s_name, "pair": pair, "pair_valid": vp}
+        d, vs = self._digests("ssn", features["ssn"])  # near-unique: a salt per person, no frequency at all
+        s_ssn = np.where(vs[:, None], _aes(self._key("salt/ssn"), d), record)
+        return {"dob": s_dob, "name": s_name, "ssn": s_ssn, "pair": pair, "pair_valid": vp}
 
     # -- encodings ----------------------------------------------------------------------------------
     def _salted_tokens(self, field: str, salt: np.ndarray, digests: np.ndarray, valid: np.ndarray) -> pa.Array:
@@ -474,7 +482,8 @@ def _reference(enc: Encoder, features: Mapping[str, Any], rid: str) -> dict[str,
         a, b = sorted((enc._digest("pairname", f["first"] or ""), enc._digest("pairname", f["last"] or "")))
         pair = _aes1(enc._key("salt/pair"), _xor(_aes1(enc._key("salt/pair"), a), b))
     s_name = _aes1(enc._key("salt/name"), pair) if pair is not None else record
-    salts = {"dob": s_dob, "name": s_name}
+    s_ssn = _aes1(enc._key("salt/ssn"), enc._digest("ssn", f["ssn"])) if f["ssn"] else record
+    salts = {"dob": s_dob, "name": s_name, "ssn": s_ssn}
     derived = {**f, "dob_iso": iso, "dob_year": iso[:4] if iso else None, "dob_monthday": iso[5:] if iso else None,
                "ssn_last4": f["ssn"][5:9] if f["ssn"] else None}
     out: dict[str, Any] = {"enc_scheme": ENCODING_SCHEME}

@@ -61,7 +61,7 @@ if str(REPO) not in sys.path:
 from bench.attacks.common import bigrams_of
 from bench.attacks.zone import Population
 
-#: the columns of a scheme-1 linkage zone (the kit before ADR 0008), which every candidate here writes
+#: the columns of a scheme-1 linkage zone (the kit before ADR 0009), which every candidate here writes
 ZONE_COLUMNS = ("source", "extract_type", "load_id", "source_record_id", "linkage_key_version", "enc_fn_full",
                 "enc_fn_phon", "enc_fn_init", "enc_fn_bf", "enc_ln_full", "enc_ln_phon", "enc_ln_part1",
                 "enc_ln_part2", "enc_ln_bf", "enc_mn_init", "enc_sfx", "enc_dob_full", "enc_dob_swap", "enc_dob_ym",

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 
 from envelope.keys import LinkageSecret
-from linkage.model import BLOOMS, COLUMNS, LinkageParams, build_settings
+from linkage.model import BLOOMS, COLUMNS, SSN_NAME_LABEL, LinkageParams, build_settings
 from partner_kit.encode import Encoder, dice
 from partner_kit.normalise import normalise_surname
 
@@ -20,13 +20,13 @@ pytestmark = pytest.mark.integration
 ENC = Encoder(LinkageSecret.from_master("v1", b"k" * 32))
 
 
-def record(first: str, last: str, dob: date, *, sex="M", ssn=None, addr=None, zip_="28208") -> dict:
+def record(first: str, last: str, dob: date, *, sex="M", ssn=None, addr=None, zip_="28208", rid="A" * 20) -> dict:
     """One record as the model reads it (``linkage.model.prepare_inputs``' short column names), kit-encoded."""
     sn = normalise_surname(last)
     two = len(sn.parts) > 1
     enc = ENC.encode_record({"first": first, "last": sn.compact, "last_part1": sn.parts[0] if two else None,
                              "last_part2": sn.parts[-1] if two else None, "dob": dob, "sex": sex, "ssn": ssn,
-                             "addr": addr, "zip": zip_}, "A" * 20)
+                             "addr": addr, "zip": zip_}, rid)
     return {**{short: enc[col] for col, short in {**COLUMNS, **BLOOMS}.items()}, "dob_k": enc["enc_dob_full"]}
 
 
@@ -88,8 +88,11 @@ def compare(rows_a: list[dict], rows_b: list[dict]) -> dict[str, dict[str, str]]
 def compared() -> dict[str, dict[str, str]]:
     rows_a, rows_b = [], []
     for i, (name, ((first, last, dob), _)) in enumerate(PAIRS.items()):
-        rows_a.append({"unique_id": f"a{i}", "source_dataset": "a", "pair": name, **record(*BASE)})
-        rows_b.append({"unique_id": f"b{i}", "source_dataset": "b", "pair": name, **record(first, last, dob)})
+        # each record its own pseudonymous id (the salt of last resort, e.g. of the SSN-salted names)
+        rows_a.append({"unique_id": f"a{i}", "source_dataset": "a", "pair": name,
+                       **record(*BASE, rid=f"a{i:019d}")})
+        rows_b.append({"unique_id": f"b{i}", "source_dataset": "b", "pair": name,
+                       **record(first, last, dob, rid=f"b{i:019d}")})
     return compare(rows_a, rows_b)
 
 
@@ -107,7 +110,8 @@ def test_bloom_filter_dice_bands_follow_the_python_dice():
     hi, mid, lo = LinkageParams().dice_bands
     cases = [("JONATHAN", "JONATHON"), ("CHRISTOPHER", "CHRISTOPER"), ("KATHERINE", "KATHRINE"), ("ANA", "ANNA")]
     sides = {side: [{"unique_id": f"{side}{i}", "source_dataset": side, "pair": str(i),
-                     **record(pair[k], "SMITH", date(1990, 3, 4))} for i, pair in enumerate(cases)]
+                     **record(pair[k], "SMITH", date(1990, 3, 4), rid=f"{side}{i:019d}")}
+                    for i, pair in enumerate(cases)]
              for k, side in enumerate(("a", "b"))}
     pred = {pair: levels["first_name"] for pair, levels in compare(sides["a"], sides["b"]).items()}
     for i, (a, b) in enumerate(cases):
@@ -119,3 +123,17 @@ def test_bloom_filter_dice_bands_follow_the_python_dice():
         else:
             assert pred[str(i)] == want, (a, b, round(d, 3), pred[str(i)])
     assert any(pred[str(i)].startswith("Dice") for i in range(len(cases)))  # the bands are reached at all
+
+
+def test_names_compare_through_the_ssn_where_the_dates_of_birth_differ():
+    """A DOB typo makes the DOB-salted names incomparable; with one SSN the SSN-salted names still agree."""
+    a = [{"unique_id": "a0", "source_dataset": "a", "pair": "p",
+          **record("JONATHAN", "SMITH", date(1990, 3, 4), ssn="234567890", rid="a" * 20)}]
+    b = [{"unique_id": "b0", "source_dataset": "b", "pair": "p",
+          **record("JONATHAN", "SMITH", date(1990, 5, 4), ssn="234567890", rid="b" * 20)}]
+    got = compare(a, b)["p"]
+    assert got["first_name"] == got["last_name"] == SSN_NAME_LABEL
+    assert got["dob"] == "same name, Dice >= 0.93"
+    other = [{**b[0], **{k: v for k, v in record("JONATHAN", "SMITH", date(1990, 5, 4), ssn="234567891",
+                                                   rid="b" * 20).items()}}]
+    assert compare(a, other)["p"]["first_name"] == "null"  # another SSN: not comparable

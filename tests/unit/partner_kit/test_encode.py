@@ -1,4 +1,4 @@
-"""Encoding scheme 2 (ADR 0008): per-field keys, cross-field salts, hardened filters with no length leak."""
+"""Encoding scheme 2 (ADR 0009): per-field keys, cross-field salts, hardened filters with no length leak."""
 
 import os
 from datetime import date
@@ -104,6 +104,16 @@ def test_dob_filter_is_fuzzy_for_a_digit_typo_and_a_day_month_swap():
     assert dice(base, typo) > 0.85 and min(dice(base, typo), dice(base, swap)) > dice(base, other)
     a, b = enc(rec(dob=date(1990, 3, 7))), enc(rec(dob=date(1990, 7, 3)))
     assert a["enc_nm_y"] == b["enc_nm_y"] and a["enc_nm_md"] != b["enc_nm_md"]
+
+
+def test_names_salted_by_the_ssn_agree_across_a_date_of_birth_typo():
+    a = enc(rec(dob=date(1990, 3, 7), ssn="234567890"))
+    b = enc(rec(dob=date(1991, 3, 7), ssn="234567890"))
+    c = enc(rec(dob=date(1990, 3, 7), ssn="234567891"))
+    assert a["enc_fn_full"] != b["enc_fn_full"]  # the DOB salt differs
+    assert a["enc_fn_ssn"] == b["enc_fn_ssn"] and a["enc_ln_ssn"] == b["enc_ln_ssn"]
+    assert a["enc_fn_ssn"] != c["enc_fn_ssn"] and a["enc_fn_ssn"] != a["enc_ln_ssn"]
+    assert enc(rec())["enc_fn_ssn"] != enc(rec(), rid="B" * 20)["enc_fn_ssn"]  # no SSN: salted by the record
 
 
 def test_missing_date_of_birth_salts_by_the_record_and_links_on_nothing_salted():
