@@ -39,6 +39,7 @@ def _plain_encoder_class():
                    "enc_nm_y": pc.utf8_slice_codeunits(iso, 0, 4), "enc_nm_md": pc.utf8_slice_codeunits(iso, 5, 10),
                    "enc_nm_zip": f["zip"], "enc_ssn_full": f["ssn"],
                    "enc_ssn_last4": pc.utf8_slice_codeunits(f["ssn"], 5, 9), "enc_addr": f["addr"],
+                   "enc_fn_ssn": f["first"], "enc_ln_ssn": f["last"],
                    "enc_nm_pair": pc.binary_join_element_wise(pc.fill_null(f["first"], ""),
                                                               pc.fill_null(f["last"], ""), "|")}
             for col, src in (("enc_fn_bf", "first"), ("enc_ln_bf", "last"), ("enc_dobp_bf", "dob"),
