@@ -19,7 +19,8 @@ from rich.table import Table
 
 from governance.defaults import OUTCOME_WINDOW_DAYS
 from partner_kit.cli import UsageError, emit, out
-from workspace import Home, default_home
+from vpdc.options import HomeOpt
+from workspace import Home
 
 registry_app = typer.Typer(help="The governance registry database (SQLite by default; VPDC_REGISTRY_URL for "
                                 "PostgreSQL).", no_args_is_help=True)
@@ -34,8 +35,6 @@ audit_app = typer.Typer(help="Verify the keyed audit chain (stewards, the commun
                              "checkpoints of it that stewards keep outside the registry.", no_args_is_help=True)
 retention_app = typer.Typer(help="Engineers: destroy outputs and study keys at retention end.", no_args_is_help=True)
 
-HomeOpt = Annotated[Path, typer.Option("--home", envvar="VPDC_HOME", help="Working directory (VPDC_HOME).",
-                                       default_factory=default_home, show_default="./var")]
 RepinOpt = Annotated[bool, typer.Option(help="Accept person-key merges/splits since the study's pinned linkage run "
                                              "(audited as study.repinned).")]
 AsOpt = Annotated[str, typer.Option("--as", envvar="VPDC_USER", help="Who is acting (user id in the registry).")]

@@ -1,10 +1,10 @@
-"""The recoverability audit of the indicator suppression, with the governance library's own code.
+"""The interval audit of the indicator suppression, with the governance library's own code (ADR 0008).
 
 The line rule (no line with exactly one hidden cell) is necessary but not sufficient: hidden cells in
-several lines can still be solved together from the published totals (three lines x+a, x+b, a+b give all
-three away). ``governance.disclosure.protect_cells`` checks every month x indicator table with linear
-algebra and hides more cells until no hidden cell is determined by the lines; cells it adds carry the
-reason 'audit'. The same function, with its property tests, protects every released aggregate file.
+several lines can be solved or narrowed together from the published totals, non-negativity and whole
+numbers. ``governance.disclosure.protect_cells`` certifies every month x indicator table by linear and
+integer programming and hides more cells until every hidden small cell could be anything from 0 to the
+minimum cell; cells it adds carry the reason 'audit' (kept here, never published in the mart).
 """
 
 
