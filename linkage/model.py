@@ -5,7 +5,8 @@ Only the linkage zone is read: tokens and hardened Bloom filters keyed by (sourc
 
 * names (salted by the exact date of birth): where the dates of birth are equal, full token > first/last
   swapped > (surname) compound part > Dice bands on the folded, balanced bigram filters > else; where they
-  differ or are missing the names cannot be compared (a null level: no evidence either way);
+  differ or are missing the names cannot be compared (a null level: no evidence either way), except through
+  the name tokens salted by the SSN ("same name, same SSN": pairs with one SSN and a DOB typo);
 * date of birth: full token (term-frequency adjusted) > positional-digit filter Dice >= 0.93 (one or two
   digits, a day/month swap) > same year > same month and day > Dice >= 0.89 > else. The filter and both
   tokens are salted by the names, so these fuzzy levels say "same name, nearly the same birthday";
