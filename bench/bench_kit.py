@@ -226,10 +226,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     me = [sys.executable, str(Path(__file__).resolve())]
     result: dict[str, Any] = {"benchmark": "kit", "machine": benchlib.machine()}
     try:
-        from envelope.keys import init_keys
-        from partner_kit.profiles import partners
-
-        init_keys(home / "keys", tuple(partners()))
+        benchlib.demo_keys(home)  # (envelope.keys.init_keys was renamed init_demo_keys; this bench was left behind)
         log(f"synth: {args.persons:,} persons into {home}")
         result["synth"] = benchlib.run_child([*me, "--child", "synth", "--home", str(home), "--persons",
                                              str(args.persons), "--seed", str(args.seed), "--periods", *periods])

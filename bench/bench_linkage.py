@@ -309,8 +309,63 @@ def evaluate(con: Any, clusters: str, truth: str = "truth") -> dict[str, Any]:
 
 
 def native_truth(con: Any, truth_parquet: Path) -> None:
-    con.execute(f"create or replace table truth as select source, trim(record_id) source_record_id, person_id "
-                f"from read_parquet('{truth_parquet}')")
+    con.execute(f"create or replace table truth as select source, trim(record_id) source_record_id, person_id, "
+                f"race_eth, sex, birth_year from read_parquet('{truth_parquet}')")
+
+
+#: match-probability thresholds of the sweep (every system's own probability or Dice score); the best is reported
+SWEEP = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.995, 0.999)
+
+
+def threshold_sweep(con: Any, edges: str, chosen: float, truth: str = "truth") -> dict[str, Any]:
+    """Pairwise and cluster F1 over ALL truth records after clustering ``edges`` (node_id_l, node_id_r,
+    match_probability; node ids ``source:source_record_id``) at each threshold of :data:`SWEEP`: the figures
+    at the system's chosen threshold and at the best one (oracle-chosen, for every system alike)."""
+    from splink import DuckDBAPI
+    from splink.clustering import cluster_pairwise_predictions_at_threshold
+
+    con.execute(f"create or replace table _sweep_nodes as select distinct source || ':' || source_record_id node_id "
+                f"from {truth}")
+    con.execute(f"create or replace table _sweep_edges as select node_id_l, node_id_r, match_probability from {edges}")
+    db_api = DuckDBAPI(connection=con)
+    rows = []
+    for th in sorted(set(SWEEP) | {chosen}):
+        cl = cluster_pairwise_predictions_at_threshold("_sweep_nodes", "_sweep_edges", db_api, "node_id",
+                                                       threshold_match_probability=th)
+        con.execute(f"create or replace table _sweep_cl as select split_part(node_id, ':', 1) source, "
+                    f"substr(node_id, strpos(node_id, ':') + 1) source_record_id, cluster_id::varchar cluster_id "
+                    f"from {cl.physical_name}")
+        e = evaluate(con, "_sweep_cl", truth)
+        rows.append({"threshold": th, "precision": e["precision"], "recall": e["recall"], "f1": e["f1"],
+                     "cluster_f1": e["cluster_f1"]})
+        cl.drop_table_from_database_and_remove_from_cache()
+    best = max(rows, key=lambda r: r["f1"])
+    at = next(r for r in rows if r["threshold"] == chosen)
+    return {"chosen_threshold": at, "best_threshold": best, "sweep": rows}
+
+
+def group_ratios(con: Any, clusters_all: str, as_of_year: int = 2026, truth: str = "truth") -> dict[str, Any]:
+    """Missed-link and false-link rates per group (race/ethnicity, sex, age band, source) over ALL truth
+    records (a record a system did not output is a singleton: its true links count as missed), as ratios
+    to the overall rate; groups above 1.5x are listed (groups under 30 records are left out of the list)."""
+    from linkage.evaluation import subgroup_errors
+
+    if not con.execute(f"select count(race_eth) + count(sex) from {truth}").fetchall()[0][0]:
+        return {"skipped": "no race/ethnicity or sex in this truth (e.g. FEBRL)"}
+    r = subgroup_errors(con, clusters_all, as_of_year=as_of_year, truth=truth)
+    ov = r["overall"]
+    out: dict[str, Any] = {"overall": ov, "ratios": {}, "flagged": []}
+    for dim, rows in r["groups"].items():
+        for g in rows:
+            key = f"{dim}={g['group']}"
+            ratio = {k: (round(g[f"{k}_rate"] / ov[f"{k}_rate"], 2) if g[f"{k}_rate"] is not None and ov[f"{k}_rate"]
+                         else None) for k in ("missed_link", "false_link")}
+            out["ratios"][key] = ratio | {"records": g["records"]}
+            if g["flagged"] and not g["small_group"]:
+                out["flagged"].append(key)
+    out["max_ratio_groups_30_plus"] = {k: max((v[k] or 0 for v in out["ratios"].values() if v["records"] >= 30),
+                                              default=None) for k in ("missed_link", "false_link")}
+    return out
 
 
 # ================================================================================================== vpdc
@@ -325,6 +380,8 @@ def _vpdc_eval(linkage_db: Path, keys: Path, truth_parquet: Path) -> dict[str, A
     load_truth(con, truth_parquet, Custodian(keys.parent / "custodian").linkage_secret())
     con.execute("create table clusters as select source, source_record_id, person_key cluster_id from lz.person_keys")
     out = evaluate(con, "clusters")
+    out["groups"] = group_ratios(con, "_c_all")
+    out["thresholds"] = threshold_sweep(con, "lz.link_edges", CLUSTER_THRESHOLD)
     con.close()
     return out
 
@@ -499,6 +556,27 @@ def stage_export_plaintext(spec: dict[str, Any]) -> dict[str, Any]:
             "records_by_source": plain["source_dataset"].value_counts().to_dict()} | usage()
 
 
+#: Plaintext Splink's blocking: scheme 1's rules (chosen with Splink's blocking analysis on plaintext-like
+#: tokens) plus the routes a plaintext linker has and an encoded one must earn (ZIP, address, last name + year)
+PLAINTEXT_BLOCKING = [
+    "l.dob = r.dob and l.fn_init = r.fn_init", "l.fn = r.fn and l.ln = r.ln", "l.dob = r.dob and l.ln_phon = r.ln_phon",
+    "l.fn = r.fn and l.dob_ym = r.dob_ym", "l.ssn = r.ssn", "l.addr = r.addr and l.fn_init = r.fn_init",
+    "l.fn = r.ln and l.ln = r.fn", "l.dob_swap = r.dob and l.fn_init = r.fn_init", "l.addr = r.addr",
+    "l.ln = r.ln and l.zip = r.zip", "l.dob = r.dob",
+]
+
+
+def plaintext_train(linker: Any, params: Any) -> None:
+    """Scheme 1's training procedure (the project's before the hardened encodings), on plaintext columns."""
+    from splink import block_on
+
+    linker.training.estimate_probability_two_random_records_match(
+        [block_on("fn", "ln", "dob"), block_on("ssn", "dob")], recall=0.7)
+    linker.training.estimate_u_using_random_sampling(max_pairs=params.u_max_pairs, seed=params.seed)
+    linker.training.estimate_parameters_using_expectation_maximisation(block_on("dob", "fn_init"))
+    linker.training.estimate_parameters_using_expectation_maximisation(block_on("fn", "ln"))
+
+
 def plaintext_settings() -> Any:
     import splink.comparison_level_library as cll
     import splink.comparison_library as cl
@@ -546,12 +624,10 @@ def plaintext_settings() -> Any:
         cll.ExactMatchLevel("zip"),
         cll.ElseLevel(),
     ])
-    from linkage.model import blocking_rules
-
     return SettingsCreator(
         link_type="link_and_dedupe", unique_id_column_name="unique_id", source_dataset_column_name="source_dataset",
         comparisons=[first, last, dob, cl.ExactMatch("sex"), ssn, address, cl.ExactMatch("mi"), cl.ExactMatch("sfx")],
-        blocking_rules_to_generate_predictions=blocking_rules(),  # same rules, same column names, on plaintext
+        blocking_rules_to_generate_predictions=PLAINTEXT_BLOCKING,
         retain_intermediate_calculation_columns=False, retain_matching_columns=False, additional_columns_to_retain=[])
 
 
@@ -561,7 +637,7 @@ def stage_splink(spec: dict[str, Any]) -> dict[str, Any]:
     import duckdb
     from splink import DuckDBAPI, Linker
 
-    from linkage.model import LinkageParams, train
+    from linkage.model import LinkageParams
 
     params = LinkageParams()
     work = Path(spec["out"])
@@ -579,7 +655,7 @@ def stage_splink(spec: dict[str, Any]) -> dict[str, Any]:
         db_api = DuckDBAPI(connection=con)
         linker = Linker([db_api.register(v) for v in views], plaintext_settings(), log_level=logging.ERROR)
         s = time.perf_counter()
-        train(linker, params)  # the project's training procedure, on plaintext columns
+        plaintext_train(linker, params)
         stages["train"] = round(time.perf_counter() - s, 2)
         s = time.perf_counter()
         pred = linker.inference.predict(threshold_match_probability=params.predict_threshold)
@@ -595,6 +671,10 @@ def stage_splink(spec: dict[str, Any]) -> dict[str, Any]:
            "stage_seconds": stages} | usage()
     native_truth(con, Path(spec["truth"]))
     out |= evaluate(con, "bench_clusters")
+    out["groups"] = group_ratios(con, "_c_all")
+    con.execute(f"create table bench_edges as select source_dataset_l || ':' || unique_id_l node_id_l, "
+                f"source_dataset_r || ':' || unique_id_r node_id_r, match_probability from {pred.physical_name}")
+    out["thresholds"] = threshold_sweep(con, "bench_edges", CLUSTER_THRESHOLD)
     con.close()
     db.unlink(missing_ok=True)
     return out

@@ -1,12 +1,22 @@
-"""A Fellegi–Sunter model over encodings, with Splink 5 (DESIGN.md, "Linkage on encodings").
+"""A Fellegi–Sunter model over encodings (scheme 2), with Splink 5 (DESIGN.md, "Linkage on encodings"; ADR 0009).
 
-Only the linkage zone is read: tokens and Bloom filters keyed by (source, source_record_id). The
-comparisons win back fuzzy matching from equality-only tokens with graded levels:
+Only the linkage zone is read: tokens and hardened Bloom filters keyed by (source, source_record_id). Scheme
+2 salts each field by another (``partner_kit.encode``), so every comparison knows when it *can* compare:
 
-* names: full token > first/last swapped > Bloom-filter Dice bands > phonetic token > initial > else,
-  with term-frequency adjustment on the full name tokens; surnames also match on compound parts;
-* date of birth: full > day/month swapped > year-month > year > else;
-* sex; SSN full > last four; address > ZIP; middle initial; generational suffix (JR vs SR disagree).
+* names (salted by the exact date of birth): where the dates of birth are equal, full token > first/last
+  swapped > (surname) compound part > Dice bands on the folded, balanced bigram filters > else; where they
+  differ or are missing the names cannot be compared (a null level: no evidence either way), except through
+  the name tokens salted by the SSN ("same name, same SSN": pairs with one SSN and a DOB typo);
+* date of birth: full token (term-frequency adjusted) > positional-digit filter Dice >= 0.93 (one or two
+  digits, a day/month swap) > same year > same month and day > Dice >= 0.89 > else. The filter and both
+  tokens are salted by the names, so these fuzzy levels say "same name, nearly the same birthday";
+* SSN: full token > positional-digit filter Dice >= 0.92 (a typo or a transposition; salted by DOB) >
+  last four > else;
+* address > ZIP (salted by DOB, or by the names) > else; sex, middle initial and suffix (salted by DOB:
+  null where the dates of birth differ).
+
+Blocking rules are chosen from the data at hand (:func:`choose_blocking_rules`); every comparison's m is
+trained by EM (:func:`train`), and the run refuses a model that left any level untrained.
 
 The database API is a parameter (DuckDB by default) so the same settings can run on Splink's Spark
 backend for partners who outgrow one machine.
@@ -16,41 +26,60 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import duckdb
 
-__all__ = ["MODEL_VERSION", "KeyVersionError", "LinkageParams", "build_settings", "blocking_rules",
-           "prepare_inputs", "train", "input_fingerprint"]
+__all__ = ["CANDIDATE_BLOCKING_RULES", "MODEL_VERSION", "EncodingSchemeError", "KeyVersionError", "LinkageParams",
+           "blocking_rules", "build_settings", "choose_blocking_rules", "input_fingerprint", "prepare_inputs",
+           "train", "untrained_levels"]
 
-MODEL_VERSION = "vpdc-linkage/1"
+MODEL_VERSION = "vpdc-linkage/2"
+#: the encoding scheme this model reads (``partner_kit.encode.ENCODING_SCHEME``); rows of any other are refused
+ENCODING_SCHEME = "vpdc-encoding-v2"
 
 #: encodings column → short name used in the model (kept short: Splink repeats them in every SQL).
 COLUMNS = {
-    "enc_fn_full": "fn", "enc_fn_phon": "fn_phon", "enc_fn_init": "fn_init", "enc_ln_full": "ln",
-    "enc_ln_phon": "ln_phon", "enc_ln_part1": "ln_p1", "enc_ln_part2": "ln_p2", "enc_mn_init": "mi",
-    "enc_sfx": "sfx", "enc_dob_full": "dob", "enc_dob_swap": "dob_swap", "enc_dob_ym": "dob_ym",
-    "enc_dob_y": "dob_y", "enc_sex": "sex", "enc_ssn_full": "ssn", "enc_ssn_last4": "ssn4", "enc_addr": "addr",
-    "enc_zip": "zip",
+    "enc_fn_full": "fn", "enc_ln_full": "ln", "enc_ln_part1": "ln_p1", "enc_ln_part2": "ln_p2",
+    "enc_nm_pair": "nm_pair", "enc_mn_init": "mi", "enc_sfx": "sfx", "enc_sex": "sex", "enc_zip": "zip",
+    "enc_dob_full": "dob", "enc_nm_y": "nm_y", "enc_nm_md": "nm_md", "enc_nm_zip": "nm_zip",
+    "enc_ssn_full": "ssn", "enc_ssn_last4": "ssn4", "enc_addr": "addr", "enc_fn_ssn": "fn_ssn",
+    "enc_ln_ssn": "ln_ssn",
 }
-BLOOMS = {"enc_fn_bf": "fn_bf", "enc_ln_bf": "ln_bf"}
+BLOOMS = {"enc_fn_bf": "fn_bf", "enc_ln_bf": "ln_bf", "enc_dobp_bf": "dob_bf", "enc_ssnp_bf": "ssn_bf"}
 
 
 class KeyVersionError(Exception):
     """Encodings made under different linkage key versions cannot be compared: tokens would never match."""
 
 
+class EncodingSchemeError(KeyVersionError):
+    """Encodings of another scheme (an older kit) cannot be compared with these: every partner must re-encode."""
+
+
 @dataclass(frozen=True)
 class LinkageParams:
-    """Thresholds and seeds. Recorded in every model file and report."""
+    """Thresholds, seeds and the blocking budget. Recorded in every model file and report."""
 
     predict_threshold: float = 0.5  # pairs kept from prediction
     cluster_threshold: float = 0.9  # pairs that join records into one person
     seed: int = 20261121
     u_max_pairs: float = 2e6
-    dice_bands: tuple[float, float, float] = (0.9, 0.8, 0.7)
+    #: on the folded, balanced name filters (0.5 = unrelated bits; names under one salt share the mask, so
+    #: two unrelated names sit near 0.8-0.9, one differing bigram near 0.96)
+    dice_bands: tuple[float, float, float] = (0.95, 0.92, 0.89)
+    #: on the positional DOB filter under one name salt, measured (ADR 0009): a one- or two-digit typo or a
+    #: day/month swap 0.88-0.98 (median 0.94), the same year 0.85-0.95, an unrelated date 0.77-0.92 (median 0.85)
+    dob_dice_bands: tuple[float, float] = (0.93, 0.89)
+    #: on the positional SSN filter: a typo 0.97, a transposition 0.94, unrelated SSNs 0.75-0.86
+    ssn_dice: float = 0.92
+    #: a candidate blocking rule that alone makes more comparisons per record than this is not used
+    max_comparisons_per_record: float = 400.0
+    #: a candidate rule kept only when it adds at least this share of the expected matches found
+    min_marginal_match_share: float = 0.00005
 
 
 def _dice(col: str) -> str:
@@ -58,65 +87,94 @@ def _dice(col: str) -> str:
     return f"(bit_count({col}_l & {col}_r) * 2.0 / nullif({col}_n_l + {col}_n_r, 0))"
 
 
-def build_settings(params: LinkageParams = LinkageParams()) -> Any:
-    """The Splink settings: comparisons and blocking rules over encodings only."""
+#: ``dob_k`` is the DOB token again under another name: Splink leaves out of an EM session every comparison
+#: that reads a column of its blocking rule, and the "not comparable" levels must not take the name
+#: comparisons out of the session blocked on ``dob``
+DOB_DIFFERS = "(dob_k_l is null or dob_k_r is null or dob_k_l <> dob_k_r)"
+
+
+#: the name level of pairs with one SSN and different (or missing) dates of birth (its u is counted, not sampled)
+SSN_NAME_LABEL = "DOB differs: same name, same SSN"
+#: the ZIP level that also says "same names" (never reached by pairs born on one day: its u is sampled)
+NAMES_ZIP_LABEL = "DOB missing: same names and ZIP"
+
+
+def build_settings(params: LinkageParams = LinkageParams(), rules: Sequence[str] | None = None) -> Any:
+    """The Splink settings: comparisons over scheme-2 encodings and the prediction blocking rules (SQL)."""
     import splink.comparison_level_library as cll
     import splink.comparison_library as cl
     from splink import SettingsCreator
 
     hi, mid, lo = params.dice_bands
+    dob_hi, dob_lo = params.dob_dice_bands
 
-    def name_levels(col: str, other: str, bf: str, phon: str, extra: list[Any]) -> list[Any]:
-        return [
-            cll.NullLevel(col),
-            cll.ExactMatchLevel(col, term_frequency_adjustments=True),
-            cll.CustomLevel(f"{col}_l = {other}_r and {other}_l = {col}_r", label_for_charts="first/last swapped"),
+    def not_comparable(label: str) -> Any:
+        return cll.CustomLevel(DOB_DIFFERS, label_for_charts=label).configure(is_null_level=True)
+
+    def name(col: str, bf: str, extra: list[Any]) -> Any:
+        return cl.CustomComparison(output_column_name=f"{'first' if col == 'fn' else 'last'}_name", comparison_levels=[
+            cll.NullLevel(bf),
+            # where the dates differ, the SSN-salted name token still says "same name" for pairs with one SSN
+            cll.CustomLevel(f"{col}_ssn_l = {col}_ssn_r and {DOB_DIFFERS}", label_for_charts=SSN_NAME_LABEL),
+            not_comparable("dates of birth differ: not comparable"),
+            cll.ExactMatchLevel(col),
+            cll.CustomLevel(f"nm_pair_l = nm_pair_r and {col}_l <> {col}_r", label_for_charts="first/last swapped"),
             *extra,
             cll.CustomLevel(f"{_dice(bf)} >= {hi}", label_for_charts=f"Dice >= {hi}"),
             cll.CustomLevel(f"{_dice(bf)} >= {mid}", label_for_charts=f"Dice >= {mid}"),
             cll.CustomLevel(f"{_dice(bf)} >= {lo}", label_for_charts=f"Dice >= {lo}"),
-            cll.ExactMatchLevel(phon),
-        ]
+            cll.ElseLevel(),
+        ])
 
-    first = cl.CustomComparison(output_column_name="first_name", comparison_levels=[
-        *name_levels("fn", "ln", "fn_bf", "fn_phon", []),
-        cll.ExactMatchLevel("fn_init"),
-        cll.ElseLevel(),
-    ])
     compound = ("(ln_l = ln_p1_r or ln_l = ln_p2_r or ln_r = ln_p1_l or ln_r = ln_p2_l "
                 "or ln_p1_l = ln_p1_r or ln_p2_l = ln_p2_r)")
-    last = cl.CustomComparison(output_column_name="last_name", comparison_levels=[
-        *name_levels("ln", "fn", "ln_bf", "ln_phon",
-                     [cll.CustomLevel(compound, label_for_charts="compound surname part")]),
-        cll.ElseLevel(),
-    ])
+    first = name("fn", "fn_bf", [])
+    last = name("ln", "ln_bf", [cll.CustomLevel(compound, label_for_charts="compound surname part")])
     dob = cl.CustomComparison(output_column_name="dob", comparison_levels=[
         cll.NullLevel("dob"),
         cll.ExactMatchLevel("dob", term_frequency_adjustments=True),
-        cll.CustomLevel("dob_swap_l = dob_r or dob_l = dob_swap_r", label_for_charts="day/month swapped"),
-        cll.ExactMatchLevel("dob_ym"),
-        cll.ExactMatchLevel("dob_y"),
+        cll.CustomLevel(f"{_dice('dob_bf')} >= {dob_hi}", label_for_charts=f"same name, Dice >= {dob_hi}"),
+        cll.CustomLevel("nm_y_l = nm_y_r", label_for_charts="same name, same year"),
+        cll.CustomLevel("nm_md_l = nm_md_r", label_for_charts="same name, same month and day"),
+        cll.CustomLevel(f"{_dice('dob_bf')} >= {dob_lo}", label_for_charts=f"same name, Dice >= {dob_lo}"),
         cll.ElseLevel(),
     ])
     ssn = cl.CustomComparison(output_column_name="ssn", comparison_levels=[
         cll.NullLevel("ssn4"),
         cll.ExactMatchLevel("ssn"),
+        cll.CustomLevel(f"not {DOB_DIFFERS} and {_dice('ssn_bf')} >= {params.ssn_dice}",
+                        label_for_charts=f"Dice >= {params.ssn_dice}"),
         cll.ExactMatchLevel("ssn4"),
         cll.ElseLevel(),
     ])
     address = cl.CustomComparison(output_column_name="address", comparison_levels=[
-        cll.CustomLevel("(addr_l is null or addr_r is null) and (zip_l is null or zip_r is null)",
-                        label_for_charts="null").configure(is_null_level=True),
+        cll.NullLevel("addr"),
         cll.ExactMatchLevel("addr"),
-        cll.ExactMatchLevel("zip"),
         cll.ElseLevel(),
     ])
+    zip_code = cl.CustomComparison(output_column_name="zip", comparison_levels=[
+        cll.NullLevel("zip"),
+        # where a date of birth is missing the names cannot be compared (they are salted by it): the
+        # name-salted ZIP token says "same names and same ZIP", the only name evidence such a pair has
+        # (where both dates exist but differ, the date's own name-salted levels carry it already)
+        cll.CustomLevel("nm_zip_l = nm_zip_r and (dob_k_l is null or dob_k_r is null)", label_for_charts=NAMES_ZIP_LABEL),
+        cll.CustomLevel("zip_l = zip_r or nm_zip_l = nm_zip_r", label_for_charts="same ZIP"),
+        not_comparable("dates of birth differ: not comparable"),
+        cll.ElseLevel(),
+    ])
+
+    def salted_exact(col: str, label: str) -> Any:
+        return cl.CustomComparison(output_column_name=label, comparison_levels=[
+            cll.NullLevel(col), not_comparable("dates of birth differ: not comparable"), cll.ExactMatchLevel(col),
+            cll.ElseLevel()])
+
     settings = SettingsCreator(
         link_type="link_and_dedupe",
         unique_id_column_name="unique_id",
         source_dataset_column_name="source_dataset",
-        comparisons=[first, last, dob, cl.ExactMatch("sex"), ssn, address, cl.ExactMatch("mi"), cl.ExactMatch("sfx")],
-        blocking_rules_to_generate_predictions=blocking_rules(),
+        comparisons=[first, last, dob, salted_exact("sex", "sex"), ssn, address, zip_code, salted_exact("mi", "mi"),
+                     salted_exact("sfx", "sfx")],
+        blocking_rules_to_generate_predictions=list(rules if rules is not None else blocking_rules()),
         retain_intermediate_calculation_columns=False,
         retain_matching_columns=False,
         additional_columns_to_retain=[],
@@ -124,25 +182,106 @@ def build_settings(params: LinkageParams = LinkageParams()) -> Any:
     return settings
 
 
-def blocking_rules() -> list[Any]:
-    """Prediction blocking rules, chosen with Splink's blocking analysis (see ``blocking_report``).
+#: Candidate prediction blocking rules over scheme-2 encodings (SQL on l./r.), cheapest routes first. Each
+#: catches one way a true pair can differ: a typo in one name (the other name + DOB), a name change or a
+#: nickname (surname or first name + DOB), swapped fields, a DOB error (names + year, names + month/day,
+#: names + ZIP), records without a DOB (SSN, address), anything else sharing a birthday and sex.
+CANDIDATE_BLOCKING_RULES: tuple[tuple[str, str], ...] = (
+    ("first name and last name (and DOB)", "l.fn = r.fn and l.ln = r.ln"),
+    ("swapped names (and DOB)", "l.nm_pair = r.nm_pair"),
+    ("SSN", "l.ssn = r.ssn"),
+    ("names and birth year", "l.nm_y = r.nm_y"),
+    ("names and birth month/day", "l.nm_md = r.nm_md"),
+    ("names and ZIP", "l.nm_zip = r.nm_zip"),
+    ("address", "l.addr = r.addr"),
+    ("surname (and DOB)", "l.ln = r.ln"),
+    ("first name (and DOB)", "l.fn = r.fn"),
+    ("DOB and sex", "l.dob = r.dob and l.sex = r.sex"),
+    ("DOB", "l.dob = r.dob"),
+    ("SSN last four and ZIP (and DOB)", "l.ssn4 = r.ssn4 and l.zip = r.zip"),
+)
 
-    Each is selective enough that comparisons grow near-linearly with records; together they catch
-    pairs with one identifier wrong: a typo (dob + initial), a DOB error (full name), a name change
-    (dob + first name), swapped names, swapped day/month, and records without a DOB (SSN, address).
+
+def blocking_rules() -> list[str]:
+    """Every candidate rule (before :func:`choose_blocking_rules` has looked at the data)."""
+    return [sql for _, sql in CANDIDATE_BLOCKING_RULES]
+
+
+def choose_blocking_rules(model: dict[str, Any], db_api: Any, con: duckdb.DuckDBPyConnection, views: Sequence[str],
+                          total: int, params: LinkageParams) -> dict[str, Any]:
+    """Blocking rules chosen from the data at hand, with Splink's blocking analysis and the trained model.
+
+    1. Splink's ``count_comparisons_from_blocking_rules`` counts each candidate's comparisons on these
+       records (a sample above 50,000); a rule above ``max_comparisons_per_record`` is not used.
+    2. The trained model scores every pair the remaining rules make (Splink's ``predict``); each rule's
+       coverage of the expected matches (the sum of match probabilities of the pairs it makes) is read from
+       the scored pairs, and rules are kept greedily by how much they add, while they add at least
+       ``min_marginal_match_share`` of it.
+    3. The recall ceiling is estimated from the model: the expected matches among the blocked pairs over the
+       expected matches among all pairs (lambda times the number of pairs). On synthetic data the evaluation
+       reports the true ceiling beside it.
+
+    Returns the report: per candidate its comparisons, marginal expected matches and whether it is kept;
+    ``rules`` (the kept SQL, in order); ``table``: the scored pairs (above ``predict_threshold``) that the
+    kept rules make, the run's predictions. ``model`` is the trained Splink model (``save_model_to_json``).
     """
-    from splink import block_on
+    from splink.blocking_analysis import count_comparisons_from_blocking_rules
 
-    return [
-        block_on("dob", "fn_init"),
-        block_on("fn", "ln"),
-        block_on("dob", "ln_phon"),
-        block_on("fn", "dob_ym"),
-        block_on("ssn"),
-        block_on("addr", "fn_init"),
-        "l.fn = r.ln and l.ln = r.fn",
-        "l.dob_swap = r.dob and l.fn_init = r.fn_init",
-    ]
+    sample = 1.0 if total <= 50_000 else max(0.05, 50_000 / total)
+    dfs = [db_api.register(con.table(v)) for v in views]
+    counts = []
+    for label, sql in CANDIDATE_BLOCKING_RULES:
+        r = count_comparisons_from_blocking_rules(dfs, blocking_rules=[sql], link_type="link_and_dedupe",
+                                                  source_dataset_column_name="source_dataset",
+                                                  record_sample_proportion=sample)[0]
+        counts.append({"rule": label, "sql": sql, "comparisons": int(r["cumulative_comparison_count"]),
+                       "comparisons_per_record": round(r["cumulative_comparison_count"] / max(total, 1), 2),
+                       "estimated": bool(r.get("is_estimate"))})
+    usable = [c for c in counts if c["comparisons_per_record"] <= params.max_comparisons_per_record]
+    for c in counts:
+        c["over_budget"] = c not in usable
+    linker = make_linker(db_api, views, model | {"blocking_rules_to_generate_predictions": [c["sql"] for c in usable]})
+    pred = linker.inference.predict(threshold_match_probability=params.predict_threshold)
+    con.execute(f"""create or replace temp table _block_cover as
+        select p.source_dataset_l, p.unique_id_l, p.source_dataset_r, p.unique_id_r, p.match_probability,
+               {", ".join(f"coalesce({c['sql']}, false) as r{i}" for i, c in enumerate(usable))}
+        from {pred.physical_name} p
+        join link_input l on l.source_dataset = p.source_dataset_l and l.unique_id = p.unique_id_l
+        join link_input r on r.source_dataset = p.source_dataset_r and r.unique_id = p.unique_id_r""")
+    expected_all = con.execute("select coalesce(sum(match_probability), 0) from _block_cover").fetchall()[0][0]
+    kept: list[int] = []
+    covered = "false"
+    remaining = list(range(len(usable)))
+    while remaining:
+        gains = con.execute("select " + ", ".join(
+            f"coalesce(sum(match_probability) filter (r{i} and not ({covered})), 0)" for i in remaining)
+            + " from _block_cover").fetchall()[0]
+        best = max(range(len(remaining)), key=lambda j: (gains[j], -usable[remaining[j]]["comparisons"]))
+        if expected_all <= 0 or gains[best] < params.min_marginal_match_share * expected_all:
+            break
+        i = remaining.pop(best)
+        usable[i]["marginal_expected_matches"] = round(float(gains[best]), 2)
+        kept.append(i)
+        covered = " or ".join(f"r{j}" for j in kept)
+    for i in remaining:
+        usable[i]["marginal_expected_matches"] = round(float(con.execute(
+            f"select coalesce(sum(match_probability) filter (r{i} and not ({covered})), 0) from _block_cover"
+        ).fetchall()[0][0]), 2)
+    for i, c in enumerate(usable):
+        c["kept"] = i in kept
+    lam = model.get("probability_two_random_records_match")
+    pairs_all = total * (total - 1) / 2
+    found = con.execute(f"select coalesce(sum(match_probability), 0) from _block_cover where {covered}").fetchall()[0][0]
+    con.execute(f"create or replace temp table _block_kept as select * exclude ({', '.join(f'r{i}' for i in range(len(usable)))}) "
+                f"from _block_cover where {covered}")
+    rules = [usable[i]["sql"] for i in kept]
+    return {"candidates": counts, "rules": rules, "kept_labels": [usable[i]["rule"] for i in kept],
+            "expected_matches_found": round(float(found), 1),
+            "expected_matches_all_candidates": round(float(expected_all), 1),
+            "expected_matches_population": round(lam * pairs_all, 1) if lam else None,
+            "recall_ceiling_estimate": round(min(1.0, found / (lam * pairs_all)), 4) if lam and pairs_all else None,
+            "share_of_candidates_matches_kept": round(found / expected_all, 5) if expected_all else None,
+            "record_sample_proportion": sample, "table": "_block_kept"}
 
 
 def prepare_inputs(con: duckdb.DuckDBPyConnection, *, table: str = "link_input", incremental: bool = False) -> dict[str, Any]:
@@ -175,7 +314,16 @@ def prepare_inputs(con: duckdb.DuckDBPyConnection, *, table: str = "link_input",
         detail = ", ".join(f"{src} {n:,} rows under {v}" for v, src, n in versions)
         raise KeyVersionError(f"current encodings mix linkage key versions ({detail}); "
                               "every partner must re-encode under one version before linkage")
-    cols = ", ".join(f"e.{k} as {v}" for k, v in COLUMNS.items())
+    have = {r[0] for r in con.execute("select column_name from information_schema.columns "
+                                      "where table_name = 'encodings' and table_schema = 'main'").fetchall()}
+    schemes = con.execute("select distinct " + ("e.enc_scheme" if "enc_scheme" in have else "null") +
+                          " from encodings e join link_loads l using (load_id)").fetchall()
+    other = sorted(str(r[0]) for r in schemes if r[0] != ENCODING_SCHEME)
+    if other:
+        raise EncodingSchemeError(f"current encodings include another encoding scheme ({', '.join(other)}; this "
+                                  f"linkage reads {ENCODING_SCHEME}): every partner must re-encode with the current "
+                                  "kit before linkage (ADR 0009)")
+    cols = ", ".join(f"e.{k} as {v}" for k, v in COLUMNS.items()) + ", e.enc_dob_full as dob_k"
     blooms = ", ".join(f"e.{k}::BIT as {v}, bit_count(e.{k}::BIT)::integer as {v}_n" for k, v in BLOOMS.items())
     select = (f"select e.source as source_dataset, e.source_record_id as unique_id, e.linkage_key_version, "
               f"e.load_id, l.created_at as load_created_at, {cols}, {blooms} "
@@ -254,15 +402,132 @@ def source_views(con: duckdb.DuckDBPyConnection, table: str = "link_input") -> l
     return names
 
 
-def train(linker: Any, params: LinkageParams) -> None:
-    """Estimate λ, u by random sampling (seeded), m by EM on two complementary blockings."""
+#: comparisons salted by the date of birth: they compare only pairs born on one day
+SALTED_BY_DOB = ("first_name", "last_name", "sex", "zip", "mi", "sfx")
+
+
+def train(linker: Any, params: LinkageParams, con: duckdb.DuckDBPyConnection, db_api: Any,
+          views: Sequence[str], table: str = "link_input") -> dict[str, Any]:
+    """Train the model; returns it (Splink's model JSON) with every level estimated from these records.
+
+    1. lambda from two deterministic rules, u of every comparison by seeded random sampling.
+    2. The names, sex, middle initial and suffix are salted by the date of birth, so they compare only
+       within pairs born on one day, and random pairs almost never are (their sampled u rests on a few
+       dozen pairs, half of them the same person). Their u is re-estimated on the pairs that share a date
+       of birth and are *not* the same person by a held-out identifier: both have an SSN, the SSNs differ
+       and are not one typo apart (positional filter Dice below ``ssn_dice``), and their addresses differ
+       (:func:`_salted_u`).
+    3. m by EM on three blockings, u fixed: pairs with one date of birth (names, SSN, address, sex, middle
+       initial, suffix), with one SSN (the date of birth among them) and with one address. Each session
+       estimates every comparison but those in its blocking rule, so together they train all;
+       :func:`fill_unobserved` and :func:`untrained_levels` say which level no session observed.
+    """
     from splink import block_on
 
     linker.training.estimate_probability_two_random_records_match(
-        [block_on("fn", "ln", "dob"), block_on("ssn", "dob")], recall=0.7)
+        ["l.fn = r.fn and l.ln = r.ln", "l.ssn = r.ssn and l.dob = r.dob"], recall=0.8)
     linker.training.estimate_u_using_random_sampling(max_pairs=params.u_max_pairs, seed=params.seed)
-    linker.training.estimate_parameters_using_expectation_maximisation(block_on("dob", "fn_init"))
-    linker.training.estimate_parameters_using_expectation_maximisation(block_on("fn", "ln"))
+    model = linker.misc.save_model_to_json()
+    _salted_u(model, con, table)
+    linker = make_linker(db_api, views, model)
+    linker.training.estimate_parameters_using_expectation_maximisation(block_on("dob"))
+    linker.training.estimate_parameters_using_expectation_maximisation(block_on("ssn"))
+    linker.training.estimate_parameters_using_expectation_maximisation(block_on("addr"))
+    return linker.misc.save_model_to_json()
+
+
+def _salted_u(model: dict[str, Any], con: duckdb.DuckDBPyConnection, table: str) -> int:
+    """Set u of the DOB-salted comparisons from held-out non-matches born on one day; returns their number."""
+    cols = [c for c in (*COLUMNS.values(), *BLOOMS.values(), *(f"{b}_n" for b in BLOOMS.values()), "dob_k")]
+    sel = ", ".join(f"l.{c} as {c}_l, r.{c} as {c}_r" for c in cols)
+    con.execute(f"""create or replace temp table _u_pairs as
+        select {sel} from {table} l join {table} r
+          on l.dob = r.dob and (l.source_dataset, l.unique_id) < (r.source_dataset, r.unique_id)
+        where l.ssn is not null and r.ssn is not null and l.ssn <> r.ssn
+          and coalesce({_dice('ssn_bf')}, 0) < {LinkageParams.ssn_dice} and coalesce(l.addr <> r.addr, true)""")
+    n = con.execute("select count(*) from _u_pairs").fetchall()[0][0]
+    if n == 0:  # nothing to learn from: keep the sampled u
+        return n
+    for comp in model["comparisons"]:
+        if comp["output_column_name"] not in SALTED_BY_DOB:
+            continue
+        levels = comp["comparison_levels"]
+        case = " ".join(f"when {lv['sql_condition']} then {i}" for i, lv in enumerate(levels)
+                        if lv.get("sql_condition") and lv["sql_condition"].strip().upper() != "ELSE")
+        counts = dict(con.execute(f"select case {case} else {len(levels) - 1} end g, count(*) from _u_pairs "
+                                  "group by 1").fetchall())
+        null_levels = {i for i, lv in enumerate(levels) if lv.get("is_null_level")}
+        scored = [i for i in range(len(levels)) if i not in null_levels
+                  and levels[i].get("label_for_charts") not in (NAMES_ZIP_LABEL, SSN_NAME_LABEL)]
+        total = sum(counts.get(i, 0) for i in scored)
+        for i in scored:
+            # add-one smoothing: a level no held-out non-match reached (an exact name among a few hundred
+            # pairs born on one day) gets a small u, not none; none would make the level evidence of nothing
+            levels[i]["u_probability"] = (counts.get(i, 0) + 1) / (total + len(scored))
+        for lv in levels:
+            if lv.get("label_for_charts") == NAMES_ZIP_LABEL:
+                # reached only by pairs with a missing date of birth, which random sampling cannot weigh against
+                # pairs born on one day: u is the share of ALL pairs with the same names and ZIP and a missing
+                # date of birth (an upper bound: the same persons among them are counted as non-matches)
+                records = con.execute(f"select count(*) from {table}").fetchall()[0][0]
+                same = con.execute(f"""select count(*) from {table} l join {table} r
+                    on l.nm_zip = r.nm_zip and (l.source_dataset, l.unique_id) < (r.source_dataset, r.unique_id)
+                    where l.dob is null or r.dob is null""").fetchall()[0][0]
+                lv["u_probability"] = max(same, 1) / max(records * (records - 1) / 2, 1)
+            elif lv.get("label_for_charts") == SSN_NAME_LABEL:
+                # likewise: the share of all pairs with one SSN, the same name and different dates of birth
+                col = "fn_ssn" if comp["output_column_name"] == "first_name" else "ln_ssn"
+                records = con.execute(f"select count(*) from {table}").fetchall()[0][0]
+                same = con.execute(f"""select count(*) from {table} l join {table} r
+                    on l.{col} = r.{col} and (l.source_dataset, l.unique_id) < (r.source_dataset, r.unique_id)
+                    where l.dob is null or r.dob is null or l.dob <> r.dob""").fetchall()[0][0]
+                lv["u_probability"] = max(same, 1) / max(records * (records - 1) / 2, 1)
+    return n
+
+
+def fill_unobserved(model: dict[str, Any]) -> list[str]:
+    """Give a level that no training pair reached a value, and say so (returned, and shown in the report).
+
+    A level EM never observed (a rare pattern, e.g. swapped names among pairs born on one day that are
+    not the same person) has no estimate; Splink would drop it from scoring. It gets m = u (match weight 0:
+    evidence neither way), and the run's report lists it.
+    """
+    filled = []
+    for comp in model["comparisons"]:
+        for lv in comp["comparison_levels"]:
+            if lv.get("is_null_level"):
+                continue
+            m, u = lv.get("m_probability"), lv.get("u_probability")
+            ok_m, ok_u = (isinstance(v, (int, float)) and v > 0 for v in (m, u))
+            if ok_m and ok_u:
+                continue
+            us = [x["u_probability"] for x in comp["comparison_levels"] if not x.get("is_null_level")
+                  and isinstance(x.get("u_probability"), (int, float)) and x["u_probability"] > 0]
+            if ok_m and us:
+                # seen among matches (EM) but in no sampled non-match: u is at most what the sample could see;
+                # the comparison's smallest observed u is a conservative stand-in (weight under-, not over-stated)
+                lv["u_probability"] = min(us)
+                filled.append(f"{comp['output_column_name']}: {lv.get('label_for_charts', '')} "
+                              "(no sampled non-match: u = the comparison's smallest u)")
+                continue
+            # weight 0: a level no training pair reached is evidence neither way
+            lv["m_probability"] = lv["u_probability"] = m if ok_m else (u if ok_u else 1e-6)
+            filled.append(f"{comp['output_column_name']}: {lv.get('label_for_charts', '')} "
+                          f"(not observed in training: weight 0)")
+    return filled
+
+
+def untrained_levels(model: dict[str, Any]) -> list[str]:
+    """``comparison: level`` of every non-null level whose m or u is not trained (None, or not observed)."""
+    out = []
+    for comp in model["comparisons"]:
+        for level in comp["comparison_levels"]:
+            if level.get("is_null_level"):
+                continue
+            m, u = level.get("m_probability"), level.get("u_probability")
+            if not isinstance(m, (int, float)) or not isinstance(u, (int, float)) or math.isnan(m) or m <= 0:
+                out.append(f"{comp['output_column_name']}: {level.get('label_for_charts', '')}")
+    return out
 
 
 def make_linker(db_api: Any, inputs: Sequence[str], settings: Any) -> Any:

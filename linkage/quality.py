@@ -119,6 +119,20 @@ def _table(rows: list[dict[str, Any]], cols: list[str] | None = None) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _blocking_html(blocking: dict[str, Any] | list[dict[str, Any]] | None) -> list[str]:
+    """The blocking analysis: every candidate rule, its comparisons, its marginal expected matches, whether
+    kept; and the recall ceiling the model estimates for the kept rules (no record-level figure)."""
+    if not blocking:
+        return ["<p>(none)</p>"]
+    if isinstance(blocking, list):  # runs recorded before rules were chosen from the data
+        return [_table(blocking)]
+    cols = ["rule", "comparisons", "comparisons_per_record", "over_budget", "marginal_expected_matches", "kept"]
+    return [f"<p>Estimated recall ceiling of the kept rules: {blocking.get('recall_ceiling_estimate')} "
+            f"(expected matches found {blocking.get('expected_matches_found')} of "
+            f"{blocking.get('expected_matches_population')} in the population, from the model)</p>",
+            _table(blocking.get("candidates") or [], cols)]
+
+
 def write_report(report: dict[str, Any], out_dir: Path, charts: dict[str, str] | None = None) -> tuple[Path, Path]:
     """Write ``<run_id>.json`` and a self-contained ``<run_id>.html``."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -148,7 +162,9 @@ def write_report(report: dict[str, Any], out_dir: Path, charts: dict[str, str] |
                                     "false_links", "false_link_rate", "flagged", "small_group"])]
     parts += ["<h2>Threshold sensitivity</h2>", _table(report["threshold_sensitivity"]),
               "<h2>Model parameters</h2>", _table(report["model"]["parameters"]),
-              "<h2>Blocking analysis</h2>", _table(report["run"].get("blocking") or []),
+              "<h2>Blocking analysis</h2>", *_blocking_html(report["run"].get("blocking")),
+              "<h2>Levels no training pair reached</h2>",
+              _table([{"level": v} for v in report["run"].get("untrained_levels") or []]),
               "<h2>Person keys</h2>", _table([report["person_key_events"] or {"created": 0}]),
               _table([report["confidence_bands"]])]
     for name, chart_file in (charts or {}).items():

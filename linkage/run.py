@@ -28,16 +28,19 @@ from linkage.model import (
     KeyVersionError,
     LinkageParams,
     build_settings,
+    choose_blocking_rules,
+    fill_unobserved,
     input_fingerprint,
     make_linker,
     model_json,
     prepare_inputs,
     source_views,
     train,
+    untrained_levels,
 )
 from linkage.persons import assign_person_keys, carry_keys_across_rotation, confidence_bands, ensure_tables
 
-__all__ = ["LinkageResult", "run_linkage", "export_person_map"]
+__all__ = ["LinkageResult", "export_person_map", "run_linkage"]
 
 TF_COLUMNS = ("fn", "ln", "dob")
 
@@ -53,7 +56,9 @@ class LinkageResult:
     persons: int
     key_events: dict[str, int]
     seconds: dict[str, float] = field(default_factory=dict)
-    blocking: list[dict[str, Any]] = field(default_factory=list)
+    blocking: dict[str, Any] = field(default_factory=dict)
+    #: comparison levels whose m or u training left at a default (must be empty; the quality gate checks)
+    untrained_levels: list[str] = field(default_factory=list)
     zero_record_sources: list[str] = field(default_factory=list)
     model_run_id: str | None = None
     charts: dict[str, str] = field(default_factory=dict)
@@ -183,18 +188,25 @@ def _predict_full(con: duckdb.DuckDBPyConnection, db_api: Any, params: LinkagePa
                 "source_dataset as source, unique_id as source_record_id from link_input")
     views = source_views(con)
     linker = make_linker(db_api, views, build_settings(params))
-    if blocking_analysis:
-        result.blocking = _blocking_analysis(db_api, con, views, total)
-    timings["blocking_analysis"] = time.perf_counter() - t
+    timings["setup"] = time.perf_counter() - t
     t = time.perf_counter()
-    train(linker, params)
+    trained = train(linker, params, con, db_api, views)
     timings["train"] = time.perf_counter() - t
-    if charts_dir is not None:
-        result.charts = _save_charts(linker, charts_dir, run_id)
-    pred = linker.inference.predict(threshold_match_probability=params.predict_threshold)
-    _save_edges(con, pred.physical_name, "link_edges")
+    result.untrained_levels = fill_unobserved(trained) + untrained_levels(trained)
+    t = time.perf_counter()
+    # blocking from the data at hand: Splink's blocking analysis, then each rule's share of the expected
+    # matches under the trained model; its scored pairs are this run's predictions
+    choice = choose_blocking_rules(trained, db_api, con, views, total, params)
+    result.blocking = choice
+    timings["blocking_and_predict"] = time.perf_counter() - t
+    con.execute("create or replace table link_edges as select source_dataset_l || ':' || unique_id_l node_id_l, "
+                "source_dataset_r || ':' || unique_id_r node_id_r, match_probability from _block_kept")
     result.model_run_id, result.new_records = run_id, total
-    return model_json(linker, key_version=key_version, fingerprint=input_fingerprint(con), params=params)
+    del blocking_analysis  # the analysis is part of every full run now (the rules depend on it)
+    final = make_linker(db_api, views, trained | {"blocking_rules_to_generate_predictions": choice["rules"]})
+    if charts_dir is not None:
+        result.charts = _save_charts(final, charts_dir, run_id)
+    return model_json(final, key_version=key_version, fingerprint=input_fingerprint(con), params=params)
 
 
 def _predict_increment(con: duckdb.DuckDBPyConnection, db_api: Any, params: LinkageParams, result: LinkageResult, *,
@@ -333,22 +345,6 @@ def _record_run(con: duckdb.DuckDBPyConnection, r: LinkageResult, now: datetime,
                 [r.run_id, now, r.mode, model_run_id or None, MODEL_VERSION, r.linkage_key_version, fingerprint,
                  sum(r.records.values()), r.persons, r.new_records, r.pairs, r.seconds.get("total", 0.0),
                  json.dumps(asdict(params)), json.dumps(r.as_dict(), default=str)])
-
-
-def _blocking_analysis(db_api: Any, con: duckdb.DuckDBPyConnection, views: list[str], total: int) -> list[dict[str, Any]]:
-    """Comparisons each blocking rule adds (Splink's blocking analysis), to show growth stays near-linear."""
-    from splink.blocking_analysis import count_comparisons_from_blocking_rules
-
-    from linkage.model import blocking_rules
-
-    sample = 1.0 if total <= 50_000 else max(0.05, 50_000 / total)
-    recs = count_comparisons_from_blocking_rules(
-        [db_api.register(con.table(v)) for v in views], blocking_rules=blocking_rules(), link_type="link_and_dedupe",
-        source_dataset_column_name="source_dataset", record_sample_proportion=sample)
-    return [{"rule": r["blocking_rule"], "marginal_comparisons": int(r["marginal_comparison_count"]),
-             "cumulative_comparisons": int(r["cumulative_comparison_count"]),
-             "comparisons_per_record": round(r["cumulative_comparison_count"] / total, 2),
-             "estimated": bool(r.get("is_estimate"))} for r in recs]
 
 
 def export_person_map(linkage_db: Path, warehouse_db: Path, *, run_id: str) -> int:

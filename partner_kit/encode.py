@@ -1,76 +1,147 @@
-"""Keyed encodings of normalised identifiers (DESIGN.md, "Linkage on encodings").
+"""Keyed, salted encodings of normalised identifiers: encoding scheme 2 (ADR 0009).
 
-Deterministic HMAC tokens allow only equality, so each identifier is encoded as several derived
-features that Splink compares in graded levels: full value, phonetic code, initial, a keyed bigram
-Bloom filter (Dice similarity in DuckDB SQL), DOB with day/month swapped, year-month and year, and so on.
+The linkage zone must not be readable by an insider without the key (issue 13). Scheme 1 (one token per
+identifier and derived feature, unsalted per-bigram Bloom filters, first and last names in one domain)
+fell to frequency, side-token, pattern-mining and per-agency profile attacks; scheme 2 keeps what linkage
+needs and nothing an attacker can align with a public list:
 
-Tokens are the first 96 bits of HMAC-SHA256 under a sub-key of the versioned linkage secret, in
-base64url (16 characters). Each kind of identifier has its own domain label, but first and last names
-share one ("name"), so a first name can be compared with a last name to catch swapped fields.
+* **per-field keys**: every field has its own keys, derived from the versioned linkage secret with HKDF
+  (``vpdc/enc2/<purpose>/<field>``): first names, surnames, dates of birth never share a domain;
+* **a salt per record from another field**: name tokens and filters are salted by the exact date of birth
+  (``s_dob``), the DOB filter and the name-keyed DOB/ZIP tokens by the exact unordered name pair (``s_name``),
+  and a second pair of name tokens by the SSN (``s_ssn``: names compare where the SSNs agree and the dates do not).
+  The same name of two persons born on different days gives unrelated encodings, so counting encodings
+  counts (name, birthday) pairs, not names: no frequency to align. A record without a DOB (or without a
+  name) is salted by its own pseudonymous id: its salted encodings match nothing but itself;
+* **no side tokens**: no initial, no phonetic code, no year or year-month token; no deterministic token
+  groups names. What stays unsalted is near-unique (SSN, address) or carries no frequency signal that
+  points to a value (the full date of birth: about a person a day per 30,000 of population);
+* **hardened filters**: bigram (names) and positional-digit (DOB, SSN) Bloom filters whose positions come
+  from AES under the field's key on ``salt XOR element`` (a salted hash per record), XOR-folded from 512
+  to 256 bits (Schnell et al. 2016), masked with a salt-keyed 256-bit pad and stored balanced
+  (``f || NOT f``, 512 bits, Berger/Schnell): the popcount is 256 for every value, so it says nothing of
+  a name's length. Dice of two stored filters is ``1 - hamming(fold_a, fold_b) / 256`` (0.5 for unrelated
+  filters, 1 for equal values under one salt).
+
+The fuzzy levels linkage needs come back as cross-salted features: names compare (Dice bands) where the
+dates of birth are equal; dates of birth compare (positional Dice bands, year-only and month/day-only
+tokens) where the names are equal; SSN compares on a positional filter where the dates are equal.
+
+Every value is processed column-wise (Arrow/numpy): distinct values are HMAC'd once (cached across batches)
+into 16-byte digests, salts and per-record encodings are single AES-ECB calls over whole columns. The scalar
+``encode_record`` is the reference the column-wise ``encode_features`` must equal; tests hold them to it.
 No plaintext and no unkeyed hash leaves this module.
-
-Encoding is column-wise (Arrow arrays in, Arrow arrays out) and runs once per distinct value: names
-and dates repeat a lot, so a million records need only tens of thousands of HMACs for them. The
-scalar methods (``token``, ``bloom``, ``record_id``, ``dob_features``) are the reference that the
-column-wise ones (``tokens``, ``blooms``, ``record_ids``) must equal; tests hold them to it.
 """
 
 from __future__ import annotations
 
 import binascii
-from collections.abc import Hashable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
-import jellyfish
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from cryptography.hazmat.primitives import hashes, hmac
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from envelope.keys import LinkageSecret
 
-__all__ = ["ENCODING_COLUMNS", "BLOOM_COLUMNS", "EncodingParams", "Encoder", "bigrams", "dice"]
+__all__ = ["BLOOM_COLUMNS", "ENCODING_COLUMNS", "ENCODING_SCHEME", "FEATURES", "Encoder", "EncodingParams",
+           "bigrams", "dice"]
+
+#: The encoding scheme, written in every row (``enc_scheme``; token-shaped so the landing zone's format
+#: check holds) and in every manifest. Linkage never compares rows of two schemes.
+ENCODING_SCHEME = "vpdc-encoding-v2"
 
 
 @dataclass(frozen=True)
 class EncodingParams:
-    """Bloom filter shape. Recorded in every manifest so the warehouse can refuse a mismatch."""
+    """Bloom filter shape. Recorded in every manifest so the warehouse can refuse a mismatch.
+
+    ``bloom_bits`` is the stored (balanced) length: the folded filter has ``bloom_bits // 2`` bits, the
+    unfolded one ``bloom_bits``. ``bloom_k`` positions per element (one AES block gives at most 8).
+    """
 
     bloom_bits: int = 512
-    bloom_k: int = 12  # bit positions per bigram, taken from one HMAC (at most 16)
+    bloom_k: int = 4  # measured: 8 cost the kit a third of its speed for no gain in linkage (ADR 0009)
 
     def __post_init__(self) -> None:
-        if self.bloom_bits % 8 or not 64 <= self.bloom_bits <= 65536:
-            raise ValueError("bloom_bits must be a multiple of 8 between 64 and 65536")
-        if not 1 <= self.bloom_k <= 16:
-            raise ValueError("bloom_k must be between 1 and 16")
+        if self.bloom_bits % 64 or not 128 <= self.bloom_bits <= 65536 or self.bloom_bits & (self.bloom_bits - 1):
+            raise ValueError("bloom_bits must be a power of two between 128 and 65536")
+        if not 1 <= self.bloom_k <= 8:
+            raise ValueError("bloom_k must be between 1 and 8")
 
+
+#: The normalised plaintext features the kit derives per record (the input of ``encode_features``).
+FEATURES = ("first", "last", "last_part1", "last_part2", "middle_init", "suffix", "dob", "sex", "ssn", "addr", "zip")
 
 #: Every encoding column the kit writes, with what it encodes. ``enc_`` marks linkage-zone-only columns.
+#: "salt: dob" = salted by the record's exact date of birth; "salt: name" = by its unordered name pair.
 ENCODING_COLUMNS: dict[str, str] = {
-    "enc_fn_full": "first name, normalised (domain: name)",
-    "enc_fn_phon": "first name, Metaphone code (domain: name_phon)",
-    "enc_fn_init": "first initial (domain: name_init)",
-    "enc_fn_bf": "first name bigram Bloom filter (bytes; domain: name)",
-    "enc_ln_full": "last name, compact (domain: name)",
-    "enc_ln_phon": "last name, Metaphone code (domain: name_phon)",
-    "enc_ln_part1": "first part of a compound last name (domain: name)",
-    "enc_ln_part2": "second part of a compound last name (domain: name)",
-    "enc_ln_bf": "last name bigram Bloom filter (bytes; domain: name)",
-    "enc_mn_init": "middle initial (domain: name_init)",
-    "enc_sfx": "generational suffix JR/SR/II/III/IV (domain: suffix)",
-    "enc_dob_full": "date of birth (domain: dob)",
-    "enc_dob_swap": "date of birth with day and month swapped, when both ≤ 12 (domain: dob)",
-    "enc_dob_ym": "birth year-month (domain: dob_ym)",
-    "enc_dob_y": "birth year (domain: dob_y)",
-    "enc_sex": "sex M/F (domain: sex)",
-    "enc_ssn_full": "SSN, nine digits (domain: ssn)",
-    "enc_ssn_last4": "SSN last four (domain: ssn4)",
-    "enc_addr": "street address, standardised (domain: addr)",
-    "enc_zip": "five-digit ZIP (domain: zip)",
+    "enc_scheme": f"encoding scheme ({ENCODING_SCHEME}); never an identifier",
+    "enc_fn_full": "first name (key: first; salt: dob)",
+    "enc_fn_bf": "first name bigram filter, folded, masked, balanced (key: first; salt: dob)",
+    "enc_ln_full": "surname, compact (key: last; salt: dob)",
+    "enc_ln_part1": "first part of a compound surname (key: last; salt: dob)",
+    "enc_ln_part2": "second part of a compound surname (key: last; salt: dob)",
+    "enc_ln_bf": "surname bigram filter, folded, masked, balanced (key: last; salt: dob)",
+    "enc_nm_pair": "first and last name as an unordered pair: equal when the fields are swapped (key: pair; salt: dob)",
+    "enc_mn_init": "middle initial (key: middle; salt: dob)",
+    "enc_sfx": "generational suffix JR/SR/II/III/IV (key: suffix; salt: dob)",
+    "enc_sex": "sex M/F (key: sex; salt: dob)",
+    "enc_zip": "five-digit ZIP (key: zip; salt: dob)",
+    "enc_dob_full": "date of birth (key: dob; unsalted: about one person per day per 30,000 people)",
+    "enc_dobp_bf": "date of birth, positional digits and unordered month/day, folded, masked, balanced "
+                  "(key: dob; salt: name)",
+    "enc_nm_y": "birth year (key: name_year; salt: name)",
+    "enc_nm_md": "birth month and day (key: name_monthday; salt: name)",
+    "enc_nm_zip": "five-digit ZIP (key: name_zip; salt: name)",
+    "enc_fn_ssn": "first name (key: first_ssn; salt: ssn): names compare where the SSNs agree and the dates do not",
+    "enc_ln_ssn": "surname, compact (key: last_ssn; salt: ssn)",
+    "enc_ssn_full": "SSN, nine digits (key: ssn; unsalted, near-unique)",
+    "enc_ssn_last4": "SSN last four (key: ssn4; unsalted, uniform)",
+    "enc_ssnp_bf": "SSN positional digits, folded, masked, balanced (key: ssn; salt: dob)",
+    "enc_addr": "street address, standardised (key: addr; unsalted, near-unique)",
 }
-BLOOM_COLUMNS = ("enc_fn_bf", "enc_ln_bf")
+#: (``p`` for positional; the names also keep clear of the landing zone's identifier-name detector)
+BLOOM_COLUMNS = ("enc_fn_bf", "enc_ln_bf", "enc_dobp_bf", "enc_ssnp_bf")
+
+#: salted token columns: (field key, salt, feature or derived value)
+SALTED_TOKENS: dict[str, tuple[str, str, str]] = {
+    "enc_fn_full": ("first", "dob", "first"),
+    "enc_ln_full": ("last", "dob", "last"),
+    "enc_ln_part1": ("last", "dob", "last_part1"),
+    "enc_ln_part2": ("last", "dob", "last_part2"),
+    "enc_nm_pair": ("pair", "dob", "pair"),
+    "enc_mn_init": ("middle", "dob", "middle_init"),
+    "enc_sfx": ("suffix", "dob", "suffix"),
+    "enc_sex": ("sex", "dob", "sex"),
+    "enc_zip": ("zip", "dob", "zip"),
+    "enc_nm_y": ("name_year", "name", "dob_year"),
+    "enc_nm_md": ("name_monthday", "name", "dob_monthday"),
+    "enc_nm_zip": ("name_zip", "name", "zip"),
+    "enc_fn_ssn": ("first_ssn", "ssn", "first"),
+    "enc_ln_ssn": ("last_ssn", "ssn", "last"),
+}
+#: unsalted token columns: (field key, feature or derived value)
+PLAIN_TOKENS: dict[str, tuple[str, str]] = {
+    "enc_dob_full": ("dob", "dob_iso"),
+    "enc_ssn_full": ("ssn", "ssn"),
+    "enc_ssn_last4": ("ssn4", "ssn_last4"),
+    "enc_addr": ("addr", "addr"),
+}
+#: filter columns: (field key, salt, element kind, feature)
+FILTERS: dict[str, tuple[str, str, str, str]] = {
+    "enc_fn_bf": ("first", "dob", "bigrams", "first"),
+    "enc_ln_bf": ("last", "dob", "bigrams", "last"),
+    "enc_dobp_bf": ("dob", "name", "date", "dob_iso"),
+    "enc_ssnp_bf": ("ssn", "dob", "digits", "ssn"),
+}
+_NEAR_UNIQUE = {"ssn", "addr"}  # features not worth caching per value
 
 
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
@@ -81,20 +152,31 @@ def _b64(raw: bytes) -> str:
     return binascii.b2a_base64(raw, newline=False).translate(_URLSAFE).decode()
 
 
-def _b64_array(digests: list[bytes], width: int) -> pa.Array:
+def _validity(valid: np.ndarray | None) -> pa.Buffer | None:
+    """An Arrow validity bitmap from a boolean array (None when every value is valid)."""
+    if valid is None or valid.all():
+        return None
+    return pa.py_buffer(np.packbits(valid, bitorder="little").tobytes())
+
+
+def _b64_array(digests: list[bytes] | np.ndarray, width: int, valid: np.ndarray | None = None) -> pa.Array:
     """The first ``width`` bytes of each digest, base64url, as one Arrow string array.
 
     One base64 call over all digests instead of one per value: ``width`` is a multiple of 3, so every
     value is exactly ``4 * width / 3`` characters and the concatenation splits at fixed offsets.
     """
-    n = len(digests)
+    if isinstance(digests, np.ndarray):
+        n = digests.shape[0]
+        raw = np.ascontiguousarray(digests[:, :width]).tobytes() if n else b""
+    else:
+        n = len(digests)
+        raw = np.frombuffer(b"".join(digests), dtype=np.uint8).reshape(n, -1)[:, :width].tobytes() if n else b""
     if n == 0:
         return pa.array([], pa.string())
-    raw = np.frombuffer(b"".join(digests), dtype=np.uint8).reshape(n, -1)[:, :width].tobytes()
     text = binascii.b2a_base64(raw, newline=False).translate(_URLSAFE)
     step = width // 3 * 4
     offsets = np.arange(0, step * (n + 1), step, dtype=np.int32)
-    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(text)])
+    return pa.Array.from_buffers(pa.string(), n, [_validity(valid), pa.py_buffer(offsets), pa.py_buffer(text)])
 
 
 def _hmac_all(base: hmac.HMAC, messages: list[bytes]) -> list[bytes]:
@@ -107,6 +189,19 @@ def _hmac_all(base: hmac.HMAC, messages: list[bytes]) -> list[bytes]:
         h.update(m)
         append(h.finalize())
     return out
+
+
+def _aes(key: bytes, blocks: np.ndarray) -> np.ndarray:
+    """AES-ECB of every 16-byte row of ``blocks`` (uint8 [n, 16]) in one call: the salted PRF of the kit.
+
+    AES is a pseudorandom permutation; every input here is a secret salt XOR a public element code (or a
+    keyed digest), so distinct inputs give independent-looking outputs and nothing repeats across salts.
+    """
+    if blocks.shape[0] == 0:
+        return np.zeros((0, 16), dtype=np.uint8)
+    enc = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
+    out = enc.update(np.ascontiguousarray(blocks, dtype=np.uint8).tobytes()) + enc.finalize()
+    return np.frombuffer(out, dtype=np.uint8).reshape(-1, 16)
 
 
 def bigrams(name: str) -> set[str]:
@@ -122,8 +217,40 @@ def dice(a: bytes, b: bytes) -> float:
     return 2 * (ia & ib).bit_count() / total if total else 0.0
 
 
+def _elements(kind: str, value: str) -> list[int]:
+    """The element codes a filter of ``kind`` holds for ``value`` (the scalar reference of ``_element_arrays``).
+
+    bigrams: 256 * byte1 + byte2 of each distinct padded bigram (names are ASCII after normalisation);
+    digits: 0x10000 + 16 * position + digit; date (``YYYY-MM-DD``): its eight digits by position, plus
+    0x20000 + 32 * min(month, day) + max(month, day), shared by a date and its day/month swap.
+    """
+    if kind == "bigrams":
+        raw = f" {value} ".encode("latin-1", "replace")
+        return sorted({raw[i] * 256 + raw[i + 1] for i in range(len(raw) - 1)})
+    if kind == "digits":
+        return [0x10000 + 16 * i + int(c) for i, c in enumerate(value)]
+    digits = value.replace("-", "")
+    m, d = int(value[5:7]), int(value[8:10])
+    return [0x10000 + 16 * i + int(c) for i, c in enumerate(digits)] + [0x20000 + 32 * min(m, d) + max(m, d)]
+
+
+
+def _derive(base: bytes, label: str) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=f"vpdc/enc2/{label}".encode()).derive(base)
+
+
+def _xor_code(blocks: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """``blocks`` (salts, [m, 16]) with the element codes XORed into their first four bytes (little endian)."""
+    out = blocks.copy()
+    out[:, :4] ^= codes.astype("<u4").view(np.uint8).reshape(-1, 4)
+    return out
+
+
 class Encoder:
-    """Encodes normalised values under one version of the linkage secret, caching per distinct value."""
+    """Encodes normalised features under one version of the linkage secret (scheme 2).
+
+    ``encode_features`` is the column-wise path the kit uses; ``encode_record`` the scalar reference.
+    """
 
     def __init__(self, secret: LinkageSecret, params: EncodingParams | None = None, *,
                  previous: LinkageSecret | None = None):
@@ -132,21 +259,34 @@ class Encoder:
         self.secret = secret
         self.params = params or EncodingParams()
         self.previous = previous
-        self._token_base: dict[str, hmac.HMAC] = {}
-        self._bloom_base: dict[str, hmac.HMAC] = {}
-        self._tokens: dict[str, dict[str, str]] = {}
-        self._column_cache: dict[str, tuple[pa.Array, pa.Array]] = {}
-        self._cache: dict[tuple[str, Hashable], object] = {}
-        self._bigram_bits: dict[tuple[str, str], int] = {}
+        self._keys: dict[str, bytes] = {}
+        self._hmac_base: dict[str, hmac.HMAC] = {}
+        self._digest_cache: dict[str, dict[str, bytes]] = {}
         self._rid_base: dict[str, hmac.HMAC] = {}
 
     @property
     def key_version(self) -> str:
         return self.secret.version
 
-    # -- primitives ---------------------------------------------------------------------------------
+    # -- keys ---------------------------------------------------------------------------------------
+    def _key(self, label: str) -> bytes:
+        """A sub-key of the linkage secret: tokens and digests from its token key, salts, filter positions
+        and masks from its Bloom key, one per purpose and field (HKDF info ``vpdc/enc2/<label>``)."""
+        key = self._keys.get(label)
+        if key is None:
+            base = self.secret.token_key if label.split("/")[0] in ("digest", "token") else self.secret.bloom_key
+            key = self._keys[label] = _derive(base, label)
+        return key
+
+    def _base(self, label: str) -> hmac.HMAC:
+        base = self._hmac_base.get(label)
+        if base is None:
+            base = self._hmac_base[label] = hmac.HMAC(self._key(label), hashes.SHA256())
+        return base
+
+    # -- record ids (unchanged from scheme 1: the warehouse's person keys hang on them) ----------------
     @staticmethod
-    def _base(store: dict[str, hmac.HMAC], key: bytes, domain: str) -> hmac.HMAC:
+    def _rid_hmac(store: dict[str, hmac.HMAC], key: bytes, domain: str) -> hmac.HMAC:
         base = store.get(domain)
         if base is None:
             base = hmac.HMAC(key, hashes.SHA256())
@@ -154,94 +294,17 @@ class Encoder:
             store[domain] = base
         return base
 
-    def token(self, domain: str, value: str | None) -> str | None:
-        """The keyed token of ``value`` in ``domain`` (None stays None)."""
-        if value is None:
-            return None
-        cache = self._tokens.get(domain)
-        if cache is None:
-            cache = self._tokens[domain] = {}
-        hit = cache.get(value)
-        if hit is None:
-            h = self._base(self._token_base, self.secret.token_key, domain).copy()
-            h.update(value.encode())
-            hit = _b64(h.finalize()[:12])
-            cache[value] = hit
-        return hit
-
     def record_id(self, namespace: str, value: str) -> str:
-        """Pseudonymous record id: stable for one partner namespace, meaningless without the secret.
-
-        Not cached: record ids are unique, a cache would only grow.
-        """
-        h = self._base(self._rid_base, self.secret.record_id_key, namespace).copy()
+        """Pseudonymous record id: stable for one partner namespace, meaningless without the secret."""
+        h = self._rid_hmac(self._rid_base, self.secret.record_id_key, namespace).copy()
         h.update(value.encode())
         return _b64(h.finalize()[:15])
-
-    def bloom(self, domain: str, value: str | None) -> bytes | None:
-        """A keyed bigram Bloom filter of ``value`` (``bloom_bits`` long)."""
-        if value is None:
-            return None
-        key = ("bf:" + domain, value)
-        hit = self._cache.get(key)
-        if hit is None:
-            acc = 0
-            for bg in bigrams(value):
-                acc |= self._bigram_mask(domain, bg)
-            hit = acc.to_bytes(self.params.bloom_bits // 8, "big")
-            self._cache[key] = hit
-        return hit  # type: ignore[return-value]
-
-    def _bigram_mask(self, domain: str, bg: str) -> int:
-        mask = self._bigram_bits.get((domain, bg))
-        if mask is None:
-            h = self._base(self._bloom_base, self.secret.bloom_key, domain).copy()
-            h.update(bg.encode())
-            digest = h.finalize()
-            mask = 0
-            for i in range(self.params.bloom_k):
-                mask |= 1 << (int.from_bytes(digest[2 * i : 2 * i + 2], "big") % self.params.bloom_bits)
-            self._bigram_bits[(domain, bg)] = mask
-        return mask
-
-    # -- column-wise --------------------------------------------------------------------------------
-    def tokens(self, domain: str, values: pa.Array, *, cache: bool = True) -> pa.Array:
-        """``token`` of every value of a string array (nulls stay null), one HMAC per distinct value.
-
-        ``cache`` keeps tokens across calls (batches, files): right for names, dates and codes, which
-        repeat; pass False for near-unique values (SSN, address), where a cache would only grow.
-        """
-        values = _as_string(values)
-        if not cache:  # near-unique values: no dedupe either (a repeat costs one more HMAC, same token)
-            base = self._base(self._token_base, self.secret.token_key, domain)
-            toks = _b64_array(_hmac_all(base, pc.cast(pc.drop_null(values), pa.binary()).to_pylist()), 12)
-            if values.null_count == 0:
-                return toks
-            valid = pc.is_valid(values)
-            position = pc.subtract(pc.cumulative_sum(pc.cast(valid, pa.int64())), 1)
-            return pc.take(toks, pc.if_else(valid, position, pa.scalar(None, pa.int64())))
-        d = pc.dictionary_encode(values)
-        uniques = d.dictionary
-        # the cache is a pair of Arrow arrays (values, tokens): lookups are one index_in, not a dict
-        # lookup per distinct value in Python
-        known, toks = self._column_cache.get(domain, (pa.array([], pa.string()), pa.array([], pa.string())))
-        pos = pc.index_in(uniques, value_set=known)
-        missing = pc.is_null(pos)
-        if pc.any(missing).as_py():
-            new_values = uniques.filter(missing)
-            base = self._base(self._token_base, self.secret.token_key, domain)
-            new = _b64_array(_hmac_all(base, pc.cast(new_values, pa.binary()).to_pylist()), 12)
-            rank = pc.cumulative_sum(pc.cast(missing, pa.int32()))  # 1-based among the missing ones
-            pos = pc.if_else(missing, pc.add(rank, len(known) - 1), pos)
-            known, toks = pa.concat_arrays([known, new_values]), pa.concat_arrays([toks, new])
-            self._column_cache[domain] = (known, toks)
-        return pc.take(pc.take(toks, pos), d.indices)
 
     def record_ids(self, namespace: str, values: pa.Array) -> pa.Array:
         """``record_id`` of every value; null for null or blank. No dedupe: record ids are unique."""
         values = _as_string(values)
         blank = pc.fill_null(pc.equal(values, ""), True)
-        base = self._base(self._rid_base, self.secret.record_id_key, namespace)
+        base = self._rid_hmac(self._rid_base, self.secret.record_id_key, namespace)
         ids = _b64_array(_hmac_all(base, pc.cast(pc.fill_null(values, ""), pa.binary()).to_pylist()), 15)
         return pc.if_else(blank, pa.scalar(None, pa.string()), ids)
 
@@ -251,98 +314,258 @@ class Encoder:
             raise ValueError("no previous linkage secret: not in a rotation")
         return Encoder(self.previous).record_ids(namespace, values)
 
-    def blooms(self, domain: str, values: pa.Array) -> pa.Array:
-        """``bloom`` of every value (binary; nulls stay null), computed once per distinct value.
-
-        ASCII values (every normalised name) go through numpy: the bigram codes of all values at once,
-        one mask per distinct bigram, OR-reduced per value. Other values use ``bloom`` itself.
-        """
-        d = pc.dictionary_encode(_as_string(values))
-        uniques = d.dictionary
-        if not pc.all(pc.string_is_ascii(uniques)).as_py():
-            filters = pa.array([self.bloom(domain, v) for v in uniques.to_pylist()], pa.binary())
-            return pc.take(filters, d.indices)
-        return pc.take(self._blooms_ascii(domain, uniques), d.indices)
-
-    def _blooms_ascii(self, domain: str, names: pa.Array) -> pa.Array:
-        n, width = len(names), self.params.bloom_bits // 8
-        if n == 0:
-            return pa.array([], pa.binary())
-        padded = pc.binary_join_element_wise(" ", names, " ", "", null_handling="emit_null")  # last: separator
-        padded = pc.fill_null(padded, "  ")  # nulls get a dummy bigram, and null again at the end
-        _, offs_buf, data_buf = padded.buffers()
-        offsets = np.frombuffer(offs_buf, dtype=np.int32)[padded.offset : padded.offset + n + 1]
-        data = np.frombuffer(data_buf, dtype=np.uint8)
-        starts, ends = offsets[:-1], offsets[1:] - 1  # bigram k of a value starts at starts..ends-1
-        counts = ends - starts
-        pos = np.repeat(starts - np.concatenate(([0], np.cumsum(counts)[:-1])), counts) + np.arange(counts.sum())
-        codes = data[pos].astype(np.int32) * 256 + data[pos + 1]
-        # distinct bigrams by counting (no sort), one mask each, then OR per value word by word
-        distinct = np.flatnonzero(np.bincount(codes, minlength=65536))
-        lookup = np.empty(65536, dtype=np.int32)
-        lookup[distinct] = np.arange(len(distinct), dtype=np.int32)
-        which = lookup[codes]
-        word = np.uint64 if width % 8 == 0 else np.uint8  # bloom_bits is a multiple of 64 in practice
-        masks = np.frombuffer(b"".join(
-            self._bigram_mask(domain, chr(c >> 8) + chr(c & 255)).to_bytes(width, "big") for c in distinct.tolist()),
-            dtype=word).reshape(len(distinct), -1)
-        seg = np.concatenate(([0], np.cumsum(counts)[:-1]))
-        filters = np.empty((n, masks.shape[1]), dtype=word)
-        for w in range(masks.shape[1]):
-            filters[:, w] = np.bitwise_or.reduceat(masks[:, w][which], seg)
-        out = pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), n, [None, pa.py_buffer(filters.tobytes())])
-        out = pc.cast(out, pa.binary())
-        return pc.if_else(pc.is_null(names), pa.scalar(None, pa.binary()), out)
-
-    def phonetic_codes(self, names: pa.Array) -> pa.Array:
-        """Metaphone code of every name (the plaintext code: encode it with ``tokens("name_phon", ...)``)."""
-        d = pc.dictionary_encode(_as_string(names))
-        return pc.take(pa.array([self._metaphone(v) for v in d.dictionary.to_pylist()], pa.string()), d.indices)
-
-    def dob_tokens(self, dates: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array, pa.Array]:
-        """Column-wise ``dob_features``: (full, day/month swapped, year-month, year) token arrays."""
-        dates = pc.cast(dates, pa.date32())
-        d = pc.dictionary_encode(dates)
-        if len(d.dictionary) < len(dates):  # repeats or nulls: the rest once per distinct date, then spread
-            return tuple(pc.take(col, d.indices) for col in self.dob_tokens(d.dictionary))  # type: ignore[return-value]
-        iso = pc.cast(dates, pa.string())
-        year, month, day = (pc.utf8_slice_codeunits(iso, a, b) for a, b in ((0, 4), (5, 7), (8, 10)))
-        can_swap = pc.and_(pc.less_equal(day, "12"), pc.not_equal(day, month))
-        swapped = pc.if_else(can_swap, pc.binary_join_element_wise(year, day, month, "-"),
-                             pa.scalar(None, pa.string()))
-        return (self.tokens("dob", iso), self.tokens("dob", swapped),
-                self.tokens("dob_ym", pc.utf8_slice_codeunits(iso, 0, 7)), self.tokens("dob_y", year))
-
-    # -- derived features ---------------------------------------------------------------------------
-    def _metaphone(self, name: str | None) -> str | None:
-        if not name:
-            return None
-        code = self._cache.get(("phon", name))
-        if code is None:
-            code = jellyfish.metaphone(name) or name[:1]
-            self._cache[("phon", name)] = code
-        return code  # type: ignore[return-value]
-
-    def phonetic(self, name: str | None) -> str | None:
-        return self.token("name_phon", self._metaphone(name))
-
-    def dob_features(self, d: date | None) -> tuple[str | None, str | None, str | None, str | None]:
-        """(full, day/month swapped, year-month, year) tokens of a date of birth."""
-        if d is None:
-            return None, None, None, None
-        hit = self._cache.get(("dobf", d))
+    # -- digests of distinct values -----------------------------------------------------------------
+    def _digest(self, field: str, value: str) -> bytes:
+        """16-byte keyed digest of one value of ``field`` (cached)."""
+        cache = self._digest_cache.setdefault(field, {})
+        hit = cache.get(value)
         if hit is None:
-            swap = None
-            if d.day <= 12 and d.day != d.month:
-                swap = self.token("dob", f"{d.year:04d}-{d.day:02d}-{d.month:02d}")
-            hit = (
-                self.token("dob", d.isoformat()),
-                swap,
-                self.token("dob_ym", f"{d.year:04d}-{d.month:02d}"),
-                self.token("dob_y", f"{d.year:04d}"),
-            )
-            self._cache[("dobf", d)] = hit
-        return hit  # type: ignore[return-value]
+            h = self._base(f"digest/{field}").copy()
+            h.update(value.encode())
+            hit = h.finalize()[:16]
+            if field not in _NEAR_UNIQUE:
+                cache[value] = hit
+        return hit
+
+    def _digests(self, field: str, values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+        """(digests [n, 16], valid [n]) of a string column: one HMAC per distinct value not seen before."""
+        values = _as_string(values)
+        n = len(values)
+        valid = pc.is_valid(values).to_numpy(zero_copy_only=False)
+        out = np.zeros((n, 16), dtype=np.uint8)
+        if not valid.any():
+            return out, valid
+        if field in _NEAR_UNIQUE:
+            base = self._base(f"digest/{field}")
+            raw = _hmac_all(base, pc.cast(pc.drop_null(values), pa.binary()).to_pylist())
+            out[valid] = np.frombuffer(b"".join(raw), dtype=np.uint8).reshape(-1, 32)[:, :16]
+            return out, valid
+        d = pc.dictionary_encode(values)
+        uniques = d.dictionary.to_pylist()
+        cache = self._digest_cache.setdefault(field, {})
+        missing = [u for u in uniques if u not in cache]
+        if missing:  # one tight HMAC loop over the values not seen before
+            raw = _hmac_all(self._base(f"digest/{field}"), [u.encode() for u in missing])
+            cache.update(zip(missing, (r[:16] for r in raw), strict=True))
+        table = np.frombuffer(b"".join([cache[u] for u in uniques]), dtype=np.uint8).reshape(-1, 16)
+        idx = d.indices.to_numpy(zero_copy_only=False)
+        out[valid] = table[idx[valid].astype(np.int64)]
+        return out, valid
+
+    # -- salts --------------------------------------------------------------------------------------
+    def _record_salts(self, rids: pa.Array) -> np.ndarray:
+        """A salt unique to each record (from its pseudonymous id): for records without the salting field."""
+        text = "".join(_as_string(pc.fill_null(rids, "A" * 20)).to_pylist())
+        raw = np.frombuffer(binascii.a2b_base64(text.translate(str.maketrans("-_", "+/"))), dtype=np.uint8)
+        blocks = np.zeros((len(rids), 16), dtype=np.uint8)
+        blocks[:, :15] = raw.reshape(-1, 15)
+        return _aes(self._key("salt/record"), blocks)
+
+    def _pair_digests(self, first: pa.Array, last: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+        """Digest of the unordered (first, last) pair: equal for swapped fields. Valid when either name is."""
+        a, _ = self._digests("pairname", pc.fill_null(_as_string(first), ""))
+        b, _ = self._digests("pairname", pc.fill_null(_as_string(last), ""))
+        valid = pc.or_(pc.is_valid(first), pc.is_valid(last)).to_numpy(zero_copy_only=False)
+        # order the two digests by their bytes (lexicographically), then CBC-MAC: AES(AES(lo) XOR hi)
+        diff = a != b
+        first_diff = np.where(diff.any(axis=1), diff.argmax(axis=1), 0)
+        rows = np.arange(len(a))
+        a_lo = a[rows, first_diff] <= b[rows, first_diff]
+        lo, hi = np.where(a_lo[:, None], a, b), np.where(a_lo[:, None], b, a)
+        out = _aes(self._key("salt/pair"), _aes(self._key("salt/pair"), lo) ^ hi)
+        return out, valid
+
+    def salts(self, features: Mapping[str, pa.Array], rids: pa.Array) -> dict[str, np.ndarray]:
+        """The record salts: ``dob`` (from the exact date of birth), ``name`` (from the unordered name pair) and
+        ``ssn`` (from the SSN), each falling back to a per-record salt where the field is missing; plus the pair
+        digest (``pair``)."""
+        record = self._record_salts(rids)
+        iso = pc.cast(pc.cast(features["dob"], pa.date32()), pa.string())
+        d, vd = self._digests("dob", iso)  # the DOB token's own digest, under another AES key
+        s_dob = np.where(vd[:, None], _aes(self._key("salt/dob"), d), record)
+        pair, vp = self._pair_digests(features["first"], features["last"])
+        s_name = np.where(vp[:, None], _aes(self._key("salt/name"), pair), record)
+        d, vs = self._digests("ssn", features["ssn"])  # near-unique: a salt per person, no frequency at all
+        s_ssn = np.where(vs[:, None], _aes(self._key("salt/ssn"), d), record)
+        return {"dob": s_dob, "name": s_name, "ssn": s_ssn, "pair": pair, "pair_valid": vp}
+
+    # -- encodings ----------------------------------------------------------------------------------
+    def _salted_tokens(self, field: str, salt: np.ndarray, digests: np.ndarray, valid: np.ndarray) -> pa.Array:
+        return _b64_array(_aes(self._key(f"token/{field}"), salt ^ digests), 12, valid)
+
+    def _plain_tokens(self, field: str, values: pa.Array) -> pa.Array:
+        """Unsalted keyed tokens (near-unique or frequency-free fields): HMAC under the field's own key."""
+        digests, valid = self._digests(field, values)
+        return _b64_array(_aes(self._key(f"token/{field}"), digests), 12, valid)
+
+    def _filters(self, field: str, salt: np.ndarray, kind: str, values: pa.Array) -> pa.Array:
+        """Salted, XOR-folded, masked, balanced Bloom filters of a string column (binary; null stays null).
+
+        Bit layout: position p of the unfolded filter is bit ``p % 64`` of 64-bit word ``p // 64``; the stored
+        value is the folded-and-masked words followed by their complements, little-endian.
+        """
+        values = _as_string(values)
+        n, nbits = len(values), self.params.bloom_bits
+        k = self.params.bloom_k
+        words, half = nbits // 64, nbits // 128
+        valid = pc.is_valid(values).to_numpy(zero_copy_only=False)
+        rows_v = np.flatnonzero(valid)
+        if len(rows_v) == 0:
+            return pa.nulls(n, pa.binary())
+        codes, owner = _element_arrays(kind, values.filter(pa.array(valid)))
+        nv = len(rows_v)
+        pos = _aes(self._key(f"filter/{field}"), _xor_code(salt[rows_v][owner], codes)).view("<u2")[:, :k]
+        bits = np.zeros(nv * nbits, dtype=np.uint8)
+        # int32 arithmetic (a batch holds far fewer than 2**31 / nbits rows); nbits is a power of two
+        at = (owner.astype(np.int32) * np.int32(nbits))[:, None] + (pos.astype(np.int32) & np.int32(nbits - 1))
+        bits[at.ravel()] = 1
+        filt = np.packbits(bits.reshape(nv, nbits), axis=1, bitorder="little").view("<u8")
+        folded = filt[:, :half] ^ filt[:, half:]
+        mask_blocks = np.repeat(salt[rows_v], half // 2, axis=0)
+        mask_blocks[:, 15] ^= np.tile(np.arange(1, half // 2 + 1, dtype=np.uint8), nv)
+        folded ^= _aes(self._key(f"mask/{field}"), mask_blocks).reshape(nv, -1).view("<u8")
+        out = np.zeros((n, words), dtype="<u8")
+        out[rows_v] = np.concatenate([folded, ~folded], axis=1)
+        width = nbits // 8
+        offsets = np.arange(0, width * (n + 1), width, dtype=np.int32)
+        return pa.Array.from_buffers(pa.binary(), n, [_validity(valid), pa.py_buffer(offsets), pa.py_buffer(out.tobytes())])
+
+    def encode_features(self, features: Mapping[str, pa.Array], rids: pa.Array) -> dict[str, pa.Array]:
+        """Every ``enc_`` column from the normalised features of a batch (:data:`FEATURES`, nulls = missing).
+
+        ``rids``: the records' pseudonymous ids (salt of last resort for records missing a salting field).
+        """
+        n = len(rids)
+        f = {name: (_as_string(features[name]) if name != "dob" else pc.cast(features[name], pa.date32()))
+             for name in FEATURES}
+        salts = self.salts(f, rids)
+        iso = pc.cast(f["dob"], pa.string())
+        derived = {**f, "dob_iso": iso, "dob_year": pc.utf8_slice_codeunits(iso, 0, 4),
+                   "dob_monthday": pc.utf8_slice_codeunits(iso, 5, 10),
+                   "ssn_last4": pc.utf8_slice_codeunits(f["ssn"], 5, 9)}
+        out: dict[str, pa.Array] = {"enc_scheme": pa.array([ENCODING_SCHEME] * n, pa.string())}
+        for col, (field, salt, value) in SALTED_TOKENS.items():
+            if value == "pair":
+                digests, valid = salts["pair"], salts["pair_valid"]
+            else:
+                digests, valid = self._digests(field, derived[value])
+            out[col] = self._salted_tokens(field, salts[salt], digests, valid)
+        for col, (field, value) in PLAIN_TOKENS.items():
+            out[col] = self._plain_tokens(field, derived[value])
+        for col, (field, salt, kind, value) in FILTERS.items():
+            out[col] = self._filters(field, salts[salt], kind, derived[value])
+        return {c: out[c] for c in ENCODING_COLUMNS}
+
+    def encode_record(self, features: Mapping[str, Any], rid: str) -> dict[str, Any]:
+        """The scalar reference of :meth:`encode_features` for one record: the same rules read one value at a
+        time with Python integers (slow, obvious; tests hold the column-wise path to it)."""
+        return _reference(self, features, rid)
+
+
+def _aes1(key: bytes, block: bytes) -> bytes:
+    enc = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
+    return enc.update(block) + enc.finalize()
+
+
+def _xor(a: bytes, b: bytes) -> bytes:
+    return bytes(x ^ y for x, y in zip(a, b, strict=True))
+
+
+def _reference(enc: Encoder, features: Mapping[str, Any], rid: str) -> dict[str, Any]:
+    f = {k: features.get(k) for k in FEATURES}
+    dob: date | None = f["dob"]
+    iso = dob.isoformat() if dob else None
+    record = _aes1(enc._key("salt/record"), binascii.a2b_base64(rid.translate(str.maketrans("-_", "+/"))) + b"\0")
+    s_dob = _aes1(enc._key("salt/dob"), enc._digest("dob", iso)) if iso else record
+    pair = None
+    if f["first"] is not None or f["last"] is not None:
+        a, b = sorted((enc._digest("pairname", f["first"] or ""), enc._digest("pairname", f["last"] or "")))
+        pair = _aes1(enc._key("salt/pair"), _xor(_aes1(enc._key("salt/pair"), a), b))
+    s_name = _aes1(enc._key("salt/name"), pair) if pair is not None else record
+    s_ssn = _aes1(enc._key("salt/ssn"), enc._digest("ssn", f["ssn"])) if f["ssn"] else record
+    salts = {"dob": s_dob, "name": s_name, "ssn": s_ssn}
+    derived = {**f, "dob_iso": iso, "dob_year": iso[:4] if iso else None, "dob_monthday": iso[5:] if iso else None,
+               "ssn_last4": f["ssn"][5:9] if f["ssn"] else None}
+    out: dict[str, Any] = {"enc_scheme": ENCODING_SCHEME}
+    for col, (field, salt, value) in SALTED_TOKENS.items():
+        digest = pair if value == "pair" else (enc._digest(field, derived[value]) if derived[value] is not None else None)
+        out[col] = None if digest is None else _b64(_aes1(enc._key(f"token/{field}"), _xor(salts[salt], digest))[:12])
+    for col, (field, value) in PLAIN_TOKENS.items():
+        v = derived[value]
+        out[col] = None if v is None else _b64(_aes1(enc._key(f"token/{field}"), enc._digest(field, v))[:12])
+    nbits = enc.params.bloom_bits
+    half = nbits // 2
+    for col, (field, salt, kind, value) in FILTERS.items():
+        v = derived[value]
+        if v is None:
+            out[col] = None
+            continue
+        k = enc.params.bloom_k
+        acc = 0  # position p = bit p of this integer (word p // 64, bit p % 64, words little-endian)
+        for code in _elements(kind, v):
+            block = _xor(salts[salt], code.to_bytes(4, "little") + bytes(12))
+            digest = _aes1(enc._key(f"filter/{field}"), block)
+            for j in range(k):
+                acc |= 1 << (int.from_bytes(digest[2 * j: 2 * j + 2], "little") % nbits)
+        folded = (acc & ((1 << half) - 1)) ^ (acc >> half)
+        pad = b""
+        for j in range(half // 128):
+            block = bytearray(salts[salt])
+            block[15] ^= j + 1
+            pad += _aes1(enc._key(f"mask/{field}"), bytes(block))
+        folded ^= int.from_bytes(pad, "little")
+        stored = folded | (((1 << half) - 1) ^ folded) << half
+        out[col] = stored.to_bytes(nbits // 8, "little")
+    return {c: out[c] for c in ENCODING_COLUMNS}
+
+
+def _element_arrays(kind: str, values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(element codes, owning row) of every value of a non-null string column (column-wise ``_elements``).
+
+    Repeated bigrams of one value are kept (setting a bit twice changes nothing). A value outside the fast
+    path (non-ASCII name, a date or SSN of another shape) goes through ``_elements`` itself.
+    """
+    n = len(values)
+    if kind == "bigrams":
+        if not pc.all(pc.string_is_ascii(values)).as_py():
+            return _element_arrays_slow(kind, values)
+        padded = pc.binary_join_element_wise(" ", values, " ", "")
+        _, offs_buf, data_buf = padded.buffers()
+        offsets = np.frombuffer(offs_buf, dtype=np.int32)[padded.offset: padded.offset + n + 1]
+        data = np.frombuffer(data_buf, dtype=np.uint8)
+        counts = (offsets[1:] - offsets[:-1]) - 1
+        owner = np.repeat(np.arange(n, dtype=np.int64), counts)
+        starts = np.repeat(offsets[:-1].astype(np.int64), counts)
+        within = np.arange(counts.sum()) - np.repeat(np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
+        pos = starts + within
+        return data[pos].astype(np.uint32) * 256 + data[pos + 1], owner
+    text = values.to_pylist()
+    width = 9 if kind == "digits" else 10
+    if any(len(v) != width or not v.isascii() for v in text):
+        return _element_arrays_slow(kind, values)
+    raw = np.frombuffer("".join(text).encode(), dtype=np.uint8).reshape(n, width).astype(np.uint32)
+    if kind == "digits":
+        digits = raw - 48
+    else:
+        digits = raw[:, [0, 1, 2, 3, 5, 6, 8, 9]] - 48
+    if (digits > 9).any():
+        return _element_arrays_slow(kind, values)
+    codes = 0x10000 + 16 * np.arange(digits.shape[1], dtype=np.uint32)[None, :] + digits
+    if kind == "date":
+        m, d = digits[:, 4] * 10 + digits[:, 5], digits[:, 6] * 10 + digits[:, 7]
+        md = 0x20000 + 32 * np.minimum(m, d) + np.maximum(m, d)
+        codes = np.concatenate([codes, md[:, None]], axis=1)
+    owner = np.repeat(np.arange(n, dtype=np.int64), codes.shape[1])
+    return codes.ravel(), owner
+
+
+def _element_arrays_slow(kind: str, values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    codes, owner = [], []
+    for i, v in enumerate(values.to_pylist()):
+        e = _elements(kind, v)
+        codes += e
+        owner += [i] * len(e)
+    return np.array(codes, dtype=np.uint32), np.array(owner, dtype=np.int64)
 
 
 def _as_string(values: pa.Array | pa.ChunkedArray) -> pa.Array:

@@ -5,7 +5,8 @@
 * identifier columns are normalised and encoded (:mod:`partner_kit.encode`) and never copied;
 * record ids (MRN, student id, …) become keyed pseudonymous ids, stable across extracts;
 * content columns are copied only if the profile allow-lists them, typed as the profile says;
-* the date of birth leaves only as birth year (content) and as encodings;
+* the date of birth leaves only as birth year (content) and as encodings; one that is no date (wrong
+  shape, 30 February, in the future) is kept as missing and counted, never a reason to drop the record;
 * a file with a column the profile does not know is refused whole (a partner adding a column of names
   must not leak it), and rows that cannot be encoded go to a rejects file (row number, field, rule;
   never the value).
@@ -28,13 +29,14 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from envelope.keys import PartnerKeyRing
-from partner_kit.encode import Encoder, EncodingParams
+from partner_kit.encode import ENCODING_SCHEME, Encoder, EncodingParams
 from partner_kit.normalise import (
     NormaliseError,
     normalise_address_array,
@@ -53,7 +55,7 @@ from workspace.files import atomic_path, atomic_writer
 __all__ = ["KIT_VERSION", "EncodeSummary", "SchemaError", "encode_extract", "seal_encoded"]
 
 #: Recorded in every manifest (``extra.kit``).
-KIT_VERSION = "vpdc-partner-kit 0.2.0"
+KIT_VERSION = "vpdc-partner-kit 0.3.0"
 
 class SchemaError(Exception):
     """The input file does not have the columns its profile expects. Names the file and the columns."""
@@ -70,12 +72,15 @@ class EncodeSummary:
     rows_read: int = 0
     rows_encoded: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
+    #: rows kept with a value set to missing, by reason (e.g. a date of birth that is no date): counts only
+    notes: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
     output: str = ""
     rejects: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return {**self.__dict__, "rejected": dict(self.rejected), "rows_rejected": sum(self.rejected.values())}
+        return {**self.__dict__, "rejected": dict(self.rejected), "rows_rejected": sum(self.rejected.values()),
+                "notes": dict(self.notes)}
 
 
 class _Rejects:
@@ -174,7 +179,11 @@ def encode_extract(
         # and no dictionary for the near-unique columns: Parquet would build one per batch only to give
         # up on it (30 % of the write, and the file came out larger)
         dictionary = [f.name for f in schema if f.name not in _NEAR_UNIQUE]
-        with _gc_paused(), pq.ParquetWriter(tmp_out, schema, compression="zstd", compression_level=1,
+        # encodings are pseudorandom bytes: compressing them costs time and saves nothing
+        compression = {f.name: ("none" if f.name.startswith("enc_") and f.name != "enc_scheme" else "zstd")
+                       for f in schema}
+        with _gc_paused(), pq.ParquetWriter(tmp_out, schema, compression=compression,
+                                            compression_level={c: 1 for c, v in compression.items() if v == "zstd"},
                                             write_statistics=stats, use_dictionary=dictionary) as writer:
             while True:
                 try:
@@ -184,7 +193,7 @@ def encode_extract(
                 except pa.ArrowInvalid as exc:
                     raise SchemaError(f"{input_path}: malformed CSV after line {row_base - 1}: {_first_line(exc)}") \
                         from None
-                table = _encode_batch(batch, profile, encoder, norm, rejects, row_base, schema)
+                table = _encode_batch(batch, profile, encoder, norm, rejects, row_base, schema, summary.notes)
                 writer.write_table(table)
                 summary.rows_read += batch.num_rows
                 summary.rows_encoded += table.num_rows
@@ -198,7 +207,9 @@ def encode_extract(
     return summary
 
 
-_NEAR_UNIQUE = {"source_record_id", "source_record_id_prev", "enc_ssn_full", "enc_addr"}
+_NEAR_UNIQUE = {"source_record_id", "source_record_id_prev", "enc_ssn_full", "enc_addr", "enc_fn_full", "enc_ln_full",
+                "enc_nm_pair", "enc_nm_y", "enc_nm_md", "enc_nm_zip", "enc_zip", "enc_sex", "enc_dob_full",
+                "enc_fn_bf", "enc_ln_bf", "enc_dobp_bf", "enc_ssnp_bf", "enc_fn_ssn", "enc_ln_ssn"}
 
 
 @contextlib.contextmanager
@@ -350,7 +361,7 @@ def _reject_where(errors: list[Any], idx: pa.Array, fieldname: str, reject: Call
 
 
 def _encode_batch(batch: pa.RecordBatch, profile: ExtractProfile, enc: Encoder, norm: _Normalisers,
-                  rejects: _Rejects, row_base: int, schema: pa.Schema) -> pa.Table:
+                  rejects: _Rejects, row_base: int, schema: pa.Schema, notes: Counter[str] | None = None) -> pa.Table:
     n = batch.num_rows
     keep = [True] * n
     out: dict[str, pa.Array] = {}
@@ -381,7 +392,7 @@ def _encode_batch(batch: pa.RecordBatch, profile: ExtractProfile, enc: Encoder, 
     out["linkage_key_version"] = pa.array([enc.key_version] * n, pa.string())
 
     if profile.kind == "persons":
-        _encode_identifiers(batch, profile, enc, norm, reject, out, n)
+        _encode_identifiers(batch, profile, enc, norm, reject, out, n, notes)
 
     for c, parser in norm.content.items():
         typ = schema.field(c).type
@@ -417,13 +428,14 @@ def _distinct(arr: pa.Array) -> tuple[pa.Array, pa.Array]:
 
 
 def _encode_identifiers(batch: pa.RecordBatch, profile: ExtractProfile, enc: Encoder, norm: _Normalisers,
-                        reject: Callable[[int, str, str, str], None], out: dict[str, pa.Array], n: int) -> None:
-    """Every ``enc_`` column of one batch, column-wise.
+                        reject: Callable[[int, str, str, str], None], out: dict[str, pa.Array], n: int,
+                        notes: Counter[str] | None = None) -> None:
+    """Every ``enc_`` column of one batch, column-wise: normalised features first, then ``enc.encode_features``.
 
     Each identifier column is reduced to its distinct raw values first. Names are normalised in Python
     once per distinct raw value (cached across batches); SSN, ZIP, address and dates of birth by Arrow
-    kernels; every token is one HMAC per distinct normalised value (``Encoder.tokens``). Per row, only
-    Arrow ``take`` runs.
+    kernels. A date of birth that is no date (wrong shape, not on the calendar, in the future) is kept as
+    missing, never a reason to drop the record: the rest of it still links (counted in ``notes``).
     """
     ids = profile.identifiers
     blank = pa.array([""] * n, pa.string())
@@ -437,64 +449,50 @@ def _encode_identifiers(batch: pa.RecordBatch, profile: ExtractProfile, enc: Enc
     else:
         first_raw, last_raw, middle_raw = column("first_name"), column("last_name"), column("middle_name")
 
-    # first name
     raw, idx = _distinct(first_raw)
-    first = pa.array([norm.given(v) for v in raw.to_pylist()], s)
-    no_first = pc.take(pc.is_null(first), idx)
-    out["enc_fn_full"] = pc.take(enc.tokens("name", first), idx)
-    out["enc_fn_phon"] = pc.take(enc.tokens("name_phon", enc.phonetic_codes(first)), idx)
-    out["enc_fn_init"] = pc.take(enc.tokens("name_init", pc.utf8_slice_codeunits(first, 0, 1)), idx)
-    out["enc_fn_bf"] = pc.take(enc.blooms("name", first), idx)
+    first = pc.take(pa.array([norm.given(v) for v in raw.to_pylist()], s), idx)
 
     # last name: compact form, compound parts, and a suffix found inside it
     raw, idx = _distinct(last_raw)
     surnames = [norm.surname(v) for v in raw.to_pylist()]
-    last = pa.array([sn.compact if sn else None for sn in surnames], s)
     two = [sn is not None and len(sn.parts) > 1 for sn in surnames]
-    part1 = pa.array([sn.parts[0] if t else None for sn, t in zip(surnames, two, strict=True)], s)
-    part2 = pa.array([sn.parts[-1] if t else None for sn, t in zip(surnames, two, strict=True)], s)
-    no_last = pc.take(pc.is_null(last), idx)
-    out["enc_ln_full"] = pc.take(enc.tokens("name", last), idx)
-    out["enc_ln_phon"] = pc.take(enc.tokens("name_phon", enc.phonetic_codes(last)), idx)
-    out["enc_ln_part1"] = pc.take(enc.tokens("name", part1), idx)
-    out["enc_ln_part2"] = pc.take(enc.tokens("name", part2), idx)
-    out["enc_ln_bf"] = pc.take(enc.blooms("name", last), idx)
+    last = pc.take(pa.array([sn.compact if sn else None for sn in surnames], s), idx)
+    part1 = pc.take(pa.array([sn.parts[0] if t else None for sn, t in zip(surnames, two, strict=True)], s), idx)
+    part2 = pc.take(pa.array([sn.parts[-1] if t else None for sn, t in zip(surnames, two, strict=True)], s), idx)
     suffix_inside = pc.take(pa.array([sn.suffix if sn else None for sn in surnames], s), idx)
 
     name_field = ids.get("formatted_name") or f"{ids.get('first_name')}+{ids.get('last_name')}"
-    for i in pc.indices_nonzero(pc.and_(no_first, no_last)).to_pylist():
+    for i in pc.indices_nonzero(pc.and_(pc.is_null(first), pc.is_null(last))).to_pylist():
         reject(i, name_field, "name_missing", "neither first nor last name present: record cannot be linked")
 
     raw, idx = _distinct(middle_raw)
-    middle = pa.array([norm.given(v) for v in raw.to_pylist()], s)
-    out["enc_mn_init"] = pc.take(enc.tokens("name_init", pc.utf8_slice_codeunits(middle, 0, 1)), idx)
+    middle = pc.take(pa.array([norm.given(v) for v in raw.to_pylist()], s), idx)
 
     # suffix: its own column when the profile has one, else the one found inside the last name
     own = _per_unique_array(column("suffix"), norm.suffix, s)
-    out["enc_sfx"] = enc.tokens("suffix", pc.coalesce(own, suffix_inside))
 
-    # date of birth: parsed once per distinct raw value; a bad one rejects every row that has it
+    # date of birth: parsed once per distinct raw value; one that is no date is kept as missing
     raw, idx = _distinct(column("dob"))
     dates, errors = parse_date_array(raw, norm.dob_format, latest=norm.today)
-    if errors:
-        bad_rows = pc.indices_nonzero(pc.is_in(idx, pa.array(list(errors), pa.int32()))).to_pylist()
-        for i in bad_rows:
-            e = errors[idx[i].as_py()]
-            reject(i, ids.get("dob") or "dob", f"dob_{e.rule}", str(e))
-    for col, tokens in zip(("enc_dob_full", "enc_dob_swap", "enc_dob_ym", "enc_dob_y"), enc.dob_tokens(dates),
-                           strict=True):
-        out[col] = pc.take(tokens, idx)
-    out["birth_year"] = pc.take(pc.cast(pc.year(dates), pa.int16()), idx)
+    if errors and notes is not None:
+        counts = np.bincount(idx.to_numpy(zero_copy_only=False), minlength=len(raw))
+        for j, e in errors.items():
+            notes[f"dob_{e.rule}_kept_as_missing"] += int(counts[j])
+    dob = pc.take(dates, idx)
+    out["birth_year"] = pc.cast(pc.year(dob), pa.int16())
 
-    out["enc_sex"] = enc.tokens("sex", _per_unique_array(column("sex"), norm.sex, s))
     raw, idx = _distinct(column("ssn"))
-    ssn = normalise_ssn_array(raw)
-    out["enc_ssn_full"] = pc.take(enc.tokens("ssn", ssn, cache=False), idx)
-    out["enc_ssn_last4"] = pc.take(enc.tokens("ssn4", pc.utf8_slice_codeunits(ssn, 5, 9)), idx)
+    ssn = pc.take(normalise_ssn_array(raw), idx)
     raw, idx = _distinct(column("address"))
-    out["enc_addr"] = pc.take(enc.tokens("addr", normalise_address_array(raw), cache=False), idx)
+    addr = pc.take(normalise_address_array(raw), idx)
     raw, idx = _distinct(column("zip"))
-    out["enc_zip"] = pc.take(enc.tokens("zip", normalise_zip_array(raw)), idx)
+    zip_ = pc.take(normalise_zip_array(raw), idx)
+    features = {
+        "first": first, "last": last, "last_part1": part1, "last_part2": part2,
+        "middle_init": pc.utf8_slice_codeunits(middle, 0, 1), "suffix": pc.coalesce(own, suffix_inside),
+        "dob": dob, "sex": _per_unique_array(column("sex"), norm.sex, s), "ssn": ssn, "addr": addr, "zip": zip_,
+    }
+    out.update(enc.encode_features(features, out["source_record_id"]))
 
 
 def seal_encoded(payload: Path, *, partner: str, extract_type: str, period: str, keyring: PartnerKeyRing,
@@ -514,7 +512,8 @@ def seal_encoded(payload: Path, *, partner: str, extract_type: str, period: str,
     versions = set(pq.read_table(payload, columns=["linkage_key_version"]).column(0).unique().to_pylist())
     if len(versions) > 1:
         raise SchemaError(f"{payload}: rows encoded under several linkage key versions {sorted(versions)}; re-encode")
-    extra: dict[str, Any] = {"bloom_bits": params.bloom_bits, "bloom_k": params.bloom_k, "kit": KIT_VERSION}
+    extra: dict[str, Any] = {"bloom_bits": params.bloom_bits, "bloom_k": params.bloom_k, "kit": KIT_VERSION,
+                             "encoding_scheme": ENCODING_SCHEME}
     if "source_record_id_prev" in pf.schema_arrow.names:
         previous = keyring.previous_linkage_version()
         if previous is None:

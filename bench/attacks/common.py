@@ -21,7 +21,8 @@ __all__ = ["FIELDS", "Guesses", "bigram_index", "bigrams_of", "filters_matrix", 
            "rank_confidence"]
 
 #: the field each attacked column holds (the scorer compares guesses with the truth of that field)
-FIELDS = {"enc_fn_full": "first", "enc_ln_full": "last", "enc_dob_y": "birth_year", "enc_zip": "zip"}
+FIELDS = {"enc_fn_full": "first", "enc_ln_full": "last", "enc_dob_y": "birth_year", "enc_zip": "zip",
+          "enc_dob_full": "birth_year"}  # scheme 2 has no year token: years are guessed per full-DOB token
 NAME_COLUMNS = ("enc_fn_full", "enc_fn_phon", "enc_fn_init", "enc_fn_bf", "enc_ln_full", "enc_ln_phon",
                 "enc_ln_part1", "enc_ln_part2", "enc_ln_bf", "enc_mn_init")
 

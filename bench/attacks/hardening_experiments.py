@@ -59,7 +59,13 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench.attacks.common import bigrams_of
-from bench.attacks.zone import ZONE_COLUMNS, Population
+from bench.attacks.zone import Population
+
+#: the columns of a scheme-1 linkage zone (the kit before ADR 0009), which every candidate here writes
+ZONE_COLUMNS = ("source", "extract_type", "load_id", "source_record_id", "linkage_key_version", "enc_fn_full",
+                "enc_fn_phon", "enc_fn_init", "enc_fn_bf", "enc_ln_full", "enc_ln_phon", "enc_ln_part1",
+                "enc_ln_part2", "enc_ln_bf", "enc_mn_init", "enc_sfx", "enc_dob_full", "enc_dob_swap", "enc_dob_ym",
+                "enc_dob_y", "enc_sex", "enc_ssn_full", "enc_ssn_last4", "enc_addr", "enc_zip")
 
 BITS, K = 512, 12
 NAME_COLS = ("fn_full", "ln_full", "ln_part1", "ln_part2")
@@ -216,8 +222,10 @@ def plaintext(pop: Population) -> pd.DataFrame:
         t.insert(2, "load_id", f"{f.parent.parent.name}/{f.parent.name}")
         frames.append(t)
     p = pd.concat(frames, ignore_index=True)
-    for c in ("p_fn_bf", "p_ln_bf"):  # identity "filters" are the names as bytes
-        p = p.drop(columns=c)
+    p = p.drop(columns=[c for c in p.columns if c.endswith("_bf")])  # identity "filters" are the values as bytes
+    from bench.attacks.truth import derive_scheme1_plaintext
+
+    derive_scheme1_plaintext(p)
     return p
 
 

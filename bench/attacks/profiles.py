@@ -43,7 +43,12 @@ def align_profiles(obs: pd.DataFrame, shares: pd.DataFrame, rel: float) -> list[
     o = obs[sources].to_numpy(dtype=float)
     e = shares[sources].to_numpy(dtype=float) * o.sum(axis=0)[None, :]
     cost = deviance(o[:, None, :], e[None, :, :] + FLOOR, DISPERSION, rel).sum(axis=2)
-    rows, cols = linear_sum_assignment(cost)
+    if len(sources) and o.shape[0] > 2 * e.shape[0]:
+        # many more tokens than values (salted tokens, or one token per full date of birth): not a one-to-one
+        # assignment any more; each token gets the value its own per-agency profile fits best
+        rows, cols = np.arange(o.shape[0]), cost.argmin(axis=1)
+    else:
+        rows, cols = linear_sum_assignment(cost)
     out = []
     for i, j in zip(rows, cols, strict=True):
         c = cost[i] - cost[i].min()
@@ -171,16 +176,19 @@ def attack(linkage_db: Path, reference: Reference, *, chain: bool = True) -> Gue
     """``chain=False``: profiles only (no SSN-pair chain of birth years)."""
     if reference.profiles is None:
         raise ValueError("the profile attack needs a reference with per-agency profiles")
-    df = load_zone(linkage_db, ("enc_dob_y", "enc_zip", "enc_ssn_full"))
+    df = load_zone(linkage_db, ("enc_dob_y", "enc_dob_full", "enc_zip", "enc_ssn_full"))
     rel = {"strong": 0.1, "weak": 0.3}.get(reference.profiles.label, 0.3)
     rows, notes = [], {}
-    for column, shares in (("enc_dob_y", reference.profiles.birth_year), ("enc_zip", reference.profiles.zip)):
+    # scheme 2 has no birth-year token: the year is then guessed for each full date-of-birth token (adapted)
+    year_column = "enc_dob_y" if df["enc_dob_y"].notna().any() else "enc_dob_full"
+    notes["year_column"] = year_column
+    for column, shares in ((year_column, reference.profiles.birth_year), ("enc_zip", reference.profiles.zip)):
         d = df.dropna(subset=[column])
         if d.empty:
             continue
         obs = pd.crosstab(d[column], d["source"])
         shares = shares.copy()
-        is_year = column == "enc_dob_y"
+        is_year = column in ("enc_dob_y", "enc_dob_full")
         shares.index = shares.index.map(lambda v, y=is_year: f"{int(v):04d}" if y else str(v))
         guesses = align_profiles(obs, shares, rel)
         if column == "enc_dob_y" and chain:

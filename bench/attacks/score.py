@@ -51,7 +51,7 @@ def score(linkage_db: Path, truth: pd.DataFrame, guesses: Guesses) -> dict[str, 
     g = guesses.tokens
     for column, fieldname in FIELDS.items():
         gc = g[g["column"] == column]
-        if gc.empty or column not in rec:
+        if gc.empty or column not in rec or (fieldname in out["fields"] and column == "enc_dob_full"):
             continue
         truth_v = _truth_value(rec, fieldname)
         has = rec[column].notna() & truth_v.notna()

@@ -21,24 +21,31 @@ __all__ = ["PlaintextEncoder", "plaintext_payloads", "truth_table"]
 
 
 def _plain_encoder_class():
-    from partner_kit.encode import Encoder
+    from partner_kit.encode import ENCODING_COLUMNS, Encoder
 
     class PlaintextEncoder(Encoder):
-        """Identity "encodings": ``tokens`` and ``blooms`` return their input (record ids stay keyed)."""
+        """Identity "encodings": every ``enc_`` column holds the normalised plaintext it would encode (record ids
+        stay keyed). Scheme 2's columns: names, parts, initials, suffix, sex, ZIP, ISO date, SSN, address."""
 
-        def tokens(self, domain, values, *, cache=True):
-            return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else pc.cast(values, pa.string())
-
-        def blooms(self, domain, values):
-            return pc.cast(self.tokens(domain, values), pa.binary())
-
-        def dob_tokens(self, dates):
-            iso = pc.cast(pc.cast(dates, pa.date32()), pa.string())
-            year, month, day = (pc.utf8_slice_codeunits(iso, a, b) for a, b in ((0, 4), (5, 7), (8, 10)))
-            can_swap = pc.and_(pc.less_equal(day, "12"), pc.not_equal(day, month))
-            swapped = pc.if_else(can_swap, pc.binary_join_element_wise(year, day, month, "-"),
-                                 pa.scalar(None, pa.string()))
-            return iso, swapped, pc.utf8_slice_codeunits(iso, 0, 7), year
+        def encode_features(self, features, rids):
+            f = {k: (pc.cast(pc.cast(v, pa.date32()), pa.string()) if k == "dob" else
+                     (v.combine_chunks() if isinstance(v, pa.ChunkedArray) else pc.cast(v, pa.string())))
+                 for k, v in features.items()}
+            iso = f["dob"]
+            out = {"enc_scheme": pa.array(["plaintext"] * len(rids), pa.string()),
+                   "enc_fn_full": f["first"], "enc_ln_full": f["last"], "enc_ln_part1": f["last_part1"],
+                   "enc_ln_part2": f["last_part2"], "enc_mn_init": f["middle_init"], "enc_sfx": f["suffix"],
+                   "enc_sex": f["sex"], "enc_zip": f["zip"], "enc_dob_full": iso,
+                   "enc_nm_y": pc.utf8_slice_codeunits(iso, 0, 4), "enc_nm_md": pc.utf8_slice_codeunits(iso, 5, 10),
+                   "enc_nm_zip": f["zip"], "enc_ssn_full": f["ssn"],
+                   "enc_ssn_last4": pc.utf8_slice_codeunits(f["ssn"], 5, 9), "enc_addr": f["addr"],
+                   "enc_fn_ssn": f["first"], "enc_ln_ssn": f["last"],
+                   "enc_nm_pair": pc.binary_join_element_wise(pc.fill_null(f["first"], ""),
+                                                              pc.fill_null(f["last"], ""), "|")}
+            for col, src in (("enc_fn_bf", "first"), ("enc_ln_bf", "last"), ("enc_dobp_bf", "dob"),
+                             ("enc_ssnp_bf", "ssn")):
+                out[col] = pc.cast(f[src], pa.binary())
+            return {c: out[c] for c in ENCODING_COLUMNS}
 
     return PlaintextEncoder
 
@@ -55,6 +62,31 @@ def plaintext_payloads(pop: Population) -> Path:
     return out
 
 
+def derive_scheme1_plaintext(plain: pd.DataFrame) -> None:
+    """The derived plaintext features scheme 1 encoded (phonetic codes, initials, DOB swap / year-month /
+    year), from scheme 2's plaintext columns: what the legacy encoder of the hardening experiments needs to
+    rebuild the old linkage zone ("before")."""
+    import jellyfish
+
+    def phon(v):
+        return (jellyfish.metaphone(v) or v[:1]) if isinstance(v, str) and v else None
+
+    plain["p_fn_phon"] = plain["p_fn_full"].map(phon)
+    plain["p_ln_phon"] = plain["p_ln_full"].map(phon)
+    plain["p_fn_init"] = plain["p_fn_full"].map(lambda v: v[0] if isinstance(v, str) and v else None)
+    iso = plain["p_dob_full"]
+
+    def swap(v):
+        if not isinstance(v, str):
+            return None
+        y, m, d = v[:4], v[5:7], v[8:10]
+        return f"{y}-{d}-{m}" if int(d) <= 12 and d != m else None
+
+    plain["p_dob_swap"] = iso.map(swap)
+    plain["p_dob_ym"] = iso.map(lambda v: v[:7] if isinstance(v, str) else None)
+    plain["p_dob_y"] = iso.map(lambda v: v[:4] if isinstance(v, str) else None)
+
+
 def truth_table(pop: Population) -> pd.DataFrame:
     """One row per person record: source, source_record_id, person_id, race_eth, sex, first, last,
     birth_year (string), zip, plus every other normalised value the kit encodes (``p_`` columns)."""
@@ -68,8 +100,8 @@ def truth_table(pop: Population) -> pd.DataFrame:
         frames.append(t)
     plain = pd.concat(frames, ignore_index=True)
     plain = plain.rename(columns={c: "p_" + c.removeprefix("enc_") for c in plain.columns if c.startswith("enc_")})
-    for c in ("p_fn_bf", "p_ln_bf"):
-        plain = plain.drop(columns=c)
+    plain = plain.drop(columns=[c for c in plain.columns if c.endswith("_bf")])
+    derive_scheme1_plaintext(plain)
     plain["first"], plain["last"] = plain["p_fn_full"], plain["p_ln_full"]
     plain["birth_year_s"], plain["zip"] = plain["p_dob_y"], plain["p_zip"]
     plain = plain.drop_duplicates(["source", "source_record_id"])

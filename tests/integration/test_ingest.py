@@ -438,12 +438,13 @@ def _identifier_values(home_root: Path) -> dict[str, set[str]]:
 def _leaks(t: pa.Table, footer: str, long_values: set[str], short_values: set[str]) -> set[str]:
     """Identifier values found in a decoded payload. Values of 6+ characters may not occur anywhere inside
     a cell; shorter ones (Li, Ng, initials) may not be a whole cell or a whole word of one: chance puts
-    short strings inside base64 tokens."""
-    cells = {v if isinstance(v, str) else v.decode("latin-1")
-             for col in t.columns for v in col.unique().to_pylist() if isinstance(v, (str, bytes))}
-    cells.add(footer)
-    words = {w for c in cells for w in c.split()}
-    return {v for v in long_values if any(v in c for c in cells)} | (short_values & (cells | words))
+    short strings inside base64 tokens, and inside binary cells (a balanced Bloom filter is 64 random bytes,
+    its latin-1 reading full of "words"), which are searched for the long values only."""
+    text = {v for col in t.columns for v in col.unique().to_pylist() if isinstance(v, str)}
+    binary = {v.decode("latin-1") for col in t.columns for v in col.unique().to_pylist() if isinstance(v, bytes)}
+    text.add(footer)
+    words = {w for c in text for w in c.split()}
+    return {v for v in long_values if any(v in c for c in text | binary)} | (short_values & (text | words))
 
 
 def test_no_raw_name_dob_ssn_or_address_of_the_synthetic_extracts_is_in_any_envelope_payload(sent_home):

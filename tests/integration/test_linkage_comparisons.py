@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 
 from envelope.keys import LinkageSecret
-from linkage.model import LinkageParams, build_settings
+from linkage.model import BLOOMS, COLUMNS, SSN_NAME_LABEL, LinkageParams, build_settings
 from partner_kit.encode import Encoder, dice
 from partner_kit.normalise import normalise_surname
 
@@ -20,36 +20,35 @@ pytestmark = pytest.mark.integration
 ENC = Encoder(LinkageSecret.from_master("v1", b"k" * 32))
 
 
-def record(first: str, last: str, dob: date, *, sex="M", ssn=None, addr=None, zip_="28208") -> dict:
+def record(first: str, last: str, dob: date, *, sex="M", ssn=None, addr=None, zip_="28208", rid="A" * 20) -> dict:
+    """One record as the model reads it (``linkage.model.prepare_inputs``' short column names), kit-encoded."""
     sn = normalise_surname(last)
-    parts = sn.parts if len(sn.parts) > 1 else [None, None]
-    full, swap, ym, y = ENC.dob_features(dob)
-    t = ENC.token
-    return {
-        "fn": t("name", first), "fn_phon": ENC.phonetic(first), "fn_init": t("name_init", first[0]),
-        "ln": t("name", sn.compact), "ln_phon": ENC.phonetic(sn.compact), "ln_p1": t("name", parts[0]),
-        "ln_p2": t("name", parts[-1]), "mi": None, "sfx": None, "dob": full, "dob_swap": swap, "dob_ym": ym,
-        "dob_y": y, "sex": t("sex", sex), "ssn": t("ssn", ssn), "ssn4": t("ssn4", ssn and ssn[-4:]),
-        "addr": t("addr", addr), "zip": t("zip", zip_),
-        "fn_bf": ENC.bloom("name", first), "ln_bf": ENC.bloom("name", sn.compact),
-    }
+    two = len(sn.parts) > 1
+    enc = ENC.encode_record({"first": first, "last": sn.compact, "last_part1": sn.parts[0] if two else None,
+                             "last_part2": sn.parts[-1] if two else None, "dob": dob, "sex": sex, "ssn": ssn,
+                             "addr": addr, "zip": zip_}, rid)
+    return {**{short: enc[col] for col, short in {**COLUMNS, **BLOOMS}.items()}, "dob_k": enc["enc_dob_full"]}
 
 
 #: Bloom filters as DuckDB BIT, with their bit counts, as linkage.model.prepare_inputs builds them
-BITS = "fn_bf::BIT as fn_bf, ln_bf::BIT as ln_bf"
-COUNTS = "bit_count(fn_bf::BIT)::integer as fn_bf_n, bit_count(ln_bf::BIT)::integer as ln_bf_n"
+BITS = ", ".join(f"{b}::BIT as {b}" for b in BLOOMS.values())
+COUNTS = ", ".join(f"bit_count({b}::BIT)::integer as {b}_n" for b in BLOOMS.values())
 BASE = ("JONATHAN", "SMITH", date(1990, 3, 4))
 PAIRS = {
     # name: (record b's first, last, dob), expected (first_name, last_name, dob) labels
     "identical": (BASE, ("Exact match on fn", "Exact match on ln", "Exact match on dob")),
-    "first and last swapped": (("SMITH", "JONATHAN", date(1990, 3, 4)), ("first/last swapped", "first/last swapped", None)),
-    "day and month swapped": (("JONATHAN", "SMITH", date(1990, 4, 3)), (None, None, "day/month swapped")),
-    "same birth month": (("JONATHAN", "SMITH", date(1990, 3, 21)), (None, None, "Exact match on dob_ym")),
-    "same birth year": (("JONATHAN", "SMITH", date(1990, 11, 30)), (None, None, "Exact match on dob_y")),
-    "other birth year": (("JONATHAN", "SMITH", date(1971, 3, 4)), (None, None, "All other comparisons")),
-    "phonetic only": (("JONATHAN", "SMYTHE", date(1990, 3, 4)), (None, "Exact match on ln_phon", None)),
-    "one-letter typo": (("JOHNATHAN", "SMITH", date(1990, 3, 4)), ("Dice >= 0.8", None, None)),
-    "initial only": (("JAMES", "SMITH", date(1990, 3, 4)), ("Exact match on fn_init", None, None)),
+    "first and last swapped": (("SMITH", "JONATHAN", date(1990, 3, 4)),
+                               ("first/last swapped", "first/last swapped", "Exact match on dob")),
+    # names are salted by the date of birth: where the dates differ they are not comparable (a null level),
+    # and the date's fuzzy levels (salted by the names) say "same names, nearly the same date"
+    "day and month swapped": (("JONATHAN", "SMITH", date(1990, 4, 3)), ("null", "null", "same name, Dice >= 0.93")),
+    "one-digit day typo": (("JONATHAN", "SMITH", date(1990, 3, 5)), ("null", "null", "same name, Dice >= 0.93")),
+    "same birth year": (("JONATHAN", "SMITH", date(1990, 11, 30)), (None, None, "same name, same year")),
+    "other date of birth": (("JONATHAN", "SMITH", date(1985, 6, 20)), ("null", "null", "All other comparisons")),
+    "other names, other date": (("MARY", "OKAFOR", date(1985, 6, 20)), ("null", "null", "All other comparisons")),
+    "one-letter typo": (("JOHNATHAN", "SMITH", date(1990, 3, 4)), ("Dice >= 0.95", None, "Exact match on dob")),
+    "no phonetic level": (("JONATHAN", "SMYTHE", date(1990, 3, 4)), (None, "Dice >= 0.89", None)),
+    "no initial level": (("JAMES", "SMITH", date(1990, 3, 4)), ("All other comparisons", None, None)),
     "nothing": (("MARY", "OKAFOR", date(1990, 3, 4)), ("All other comparisons", "All other comparisons", None)),
     "compound surname": (("JONATHAN", "SMITH-GARCIA", date(1990, 3, 4)), (None, "compound surname part", None)),
 }
@@ -89,8 +88,11 @@ def compare(rows_a: list[dict], rows_b: list[dict]) -> dict[str, dict[str, str]]
 def compared() -> dict[str, dict[str, str]]:
     rows_a, rows_b = [], []
     for i, (name, ((first, last, dob), _)) in enumerate(PAIRS.items()):
-        rows_a.append({"unique_id": f"a{i}", "source_dataset": "a", "pair": name, **record(*BASE)})
-        rows_b.append({"unique_id": f"b{i}", "source_dataset": "b", "pair": name, **record(first, last, dob)})
+        # each record its own pseudonymous id (the salt of last resort, e.g. of the SSN-salted names)
+        rows_a.append({"unique_id": f"a{i}", "source_dataset": "a", "pair": name,
+                       **record(*BASE, rid=f"a{i:019d}")})
+        rows_b.append({"unique_id": f"b{i}", "source_dataset": "b", "pair": name,
+                       **record(first, last, dob, rid=f"b{i:019d}")})
     return compare(rows_a, rows_b)
 
 
@@ -108,15 +110,30 @@ def test_bloom_filter_dice_bands_follow_the_python_dice():
     hi, mid, lo = LinkageParams().dice_bands
     cases = [("JONATHAN", "JONATHON"), ("CHRISTOPHER", "CHRISTOPER"), ("KATHERINE", "KATHRINE"), ("ANA", "ANNA")]
     sides = {side: [{"unique_id": f"{side}{i}", "source_dataset": side, "pair": str(i),
-                     **record(pair[k], "SMITH", date(1990, 3, 4))} for i, pair in enumerate(cases)]
+                     **record(pair[k], "SMITH", date(1990, 3, 4), rid=f"{side}{i:019d}")}
+                    for i, pair in enumerate(cases)]
              for k, side in enumerate(("a", "b"))}
     pred = {pair: levels["first_name"] for pair, levels in compare(sides["a"], sides["b"]).items()}
     for i, (a, b) in enumerate(cases):
-        d = dice(ENC.bloom("name", a), ENC.bloom("name", b))
+        d = dice(*(record(n, "SMITH", date(1990, 3, 4))["fn_bf"] for n in (a, b)))
         want = (f"Dice >= {hi}" if d >= hi else f"Dice >= {mid}" if d >= mid else f"Dice >= {lo}" if d >= lo
                 else None)
-        if want is None:  # below every band: phonetic, initial or else
+        if want is None:  # below every band: else
             assert not pred[str(i)].startswith("Dice"), (a, b, d, pred[str(i)])
         else:
             assert pred[str(i)] == want, (a, b, round(d, 3), pred[str(i)])
     assert any(pred[str(i)].startswith("Dice") for i in range(len(cases)))  # the bands are reached at all
+
+
+def test_names_compare_through_the_ssn_where_the_dates_of_birth_differ():
+    """A DOB typo makes the DOB-salted names incomparable; with one SSN the SSN-salted names still agree."""
+    a = [{"unique_id": "a0", "source_dataset": "a", "pair": "p",
+          **record("JONATHAN", "SMITH", date(1990, 3, 4), ssn="234567890", rid="a" * 20)}]
+    b = [{"unique_id": "b0", "source_dataset": "b", "pair": "p",
+          **record("JONATHAN", "SMITH", date(1990, 5, 4), ssn="234567890", rid="b" * 20)}]
+    got = compare(a, b)["p"]
+    assert got["first_name"] == got["last_name"] == SSN_NAME_LABEL
+    assert got["dob"] == "same name, Dice >= 0.93"
+    other = [{**b[0], **{k: v for k, v in record("JONATHAN", "SMITH", date(1990, 5, 4), ssn="234567891",
+                                                   rid="b" * 20).items()}}]
+    assert compare(a, other)["p"]["first_name"] == "null"  # another SSN: not comparable

@@ -1,82 +1,126 @@
+"""Encoding scheme 2 (ADR 0009): per-field keys, cross-field salts, hardened filters with no length leak."""
+
 import os
 from datetime import date
 
+import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from envelope.keys import LinkageSecret
-from partner_kit.encode import Encoder, EncodingParams, bigrams, dice
+from partner_kit.encode import (
+    BLOOM_COLUMNS,
+    ENCODING_COLUMNS,
+    ENCODING_SCHEME,
+    FEATURES,
+    Encoder,
+    EncodingParams,
+    dice,
+)
 
 SECRET = LinkageSecret.from_master("v1", b"k" * 32)
 OTHER = LinkageSecret.from_master("v1", b"j" * 32)
+RID = "AAAAAAAAAAAAAAAAAAAA"  # a pseudonymous record id (20 base64url characters)
 names = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=1, max_size=20)
 
 
-@given(names)
-def test_same_key_same_token(v):
-    assert Encoder(SECRET).token("name", v) == Encoder(SECRET).token("name", v)
+def rec(first="ANA", last="SMITH", dob=date(1990, 3, 7), **kw):
+    return {"first": first, "last": last, "dob": dob, **kw}
+
+
+def enc(features, secret=SECRET, rid=RID, params=None):
+    return Encoder(secret, params).encode_record(features, rid)
+
+
+def test_every_column_is_written_with_the_scheme():
+    out = enc(rec(sex="F", zip="28206", ssn="234567890", addr="1 ELM ST", middle_init="A", suffix="JR"))
+    assert list(out) == list(ENCODING_COLUMNS) and out["enc_scheme"] == ENCODING_SCHEME
+    assert [c for c, v in out.items() if v is None] == ["enc_ln_part1", "enc_ln_part2"]  # not a compound surname
 
 
 @given(names)
-def test_other_key_other_token(v):
-    assert Encoder(SECRET).token("name", v) != Encoder(OTHER).token("name", v)
-
-
-@given(names)
-def test_token_never_contains_the_value(v):
-    t = Encoder(SECRET).token("name", v)
-    assert len(t) == 16 and (len(v) < 4 or v not in t)
-
-
-@given(names)
-def test_domains_are_separated(v):
-    e = Encoder(SECRET)
-    assert e.token("name", v) != e.token("addr", v)
+def test_same_key_same_encodings_other_key_other_encodings(v):
+    a, b, c = enc(rec(first=v)), enc(rec(first=v)), enc(rec(first=v), secret=OTHER)
+    assert a == b
+    assert all(a[k] != c[k] for k in a if k != "enc_scheme" and a[k] is not None)
 
 
 def test_key_version_changes_every_encoding():
     v2 = LinkageSecret.from_master("v2", b"k" * 32)
-    assert Encoder(SECRET).token("name", "ANA") != Encoder(v2).token("name", "ANA")
-
-
-def test_first_and_last_names_share_a_domain_for_swap_comparisons():
-    e = Encoder(SECRET)
-    # both name columns use domain "name": JAMES as a first name equals JAMES as a last name
-    assert e.token("name", "JAMES") == e.token("name", "JAMES")
+    a, b = enc(rec()), enc(rec(), secret=v2)
+    assert all(a[k] != b[k] for k in a if k != "enc_scheme" and a[k] is not None)
 
 
 @given(names)
-def test_bloom_has_fixed_length_and_self_dice_one(v):
-    e = Encoder(SECRET, EncodingParams(bloom_bits=512, bloom_k=12))
-    bf = e.bloom("name", v)
-    assert len(bf) == 64
-    assert dice(bf, bf) == 1.0
+def test_token_never_contains_the_value(v):
+    t = enc(rec(first=v))["enc_fn_full"]
+    assert len(t) == 16 and (len(v) < 4 or v not in t)
 
 
-@settings(max_examples=50)
+@given(names)
+def test_first_and_last_names_do_not_share_a_domain(v):
+    out = enc(rec(first=v, last=v))
+    assert out["enc_fn_full"] != out["enc_ln_full"]
+    assert dice(out["enc_fn_bf"], out["enc_ln_bf"]) < 0.8
+
+
+def test_swapped_name_fields_share_the_pair_token_only():
+    a, b = enc(rec("ANA", "SMITH")), enc(rec("SMITH", "ANA"))
+    assert a["enc_nm_pair"] == b["enc_nm_pair"] and a["enc_fn_full"] != b["enc_ln_full"]  # per-field keys
+
+
+def test_a_name_under_another_date_of_birth_is_unrelated():
+    """The salt: counting name tokens counts (name, birthday) pairs, so no name frequency to align."""
+    a, b = enc(rec(dob=date(1990, 3, 7))), enc(rec(dob=date(1990, 3, 8)))
+    assert a["enc_fn_full"] != b["enc_fn_full"] and a["enc_ln_full"] != b["enc_ln_full"]
+    assert 0.3 < dice(a["enc_fn_bf"], b["enc_fn_bf"]) < 0.7  # unrelated filters sit near 0.5
+
+
+def test_a_date_of_birth_under_other_names_is_unrelated_but_its_full_token_is_not_salted():
+    a, b = enc(rec("ANA", "SMITH")), enc(rec("ANA", "JONES"))
+    assert a["enc_dob_full"] == b["enc_dob_full"]
+    assert a["enc_nm_y"] != b["enc_nm_y"] and a["enc_nm_md"] != b["enc_nm_md"]
+    assert 0.3 < dice(a["enc_dobp_bf"], b["enc_dobp_bf"]) < 0.7
+
+
 @given(names, names)
-def test_bloom_dice_tracks_bigram_overlap(a, b):
-    e = Encoder(SECRET)
-    ba, bb = bigrams(a), bigrams(b)
-    true_dice = 2 * len(ba & bb) / (len(ba) + len(bb))
-    # Bloom filters only add collisions: estimated Dice is never far below the true one
-    assert dice(e.bloom("name", a), e.bloom("name", b)) >= true_dice - 0.05
+def test_filters_have_a_constant_popcount_no_length_leak(a, b):
+    fa, fb = enc(rec(first=a))["enc_fn_bf"], enc(rec(first=b))["enc_fn_bf"]
+    assert len(fa) == len(fb) == 64
+    assert int.from_bytes(fa, "big").bit_count() == int.from_bytes(fb, "big").bit_count() == 256
+    assert dice(fa, fa) == 1.0
 
 
-def test_bloom_similar_names_score_higher_than_different():
-    e = Encoder(SECRET)
-    jon, john, maria = (e.bloom("name", n) for n in ("JONATHAN", "JOHNATHAN", "MARIA"))
-    assert dice(jon, john) > 0.8 > dice(jon, maria)
+def test_similar_names_under_one_birthday_score_higher_than_different():
+    jon, john, maria = (enc(rec(first=n))["enc_fn_bf"] for n in ("JONATHAN", "JOHNATHAN", "MARIA"))
+    assert dice(jon, john) > 0.9 > dice(jon, maria)
 
 
-def test_dob_features_swap_matches_transposed_date():
-    e = Encoder(SECRET)
-    full, swap, ym, y = e.dob_features(date(1990, 3, 7))
-    t_full, t_swap, _, t_y = e.dob_features(date(1990, 7, 3))
-    assert swap == t_full and t_swap == full and y == t_y and ym != e.dob_features(date(1990, 7, 3))[2]
-    assert e.dob_features(date(1990, 3, 3))[1] is None  # nothing to swap
-    assert e.dob_features(date(1990, 3, 25))[1] is None  # day > 12 cannot be a month
-    assert e.dob_features(None) == (None, None, None, None)
+def test_dob_filter_is_fuzzy_for_a_digit_typo_and_a_day_month_swap():
+    base = enc(rec(dob=date(1990, 3, 7)))["enc_dobp_bf"]
+    swap = enc(rec(dob=date(1990, 7, 3)))["enc_dobp_bf"]
+    typo = enc(rec(dob=date(1991, 3, 7)))["enc_dobp_bf"]
+    other = enc(rec(dob=date(1962, 11, 25)))["enc_dobp_bf"]
+    assert dice(base, typo) > 0.85 and min(dice(base, typo), dice(base, swap)) > dice(base, other)
+    a, b = enc(rec(dob=date(1990, 3, 7))), enc(rec(dob=date(1990, 7, 3)))
+    assert a["enc_nm_y"] == b["enc_nm_y"] and a["enc_nm_md"] != b["enc_nm_md"]
+
+
+def test_names_salted_by_the_ssn_agree_across_a_date_of_birth_typo():
+    a = enc(rec(dob=date(1990, 3, 7), ssn="234567890"))
+    b = enc(rec(dob=date(1991, 3, 7), ssn="234567890"))
+    c = enc(rec(dob=date(1990, 3, 7), ssn="234567891"))
+    assert a["enc_fn_full"] != b["enc_fn_full"]  # the DOB salt differs
+    assert a["enc_fn_ssn"] == b["enc_fn_ssn"] and a["enc_ln_ssn"] == b["enc_ln_ssn"]
+    assert a["enc_fn_ssn"] != c["enc_fn_ssn"] and a["enc_fn_ssn"] != a["enc_ln_ssn"]
+    assert enc(rec())["enc_fn_ssn"] != enc(rec(), rid="B" * 20)["enc_fn_ssn"]  # no SSN: salted by the record
+
+
+def test_missing_date_of_birth_salts_by_the_record_and_links_on_nothing_salted():
+    a = enc(rec(dob=None), rid="AAAAAAAAAAAAAAAAAAAA")
+    b = enc(rec(dob=None), rid="BBBBBBBBBBBBBBBBBBBB")
+    assert a["enc_dob_full"] is None and a["enc_dobp_bf"] is None and a["enc_nm_y"] is None
+    assert a["enc_fn_full"] != b["enc_fn_full"]
 
 
 def test_record_ids_are_keyed_and_namespaced():
@@ -91,58 +135,40 @@ def test_secret_repr_hides_keys():
     assert s.token_key.hex() not in repr(s) and "v9" in repr(s)
 
 
-# -- the column-wise encoders equal the scalar ones ---------------------------------------------------------
-values_lists = st.lists(st.one_of(st.none(), names, st.text(max_size=8), st.just("")), max_size=30)
+def test_bloom_columns_are_the_filters():
+    assert set(BLOOM_COLUMNS) <= set(ENCODING_COLUMNS)
 
 
-@settings(deadline=None)
-@given(values_lists, st.booleans(), st.integers(0, 3))
-def test_column_tokens_equal_scalar_tokens(values, cache, skip):
-    import pyarrow as pa
-
-    e, ref = Encoder(SECRET), Encoder(SECRET)
-    arr = pa.array(values, pa.string()).slice(min(skip, len(values)))
-    got = e.tokens("name", arr, cache=cache).to_pylist()
-    assert got == [ref.token("name", v) for v in values[min(skip, len(values)):]]
-    assert e.tokens("name", arr, cache=cache).to_pylist() == got  # and again from the cache
-
-
-@settings(deadline=None)
-@given(st.lists(values_lists, min_size=2, max_size=4))
-def test_column_token_cache_carries_across_batches(batches):
-    import pyarrow as pa
-
-    e, ref = Encoder(SECRET), Encoder(SECRET)
-    for values in batches:  # later batches mix values seen before with new ones
-        assert e.tokens("name", pa.array(values, pa.string())).to_pylist() == [ref.token("name", v) for v in values]
+# -- the column-wise encoder equals the scalar reference ---------------------------------------------------
+maybe = st.one_of(st.none(), names)
+records = st.fixed_dictionaries({
+    "first": maybe, "last": maybe, "last_part1": maybe, "last_part2": maybe,
+    "middle_init": st.one_of(st.none(), st.sampled_from("ABZ")), "suffix": st.one_of(st.none(), st.just("JR")),
+    "dob": st.one_of(st.none(), st.dates(date(1900, 1, 1), date(2030, 12, 31))),
+    "sex": st.one_of(st.none(), st.sampled_from(["M", "F"])),
+    "ssn": st.one_of(st.none(), st.from_regex(r"\A[1-8][0-9]{8}\Z")),
+    "addr": st.one_of(st.none(), st.sampled_from(["1 ELM ST", "9 OAK AVE APT 2", "NOWHERE"])),
+    "zip": st.one_of(st.none(), st.from_regex(r"\A28[0-9]{3}\Z")),
+})
+rids = st.from_regex(r"\A[A-Za-z0-9_-]{20}\Z")
 
 
-@settings(deadline=None)
-@given(values_lists, st.integers(0, 3), st.sampled_from([512, 520, 64]))
-def test_column_blooms_equal_scalar_blooms(values, skip, bits):
-    import pyarrow as pa
-
+@settings(deadline=None, max_examples=40)
+@given(st.lists(st.tuples(records, rids), max_size=12), st.lists(st.tuples(records, rids), max_size=12),
+       st.sampled_from([512, 256, 1024]))
+def test_column_encodings_equal_the_scalar_reference_across_batches(batch1, batch2, bits):
     params = EncodingParams(bloom_bits=bits)
     e, ref = Encoder(SECRET, params), Encoder(SECRET, params)
-    arr = pa.array(values, pa.string()).slice(min(skip, len(values)))
-    assert e.blooms("name", arr).to_pylist() == [ref.bloom("name", v) for v in values[min(skip, len(values)):]]
+    for batch in (batch1, batch2, batch1):  # the second and third batches hit the caches
+        feats = {f: pa.array([r[f] for r, _ in batch], pa.date32() if f == "dob" else pa.string()) for f in FEATURES}
+        got = e.encode_features(feats, pa.array([rid for _, rid in batch], pa.string()))
+        want = [ref.encode_record(r, rid) for r, rid in batch]
+        assert [{c: got[c][i].as_py() for c in ENCODING_COLUMNS} for i in range(len(batch))] == want
 
 
 @settings(deadline=None)
 @given(st.lists(st.one_of(st.none(), st.text(max_size=10)), max_size=30))
 def test_column_record_ids_equal_scalar_record_ids(values):
-    import pyarrow as pa
-
     got = Encoder(SECRET).record_ids("police/person", pa.array(values, pa.string())).to_pylist()
     ref = Encoder(SECRET)
     assert got == [ref.record_id("police/person", v) if v else None for v in values]
-
-
-@settings(deadline=None)
-@given(st.lists(st.one_of(st.none(), st.dates(date(1900, 1, 1), date(2030, 12, 31))), max_size=30))
-def test_column_dob_tokens_equal_scalar_dob_features(dates):
-    import pyarrow as pa
-
-    cols = Encoder(SECRET).dob_tokens(pa.array(dates, pa.date32()))
-    ref = Encoder(SECRET)
-    assert [tuple(c[i].as_py() for c in cols) for i in range(len(dates))] == [ref.dob_features(d) for d in dates]

@@ -1,5 +1,6 @@
 import csv
 import gc
+from datetime import date
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -32,15 +33,19 @@ def test_encode_extract_writes_encodings_content_and_rejects(tmp_path, keyring):
     src = write_csv(tmp_path / "persons.csv", HEADER, ROWS)
     out = tmp_path / "out" / "persons.parquet"
     s = encode_extract(load_profile("police", "persons"), src, out, Encoder(keyring.linkage_secret()), today=TODAY)
-    assert (s.rows_read, s.rows_encoded) == (5, 2)
-    assert dict(s.rejected) == {"dob_date_format": 1, "name_missing": 1, "record_id_missing": 1}
+    assert (s.rows_read, s.rows_encoded) == (5, 3)
+    # a date of birth that is no date is kept as missing (counted), never a reason to drop the record
+    assert dict(s.rejected) == {"name_missing": 1, "record_id_missing": 1}
+    assert dict(s.notes) == {"dob_date_format_kept_as_missing": 1}
     t = pq.read_table(out)
-    assert t.column("birth_year").to_pylist() == [1990, None]
-    assert t.column("RACE").to_pylist() == ["W", "A"]
+    assert t.column("birth_year").to_pylist() == [1990, None, None]
+    assert t.column("RACE").to_pylist() == ["W", "B", "A"]
+    assert t.column("enc_dob_full").null_count == 2 and t.column("enc_fn_full").null_count == 0
     assert set(t.column("linkage_key_version").to_pylist()) == {"v1"}
+    assert set(t.column("enc_scheme").to_pylist()) == {"vpdc-encoding-v2"}
     rejects = list(csv.DictReader(open(s.rejects)))
     assert [(r["row"], r["field"], r["rule"]) for r in rejects] == [
-        ("3", "DOB", "dob_date_format"), ("4", "FNAME+LNAME", "name_missing"), ("5", "PERSON_ID", "record_id_missing")]
+        ("4", "FNAME+LNAME", "name_missing"), ("5", "PERSON_ID", "record_id_missing")]
 
 
 def test_encoded_payload_holds_no_plaintext_identifier(tmp_path, keyring):
@@ -111,9 +116,9 @@ def test_hospital_b_formatted_names_and_pipe_delimiter(tmp_path, keyring):
     s = encode_extract(load_profile("hospital_b", "patients"), src, out, enc, today=TODAY)
     assert s.rows_encoded == 1
     t = pq.read_table(out).to_pylist()[0]
-    assert t["enc_ln_full"] == enc.token("name", "SMITH")
-    assert t["enc_fn_full"] == enc.token("name", "JOHN")
-    assert t["enc_sfx"] == enc.token("suffix", "JR")
+    want = enc.encode_record({"first": "JOHN", "last": "SMITH", "middle_init": "A", "suffix": "JR",
+                              "dob": date(1994, 3, 7), "sex": "M", "zip": "28202"}, t["source_record_id"])
+    assert {c: t[c] for c in want} == want
     assert t["birth_year"] == 1994
 
 

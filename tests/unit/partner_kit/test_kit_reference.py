@@ -56,9 +56,8 @@ def reference(profile, rows: list[dict[str, str]]) -> tuple[list[dict], set[tupl
             bad.add((n, name_field, "name_missing"))
         try:
             dob = parse_date(row[ids["dob"]], ids.get("dob_format", "%Y-%m-%d"), latest=TODAY)
-        except NormaliseError as exc:
-            bad.add((n, ids["dob"], f"dob_{exc.rule}"))
-            dob = None
+        except NormaliseError:
+            dob = None  # a date of birth that is no date is kept as missing, not a reject
         content = {}
         for col, spec in profile.content.items():
             try:
@@ -72,25 +71,16 @@ def reference(profile, rows: list[dict[str, str]]) -> tuple[list[dict], set[tupl
         own_sfx = normalise_suffix(row[ids["suffix"]]) if ids.get("suffix") else None
         sfx = own_sfx or (sn.suffix if sn else None)
         ssn = normalise_ssn(row[ids["ssn"]]) if ids.get("ssn") else None
-        full, swap, ym, y = enc.dob_features(dob)
+        rid = enc.record_id(profile.record_id["namespace"], "|".join(parts))
+        features = {
+            "first": first, "last": sn.compact if sn else None,
+            "last_part1": sn.parts[0] if two else None, "last_part2": sn.parts[-1] if two else None,
+            "middle_init": middle[0] if middle else None, "suffix": sfx, "dob": dob,
+            "sex": normalise_sex(row[ids["sex"]], ids.get("sex_map", {})), "ssn": ssn,
+            "addr": normalise_address(row[ids["address"]]), "zip": normalise_zip(row[ids["zip"]]),
+        }
         kept.append({
-            "source_record_id": enc.record_id(profile.record_id["namespace"], "|".join(parts)),
-            "linkage_key_version": "v1",
-            "enc_fn_full": enc.token("name", first), "enc_fn_phon": enc.phonetic(first),
-            "enc_fn_init": enc.token("name_init", first[0]) if first else None,
-            "enc_fn_bf": enc.bloom("name", first),
-            "enc_ln_full": enc.token("name", sn.compact) if sn else None,
-            "enc_ln_phon": enc.phonetic(sn.compact) if sn else None,
-            "enc_ln_part1": enc.token("name", sn.parts[0]) if two else None,
-            "enc_ln_part2": enc.token("name", sn.parts[-1]) if two else None,
-            "enc_ln_bf": enc.bloom("name", sn.compact) if sn else None,
-            "enc_mn_init": enc.token("name_init", middle[0]) if middle else None,
-            "enc_sfx": enc.token("suffix", sfx),
-            "enc_dob_full": full, "enc_dob_swap": swap, "enc_dob_ym": ym, "enc_dob_y": y,
-            "enc_sex": enc.token("sex", normalise_sex(row[ids["sex"]], ids.get("sex_map", {}))),
-            "enc_ssn_full": enc.token("ssn", ssn), "enc_ssn_last4": enc.token("ssn4", ssn[-4:]) if ssn else None,
-            "enc_addr": enc.token("addr", normalise_address(row[ids["address"]])),
-            "enc_zip": enc.token("zip", normalise_zip(row[ids["zip"]])),
+            "source_record_id": rid, "linkage_key_version": "v1", **enc.encode_record(features, rid),
             "birth_year": dob.year if dob else None,
             **content,
         })
