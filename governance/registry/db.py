@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
@@ -128,6 +129,16 @@ class Registry:
             raise RegistryUnavailable(f"registry {safe_url(url)} cannot be reached or opened: "
                                       f"{first[0][:200] if first else type(exc).__name__}") from None
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.identity = None
+
+    def signed_in(self, identity: Any) -> "Registry":
+        """This registry, acting for ``identity`` (:class:`governance.identity.Identity`): every action's actor must
+        be that person, and every audit entry records how they signed in. Shares the engine."""
+        import copy
+
+        bound = copy.copy(self)
+        bound.identity = identity
+        return bound
 
     @property
     def safe_url(self) -> str:
@@ -141,8 +152,12 @@ class Registry:
     def _session(self) -> Session:
         from governance.registry.audit import CONTEXT
 
+        from governance.registry.audit import IDENTITY
+
         session = self._sessions()
         session.info[CONTEXT] = self.audit
+        if self.identity is not None:
+            session.info[IDENTITY] = self.identity
         return session
 
     @contextmanager

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from governance.catalog import seed_catalogue
 from governance.registry import audit
-from governance.registry.models import Agreement, Audited, Partner, Role, User
+from governance.registry.models import Agreement, Audited, Partner, RegistrySetting, Role, User
 
 PARTNERS = {"county": "Mecklenburg County", "police": "Police department", "schools": "School district",
             "hospital_a": "Hospital system A", "hospital_b": "Hospital system B"}
@@ -29,7 +29,8 @@ DEMO_USERS = [
 
 def seed_demo(session: Session, *, dsa_start: date = date(2024, 1, 1), dsa_end: date = date(2027, 12, 31),
               now: datetime | None = None) -> int:
-    """Add what is missing; returns the number of rows added (and audited)."""
+    """Add what is missing; returns the number of rows added (and audited). A registry without a mode becomes a
+    demo registry (where ``--as`` works, and says so); a production registry stays production."""
     added: list[Audited] = []
     for pid, name in PARTNERS.items():
         if session.get(Partner, pid) is None:
@@ -49,6 +50,9 @@ def seed_demo(session: Session, *, dsa_start: date = date(2024, 1, 1), dsa_end: 
     with session.no_autoflush:  # the catalogue's new columns stay in session.new until collected
         seed_catalogue(session)
         added += [o for o in session.new if isinstance(o, Audited)]
+    if session.get(RegistrySetting, "mode") is None:  # bound by the same registry.seeded entry
+        added.append(RegistrySetting(key="mode", value="demo"))
+        session.add(added[-1])
     if added:
         session.flush()
         added.sort(key=lambda o: (o.__tablename__, str(audit.row_key(o)[1])))

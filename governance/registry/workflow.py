@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from governance.identity.context import require_recent_sign_in
 from governance.registry import audit
 from governance.registry.errors import GovernanceError
 from governance.registry.models import (
@@ -114,6 +115,7 @@ def review_request(session: Session, *, reviewer: str, study_id: str, decision: 
     community's for the community; the permission decides, not the role's name.
     """
     user = require(session, reviewer, "review", subject=str(study_id)[:64], now=now)
+    require_recent_sign_in(session, now=now, what="a decision")
     req = _request(session, study_id)
     if reviewer == req.requester_id:
         raise GovernanceError(f"{reviewer} cannot review their own request {study_id}")
@@ -163,6 +165,7 @@ def revoke_request(session: Session, *, actor: str, study_id: str, now: datetime
     """Revoke at once: every gate refuses from ``now`` on (it reads the revocation from the audit chain, so
     clearing it in the table revokes nothing back)."""
     user = require(session, actor, "request.revoke", subject=str(study_id)[:64], now=now)
+    require_recent_sign_in(session, now=now, what="a revocation")
     req = _request(session, study_id)
     partners, _ = required_reviews(session, req)
     if allowed(user.role, Permission.REVIEW_AS_STEWARD) and user.partner_id not in partners:

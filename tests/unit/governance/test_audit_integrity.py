@@ -261,7 +261,8 @@ def _unkey(reg):
             c.exec_driver_sql("update audit_log set prev_hash = ?, hash = ? where seq = ?", (prev, h, seq))
             prev = h
         c.exec_driver_sql("update audit_head set hash = ?", (prev,))
-        for table in ("partners", "users", "agreements", "dataset_columns", "requests", "reviews"):
+        for table in ("partners", "users", "agreements", "dataset_columns", "requests", "reviews", "registry_settings",
+                      "accounts"):
             c.exec_driver_sql(f"update {table} set audit_seq = null, audit_digest = null")
     (reg.audit.keys_dir / "audit.key").unlink()
     reg.audit._key = None
