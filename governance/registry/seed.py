@@ -24,6 +24,7 @@ DEMO_USERS = [
     ("analyst_isc", "ISC analyst", "Institute for Social Capital", Role.ANALYST, None),
     ("evaluator_atv", "ATV program evaluator", "Evaluation partner", Role.EVALUATOR, None),
     ("engineer_ids", "IDS data engineer", "Violence Prevention Data Collaborative", Role.ENGINEER, None),
+    ("admin_ids", "Portal administrator", "Violence Prevention Data Collaborative", Role.ADMINISTRATOR, None),
 ]
 
 
