@@ -27,7 +27,31 @@ class VpdcGroup(SafeGroup):
     """Every command of ``vpdc``: library refusals become one clear line, never a traceback."""
 
     @staticmethod
-    def known_errors() -> tuple[type[Exception], ...]:
+    # ------------------------------------------------------------------------------------------- portal
+@app.command()
+def portal(home: HomeOpt,
+           host: Annotated[str, typer.Option(help="Address to listen on. Anything but loopback belongs behind a TLS "
+                                                  "proxy (set VPDC_PORTAL_URL=https://...).")] = "127.0.0.1",
+           port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 8400) -> None:
+    """The web portal for stewards, community reviewers, analysts, evaluators, engineers and administrators.
+
+    Single sign-on: VPDC_OIDC_ISSUER, VPDC_OIDC_CLIENT_ID, VPDC_OIDC_CLIENT_SECRET. Mail (sign-in links,
+    notifications): VPDC_SMTP_HOST, VPDC_SMTP_PORT, VPDC_SMTP_FROM. See docs/portal.md.
+    """
+    import uvicorn
+
+    from vpdc.portal import PortalConfig, create_app
+
+    config = PortalConfig.from_env(Home(home).root, host=host, port=port)
+    if host not in ("127.0.0.1", "localhost", "::1") and not config.secure:
+        console.print("[yellow]warning:[/] listening beyond loopback without https: put the portal behind a TLS proxy "
+                      "and set VPDC_PORTAL_URL=https://... (cookies are then Secure)")
+    console.print(f"portal on {escape(config.base_url)} (registry of {escape(str(Home(home).root))}); Ctrl-C stops it")
+    # no access log: a sign-in link's path carries its token
+    uvicorn.run(create_app(config), host=host, port=port, access_log=False, server_header=False, log_level="warning")
+
+
+def known_errors() -> tuple[type[Exception], ...]:
         return known_errors()
 
 
@@ -47,6 +71,9 @@ app.add_typer(quarantine_app, name="quarantine")
 from vpdc.governance_cli import register as _register_governance  # noqa: E402 - light module
 
 _register_governance(app)
+from vpdc.identity_cli import register as _register_identity  # noqa: E402 - light module
+
+_register_identity(app)
 from vpdc.stages import _progress, print_ingest, print_link, run_ingest, run_link, run_marts  # noqa: E402
 
 console = Console(stderr=True, highlight=False)
@@ -55,7 +82,8 @@ out = Console(highlight=False)
 HomeOpt = Annotated[Path, typer.Option("--home", envvar="VPDC_HOME", help="Working directory (VPDC_HOME).",
                                        default_factory=default_home, show_default="./var")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout (and nothing else).")]
-AsOpt = Annotated[str, typer.Option("--as", envvar="VPDC_USER", help="Who is acting (user id in the registry).")]
+AsOpt = Annotated[str | None, typer.Option(
+    "--as", envvar="VPDC_USER", help="Demo registries only: act as this user without signing in.")]
 
 
 def _now() -> datetime:
@@ -64,7 +92,9 @@ def _now() -> datetime:
 
 # --------------------------------------------------------------------------------------------- keys
 @keys_app.command("init")
-def keys_init(home: HomeOpt, actor: AsOpt = "engineer_ids",
+def keys_init(home: HomeOpt, actor: Annotated[str, typer.Option(
+                  "--as", envvar="VPDC_USER", help="The demo engineer who registers the partners' keys.")]
+              = "engineer_ids",
               overwrite: Annotated[bool, typer.Option(
                   help="Replace existing keys. Every earlier encoding and envelope becomes unusable.")] = False,
               as_json: JsonOpt = False) -> None:
@@ -117,14 +147,15 @@ def keys_retire(version: str, home: HomeOpt, as_json: JsonOpt = False) -> None:
 def partners_register(partner: Annotated[str, typer.Option(help="Partner id (as in its profile).")],
                       public_key: Annotated[str, typer.Option(help="Its public signing key: 64 hex digits, or a file "
                                                                    "holding them (signing.pub).")],
-                      home: HomeOpt, actor: AsOpt, as_json: JsonOpt = False) -> None:
+                      home: HomeOpt, as_json: JsonOpt = False, actor: AsOpt = None) -> None:
     """Register a partner's public signing key (from `vpdc-kit keys generate` at its site); audited."""
     from governance.partners import register_partner_key
-    from governance.registry.db import registry_for
+    from vpdc.governance_cli import acting
 
     text = Path(public_key).read_text() if Path(public_key).is_file() else public_key
     h = Home(home)
-    kid = register_partner_key(registry_for(h.root), keys_dir=h.keys, partner=partner, public_key=text, actor=actor,
+    actor, reg = acting(home, actor, "partners register")
+    kid = register_partner_key(reg, keys_dir=h.keys, partner=partner, public_key=text, actor=actor,
                                now=_now())
     emit({"partner": partner, "key_id": kid}, as_json) if as_json else console.print(
         f"{escape(partner)}: signing key {kid} registered")
@@ -298,6 +329,30 @@ def demo(
 
     sys.exit(run_demo(Home(home), persons=persons, seed=seed, console=console, out=out, progress=_progress,
                       verbose=verbose))
+
+
+# ------------------------------------------------------------------------------------------- portal
+@app.command()
+def portal(home: HomeOpt,
+           host: Annotated[str, typer.Option(help="Address to listen on. Anything but loopback belongs behind a TLS "
+                                                  "proxy (set VPDC_PORTAL_URL=https://...).")] = "127.0.0.1",
+           port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 8400) -> None:
+    """The web portal for stewards, community reviewers, analysts, evaluators, engineers and administrators.
+
+    Single sign-on: VPDC_OIDC_ISSUER, VPDC_OIDC_CLIENT_ID, VPDC_OIDC_CLIENT_SECRET. Mail (sign-in links,
+    notifications): VPDC_SMTP_HOST, VPDC_SMTP_PORT, VPDC_SMTP_FROM. See docs/portal.md.
+    """
+    import uvicorn
+
+    from vpdc.portal import PortalConfig, create_app
+
+    config = PortalConfig.from_env(Home(home).root, host=host, port=port)
+    if host not in ("127.0.0.1", "localhost", "::1") and not config.secure:
+        console.print("[yellow]warning:[/] listening beyond loopback without https: put the portal behind a TLS proxy "
+                      "and set VPDC_PORTAL_URL=https://... (cookies are then Secure)")
+    console.print(f"portal on {escape(config.base_url)} (registry of {escape(str(Home(home).root))}); Ctrl-C stops it")
+    # no access log: a sign-in link's path carries its token
+    uvicorn.run(create_app(config), host=host, port=port, access_log=False, server_header=False, log_level="warning")
 
 
 def known_errors() -> tuple[type[Exception], ...]:

@@ -55,11 +55,19 @@ class Identity:
         return cls(user_id, DEMO_AS, f"claimed:{user_id}", now, "", "cli")
 
 
-def registry_mode(session: Session) -> str:
+def registry_mode(session: Session, *, diagnostic: bool = False) -> str:
     """``demo`` or ``production``. A registry without a mode, or whose mode row is not as audited, is production
-    (fail closed: only a registry created in demo mode accepts ``--as``)."""
+    (fail closed: only a registry created in demo mode accepts ``--as``).
+
+    ``diagnostic``: for an action that must work on a broken chain (``roles.DIAGNOSTIC``: verifying it), a mode
+    row that is doubted only because the chain no longer verifies is taken as it stands, so the break can be
+    reported; every other action on that chain is refused anyway.
+    """
     row = session.get(RegistrySetting, "mode")
-    if row is None or row.value not in MODES or audit.row_problems(session, [row]):
+    if row is None or row.value not in MODES:
+        return "production"
+    bad = audit.row_problems(session, [row])
+    if bad and not (diagnostic and bad[0].startswith("the audit chain does not verify")):
         return "production"
     return row.value
 
@@ -87,16 +95,16 @@ def set_registry_mode(session: Session, mode: str, *, actor: str, now: datetime)
     return mode
 
 
-def acting_problem(session: Session, actor: str) -> str:
+def acting_problem(session: Session, actor: str, *, diagnostic: bool = False) -> str:
     """Why ``actor`` may not act in this session ("" when they may): nobody signed in outside demo mode, a
     different person signed in, a ``--as`` claim on a production registry, or a removed account."""
     ident: Identity | None = session.info.get(IDENTITY)
     if ident is None:
-        if registry_mode(session) == "demo":
+        if registry_mode(session, diagnostic=diagnostic) == "demo":
             return ""
         return (f"nobody is signed in, so nobody can act as {str(actor)[:64]!r}: sign in (`vpdc login`, or the "
                 "portal); --as works only on a registry created in demo mode")
-    if ident.method == DEMO_AS and registry_mode(session) != "demo":
+    if ident.method == DEMO_AS and registry_mode(session, diagnostic=diagnostic) != "demo":
         return "--as works only on a registry created in demo mode: sign in with `vpdc login`"
     if ident.user_id != actor:
         return f"signed in as {ident.user_id}: cannot act as {str(actor)[:64]!r}"

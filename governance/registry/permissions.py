@@ -33,7 +33,7 @@ def permission_problem(session: Session, actor: str, action: str) -> tuple[User 
                       "it cannot run")
     from governance.identity.context import acting_problem  # identity builds on this module
 
-    who = acting_problem(session, actor)
+    who = acting_problem(session, actor, diagnostic=action in DIAGNOSTIC)
     if who:
         return session.get(User, actor) if isinstance(actor, str) else None, who
     user = session.get(User, actor)
