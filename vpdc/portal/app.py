@@ -136,10 +136,11 @@ def create_app(config: PortalConfig) -> Starlette:
             request.state.user = s.get(User, ident.user_id)
         return registry.signed_in(ident)
 
-    async def _form(request: Request) -> dict[str, Any]:
-        """The form, if its CSRF token is this session's (or pre-session's); else a refusal (audited)."""
+    async def _form(request: Request, *, pre: bool = False) -> dict[str, Any]:
+        """The form, if its CSRF token is this session's (``pre``: the sign-in forms' pre-session's); else a
+        refusal (audited)."""
         form = await request.form()
-        anchor = request.cookies.get(SESSION) or request.cookies.get(PRE)
+        anchor = request.cookies.get(PRE if pre else SESSION)
         if not csrf_ok(form_key, anchor, form.get("csrf")):
             await run_in_threadpool(_audit_refusal, request, "portal.form",
                                     f"missing or wrong CSRF token on POST {request.url.path[:100]}")
@@ -193,7 +194,7 @@ def create_app(config: PortalConfig) -> Starlette:
     async def sign_in_post(request: Request) -> Response:
         pre_session(request)
         try:
-            form = await _form(request)
+            form = await _form(request, pre=True)
         except Refused as exc:
             return refusal(request, str(exc), exc.status)
         if not limiter.allow(_client(request)):
@@ -210,7 +211,7 @@ def create_app(config: PortalConfig) -> Starlette:
     async def link_request(request: Request) -> Response:
         pre_session(request)
         try:
-            form = await _form(request)
+            form = await _form(request, pre=True)
         except Refused as exc:
             return refusal(request, str(exc), exc.status)
         if not limiter.allow(_client(request)):
@@ -233,7 +234,7 @@ def create_app(config: PortalConfig) -> Starlette:
     async def link_post(request: Request) -> Response:
         pre_session(request)
         try:
-            form = await _form(request)
+            form = await _form(request, pre=True)
             if not limiter.allow(_client(request)):
                 raise Refused("Too many sign-in attempts from here; wait a minute.", 429)
             result = await run_in_threadpool(lambda: si.link_sign_in(registry, token=str(form.get("token") or ""),
