@@ -27,31 +27,7 @@ class VpdcGroup(SafeGroup):
     """Every command of ``vpdc``: library refusals become one clear line, never a traceback."""
 
     @staticmethod
-    # ------------------------------------------------------------------------------------------- portal
-@app.command()
-def portal(home: HomeOpt,
-           host: Annotated[str, typer.Option(help="Address to listen on. Anything but loopback belongs behind a TLS "
-                                                  "proxy (set VPDC_PORTAL_URL=https://...).")] = "127.0.0.1",
-           port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 8400) -> None:
-    """The web portal for stewards, community reviewers, analysts, evaluators, engineers and administrators.
-
-    Single sign-on: VPDC_OIDC_ISSUER, VPDC_OIDC_CLIENT_ID, VPDC_OIDC_CLIENT_SECRET. Mail (sign-in links,
-    notifications): VPDC_SMTP_HOST, VPDC_SMTP_PORT, VPDC_SMTP_FROM. See docs/portal.md.
-    """
-    import uvicorn
-
-    from vpdc.portal import PortalConfig, create_app
-
-    config = PortalConfig.from_env(Home(home).root, host=host, port=port)
-    if host not in ("127.0.0.1", "localhost", "::1") and not config.secure:
-        console.print("[yellow]warning:[/] listening beyond loopback without https: put the portal behind a TLS proxy "
-                      "and set VPDC_PORTAL_URL=https://... (cookies are then Secure)")
-    console.print(f"portal on {escape(config.base_url)} (registry of {escape(str(Home(home).root))}); Ctrl-C stops it")
-    # no access log: a sign-in link's path carries its token
-    uvicorn.run(create_app(config), host=host, port=port, access_log=False, server_header=False, log_level="warning")
-
-
-def known_errors() -> tuple[type[Exception], ...]:
+    def known_errors() -> tuple[type[Exception], ...]:
         return known_errors()
 
 
@@ -329,6 +305,28 @@ def demo(
 
     sys.exit(run_demo(Home(home), persons=persons, seed=seed, console=console, out=out, progress=_progress,
                       verbose=verbose))
+
+
+@app.command("demo-users")
+def demo_users(home: HomeOpt, as_json: JsonOpt = False) -> None:
+    """A demo home's users with their passwords and current authenticator codes (from VPDC_HOME/demo-users.json,
+    made by `vpdc demo`). Demo homes only: a production registry has no such file."""
+    import json
+
+    import pyotp
+
+    from vpdc.demo import DEMO_USERS_FILE
+
+    path = Home(home).root / DEMO_USERS_FILE
+    if not path.is_file():
+        raise UsageError(f"{path}: not found; `vpdc demo` makes it (demo homes only)")
+    users = json.loads(path.read_text())
+    rows = [{"user": u, "password": d["password"], "code": pyotp.TOTP(d["totp_secret"]).now(), "email": d["email"]}
+            for u, d in users.items()]
+    table = Table("user", "password", "code now", "e-mail", title=f"demo users ({path.name}, 0600)")
+    for r in rows:
+        table.add_row(r["user"], r["password"], r["code"], r["email"])
+    emit(rows, as_json, table)
 
 
 # ------------------------------------------------------------------------------------------- portal

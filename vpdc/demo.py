@@ -58,6 +58,37 @@ def init_demo_home_keys(home: Home, *, actor: str, now: datetime, overwrite: boo
     return made | {"registered": registered}
 
 
+DEMO_USERS_FILE = "demo-users.json"
+
+
+def demo_accounts(home: Home, *, now: datetime) -> dict[str, Any]:
+    """Sign-in details for every demo user (a random password and an authenticator secret each, set by the demo
+    administrator, audited), kept in ``VPDC_HOME/demo-users.json`` (0600; never committed: VPDC_HOME is
+    gitignored). Made once; ``vpdc demo-users`` shows them with each user's current code."""
+    import json
+    import secrets
+
+    from governance.identity.signin import set_credentials
+    from governance.registry.db import registry_for
+    from governance.registry.models import Account
+    from governance.registry.seed import DEMO_USERS
+    from workspace.files import atomic_write
+
+    path, reg = home.root / DEMO_USERS_FILE, registry_for(home.root)
+    if path.is_file():  # kept while the registry still holds them (a re-made registry gets new ones)
+        kept = json.loads(path.read_text())
+        with reg.read() as s:
+            if all((a := s.get(Account, uid)) is not None and a.password_hash for uid in kept):
+                return kept
+    users: dict[str, Any] = {}
+    for uid, *_ in DEMO_USERS:
+        password, email = secrets.token_urlsafe(12), ".".join(uid.split("_")) + "@demo.invalid"
+        made = set_credentials(reg, actor="admin_ids", user_id=uid, password=password, totp=True, email=email, now=now)
+        users[uid] = {"password": password, "totp_secret": made["totp_secret"], "email": email}
+    atomic_write(path, json.dumps(users, indent=1).encode(), mode=0o600)
+    return users
+
+
 def rotate_demo_linkage_secret(home: Home) -> dict[str, Any]:
     """The demo's rotation: the custodian adds a version, each demo partner installs it in transition, the
     warehouse accepts both versions (retire the old one after every partner has re-sent and linkage ran)."""
@@ -156,6 +187,11 @@ def run_demo(home: Home, *, persons: int, seed: int, console: Console, out: Cons
     console.rule("[bold]7. governance: an approved ATV evaluation cohort, and a refused request")
     governed = print_governance(home, out) if marts["success"] else {"audit_ok": False}
 
+    demo_accounts(home, now=datetime.now(UTC))
+    console.rule("[bold]8. the portal")
+    console.print("open it with [bold]make portal[/] (http://127.0.0.1:8400, this machine only). Every demo user signs in "
+                  f"with the password and authenticator secret kept in {escape(str(home.root / DEMO_USERS_FILE))} "
+                  "(0600); [bold]vpdc demo-users[/] prints them with each user's current six-digit code.")
     console.print(f"demo finished in {time.perf_counter() - t0:.1f} s; working directory {escape(str(home.root))}")
     ok = all(r["status"] == "loaded" for r in rows) and linked["success"] and marts["success"] and governed["audit_ok"]
     return 0 if ok else 1

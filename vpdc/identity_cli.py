@@ -39,6 +39,15 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _date(option: str, value: str):
+    from datetime import date
+
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"{option} {value[:20]!r}: expected a date YYYY-MM-DD") from None
+
+
 def _registry(home: Path):
     from governance.registry.db import registry_for
 
@@ -203,9 +212,8 @@ def users_add(user_id: str, home: HomeOpt,
               as_json: JsonOpt = False, actor: AsOpt = None) -> None:
     """Add a user (administrators), with how they sign in: password + authenticator, single sign-on, e-mail link."""
     from governance.identity.signin import add_user
-    from vpdc.governance_cli import acting as _acting
 
-    actor, reg = _acting(home, actor, "users add")
+    actor, reg = acting(home, actor, "users add")
     secret = typer.prompt("new password", hide_input=True, confirmation_prompt=True) if password else None
     _shown(add_user(reg, actor=actor, user_id=user_id, display_name=name, organisation=organisation, role=role,
                     partner_id=partner, email=email, password=secret, totp=password, oidc_issuer=oidc_issuer,
@@ -222,9 +230,8 @@ def users_credentials(user_id: str, home: HomeOpt,
                       as_json: JsonOpt = False, actor: AsOpt = None) -> None:
     """Change how a user signs in (administrators). Their sessions end when the password changes."""
     from governance.identity.signin import set_credentials
-    from vpdc.governance_cli import acting as _acting
 
-    actor, reg = _acting(home, actor, "users credentials")
+    actor, reg = acting(home, actor, "users credentials")
     secret = typer.prompt("new password", hide_input=True, confirmation_prompt=True) if password else None
     _shown(set_credentials(reg, actor=actor, user_id=user_id, email=email, password=secret, totp=password,
                            oidc_issuer=oidc_issuer, oidc_subject=oidc_subject, now=_now()), as_json)
@@ -234,9 +241,8 @@ def users_credentials(user_id: str, home: HomeOpt,
 def users_remove(user_id: str, home: HomeOpt, as_json: JsonOpt = False, actor: AsOpt = None) -> None:
     """Remove a user: no more sign-in or action; their history stays."""
     from governance.identity.signin import remove_user
-    from vpdc.governance_cli import acting as _acting
 
-    actor, reg = _acting(home, actor, "users remove")
+    actor, reg = acting(home, actor, "users remove")
     remove_user(reg, actor=actor, user_id=user_id, now=_now())
     emit({"removed": user_id}, as_json) if as_json else out.print(f"{escape(user_id)} removed")
 
@@ -263,10 +269,8 @@ def agreements_add(home: HomeOpt, partner: Annotated[str, typer.Option(help="Par
                    as_json: JsonOpt = False, actor: AsOpt = None) -> None:
     """Record a data-sharing agreement with a partner (administrators; audited)."""
     from governance.identity.signin import add_agreement
-    from vpdc.governance_cli import _date
-    from vpdc.governance_cli import acting as _acting
 
-    actor, reg = _acting(home, actor, "agreements add")
+    actor, reg = acting(home, actor, "agreements add")
     aid = add_agreement(reg, actor=actor, partner_id=partner, title=title, starts_on=_date("--starts", starts),
                         expires_on=_date("--expires", expires), now=_now())
     emit({"agreement": aid}, as_json) if as_json else out.print(f"agreement {aid} with {escape(partner)} recorded")

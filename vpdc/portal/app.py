@@ -459,25 +459,20 @@ def create_app(config: PortalConfig) -> Starlette:
         return FileResponse(path, filename=path.name, media_type="text/csv")
 
     def engineering_page(request, reg, ident, form):
-        from governance.registry.models import AuditEntry
+        from governance.registry.views import LANDING_ACTIONS, audit_entries
         from landing.quarantine import list_quarantine
 
         with reg.read() as s:
-            runs = [{"seq": e.seq, "at": e.at.isoformat(timespec="seconds"), "action": e.action, "subject": e.subject}
-                    for e in s.query(AuditEntry).filter(AuditEntry.action.in_(
-                        ("ingest.loaded", "refused.ingest", "linkage.run", "marts.built")))
-                    .order_by(AuditEntry.seq.desc()).limit(30)]
+            runs = audit_entries(s, limit=30, actions=LANDING_ACTIONS)
         return render(request, "engineering.html", quarantine=list_quarantine(home), runs=runs,
                       dagster_url=config.dagster_url.rstrip("/"))
 
     def audit_page(request, reg, ident, form, *, verification=None):
         from governance.registry.checkpoints import load_checkpoints
-        from governance.registry.models import AuditEntry
+        from governance.registry.views import audit_entries
 
         with reg.read() as s:
-            entries = [{"seq": e.seq, "at": e.at.isoformat(timespec="seconds"), "actor": e.actor, "action": e.action,
-                        "subject": e.subject, "method": (e.detail or {}).get("auth", {}).get("method", "")}
-                       for e in s.query(AuditEntry).order_by(AuditEntry.seq.desc()).limit(50)]
+            entries = audit_entries(s, limit=50)
         checkpoints, problems = load_checkpoints(home.checkpoints)
         return render(request, "audit.html", entries=entries, checkpoints=checkpoints[-10:], cp_problems=problems,
                       verification=verification)
@@ -489,11 +484,11 @@ def create_app(config: PortalConfig) -> Starlette:
 
     def users_page(request, reg, ident, form, *, shown=None, errors=None, values=None, status=200):
         from governance.identity.signin import users
-        from governance.registry.models import Partner
+        from governance.registry.views import partner_ids
 
         with reg.read() as s:
             rows = users(s)
-            partners = [p.id for p in s.query(Partner).order_by(Partner.id)]
+            partners = partner_ids(s)
         return render(request, "users.html", status=status, rows=rows, partners=partners, roles=[r.value for r in Role],
                       shown=shown, errors=errors or {}, values=values or {})
 
@@ -520,12 +515,10 @@ def create_app(config: PortalConfig) -> Starlette:
         return RedirectResponse("/admin/users", status_code=303)
 
     def agreements_page(request, reg, ident, form, *, error="", status=200):
-        from governance.registry.models import Agreement, Partner
+        from governance.registry.views import agreements, partner_ids
 
         with reg.read() as s:
-            rows = [{"id": a.id, "partner": a.partner_id, "title": a.title, "starts_on": a.starts_on.isoformat(),
-                     "expires_on": a.expires_on.isoformat()} for a in s.query(Agreement).order_by(Agreement.id)]
-            partners = [p.id for p in s.query(Partner).order_by(Partner.id)]
+            rows, partners = agreements(s), partner_ids(s)
         return render(request, "agreements.html", status=status, rows=rows, partners=partners, error=error)
 
     def agreements_add(request, reg, ident, form):

@@ -97,3 +97,25 @@ def test_on_a_demo_registry_as_works_and_says_so(tmp_path, creds):
     assert last_entries(home)[0].detail["auth"] == {"subject": "claimed:steward_police", "method": "demo-as",
                                                    "signed_in_at": last_entries(home)[0].detail["auth"]["signed_in_at"],
                                                    "session": "", "via": "cli"}
+
+
+def test_the_demo_keeps_its_users_sign_in_details_private_in_its_home(tmp_path, creds):
+    from datetime import UTC, datetime
+
+    from governance.identity.signin import password_sign_in
+    from vpdc.demo import DEMO_USERS_FILE, demo_accounts
+    from workspace import Home
+
+    home = tmp_path / "demo"
+    assert vpdc("registry", "init", "--home", str(home)).exit_code == 0
+    users = demo_accounts(Home(home), now=datetime.now(UTC))
+    path = home / DEMO_USERS_FILE
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and set(users) >= {"steward_police", "admin_ids"}
+    res = vpdc("demo-users", "--home", str(home), "--json")
+    rows = {r["user"]: r for r in json.loads(res.stdout)}
+    ident, _ = password_sign_in(registry_for(home), user_id="steward_police", password=rows["steward_police"]["password"],
+                                code=rows["steward_police"]["code"], now=datetime.now(UTC))
+    assert ident.method == "password+totp"
+    with registry_for(home).read() as s:  # the secrets are in the file, never in the audit
+        flat = str([e.detail for e in s.query(AuditEntry)])
+    assert users["steward_police"]["password"] not in flat and users["steward_police"]["totp_secret"] not in flat

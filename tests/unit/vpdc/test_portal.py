@@ -4,6 +4,7 @@ refusal pages (audited), hostile form fields named with their rule, both languag
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import timedelta
 
@@ -15,15 +16,17 @@ from governance.registry.models import AuditEntry
 from tests.portal_helpers import PASSWORD, build_world
 from vpdc.portal import PortalConfig, create_app
 
+URL = os.environ.get("VPDC_TEST_PORTAL_REGISTRY_URL")  # PostgreSQL (.ci/run), else SQLite
+
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    return build_world(tmp_path_factory.mktemp("portal"))
+    return build_world(tmp_path_factory.mktemp("portal"), registry_url=URL)
 
 
 @pytest.fixture
 def app(world):
-    return create_app(PortalConfig(world.home.root, clock=world.clock))
+    return create_app(PortalConfig(world.home.root, registry_url=URL, clock=world.clock))
 
 
 def csrf(html: str) -> str:
@@ -76,7 +79,8 @@ def test_pages_carry_a_strict_csp_and_session_cookies_are_httponly_and_samesite(
                                    "code": world.code("analyst_one")})
     cookie = res.headers["set-cookie"]
     assert "vpdc_session=" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie and "Secure" not in cookie
-    secure_app = create_app(PortalConfig(world.home.root, base_url="https://portal.example.org", clock=world.clock))
+    secure_app = create_app(PortalConfig(world.home.root, base_url="https://portal.example.org", registry_url=URL,
+                                         clock=world.clock))
     assert "strict-transport-security" in client(secure_app).get("/sign-in").headers
 
 
@@ -177,7 +181,7 @@ def test_every_message_in_the_templates_has_a_spanish_translation():
 def test_an_unexpected_error_is_a_page_not_a_traceback(world, monkeypatch):
     import governance.registry.queue as q
 
-    app = create_app(PortalConfig(world.home.root, clock=world.clock))
+    app = create_app(PortalConfig(world.home.root, registry_url=URL, clock=world.clock))
     c = sign_in(app, world, "steward_police")
     monkeypatch.setattr(q, "review_queue", lambda *a, **k: 1 / 0)
     res = TestClient(app, raise_server_exceptions=False, cookies=c.cookies).get("/queue")
