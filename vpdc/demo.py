@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -263,6 +264,14 @@ def run_governance_demo(home: Home, *, now: datetime | None = None) -> dict[str,
     export = export_cohort(CohortSpec(study, "evaluator_atv", "ATV", date(2021, 1, 1), now.date(), comparison_ratio=1),
                            registry=reg, warehouse_db=home.warehouse_db, outputs_dir=home.outputs, keys_dir=home.keys,
                            now=now)
+    # output checking: two independent checkers (the demo's count, governance.defaults.OUTPUT_CHECKERS) approve it
+    from governance.outputs.checking import check_output, release_of_file
+
+    with reg.read() as s:
+        rid = release_of_file(s, study_id=study, file=Path(export.files[0]).name)
+    for checker in ("engineer_ids", "steward_county"):
+        check_output(reg, checker=checker, release_id=rid, decision="approve", now=now,
+                     comment="Disclosure report read: k-anonymity holds, no forbidden column.")
     # a second request: record-level with race/ethnicity, not yet reviewed by anyone → refused at the gate
     second = "linked-extract-2026"
     with reg.read() as s:
@@ -291,6 +300,7 @@ def print_governance(home: Home, out: Console) -> dict[str, Any]:
     table.add_row(f"request {result['study']}", "approved by every steward and the community reviewer")
     table.add_row("cohort export", f"{export.rows:,} rows released ({export.suppressed_rows:,} suppressed for "
                                    f"k-anonymity) to {escape(export.files[0])}")
+    table.add_row("output checking", "approved by two independent checkers (engineer_ids, steward_county)")
     table.add_row("second request", escape(result["refused"]))
     table.add_row("audit chain", f"{'verified' if result['audit_ok'] else 'BROKEN'} ({result['audit_entries']} entries)")
     out.print(table)

@@ -16,5 +16,6 @@ from governance.identity.context import (
     require_recent_sign_in,
     set_registry_mode,
 )
+
 __all__ = ["DEMO_AS", "IDENTITY", "Identity", "acting_problem", "registry_mode", "require_recent_sign_in",
            "set_registry_mode"]

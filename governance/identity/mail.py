@@ -48,7 +48,10 @@ class Mailer:
                   "If you did not ask for this, ignore it. / Si no lo pidió, ignórelo.\n")
 
     def notify(self, to: str, *, title: str, url: str, what: str) -> None:
-        """``what``: ``awaiting`` (a request awaits your review) or ``changed`` (a decision changed a request)."""
+        """``what``: ``awaiting`` (a request awaits your review), ``changed`` (a decision changed a request),
+        ``check`` (an output awaits your check) or ``checked`` (the checking of your output ended)."""
         subject = {"awaiting": "A request awaits your review / Una solicitud espera su revisión",
-                   "changed": "A request you take part in changed / Cambió una solicitud en la que participa"}[what]
+                   "changed": "A request you take part in changed / Cambió una solicitud en la que participa",
+                   "check": "An output awaits your check / Un resultado espera su revisión",
+                   "checked": "Your output was checked / Su resultado fue revisado"}[what]
         self.send(to, subject, f"{title}\n{url}\n")

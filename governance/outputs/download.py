@@ -3,7 +3,9 @@
 A release was checked when it was made; a download is checked again, at the moment of download, by the same
 policy function (:func:`governance.registry.policy.authorize`): the request still active (not revoked,
 withdrawn, expired or destroyed), the downloader its requester with the permission the release's kind declares,
-and every released column still inside the approval (a reviewer's later condition counts). Audited either way.
+and every released column still inside the approval (a reviewer's later condition counts). And before its first
+download, as before every one, the release must have been approved by its output checkers
+(:mod:`governance.outputs.checking`). Audited either way.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from governance.outputs.checking import check_status
 from governance.registry import audit
 from governance.registry.errors import GovernanceError
 from governance.registry.models import OutputLevel, Release
@@ -32,10 +35,11 @@ KINDS: dict[str, tuple[OutputLevel, str, str | None]] = {
 
 
 def released_outputs(session: Session, *, actor: str) -> list[dict[str, Any]]:
-    """The outputs released to ``actor``, newest first (ids, kinds, versions, file names; never content)."""
+    """The outputs released to ``actor``, newest first (ids, kinds, versions, file names, where their output checking
+    stands; never content)."""
     rows = session.query(Release).filter(Release.actor == actor, Release.state == "released").order_by(Release.id.desc())
     return [{"id": r.id, "study_id": r.study_id, "kind": r.kind, "version": r.version, "file": r.file,
-             "created_at": r.created_at.isoformat(timespec="minutes")} for r in rows]
+             "created_at": r.created_at.isoformat(timespec="minutes"), "check": check_status(session, r)} for r in rows]
 
 
 def _columns(path: Path, dataset: str | None) -> list[tuple[str, str]]:
@@ -53,7 +57,7 @@ def open_release(registry: Any, *, release_id: int, actor: str, outputs_dir: Pat
     """The released file, if the gate allows ``actor`` to take it now; audited as ``output.downloaded``.
 
     Raises:
-        GovernanceError: no such release for this person (audited).
+        GovernanceError: no such release for this person, or its output checkers have not approved it (audited).
         PolicyRefused: the gate refuses now (audited).
     """
     subject = f"release:{release_id}"
@@ -63,6 +67,10 @@ def open_release(registry: Any, *, release_id: int, actor: str, outputs_dir: Pat
             if rel is None or rel.state != "released" or rel.kind not in KINDS:
                 raise GovernanceError(f"no released output {str(release_id)[:20]}")
             subject = rel.study_id
+            checked = check_status(s, rel)
+            if checked["state"] != "approved":
+                raise GovernanceError(f"release {rel.id} cannot leave yet: output checking is {checked['state']} "
+                                      f"({checked['approvals']} of {checked['required']} checkers approved)")
             level, action, dataset = KINDS[rel.kind]
             root = Path(outputs_dir).resolve()
             path = (root / rel.study_id / rel.file).resolve()

@@ -150,9 +150,7 @@ class Registry:
         return cls(sqlite_url(path))
 
     def _session(self) -> Session:
-        from governance.registry.audit import CONTEXT
-
-        from governance.registry.audit import IDENTITY
+        from governance.registry.audit import CONTEXT, IDENTITY
 
         session = self._sessions()
         session.info[CONTEXT] = self.audit

@@ -27,16 +27,18 @@ class Permission(enum.StrEnum):
     RETENTION_SWEEP = "destroy outputs and study keys at retention end"
     PARTNER_KEYS = "register a partner's public signing key"
     USERS_MANAGE = "add and remove users, stewards and data-sharing agreements, and set how they sign in"
+    OUTPUT_CHECK = "check a released output's disclosure report before it can leave (never one's own)"
 
 
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ANALYST: frozenset({Permission.REQUEST_SUBMIT, Permission.STUDY_RUN}),
     Role.EVALUATOR: frozenset({Permission.REQUEST_SUBMIT, Permission.COHORT_EXPORT}),
     Role.STEWARD: frozenset({Permission.REVIEW_AS_STEWARD, Permission.REVOKE, Permission.AUDIT_VERIFY,
-                             Permission.AUDIT_CHECKPOINT}),
+                             Permission.AUDIT_CHECKPOINT, Permission.OUTPUT_CHECK}),
     Role.COMMUNITY_REVIEWER: frozenset({Permission.REVIEW_AS_COMMUNITY, Permission.REVOKE, Permission.AUDIT_VERIFY,
                                         Permission.AUDIT_CHECKPOINT}),
-    Role.ENGINEER: frozenset({Permission.AUDIT_VERIFY, Permission.RETENTION_SWEEP, Permission.PARTNER_KEYS}),
+    Role.ENGINEER: frozenset({Permission.AUDIT_VERIFY, Permission.RETENTION_SWEEP, Permission.PARTNER_KEYS,
+                              Permission.OUTPUT_CHECK}),
     Role.ADMINISTRATOR: frozenset({Permission.USERS_MANAGE, Permission.AUDIT_VERIFY}),
 }
 
@@ -58,6 +60,7 @@ ACTIONS: dict[str, tuple[Permission, ...]] = {
     "user.remove": (Permission.USERS_MANAGE,),
     "account.credentials": (Permission.USERS_MANAGE,),
     "agreement.add": (Permission.USERS_MANAGE,),
+    "output.check": (Permission.OUTPUT_CHECK,),
 }
 
 

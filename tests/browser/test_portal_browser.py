@@ -1,6 +1,7 @@
 """The whole path in real Chromium: an evaluator submits a request, each partner's steward approves in their own
 session (one by single sign-on, one with the keyboard alone), the community reviewer signs in by an e-mailed
-link and approves with a column removed, the evaluator exports and downloads the cohort. And the refusals: a
+link and approves with a column removed, the evaluator exports the cohort, two output checkers approve it, the
+evaluator downloads it. And the refusals: a
 steward cannot see or decide another agency's request, a POST without its CSRF token, an idle session.
 axe-core finds no WCAG 2.1 AA violation on any page, in English and Spanish."""
 
@@ -171,6 +172,19 @@ def test_the_whole_path_from_request_to_download(browser, portal):
     assert evaluator.get_by_text("Active", exact=True).is_visible()
     evaluator.get_by_role("button", name="Export through the gate").click()
     evaluator.wait_for_url(re.compile(r"/outputs"))
+    assert evaluator.get_by_text("awaiting its checkers (0 / 2)").is_visible()  # no download link yet
+    assert evaluator.get_by_role("link", name=re.compile(r"Download cohort_atv")).count() == 0
+    for checker in ("engineer_one", "steward_county"):  # two independent checkers, each in their own session
+        page = new_page(browser, portal)
+        sign_in(page, portal, checker)
+        page.goto("/checks")
+        page.get_by_role("link", name=re.compile(r"cohort_atv")).click()
+        assert page.get_by_role("heading", name=re.compile("Disclosure report")).is_visible()
+        page.get_by_label("Approve: it may leave").check()
+        page.get_by_role("button", name="Record my check").click()
+        page.wait_for_url(re.compile(r"done=1"))
+        page.context.close()
+    evaluator.goto("/outputs")
     with evaluator.expect_download() as got:
         evaluator.get_by_role("link", name=re.compile(r"Download cohort_atv")).click()
     rows = list(csv.DictReader(io.StringIO(open(got.value.path(), encoding="utf-8").read())))
@@ -244,8 +258,8 @@ def test_a_stale_sign_in_cannot_decide(browser, portal):
 
 PAGES = {
     "evaluator_one": ["/", "/requests", "/requests/new", "/outputs", "/cli", f"/requests/{STUDY}/summary"],
-    "steward_county": ["/", "/queue", f"/requests/{STUDY}", "/audit"],
-    "engineer_one": ["/engineering", "/audit"],
+    "steward_county": ["/", "/queue", f"/requests/{STUDY}", "/audit", "/checks"],
+    "engineer_one": ["/engineering", "/audit", "/checks", "/checks/1"],
     "admin_one": ["/admin/users", "/admin/agreements"],
 }
 

@@ -525,13 +525,15 @@ MATRIX = {
     "user.remove": {"administrator"},
     "account.credentials": {"administrator"},
     "agreement.add": {"administrator"},
+    "output.check": {"steward", "engineer"},
 }
 #: The audit entry each action leaves when it runs (its refusal is always refused.<action>).
 DONE = {"request.submit": "request.submitted", "request.withdraw": "request.withdrawn", "review": "review.approve",
         "request.revoke": "request.revoked", "export.cohort": "export.released", "export.summary": "summary.released",
         "study.run": "study.released", "audit.verify": "audit.verified", "audit.checkpoint": "audit.checkpointed",
         "retention.sweep": "retention.swept", "partner.register": "partner.key_registered", "user.add": "user.added",
-        "user.remove": "user.removed", "account.credentials": "account.credentials", "agreement.add": "agreement.added"}
+        "user.remove": "user.removed", "account.credentials": "account.credentials", "agreement.add": "agreement.added",
+        "output.check": "output.check.approve"}
 EVENT_COLS = ("event_date", "sector", "event_type", "age_band_at_event", "is_violent_offense_victim")
 
 
@@ -633,6 +635,17 @@ def _perform(action, actor, home, reg):
 
         add_agreement(reg, actor=actor, partner_id="police", title="DSA 2", starts_on=date(2026, 1, 1),
                       expires_on=date(2028, 1, 1), now=NOW)
+    elif action == "output.check":
+        from governance.outputs.checking import check_output
+        from governance.registry.models import Release
+
+        with reg.transaction() as s:
+            rel = Release(study_id="atv-eval", version=1, kind="cohort", spec={}, file="cohort_atv_v1.csv", cells=[],
+                          columns=[], persons=0, state="released", actor="evaluator_atv", created_at=NOW)
+            s.add(rel)
+            s.flush()
+            rid = rel.id
+        check_output(reg, checker=actor, release_id=rid, decision="approve", now=NOW)
     else:  # pragma: no cover - the coverage test above keeps MATRIX and this in step
         raise AssertionError(action)
 

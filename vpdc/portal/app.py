@@ -30,7 +30,7 @@ from governance.registry.errors import GovernanceError
 from governance.registry.models import OutputLevel, Role, User
 from governance.registry.policy import PolicyRefused
 from vpdc.portal.config import PortalConfig
-from vpdc.portal.i18n import LANGUAGES, pick_language, translations
+from vpdc.portal.i18n import CHECK_WORDS, LANGUAGES, pick_language, translations
 from vpdc.portal.security import RateLimiter, SecurityHeaders, csrf_for, csrf_ok
 
 __all__ = ["create_app"]
@@ -39,11 +39,11 @@ HERE = Path(__file__).resolve().parent
 SESSION, PRE, LANG = "vpdc_session", "vpdc_pre", "lang"
 #: what each role finds in the navigation (path, label); labels are translated in the template
 NAV: dict[Role, list[tuple[str, str]]] = {
-    Role.STEWARD: [("/queue", "Review queue"), ("/audit", "Audit chain")],
+    Role.STEWARD: [("/queue", "Review queue"), ("/checks", "Output checks"), ("/audit", "Audit chain")],
     Role.COMMUNITY_REVIEWER: [("/queue", "Review queue"), ("/audit", "Audit chain")],
     Role.ANALYST: [("/requests", "My requests"), ("/requests/new", "New request"), ("/outputs", "My outputs")],
     Role.EVALUATOR: [("/requests", "My requests"), ("/requests/new", "New request"), ("/outputs", "My outputs")],
-    Role.ENGINEER: [("/engineering", "Quarantine and runs"), ("/audit", "Audit chain")],
+    Role.ENGINEER: [("/engineering", "Quarantine and runs"), ("/checks", "Output checks"), ("/audit", "Audit chain")],
     Role.ADMINISTRATOR: [("/admin/users", "Users"), ("/admin/agreements", "Agreements"), ("/audit", "Audit chain")],
 }
 REQUEST_TEXT = ("title", "organisation", "purpose", "research_questions", "irb_protocol", "equity_communities",
@@ -91,7 +91,7 @@ def create_app(config: PortalConfig) -> Starlette:
             here=quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""), safe="/?=&"),
             identity=ident, user=user, nav=NAV.get(user.role, []) if user else [],
             csrf=csrf_for(form_key, anchor) if anchor else "", oidc=config.oidc is not None,
-            oidc_label=config.oidc_label, mail=config.mailer is not None, **ctx)
+            oidc_label=config.oidc_label, mail=config.mailer is not None, check_words=CHECK_WORDS, **ctx)
         resp = HTMLResponse(body, status_code=status)
         pre = getattr(request.state, "new_pre", None)
         if pre:
@@ -380,7 +380,9 @@ def create_app(config: PortalConfig) -> Starlette:
         return RedirectResponse(f"/requests/{quote(study_id)}?done=revoked", status_code=303)
 
     def export(request, reg, ident, form):
+        from governance.identity.notify import notify_release
         from governance.outputs import CohortSpec, export_cohort
+        from governance.outputs.checking import release_of_file
 
         study_id = request.path_params["study_id"][:64]
         _may_view(reg, ident, study_id)
@@ -388,6 +390,11 @@ def create_app(config: PortalConfig) -> Starlette:
         result = export_cohort(CohortSpec(study_id, ident.user_id, program, date(2021, 1, 1), now().date()),
                                registry=reg, warehouse_db=home.warehouse_db, outputs_dir=home.outputs,
                                keys_dir=home.keys, now=now())
+        with registry.read() as s:
+            rid = release_of_file(s, study_id=study_id, file=Path(result.files[0]).name)
+        if rid is not None:
+            notify_release(registry, release_id=rid, event="check", mailer=config.mailer, base_url=config.base_url,
+                           now=now())
         return RedirectResponse(f"/outputs?released={quote(Path(result.files[0]).name)}", status_code=303)
 
     def my_requests_page(request, reg, ident, form):
@@ -451,12 +458,44 @@ def create_app(config: PortalConfig) -> Starlette:
     def download(request, reg, ident, form):
         from governance.outputs.download import open_release
 
-        try:
-            rid = int(request.path_params["release_id"])
-        except ValueError:
-            raise Refused("release: not a release number", 400) from None
+        rid = _release_id(request)
         path = open_release(reg, release_id=rid, actor=ident.user_id, outputs_dir=home.outputs, now=now())
         return FileResponse(path, filename=path.name, media_type="text/csv")
+
+    def checks_page(request, reg, ident, form):
+        from governance.outputs.checking import checks_awaiting
+
+        with reg.read() as s:
+            rows = checks_awaiting(s, actor=ident.user_id)
+        return render(request, "checks.html", rows=rows)
+
+    def _release_id(request) -> int:
+        try:
+            return int(request.path_params["release_id"])
+        except ValueError:
+            raise Refused("release: not a release number", 400) from None
+
+    def check_page(request, reg, ident, form):
+        from governance.outputs.checking import disclosure_report
+
+        rid = _release_id(request)
+        with reg.read() as s:
+            report = disclosure_report(s, release_id=rid, outputs_dir=home.outputs)
+        may = report["checking"]["state"] == "awaiting" and report["requester"] != ident.user_id \
+            and ident.user_id not in {d["checker"] for d in report["checking"]["decisions"]}
+        return render(request, "check.html", r=report, may_check=may, done=request.query_params.get("done") == "1")
+
+    def check_post(request, reg, ident, form):
+        from governance.identity.notify import notify_release
+        from governance.outputs.checking import check_output
+
+        rid = _release_id(request)
+        status = check_output(reg, checker=ident.user_id, release_id=rid, decision=str(form.get("decision") or ""),
+                              comment=str(form.get("comment") or ""), now=now())
+        if status["state"] != "awaiting":  # the checking ended: its requester is told
+            notify_release(registry, release_id=rid, event="checked", mailer=config.mailer,
+                           base_url=config.base_url, now=now())
+        return RedirectResponse(f"/checks/{rid}?done=1", status_code=303)
 
     def engineering_page(request, reg, ident, form):
         from governance.registry.views import LANDING_ACTIONS, audit_entries
@@ -546,6 +585,9 @@ def create_app(config: PortalConfig) -> Starlette:
 
     reviewers = (Role.STEWARD, Role.COMMUNITY_REVIEWER)
     requesters = (Role.ANALYST, Role.EVALUATOR)
+    from governance.registry.roles import Permission, allowed
+
+    checkers = tuple(r for r in Role if allowed(r, Permission.OUTPUT_CHECK))  # the library checks it again
 
     def get(path, fn, roles=None):
         return Route(path, page(fn, roles=roles), methods=["GET"])
@@ -575,6 +617,9 @@ def create_app(config: PortalConfig) -> Starlette:
         post("/requests/{study_id}/export", export, (Role.EVALUATOR,)),
         get("/outputs", outputs_page, requesters),
         get("/outputs/{release_id}/download", download, requesters),
+        get("/checks", checks_page, checkers),
+        get("/checks/{release_id}", check_page, checkers),
+        post("/checks/{release_id}", check_post, checkers),
         get("/engineering", engineering_page, (Role.ENGINEER,)),
         get("/audit", audit_page, (*reviewers, Role.ENGINEER, Role.ADMINISTRATOR)),
         post("/audit/verify", audit_verify, (*reviewers, Role.ENGINEER, Role.ADMINISTRATOR)),

@@ -8,7 +8,7 @@ import io
 from functools import cache
 from pathlib import Path
 
-__all__ = ["LANGUAGES", "LOCALE_DIR", "pick_language", "translations"]
+__all__ = ["CHECK_WORDS", "LANGUAGES", "LOCALE_DIR", "pick_language", "translations"]
 
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 #: language code -> its own name (what the switch shows)
@@ -57,3 +57,8 @@ DYNAMIC = [
     N_("Quarantine and runs"), N_("Users"), N_("Agreements"),
     N_("collection_method"), N_("population"), N_("known_biases"), N_("suppression"),
 ]
+
+#: Output checking's states and decisions (governance.outputs.checking) in words, translated when shown.
+CHECK_WORDS = {"awaiting": N_("awaiting its checkers"), "approved": N_("approved by its checkers"),
+               "changes": N_("changes asked"), "rejected": N_("rejected"), "approve": N_("approved"),
+               "reject": N_("rejected")}

@@ -15,7 +15,6 @@ from sqlalchemy import text
 from governance.identity import Identity, registry_mode
 from governance.identity import signin as si
 from governance.identity.policy import LOCKOUT, MAX_FAILURES, RECENT_SIGN_IN
-from governance.registry import audit
 from governance.registry.db import Registry
 from governance.registry.errors import GovernanceError, PermissionRefused
 from governance.registry.models import AuditEntry

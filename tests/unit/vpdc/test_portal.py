@@ -53,16 +53,16 @@ def last_entry(world) -> AuditEntry:
 
 def test_every_page_but_sign_in_needs_a_session(app):
     c = client(app)
-    for path in ("/", "/queue", "/requests/new", "/audit", "/admin/users", "/outputs", "/cli"):
+    for path in ("/", "/queue", "/requests/new", "/audit", "/admin/users", "/outputs", "/cli", "/checks", "/checks/1"):
         res = c.get(path)
         assert res.status_code == 303 and res.headers["location"].startswith("/sign-in?next="), path
 
 
 def test_every_post_without_its_csrf_token_is_refused_and_audited(app, world):
     c = sign_in(app, world, "admin_one")
-    posts = [r.path.replace("{study_id}", "x-study").replace("{user_id}", "analyst_one")
+    posts = [r.path.replace("{study_id}", "x-study").replace("{user_id}", "analyst_one").replace("{release_id}", "1")
              for r in app.routes if isinstance(r, Route) and "POST" in (r.methods or ())]
-    assert len(posts) == 13  # a new form must be added here too
+    assert len(posts) == 14  # a new form must be added here too
     for path in posts:
         res = c.post(path, data={"csrf": "0" * 64, "study_id": "x", "decision": "approve"})
         assert res.status_code == 403 and "security token (CSRF)" in res.text, path
@@ -186,3 +186,66 @@ def test_an_unexpected_error_is_a_page_not_a_traceback(world, monkeypatch):
     monkeypatch.setattr(q, "review_queue", lambda *a, **k: 1 / 0)
     res = TestClient(app, raise_server_exceptions=False, cookies=c.cookies).get("/queue")
     assert res.status_code == 500 and "Traceback" not in res.text and "ZeroDivision" not in res.text
+
+
+def approved_request(world, study: str) -> None:
+    """A cohort request, submitted and approved by everyone it needs, through the library as signed-in people."""
+    from datetime import date
+
+    from governance.identity import Identity
+    from governance.registry.models import Request
+    from governance.registry.policy import required_reviews
+    from governance.registry.workflow import review_request, submit_request
+
+    def as_(user):
+        return world.registry.signed_in(Identity(user, "password+totp", f"local:{user}", world.clock()))
+
+    with as_("evaluator_one").transaction() as s:
+        submit_request(s, requester="evaluator_one", now=world.clock(), study_id=study, title="Checked cohort",
+                       organisation="Evaluation partner", purpose="P", research_questions="Q",
+                       columns=[{"dataset": "program_cohorts", "column": c} for c in
+                                ("program", "enrollment_date", "age_band_at_enrollment", "sex")],
+                       output_level="cohort", irb_protocol="IRB-1", irb_expires_on=date(2030, 1, 1),
+                       retention_end=date(2030, 6, 1), equity_communities="c", equity_return_of_findings="r",
+                       equity_mitigation="m")
+    with world.registry.read() as s:
+        partners, community = required_reviews(s, s.query(Request).filter_by(study_id=study).one())
+    for who in [f"steward_{p}" for p in sorted(partners)] + (["resident_one"] if community else []):
+        with as_(who).transaction() as s:
+            review_request(s, reviewer=who, study_id=study, decision="approve", now=world.clock())
+
+
+def test_a_release_is_downloaded_only_after_two_checkers_approve_it_in_the_portal(app, world):
+    approved_request(world, "checked-1")
+    evaluator = sign_in(app, world, "evaluator_one")
+    res = evaluator.post("/requests/checked-1/export", data={"csrf": csrf(evaluator.get("/outputs").text),
+                                                             "program": "ATV"})
+    assert res.status_code == 303, res.text[-2000:]
+    page = evaluator.get("/outputs").text
+    rid = int(re.search(r'href="/checks/(\d+)"', sign_in(app, world, "engineer_one").get("/checks").text).group(1))
+    assert "awaiting its checkers (0 / 2)" in page and f'href="/outputs/{rid}/download"' not in page
+    res = evaluator.get(f"/outputs/{rid}/download")
+    assert res.status_code == 403 and "output checking is awaiting" in res.text
+    assert last_entry(world).action == "refused.output.download"
+    assert evaluator.get(f"/checks/{rid}").status_code == 403  # a requester never checks
+
+    engineer = sign_in(app, world, "engineer_one")
+    report = engineer.get(f"/checks/{rid}").text
+    assert "Disclosure report" in report and "min_cell" in report and "Record my check" in report
+    res = engineer.post(f"/checks/{rid}", data={"csrf": csrf(report), "decision": "reject", "comment": ""})
+    assert res.status_code == 403 and "say what must change" in res.text.replace("&#39;", "'")
+    assert last_entry(world).action == "refused.output.check"
+    res = engineer.post(f"/checks/{rid}", data={"csrf": csrf(report), "decision": "approve"})
+    assert res.status_code == 303 and "Record my check" not in engineer.get(f"/checks/{rid}").text
+    assert f"/checks/{rid}" not in engineer.get("/checks").text
+    police = sign_in(app, world, "steward_police")
+    police.post(f"/checks/{rid}", data={"csrf": csrf(police.get(f"/checks/{rid}").text), "decision": "approve"})
+    assert "approved by its checkers (2 / 2)" in evaluator.get("/outputs").text
+    res = evaluator.get(f"/outputs/{rid}/download")
+    assert res.status_code == 200 and "program" in res.text.splitlines()[0]
+    assert [e.actor for e in audit_actions(world, "output.check.approve")] == ["engineer_one", "steward_police"]
+
+
+def audit_actions(world, action: str) -> list[AuditEntry]:
+    with world.registry.read() as s:
+        return list(s.query(AuditEntry).filter(AuditEntry.action == action).order_by(AuditEntry.seq))
