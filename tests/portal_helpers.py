@@ -68,14 +68,10 @@ def cohort_mart(h: Home, persons: int = 400) -> None:
 
 
 def build_world(root: Path, *, oidc_issuer: str | None = None, registry_url: str | None = None) -> World:
-    """Keys, a production registry with its people, a cohort mart. ``registry_url``: PostgreSQL instead of SQLite."""
+    """Keys, a production registry with its people, a cohort mart. ``registry_url``: PostgreSQL instead of SQLite
+    (emptied first: :func:`tests.conftest.postgres_url`)."""
     h = Home(root).ensure()
     make_keys(h.root)
-    if registry_url:  # a PostgreSQL database of the test run's own: start it empty
-        from sqlalchemy import create_engine
-
-        with create_engine(registry_url).begin() as c:
-            c.exec_driver_sql("drop schema public cascade; create schema public")
     reg = registry_for(h.root, registry_url)
     now = datetime.now(UTC)
     with reg.transaction() as s:

@@ -240,7 +240,7 @@ def password_sign_in(registry: Any, *, user_id: str, password: str, code: str, n
     """
     from argon2.exceptions import InvalidHashError, VerificationError
 
-    claimed = str(user_id or "")[:64]
+    claimed = str(user_id or "").replace("\x00", "\ufffd")[:64]  # no NUL reaches the database (PostgreSQL refuses it)
     with registry.read() as s:
         _, account, problem = _usable(s, claimed)
         failures = s.get(SignInFailures, claimed)

@@ -158,6 +158,8 @@ def append(session: Session, *, actor: str, action: str, subject: str, at: datet
     Raises:
         AuditError: the registry's audit key is missing or unsafe.
     """
+    # a NUL in a name a person typed (a refused user id, a path) is recorded as U+FFFD: PostgreSQL stores no NUL
+    actor, action, subject = (str(v).replace("\x00", "\ufffd") for v in (actor, action, subject))
     detail = dict(detail or {})
     ident = session.info.get(IDENTITY)
     detail[AUTH] = ident.audit_detail() if ident is not None else {"method": "none"}

@@ -91,6 +91,8 @@ def submit_request(session: Session, *, requester: str, now: datetime, study_id:
         if not isinstance(c, dict) or not isinstance(c.get("dataset"), str) or not isinstance(c.get("column"), str):
             raise GovernanceError(f"columns: item {i} must be {{\"dataset\": text, \"column\": text}}")
         d, col = c["dataset"], c["column"]
+        if "\x00" in d + col or len(d) > 64 or len(col) > 128:  # PostgreSQL takes no NUL: refuse before asking
+            raise GovernanceError(f"columns: item {i} is not a catalogue name (NUL character or too long)")
         if session.scalar(select(DatasetColumn).where(DatasetColumn.dataset_id == d, DatasetColumn.name == col)) is None:
             raise GovernanceError(f"columns: {d[:64]}.{col[:64]} is not in the catalogue")
         clean.append({"dataset": d, "column": col})

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import postgres_url
 from tests.identity_helpers import Sink, free_port
 from tests.portal_helpers import build_world
 
@@ -55,7 +56,7 @@ def portal(tmp_path_factory):
     with run_server_in_thread(port=free_port(), require_nonce=True) as idp, Sink() as sink:
         issuer = f"http://localhost:{idp.server_port}"
         world = build_world(Path(tmp_path_factory.mktemp("browser-portal")), oidc_issuer=issuer,
-                            registry_url=os.environ.get("VPDC_TEST_PORTAL_REGISTRY_URL"))
+                            registry_url=postgres_url("VPDC_TEST_PORTAL_REGISTRY_URL"))
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         config = PortalConfig(world.home.root, base_url=url, registry_url=os.environ.get("VPDC_TEST_PORTAL_REGISTRY_URL"),

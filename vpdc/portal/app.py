@@ -164,6 +164,8 @@ def create_app(config: PortalConfig) -> Starlette:
                 if ident is None:
                     return to_sign_in(request, "" if why == "not signed in" else why)
                 reg = await run_in_threadpool(attach, request, ident)
+                if any("\x00" in v for v in request.path_params.values()):  # no database takes it; nothing has it
+                    raise Refused("There is no such page.", 404)
                 form = await _form(request) if post else None
                 if roles is not None and request.state.user.role not in roles:
                     await run_in_threadpool(_audit_refusal, request, "portal.page",

@@ -13,6 +13,7 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from governance.registry.models import AuditEntry
+from tests.conftest import postgres_url
 from tests.portal_helpers import PASSWORD, build_world
 from vpdc.portal import PortalConfig, create_app
 
@@ -21,7 +22,7 @@ URL = os.environ.get("VPDC_TEST_PORTAL_REGISTRY_URL")  # PostgreSQL (.ci/run), e
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    return build_world(tmp_path_factory.mktemp("portal"), registry_url=URL)
+    return build_world(tmp_path_factory.mktemp("portal"), registry_url=postgres_url("VPDC_TEST_PORTAL_REGISTRY_URL"))
 
 
 @pytest.fixture
@@ -249,3 +250,9 @@ def test_a_release_is_downloaded_only_after_two_checkers_approve_it_in_the_porta
 def audit_actions(world, action: str) -> list[AuditEntry]:
     with world.registry.read() as s:
         return list(s.query(AuditEntry).filter(AuditEntry.action == action).order_by(AuditEntry.seq))
+
+
+def test_a_nul_in_an_address_is_no_such_page(app, world):
+    c = sign_in(app, world, "steward_police")
+    res = c.get("/requests/a%00b")
+    assert res.status_code == 404 and "There is no such page" in res.text
