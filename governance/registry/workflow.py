@@ -172,6 +172,8 @@ def revoke_request(session: Session, *, actor: str, study_id: str, now: datetime
     partners, _ = required_reviews(session, req)
     if allowed(user.role, Permission.REVIEW_AS_STEWARD) and user.partner_id not in partners:
         raise GovernanceError(f"{actor} cannot revoke {study_id}: only its stewards and community reviewers can")
+    if req.revoked_at is not None:  # one revocation, one outcome: the first stands (who and when)
+        raise GovernanceError(f"{study_id} is already revoked (by {req.revoked_by})")
     req.revoked_at, req.revoked_by = now, actor
     audit.append(session, actor=actor, action="request.revoked", subject=study_id, at=now,
                  detail={"reason": _text("comment", reason)[:2000]}, rows=[req])
