@@ -33,6 +33,8 @@ study_app = typer.Typer(help="Analysts: run an approved linked-data study (a stu
 audit_app = typer.Typer(help="Verify the keyed audit chain (stewards, the community reviewer, engineers) and sign "
                              "checkpoints of it that stewards keep outside the registry.", no_args_is_help=True)
 retention_app = typer.Typer(help="Engineers: destroy outputs and study keys at retention end.", no_args_is_help=True)
+outputs_app = typer.Typer(help="Output checkers (stewards, engineers): released outputs awaiting checking, their "
+                               "disclosure reports, approve / ask for changes / reject.", no_args_is_help=True)
 
 HomeOpt = Annotated[Path, typer.Option("--home", envvar="VPDC_HOME", help="Working directory (VPDC_HOME).",
                                        default_factory=default_home, show_default="./var")]
@@ -53,7 +55,7 @@ def register(app: typer.Typer) -> None:
     """Add the governance command groups to the main ``vpdc`` app."""
     for sub, name in ((registry_app, "registry"), (request_app, "request"), (review_app, "review"),
                       (cohort_app, "cohort"), (study_app, "study"), (audit_app, "audit"),
-                      (retention_app, "retention")):
+                      (retention_app, "retention"), (outputs_app, "outputs")):
         app.add_typer(sub, name=name)
 
 
@@ -392,3 +394,43 @@ def retention_sweep(home: HomeOpt, as_json: JsonOpt = False,
                       "none" if r["study_key"] is False or isinstance(r["study_key"], str) else "yes",
                       "yes" if r["interrupted"] else "")
     emit({"confirmed": confirm, "studies": rows}, as_json, table)
+
+
+# ------------------------------------------------------------------------------------------- output checking
+@outputs_app.command("checks")
+def outputs_checks(home: HomeOpt, as_json: JsonOpt = False, actor: AsOpt = None) -> None:
+    """Released outputs waiting for your check (never your own)."""
+    from governance.outputs.checking import checks_awaiting
+
+    actor, reg = acting(home, actor, "outputs checks")
+    with reg.read() as s:
+        rows = checks_awaiting(s, actor=actor)
+    table = Table("release", "study", "kind", "file", "requester", "approvals", title=f"checks for {escape(actor)}")
+    for r in rows:
+        table.add_row(str(r["id"]), escape(r["study_id"]), r["kind"], escape(r["file"]), escape(r["requester"]),
+                      f"{r['approvals']} / {r['required']}")
+    emit(rows, as_json, table)
+
+
+@outputs_app.command("report")
+def outputs_report(release: Annotated[int, typer.Argument(help="Release number (from `vpdc outputs checks`).")],
+                   home: HomeOpt, as_json: JsonOpt = False) -> None:
+    """A release's disclosure report: its shape, the rules in force, the gate's verdict per file, the checking."""
+    from governance.outputs.checking import disclosure_report
+
+    with _registry(home).read() as s:
+        body = disclosure_report(s, release_id=release, outputs_dir=Home(home).outputs)
+    emit(body, True) if as_json else _print_fields(body)
+
+
+@outputs_app.command("check")
+def outputs_check(release: Annotated[int, typer.Argument(help="Release number.")], home: HomeOpt,
+                  decision: Annotated[str, typer.Option(help="approve, changes (ask for changes) or reject.")],
+                  comment: CommentOpt = "", as_json: JsonOpt = False, actor: AsOpt = None) -> None:
+    """Record your check of a release (a comment is needed to ask for changes or reject)."""
+    from governance.outputs.checking import check_output
+
+    actor, reg = acting(home, actor, "outputs check")
+    status = check_output(reg, checker=actor, release_id=release, decision=decision, comment=comment, now=_now())
+    emit(status, True) if as_json else out.print(
+        f"release {release}: {status['state']} ({status['approvals']} of {status['required']} checkers approved)")

@@ -28,3 +28,18 @@ def test_a_nul_in_a_column_name_or_a_user_id_is_refused_as_input(reg):
         submit(reg, cols=[{"dataset": "program_cohorts\x00", "column": "sex"}])
     with pytest.raises(si.SignInRefused):
         si.password_sign_in(reg, user_id="admin_ids\x00", password="x" * 12, code="000000", now=NOW)
+
+
+def test_a_reader_sees_one_snapshot_of_the_chain_while_others_append(reg):
+    """PostgreSQL's default isolation would show an entry committed after the head was read, and the chain would
+    look cut: read sessions take one snapshot (and writers queue on the head first)."""
+    from governance.registry import audit
+    from governance.registry.models import AuditEntry, AuditHead
+
+    with reg.read() as s:
+        seen = s.get(AuditHead, 1).seq
+        with reg.transaction() as w:  # someone else decides meanwhile
+            audit.append(w, actor="engineer_ids", action="test.appended", subject="x", at=NOW)
+        assert audit.verify(s).ok and s.query(AuditEntry).count() == seen
+    with reg.read() as s:
+        assert audit.verify(s).ok and s.get(AuditHead, 1).seq == seen + 1

@@ -119,3 +119,25 @@ def test_the_demo_keeps_its_users_sign_in_details_private_in_its_home(tmp_path, 
     with registry_for(home).read() as s:  # the secrets are in the file, never in the audit
         flat = str([e.detail for e in s.query(AuditEntry)])
     assert users["steward_police"]["password"] not in flat and users["steward_police"]["totp_secret"] not in flat
+
+
+def test_output_checkers_use_the_cli_as_a_thin_shell_over_the_same_rules(tmp_path, creds):
+    from datetime import UTC, datetime
+
+    from governance.registry.models import Release
+
+    home = tmp_path / "demo"
+    assert vpdc("registry", "init", "--home", str(home)).exit_code == 0
+    with registry_for(home).transaction() as s:
+        s.add(Release(study_id="atv-eval", version=1, kind="cohort", spec={}, file="cohort_atv_v1.csv", cells=[],
+                      columns=[], persons=40, state="released", actor="evaluator_atv", created_at=datetime.now(UTC)))
+    res = vpdc("outputs", "checks", "--home", str(home), "--as", "engineer_ids", "--json")
+    assert res.exit_code == 0 and [r["id"] for r in json.loads(res.stdout)] == [1]
+    res = vpdc("outputs", "check", "1", "--decision", "approve", "--home", str(home), "--as", "engineer_ids")
+    assert res.exit_code == 0 and "release 1: awaiting (1 of 2 checkers approved)" in res.text
+    res = vpdc("outputs", "check", "1", "--decision", "reject", "--home", str(home), "--as", "steward_police")
+    assert res.exit_code == 2 and "say what must change" in res.text
+    res = vpdc("outputs", "check", "1", "--decision", "approve", "--home", str(home), "--as", "evaluator_atv")
+    assert res.exit_code == 2 and "needs the permission to check a released output" in res.text
+    res = vpdc("outputs", "report", "1", "--home", str(home), "--json")
+    assert res.exit_code == 0 and json.loads(res.stdout)["checking"]["approvals"] == 1
