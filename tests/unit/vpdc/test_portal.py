@@ -225,6 +225,11 @@ def test_a_release_is_downloaded_only_after_two_checkers_approve_it_in_the_porta
     page = evaluator.get("/outputs").text
     rid = int(re.search(r'href="/checks/(\d+)"', sign_in(app, world, "engineer_one").get("/checks").text).group(1))
     assert "awaiting its checkers (0 / 2)" in page and f'href="/outputs/{rid}/download"' not in page
+    from governance.outputs.checking import release_of_file
+
+    with world.registry.read() as s:  # what the export's notification and the demo find the release by
+        file = re.search(r"(cohort_[\w-]+_v\d+\.csv)", page).group(1)
+        assert release_of_file(s, study_id="checked-1", file=file) == rid
     res = evaluator.get(f"/outputs/{rid}/download")
     assert res.status_code == 403 and "output checking is awaiting" in res.text
     assert last_entry(world).action == "refused.output.download"
