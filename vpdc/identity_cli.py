@@ -95,9 +95,13 @@ def acting(home: Path, claimed: str | None, command: str):
     if claimed:
         with reg.read() as s:  # verifying must work on a broken chain (roles.DIAGNOSTIC)
             mode = registry_mode(s, diagnostic=command == "audit verify")
+            doubted = mode != "demo" and registry_mode(s, diagnostic=True) == "demo"
         if mode != "demo":
             record_refusal(reg, actor=str(claimed)[:64], action="cli", subject=command,
                            reason="--as on a registry not created in demo mode", now=now)
+            if doubted:  # a demo registry whose chain broke: its mode cannot be trusted, so it is not demo
+                raise UsageError("--as is refused: the audit chain does not verify, so this registry's demo mode "
+                                 "cannot be trusted (`vpdc audit verify` names the break)")
             raise UsageError("--as works only on a registry created in demo mode; this registry is production: "
                              "sign in with `vpdc login`")
         err.print(f"[yellow]demo registry:[/] acting as {escape(claimed)} without signing in (--as); the audit "
