@@ -265,8 +265,12 @@ def dbt_cmd(command: str, home: Path, work: Path, profiles: Path = DBT_PROJECT) 
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", "VPDC_HOME": str(home),
            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
     env.pop("VPDC_WAREHOUSE_DB", None)  # the profile would prefer it to VPDC_HOME
+    from governance.defaults import (
+        dbt_vars,  # the governance vars every dbt run receives (as the CLI passes them)
+    )
+
     argv = [str(bin_dir / "dbt"), command, "--project-dir", str(DBT_PROJECT), "--profiles-dir", str(profiles),
-            "--target-path", str(work / "dbt_target"), "--log-path", str(work / "dbt_logs"), "--no-use-colors"]
+            "--vars", json.dumps(dbt_vars()), "--target-path", str(work / "dbt_target"), "--log-path", str(work / "dbt_logs"), "--no-use-colors"]
     return argv, env
 
 

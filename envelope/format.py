@@ -21,7 +21,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
+import re
 import shutil
+import stat
 import struct
 import tempfile
 import uuid
@@ -44,9 +47,12 @@ __all__ = [
     "EnvelopeRefused",
     "Manifest",
     "OpenedEnvelope",
+    "check_manifest_fields",
     "open_envelope",
+    "open_regular",
     "read_manifest",
     "seal_envelope",
+    "special_file_kind",
 ]
 
 MAGIC = b"VPDCENV1"
@@ -120,7 +126,7 @@ class Manifest:
     extra: dict[str, Any]
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Manifest":
+    def from_dict(cls, d: dict[str, Any]) -> Manifest:
         p, k = d["payload"], d["keys"]
         return cls(
             envelope_id=str(d["envelope_id"]),
@@ -232,6 +238,79 @@ def seal_envelope(
         Path(body.name).unlink(missing_ok=True)
 
 
+#: Every manifest field that names something (a folder, a key, a run, a partition, a report) has a strict form,
+#: checked before any use; a manifest that breaks one is not an envelope (``format``). Messages never echo values.
+_FIELD_RULES: tuple[tuple[str, re.Pattern[str], str], ...] = (
+    ("envelope_id", re.compile(r"[0-9a-f]{32}"), "32 lower-case hex digits"),
+    ("partner", re.compile(r"[a-z][a-z0-9_]{0,39}"), "a partner id (lower-case letters, digits, _)"),
+    ("extract_type", re.compile(r"[a-z][a-z0-9_]{0,39}"), "an extract name (lower-case letters, digits, _)"),
+    ("period", re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])"), "a period YYYY-MM"),
+    ("schema_version", re.compile(r"[a-z0-9_]+\.[a-z0-9_]+/[0-9]+"), "<partner>.<extract>/<n>"),
+    ("linkage_key_version", re.compile(r"v[0-9]{1,6}"), "v1, v2, ..."),
+    ("signing_key_id", re.compile(r"[0-9a-f]{16}"), "16 hex digits"),
+    ("transport_key_id", re.compile(r"[0-9a-f]{16}"), "16 hex digits"),
+    ("payload_sha256", re.compile(r"[0-9a-f]{64}"), "64 hex digits"),
+    ("ciphertext_sha256", re.compile(r"[0-9a-f]{64}"), "64 hex digits"),
+)
+
+
+def check_manifest_fields(m: Manifest) -> None:
+    """Raise ValueError naming the first field of ``m`` that is not of its strict form (never its value)."""
+    for name, pattern, what in _FIELD_RULES:
+        if not pattern.fullmatch(getattr(m, name)):
+            raise ValueError(f"field {name} is not {what}")
+    for name in ("row_count", "payload_bytes", "ciphertext_bytes"):
+        if getattr(m, name) < 0:
+            raise ValueError(f"field {name} is negative")
+    try:
+        created = datetime.fromisoformat(m.created_at)
+    except ValueError:
+        raise ValueError("field created_at is not an ISO date and time") from None
+    if created.tzinfo is None:
+        raise ValueError("field created_at has no time zone")
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """Open ``path`` for reading only if it is a regular file, never following a symlink and never blocking on a
+    FIFO or device (the check is made on the open descriptor, so a file swapped in between cannot slip by).
+
+    Raises:
+        EnvelopeRefused: ``format``, naming what the path is instead.
+    """
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise EnvelopeRefused(path, "format", "no such file") from None
+    except OSError:
+        kind = special_file_kind(path)
+        raise EnvelopeRefused(path, "format", f"not a regular file ({kind or 'cannot be opened'})") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise EnvelopeRefused(path, "format", f"not a regular file ({_kind(st.st_mode)})")
+    return os.fdopen(fd, "rb")
+
+
+def _kind(mode: int) -> str:
+    for test, what in ((stat.S_ISLNK, "a symbolic link: never followed"), (stat.S_ISDIR, "a directory"),
+                       (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"),
+                       (stat.S_ISBLK, "a device"), (stat.S_ISREG, "a regular file")):
+        if test(mode):
+            return what
+    return "a special file"
+
+
+def special_file_kind(path: Path) -> str | None:
+    """What ``path`` is when it is not a regular file (by ``lstat``: a symlink is never followed); None for a
+    regular file or nothing at all."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return None
+    return None if stat.S_ISREG(mode) else _kind(mode)
+
+
 def _read_header(path: Path, f: BinaryIO) -> tuple[dict[str, Any], bytes, bytes]:
     head = f.read(len(MAGIC) + 4)
     if len(head) == 0:
@@ -247,17 +326,20 @@ def _read_header(path: Path, f: BinaryIO) -> tuple[dict[str, Any], bytes, bytes]
         raise EnvelopeRefused(path, "truncated", "file ends inside the manifest or signature")
     try:
         manifest = json.loads(mbytes)
-        if manifest.get("format") != ENVELOPE_FORMAT:
-            raise ValueError(f"format {manifest.get('format')!r} is not {ENVELOPE_FORMAT}")
-        Manifest.from_dict(manifest)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise EnvelopeRefused(path, "format", f"manifest is not valid: {exc}") from None
+        if not isinstance(manifest, dict) or manifest.get("format") != ENVELOPE_FORMAT:
+            raise ValueError(f"its format is not {ENVELOPE_FORMAT}")
+        check_manifest_fields(Manifest.from_dict(manifest))
+    except KeyError as exc:
+        raise EnvelopeRefused(path, "format", f"manifest is not valid: field {str(exc)[:40]} is missing") from None
+    except (ValueError, TypeError, AttributeError) as exc:
+        detail = str(exc) if str(exc).startswith(("field ", "its format")) else type(exc).__name__
+        raise EnvelopeRefused(path, "format", f"manifest is not valid: {detail}") from None
     return manifest, mbytes, sig
 
 
 def read_manifest(path: Path) -> Manifest:
     """The manifest of an envelope, unverified: for listing and routing only, never for trust."""
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         manifest, _, _ = _read_header(Path(path), f)
     return Manifest.from_dict(manifest)
 
@@ -291,9 +373,7 @@ def open_envelope(
         EnvelopeRefused: naming the failed check; nothing is yielded and no plaintext is left behind.
     """
     path = Path(path)
-    if not path.is_file():
-        raise EnvelopeRefused(path, "format", "no such file")
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         manifest_d, mbytes, sig = _read_header(path, f)
         m = Manifest.from_dict(manifest_d)
 

@@ -23,7 +23,7 @@ from governance.registry.db import Registry
 from governance.registry.models import AuditEntry, Request
 from governance.registry.permissions import require
 from governance.registry.workflow import mark_destroyed
-from workspace.crash import crash_point
+from workspace.testhooks import step
 
 __all__ = ["Destruction", "plan_sweep", "sweep"]
 
@@ -88,11 +88,11 @@ def sweep(registry: Registry, *, actor: str, outputs_dir: Path, keys_dir: Path, 
             audit.append(s, actor=actor, action="study.destruction_started", subject=d.study_id, at=now,
                          detail={"files": len(d.files), "study_key": d.study_key, "resumed": d.interrupted,
                                  **override})
-        crash_point("retention.after_intent")
+        step("retention.after_intent")
         shutil.rmtree(outputs_dir / d.study_id, ignore_errors=True)
-        crash_point("retention.after_files")
+        step("retention.after_files")
         key = store.destroy(d.study_id, now=now).to_dict() if store.exists(d.study_id) else None
-        crash_point("retention.after_key")
+        step("retention.after_key")
         missing = ("not found: destroyed by the interrupted sweep or never created" if d.interrupted
                    else "none was ever created")
         detail = {"files_destroyed": len(d.files), "study_key": key or missing}

@@ -22,6 +22,7 @@ A re-sent period supersedes the earlier load: both are kept, the one with the ne
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +31,7 @@ import duckdb
 
 from envelope.format import Manifest
 from partner_kit import ENCODING_COLUMNS, ExtractProfile
+from workspace.testhooks import step
 
 __all__ = [
     "LoadResult",
@@ -190,6 +192,7 @@ def load_payload(
     linkage_db: Path,
     warehouse_db: Path,
     now: datetime,
+    in_warehouse_commit: Callable[[duckdb.DuckDBPyConnection, bool, list[str]], None] | None = None,
     _after_linkage_commit: object = None,
     _after_warehouse_commit: object = None,
 ) -> LoadResult:
@@ -200,6 +203,8 @@ def load_payload(
         manifest: the verified manifest.
         profile: the partner's extract profile (which columns are encodings, which content).
         now: the clock, passed in.
+        in_warehouse_commit: called with the warehouse connection, whether the load is current and the loads it
+            superseded, inside the load's transaction just before it commits (the ingest event is recorded there: a load never exists without its event).
     """
     m = manifest
     previous = m.extra.get("previous_key_version")
@@ -230,6 +235,7 @@ def load_payload(
                             f"from {src}", [m.partner, m.linkage_key_version, previous, m.envelope_id])
             _stage_load(con, "loads", m, now, "staged")  # not current until the warehouse has committed
             con.execute("commit")
+    step("ingest.staged")
     if callable(_after_linkage_commit):  # test hook: a crash between the two zones
         _after_linkage_commit()
 
@@ -244,10 +250,14 @@ def load_payload(
         con.execute(f"insert into {table} select ?, ?, {select} from {src}", [m.partner, m.envelope_id])
         warehouse_rows = con.execute(f"select count(*) from {table} where load_id = ?", [m.envelope_id]).fetchone()[0]
         is_current, superseded = _record_load(con, "raw.loads", m, now)
+        if in_warehouse_commit is not None:
+            in_warehouse_commit(con, is_current, superseded)
         con.execute("commit")
+    step("ingest.committed")
     if callable(_after_warehouse_commit):  # test hook: a crash after the point of no return
         _after_warehouse_commit()
     if enc_cols:  # step 3: the warehouse has it, so the linkage load may now become current
         with duckdb.connect(str(linkage_db), config=_DUCKDB_CONFIG) as con:
             _complete(con, [m.envelope_id])
+    step("ingest.completed")
     return LoadResult(m.envelope_id, m.row_count, linkage_rows, warehouse_rows, is_current, superseded)

@@ -9,8 +9,9 @@ never a folder the envelope's own unverified manifest names), and keeps the old 
 from __future__ import annotations
 
 import json
+import os
 import re
-import shutil
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,8 @@ def quarantine_reason(quarantined: Path) -> dict[str, Any]:
     """
     path = quarantined.with_name(quarantined.name + ".reason.json")
     try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            raise OSError("not a regular file")
         reason = json.loads(path.read_text())
     except (OSError, ValueError):
         raise QuarantineError(f"{quarantined.name}: its reason file is missing or unreadable") from None
@@ -54,21 +57,32 @@ def quarantine_reason(quarantined: Path) -> dict[str, Any]:
     return reason
 
 
-def list_quarantine(home: Home) -> list[dict[str, Any]]:
-    """Every quarantined envelope with the check it failed (a file without a readable reason says so)."""
-    rows = []
+def _entries(home: Home) -> list[os.DirEntry]:
     q = home.quarantine
-    for f in sorted(q.glob("*.vpdc")) if q.is_dir() else []:
-        if not f.is_file() or f.is_symlink():
-            continue
+    if not q.is_dir() or q.is_symlink():
+        return []
+    with os.scandir(q) as it:
+        return sorted((e for e in it if e.name.endswith(".vpdc")), key=lambda e: e.name)
+
+
+def list_quarantine(home: Home) -> list[dict[str, Any]]:
+    """Every quarantined envelope (and refused special file) with the check it failed; a file without a
+    readable reason says so. Nothing is followed or opened but the reason files."""
+    rows = []
+    for e in _entries(home):
         try:
-            r = quarantine_reason(f)
+            r = quarantine_reason(Path(e.path))
         except QuarantineError:
             r = {"check": "unknown", "detail": "reason file missing or unreadable"}
-        rows.append({"file": f.name, "partner": r.get("partner"), "extract": r.get("extract_type"),
-                     "period": r.get("period"), "check": r.get("check"), "detail": r.get("detail"),
-                     "quarantined_at": r.get("quarantined_at")})
+        rows.append({"file": e.name, **{k: _text(r.get(k)) for k in ("partner", "extract_type", "period", "check",
+                                                                      "detail", "quarantined_at", "arrived_in")}})
+        rows[-1]["extract"] = rows[-1].pop("extract_type")
     return rows
+
+
+def _text(value: Any) -> str | None:
+    """A reason field as plain text (a hostile reason file may hold any JSON)."""
+    return None if value is None else str(value)[:2000]
 
 
 def _quarantined(home: Home, file: str) -> Path:
@@ -76,31 +90,44 @@ def _quarantined(home: Home, file: str) -> Path:
     path = home.quarantine / name
     if name != file.strip() and Path(file).parent not in (Path("."), home.quarantine):
         raise QuarantineError(f"{file}: give the file name as `vpdc quarantine list` shows it")
-    if not name.endswith(".vpdc") or not path.is_file() or path.is_symlink():
-        raise QuarantineError(f"{name}: not in quarantine; see `vpdc quarantine list`")
+    try:
+        regular = stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        regular = False
+    if not name.endswith(".vpdc") or not regular:
+        raise QuarantineError(f"{name}: not a quarantined envelope file; see `vpdc quarantine list`")
     return path
 
 
 def return_to_landing(home: Home, file: str) -> Path:
     """Move a quarantined envelope back to the landing folder it arrived in, as its next retry.
 
+    The folder is the partner recorded when the file arrived (``arrived_in`` in its reason), checked against the
+    partner list; never a field of the envelope. The destination is inside ``landing/<partner>/``, a real
+    directory.
+
     Raises:
-        QuarantineError: not in quarantine, or the folder it arrived in is unknown or not a partner's.
+        QuarantineError: not a quarantined file, its reason is missing, or the folder it arrived in is unknown
+            or not a partner's.
     """
     path = _quarantined(home, file)
     reason = quarantine_reason(path)
-    partner = Path(str(reason.get("original_path") or "")).parent.name
-    if partner not in partners():
-        raise QuarantineError(f"{path.name}: it did not arrive in a partner's landing folder "
+    partner = reason.get("arrived_in")
+    if not isinstance(partner, str) or partner not in partners():
+        raise QuarantineError(f"{path.name}: its reason records no partner folder it arrived in "
                               f"({', '.join(partners())}); move it there by hand if it belongs to one")
+    folder = home.landing(partner)
+    for d in (home.landing(), folder):
+        if d.is_symlink() or (d.exists() and not d.is_dir()):
+            raise QuarantineError(f"{path.name}: {d.relative_to(home.root)} is not a real directory; nothing moved")
     stem = _original_stem(path.name)
     n = 1
     while True:
-        dest = home.landing(partner) / f"{stem}.retry{n}.vpdc"
-        if not dest.exists() and not (home.quarantine / dest.name).exists():
+        dest = folder / f"{stem}.retry{n}.vpdc"
+        if not os.path.lexists(dest) and not os.path.lexists(home.quarantine / dest.name):
             break
         n += 1
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(path), dest)
-    shutil.move(str(path.with_name(path.name + ".reason.json")), home.quarantine / f"{dest.name}.previous-reason.json")
+    folder.mkdir(parents=True, exist_ok=True)
+    os.rename(path, dest)
+    os.rename(path.with_name(path.name + ".reason.json"), home.quarantine / f"{dest.name}.previous-reason.json")
     return dest

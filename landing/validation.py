@@ -222,16 +222,23 @@ def describe_suite(profile: ExtractProfile, settings: ValidationSettings = Valid
     return rows
 
 
-def declared_formats(profile: ExtractProfile) -> dict[str, str]:
-    """Regexes of the columns whose values are keyed tokens or pseudonymous ids, by construction."""
-    names = profile.output_schema().names
-    formats = {c: TOKEN_RE for c in names if c in ENCODING_COLUMNS and c not in BLOOM_COLUMNS}
-    for ref in ("source_record_id", "source_record_id_prev", "person_record_id",
-                profile.group_ref["name"] if profile.group_ref else None):
-        if ref and ref in names:
-            formats[ref] = RECORD_ID_RE
-    formats["linkage_key_version"] = r"^v\d+$"
-    return formats
+def id_columns(profile: ExtractProfile) -> list[str]:
+    """The columns of pseudonymous record ids (the kit's keyed ids, ``RECORD_ID_RE``)."""
+    names = profile.output_schema(previous_ids=True).names
+    refs = ("source_record_id", "source_record_id_prev", "person_record_id",
+            profile.group_ref["name"] if profile.group_ref else None)
+    return [r for r in refs if r and r in names]
+
+
+def keyed_spec(profile: ExtractProfile, settings: ValidationSettings = ValidationSettings()) -> dict[str, Any]:
+    """The columns whose values the kit computes with the linkage secret, with their exact width: the detector
+    tests them against text (:func:`landing.detector.scan_batches`)."""
+    from landing.detector import keyed_columns
+
+    names = profile.output_schema(previous_ids=True).names
+    return keyed_columns(names, id_columns=id_columns(profile), bloom_columns=BLOOM_COLUMNS,
+                         token_columns=[c for c in ENCODING_COLUMNS if c not in BLOOM_COLUMNS],
+                         bloom_bytes=settings.bloom_bytes)
 
 
 def _to_pandas(batch: pa.RecordBatch) -> Any:
@@ -269,9 +276,26 @@ def _encoding_checks(batch: pa.RecordBatch, settings: ValidationSettings, totals
             t[1] += nulls
 
 
+def _totals_from_stats(stats: dict[str, list[int]]) -> dict[tuple[str, str], list[int]]:
+    """The Arrow encoding checks' totals from the detector's counts of the same pass (:func:`keyed_spec`)."""
+    totals: dict[tuple[str, str], list[int]] = {}
+    for name, (non_null, ill, nulls, rows) in stats.items():
+        if name not in ENCODING_COLUMNS:
+            continue  # record ids: GX checks their format (id_format)
+        totals[("bloom_length" if name in BLOOM_COLUMNS else "token_format", name)] = [non_null, ill]
+        if name in DEFAULT_MAX_NULL:
+            totals[("null_rate", name)] = [rows, nulls]
+    return totals
+
+
 def validate_payload(payload: Path, profile: ExtractProfile, manifest: Manifest, *, now: datetime,
-                     settings: ValidationSettings = ValidationSettings(), file_name: str = "") -> ValidationReport:
-    """Validate a decrypted payload against its partner schema. Never raises on bad data: reports it."""
+                     settings: ValidationSettings = ValidationSettings(), file_name: str = "",
+                     encoding_stats: dict[str, list[int]] | None = None) -> ValidationReport:
+    """Validate a decrypted payload against its partner schema. Never raises on bad data: reports it.
+
+    ``encoding_stats``: the detector's counts of the encoding columns from its own pass over this payload
+    (``scan_batches(keyed_stats=...)``); given, the encoding columns are not read again here.
+    """
     report = ValidationReport(file_name or Path(payload).name, manifest.envelope_id, manifest.partner,
                               manifest.extract_type, manifest.period, manifest.schema_version, manifest.row_count)
     pf = pq.ParquetFile(payload)
@@ -323,9 +347,14 @@ def validate_payload(payload: Path, profile: ExtractProfile, manifest: Manifest,
     totals: dict[int, list[int]] = {i: [0, 0, 0] for i in range(len(specs))}  # element, unexpected, unevaluated
     ids = [str(e.id) for e in suite.expectations]
     arrow_totals: dict[tuple[str, str], list[int]] = {}
+    reuse = encoding_stats is not None and all(c in encoding_stats for c in expected.names if c in ENCODING_COLUMNS)
+    columns = [c for c in pf.schema_arrow.names if c not in ENCODING_COLUMNS] if reuse else None
+    if reuse:
+        arrow_totals = _totals_from_stats(encoding_stats)
     try:
-        for batch in pf.iter_batches(batch_size=settings.chunk_rows):
-            _encoding_checks(batch, settings, arrow_totals)
+        for batch in pf.iter_batches(batch_size=settings.chunk_rows, columns=columns):
+            if not reuse:
+                _encoding_checks(batch, settings, arrow_totals)
             res = vd.run(batch_parameters={"dataframe": _to_pandas(batch)}, result_format=_RESULT_FORMAT)
             for i, r in enumerate(_match_results(res.results, ids)):
                 rr = r.result or {}

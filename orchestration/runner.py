@@ -4,6 +4,14 @@ Under ``dagster dev`` the daemon evaluates the landing sensor and launches runs.
 does the same once: evaluate the sensor against the real instance (``VPDC_HOME/dagster``), add new
 partitions, skip run keys that already ran (as the daemon does), and execute each run in process.
 Runs appear in the Dagster UI afterwards (`make ui`).
+
+A run executed here carries its process's owner token (tag ``vpdc/owner``). Before starting anything, every
+run that is not finished and whose owner process is gone (``kill -9``, a power cut) is marked failed, and every
+concurrency-pool slot a finished run still holds is freed (:func:`reap_dead_runs`): a killed run never keeps the
+``duckdb_writer`` slot the next run waits for, and the landing sensor retries its envelope (a failed attempt).
+The processes a killed run had started (a ``dbt build``, which outlives its parent and keeps DuckDB's write lock on
+the warehouse) carry the owner token in their environment (``VPDC_RUN_OWNER``) and are ended first.
+Runs the daemon launched (``dagster dev``) carry no owner token and are left to Dagster's run monitoring.
 """
 
 from __future__ import annotations
@@ -16,6 +24,10 @@ from pathlib import Path
 
 from workspace import Home
 from workspace.files import atomic_copy
+from workspace.processes import OWNER_ENV, end_orphans, owner_alive, owner_token
+
+#: tag of every run executed here: the token of the process executing it
+OWNER_TAG = "vpdc/owner"
 
 REPO_DAGSTER_YAML = Path(__file__).resolve().parent.parent / "dagster.yaml"
 
@@ -32,7 +44,8 @@ def prepare_dagster_home(home: Home) -> Path:
 def environment(home: Home) -> dict[str, str]:
     """The variables Dagster and the resources read at run time for ``home``."""
     return {"DAGSTER_HOME": str(home.dagster), "VPDC_HOME": str(home.root), "VPDC_KEYS_DIR": str(home.keys),
-            "DAGSTER_DISABLE_TELEMETRY": os.environ.get("DAGSTER_DISABLE_TELEMETRY", "1")}
+            "DAGSTER_DISABLE_TELEMETRY": os.environ.get("DAGSTER_DISABLE_TELEMETRY", "1"),
+            OWNER_ENV: owner_token()}  # inherited by the tools a run starts: see reap_dead_runs
 
 
 @contextmanager
@@ -69,6 +82,37 @@ def _quiet(log_level: str) -> Iterator[None]:
         yield
 
 
+def reap_dead_runs(instance) -> list[str]:
+    """Mark failed every unfinished run whose owner process is gone, then free every pool slot (and pending
+    claim) held by a run that is finished or unknown. Returns the run ids marked failed."""
+    import dagster as dg
+
+    unfinished = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
+                  dg.DagsterRunStatus.CANCELING, dg.DagsterRunStatus.QUEUED]
+    reaped = []
+    for record in instance.get_run_records(dg.RunsFilter(statuses=unfinished)):
+        run = record.dagster_run
+        owner = run.tags.get(OWNER_TAG)
+        if owner is None or owner_alive(owner):
+            continue
+        ended = end_orphans(owner)  # a dbt it started may still run and hold the warehouse's write lock
+        instance.report_run_failed(run, "the process running it ended before the run did (killed or crashed); "
+                                        "its concurrency slots were freed"
+                                        + (f" and {len(ended)} process(es) it had started were ended" if ended else ""))
+        reaped.append(run.run_id)
+    storage = instance.event_log_storage
+    if storage.supports_global_concurrency_limits:
+        holders = set(storage.get_concurrency_run_ids())
+        for key in storage.get_concurrency_keys():
+            info = storage.get_concurrency_info(key)
+            holders |= {s.run_id for s in info.claimed_slots} | {s.run_id for s in info.pending_steps}
+        for run_id in holders:
+            record = instance.get_run_record_by_id(run_id)
+            if record is None or record.dagster_run.is_finished:
+                storage.free_concurrency_slots_for_run(run_id)
+    return reaped
+
+
 @dataclass
 class RunSummary:
     run_key: str
@@ -92,6 +136,7 @@ def run_landing_sensor_once(home: Home, *, progress=None, log_level: str = "CRIT
     from orchestration.resources import VpdcHome
 
     with dagster_environment(home), _quiet(log_level), dg.DagsterInstance.get() as instance:
+        reap_dead_runs(instance)
         defs = load_defs()
         sensor = defs.resolve_sensor_def("landing_sensor")
         ctx = dg.build_sensor_context(instance=instance, resources={"vpdc_home": VpdcHome(root=str(home.root))},
@@ -101,7 +146,8 @@ def run_landing_sensor_once(home: Home, *, progress=None, log_level: str = "CRIT
             instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
         summaries = []
         for rr in result.run_requests or []:
-            tags = {**(rr.tags or {}), "dagster/run_key": rr.run_key, "dagster/sensor_name": sensor.name}
+            tags = {**(rr.tags or {}), "dagster/run_key": rr.run_key, "dagster/sensor_name": sensor.name,
+                    OWNER_TAG: owner_token()}
             done = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/run_key": rr.run_key,
                                                                 "dagster/sensor_name": sensor.name}), limit=1)
             if done:
@@ -129,10 +175,12 @@ def run_job(home: Home, job_name: str, *, run_config: dict | None = None, log_le
     from orchestration.definitions import defs as load_defs
 
     with dagster_environment(home), _quiet(log_level), dg.DagsterInstance.get() as instance:
+        reap_dead_runs(instance)
         defs = load_defs()
         job = defs.resolve_job_def(job_name)
         config = {**(run_config or {}), "loggers": {"console": {"config": {"log_level": log_level}}}}
-        res = job.execute_in_process(run_config=config, instance=instance, raise_on_error=False)
+        res = job.execute_in_process(run_config=config, instance=instance, raise_on_error=False,
+                                     tags={OWNER_TAG: owner_token()})
         err = ""
         if not res.success:
             failures = [e for e in res.all_events if e.event_type_value == "STEP_FAILURE"]
@@ -150,14 +198,14 @@ def ingest_outcomes(home: Home, runs: list[RunSummary]) -> list[dict]:
 
     events: dict[str, dict] = {}
     for ev in ingest_events(home.warehouse_db):
-        if ev["envelope_id"]:
-            events[ev["envelope_id"]] = ev
         events[ev["file"]] = ev
+        if ev.get("source_path"):  # the name it had in landing (a quarantined copy may be renamed)
+            events[Path(ev["source_path"]).name] = ev
     rows = []
     for r in runs:
         if r.skipped:
             continue
-        ev = events.get(r.run_key.split("#")[0]) or events.get(r.file)
+        ev = events.get(r.file)
         if ev:
             rows.append({"file": ev["file"], "partner": ev["partner"], "extract": ev["extract_type"],
                          "period": ev["period"], "status": ev["status"], "check": ev["check_name"],

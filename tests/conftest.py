@@ -13,6 +13,10 @@ from workspace import Home
 
 TODAY = date(2026, 11, 21)
 
+# As every `vpdc` command and the Dagster definitions do before they touch a home: what the tests create is
+# private, so a home a fixture built passes the start-up check (workspace.permissions) the CLI makes.
+os.umask(0o077)
+
 # Property tests run the "ci" profile unless told otherwise: the same examples every run, so a red build
 # is a change in the code, never the luck of the draw, and no per-example deadline (a deadline is a timing
 # assertion, and timings do not belong in tests). `HYPOTHESIS_PROFILE=explore make test` searches ten

@@ -8,6 +8,7 @@ user (:func:`partner_kit.cli.run_app`); ``VPDC_DEBUG=1`` shows one.
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +21,7 @@ from rich.table import Table
 
 from partner_kit.cli import SafeGroup, UsageError, emit, fail
 from partner_kit.cli import app as kit_app
+from vpdc.options import HomeOpt
 from workspace import Home, default_home, is_period
 
 
@@ -37,6 +39,7 @@ keys_app = typer.Typer(help="Demo keys of every party, linkage-secret rotation, 
                        no_args_is_help=True)
 partners_app = typer.Typer(help="Engineers: register partners' public signing keys.", no_args_is_help=True)
 envelope_app = typer.Typer(help="Inspect and verify envelopes (warehouse side).", no_args_is_help=True)
+home_app = typer.Typer(help="The working directory (VPDC_HOME): keep it private to this account.", no_args_is_help=True)
 quarantine_app = typer.Typer(help="Envelopes refused at the landing zone: list, show why, retry.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(partners_app, name="partners")
@@ -44,6 +47,7 @@ app.add_typer(kit_app, name="partner", help="The partner kit (also installable a
                                             "profiles, encode, send.")
 app.add_typer(envelope_app, name="envelope")
 app.add_typer(quarantine_app, name="quarantine")
+app.add_typer(home_app, name="home")
 from vpdc.governance_cli import register as _register_governance  # noqa: E402 - light module
 
 _register_governance(app)
@@ -55,8 +59,6 @@ from vpdc.stages import _progress, print_ingest, print_link, run_ingest, run_lin
 console = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
 
-HomeOpt = Annotated[Path, typer.Option("--home", envvar="VPDC_HOME", help="Working directory (VPDC_HOME).",
-                                       default_factory=default_home, show_default="./var")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout (and nothing else).")]
 AsOpt = Annotated[str | None, typer.Option(
     "--as", envvar="VPDC_USER", help="Demo registries only: act as this user without signing in.")]
@@ -263,7 +265,7 @@ def quarantine_list(home: HomeOpt, as_json: JsonOpt = False) -> None:
     rows = list_quarantine(Home(home))
     table = Table("file", "partner", "period", "check", "detail", title=f"quarantine ({len(rows)})")
     for r in rows:
-        table.add_row(*(escape(str(v or "?"))[:70] for v in (r["file"], r["partner"], r["period"], r["check"],
+        table.add_row(*(escape(str(v or "?")[:70]) for v in (r["file"], r["partner"], r["period"], r["check"],
                                                               r["detail"])))
     emit(rows, as_json, table)
 
@@ -275,7 +277,7 @@ def quarantine_show(file: Annotated[str, typer.Argument(help="File name in quara
     from landing.quarantine import QuarantineError, quarantine_reason
 
     path = Home(home).quarantine / Path(file).name
-    if not path.is_file():
+    if not path.name.endswith(".vpdc") or not os.path.lexists(path):
         raise QuarantineError(f"{Path(file).name}: not in quarantine; see `vpdc quarantine list`")
     emit(quarantine_reason(path), as_json)
 
@@ -290,6 +292,24 @@ def quarantine_retry(file: Annotated[str, typer.Argument(help="File name in quar
     h = Home(home)
     return_to_landing(h, file)
     print_ingest(run_ingest(h), as_json)
+
+
+# --------------------------------------------------------------------------------------------- home
+@home_app.command("secure")
+def home_secure(
+    home: Annotated[Path, typer.Option("--home", envvar="VPDC_HOME", help="Working directory (VPDC_HOME).",
+                                       default_factory=default_home, show_default="./var")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Take group and other permissions off everything in the home (files 0600, folders 0700), as every
+    command requires before it starts. Links are not followed."""
+    from workspace.permissions import secure_home
+
+    changed = secure_home(home)
+    if as_json:
+        emit({"home": str(home), "changed": changed}, True)
+    else:
+        console.print(f"{changed} path(s) under {escape(str(home))} made private to this account (0600/0700)")
 
 
 # --------------------------------------------------------------------------------------------- demo
@@ -364,12 +384,14 @@ def known_errors() -> tuple[type[Exception], ...]:
         from governance.registry.policy import PolicyRefused
         from governance.registry.requests import RequestFileError
         from governance.registry.workflow import GovernanceError
+        from landing.ingest import IngestError
         from landing.quarantine import QuarantineError
         from linkage.pipeline import NothingToDo
+        from workspace.permissions import HomePermissionError
         from workspace.settings import SettingsError
 
-        errors += [PolicyRefused, GovernanceError, RequestFileError, QuarantineError, NothingToDo, SettingsError,
-                   RegistryUnavailable, AuditError]
+        errors += [PolicyRefused, GovernanceError, RequestFileError, QuarantineError, IngestError, NothingToDo,
+                   SettingsError, RegistryUnavailable, AuditError, HomePermissionError]
     except ModuleNotFoundError:  # a kit-only install: the warehouse's errors cannot occur
         pass
     return tuple(errors)

@@ -19,7 +19,8 @@ from rich.table import Table
 
 from governance.defaults import OUTCOME_WINDOW_DAYS
 from partner_kit.cli import UsageError, emit, out
-from workspace import Home, default_home
+from vpdc.options import HomeOpt
+from workspace import Home
 
 registry_app = typer.Typer(help="The governance registry database (SQLite by default; VPDC_REGISTRY_URL for "
                                 "PostgreSQL).", no_args_is_help=True)
@@ -36,8 +37,6 @@ retention_app = typer.Typer(help="Engineers: destroy outputs and study keys at r
 outputs_app = typer.Typer(help="Output checkers (stewards, engineers): released outputs awaiting checking, their "
                                "disclosure reports, approve / ask for changes / reject.", no_args_is_help=True)
 
-HomeOpt = Annotated[Path, typer.Option("--home", envvar="VPDC_HOME", help="Working directory (VPDC_HOME).",
-                                       default_factory=default_home, show_default="./var")]
 RepinOpt = Annotated[bool, typer.Option(help="Accept person-key merges/splits since the study's pinned linkage run "
                                              "(audited as study.repinned).")]
 AsOpt = Annotated[str | None, typer.Option(

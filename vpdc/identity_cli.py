@@ -21,15 +21,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from partner_kit.cli import UsageError, emit, err, out
-from workspace import Home, default_home
+from vpdc.options import HomeOpt
+from workspace import Home
 
 users_app = typer.Typer(help="Administrators: add and remove users and stewards, set how they sign in.",
                         no_args_is_help=True)
 agreements_app = typer.Typer(help="Administrators: record data-sharing agreements with partners.",
                              no_args_is_help=True)
 
-HomeOpt = Annotated[Path, typer.Option("--home", envvar="VPDC_HOME", help="Working directory (VPDC_HOME).",
-                                       default_factory=default_home, show_default="./var")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout (and nothing else).")]
 AsOpt = Annotated[str | None, typer.Option(
     "--as", envvar="VPDC_USER", help="Demo registries only: act as this user without signing in.")]

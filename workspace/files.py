@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_copy", "atomic_path", "atomic_write", "atomic_writer", "private_dir"]
+__all__ = ["atomic_copy", "atomic_path", "atomic_write", "atomic_writer", "private_dir", "process_lock"]
 
 
 def private_dir(path: Path) -> Path:
@@ -107,3 +107,23 @@ def atomic_copy(src: Path, dest: Path, *, mode: int | None = None) -> Path:
     with atomic_writer(dest, mode=mode) as out, open(src, "rb") as inp:
         shutil.copyfileobj(inp, out, 1 << 20)
     return Path(dest)
+
+
+@contextmanager
+def process_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` for the block, waiting while another process holds it.
+
+    The lock is ``flock`` on an open descriptor: the kernel releases it when its process ends however it ends
+    (``kill -9`` included), so a dead holder never blocks the next one. Advisory: only code that takes the
+    same lock is kept out.
+    """
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock

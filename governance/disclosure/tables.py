@@ -442,7 +442,7 @@ def protect_cells(cells: pd.DataFrame, lines: pd.DataFrame, rules: DisclosureRul
     primary = (values >= 1) & (values < rules.min_cell)
     given = np.zeros(len(cells), dtype=bool)
     if suppressed is not None:
-        given = suppressed.reindex(cells["cell_id"].to_numpy()).fillna(False).to_numpy(dtype=bool)
+        given = suppressed.astype(bool).reindex(cells["cell_id"].to_numpy(), fill_value=False).to_numpy(dtype=bool)
     start = primary | given
     after_lines = start.copy()
     final = start.copy()

@@ -24,8 +24,8 @@ import pandas as pd
 from governance.registry import audit
 from governance.registry.db import Registry
 from governance.registry.models import Release
-from workspace.crash import crash_point
 from workspace.files import atomic_path
+from workspace.testhooks import step
 
 __all__ = ["Intent", "STUDY_ID", "begin", "complete", "earlier", "settle", "write"]
 
@@ -89,16 +89,16 @@ def write(intent: Intent, table: pd.DataFrame, manifest: Callable[[], dict[str, 
     """Write the release's file, then its manifest (each atomically, never over an existing file).
 
     ``manifest`` builds the manifest once the file exists (it carries the file's checksum). The named crash
-    points let the tests kill the process at each boundary (:mod:`workspace.crash`).
+    points let the tests kill the process at each boundary (:mod:`workspace.testhooks`).
     """
     from governance.disclosure import write_manifest
 
-    crash_point("release.after_intent")
+    step("release.after_intent")
     with atomic_path(intent.path, exclusive=True) as tmp:
         table.to_csv(tmp, index=False)
-    crash_point("release.after_file")
+    step("release.after_file")
     write_manifest(intent.manifest, manifest())
-    crash_point("release.after_manifest")
+    step("release.after_manifest")
 
 
 def complete(registry: Registry, intent: Intent, *, study_id: str, kind: str, cells: list[dict[str, Any]],

@@ -17,6 +17,7 @@ from governance.identity.context import require_recent_sign_in
 from governance.registry import audit
 from governance.registry.errors import GovernanceError
 from governance.registry.models import (
+    AuditEntry,
     DatasetColumn,
     Decision,
     OutputLevel,
@@ -228,9 +229,17 @@ def record_ingest(registry: Any, outcome: dict[str, Any], now: datetime) -> None
     period, row count, check name and a detail made of counts and column names (never record values).
     """
     loaded = outcome.get("status") == "loaded"
-    detail = {k: outcome.get(k) for k in ("envelope_id", "partner", "extract_type", "period", "rows")}
+    detail = {k: outcome.get(k) for k in ("envelope_id", "partner", "extract_type", "period", "rows", "arrived_in",
+                                          "event_id")}
     if not loaded:
         detail |= {"check": outcome.get("check"), "reason": str(outcome.get("detail") or "")[:2000]}
+    action = "ingest.loaded" if loaded else "refused.ingest"
     with registry.transaction() as s:
-        audit.append(s, actor="landing", action="ingest.loaded" if loaded else "refused.ingest",
-                     subject=str(outcome.get("file") or "")[:128], at=now, detail=detail)
+        # idempotent per landing event: the landing zone audits again an outcome a crash left unaudited, and
+        # the crash may have come after this entry was committed
+        if outcome.get("event_id") and s.scalar(select(AuditEntry.seq).where(
+                AuditEntry.action == action,
+                AuditEntry.detail["event_id"].as_string() == str(outcome["event_id"])).limit(1)) is not None:
+            return
+        audit.append(s, actor="landing", action=action, subject=str(outcome.get("file") or "")[:128], at=now,
+                     detail=detail)

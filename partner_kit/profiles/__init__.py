@@ -146,6 +146,34 @@ def _ids_spec(spec: Any, where: str) -> dict[str, Any]:
     return spec
 
 
+#: What a content column's pattern must never accept: identifiers in the clear, in their common layouts. A
+#: pattern that matches one is free text in disguise (``.*``, ``^[A-Z ]+$``, ``^\\d+$``).
+IDENTIFIER_PROBES = ("MARIA GARCIA", "GARCIA, MARIA", "Garcia", "JOHN", "1200 N TRYON ST", "123-45-6789", "123456789",
+                     "123 45 6789", "2011-11-16", "20111116", "11/16/2011", "16-NOV-2011", "November 16, 2011",
+                     "(704) 555-0134", "7045550134", "someone@example.org", "610052 MARIA GARCIA")
+
+
+def _check_pattern(pattern: Any, where: str) -> None:
+    """A content pattern is a full-match regular expression (``^...$``) that accepts no identifier probe."""
+    try:
+        compiled = re.compile(pattern)
+    except (re.error, TypeError):
+        raise ProfileError(f"{where}: \"pattern\" is not a regular expression") from None
+    if not (pattern.startswith("^") and pattern.endswith("$")):
+        raise ProfileError(f"{where}: \"pattern\" must match the whole value (start with ^ and end with $)")
+    accepted = [p for p in IDENTIFIER_PROBES if compiled.fullmatch(p)]
+    if accepted:
+        raise ProfileError(f"{where}: \"pattern\" accepts identifiers in the clear ({len(accepted)} of "
+                           f"{len(IDENTIFIER_PROBES)} probes, first: {_PROBE_KIND[accepted[0]]}); make it as narrow "
+                           "as the codes it describes")
+
+
+_PROBE_KIND = {**dict.fromkeys(IDENTIFIER_PROBES[:4], "name"), "1200 N TRYON ST": "street address",
+               **dict.fromkeys(IDENTIFIER_PROBES[5:8], "SSN"), **dict.fromkeys(IDENTIFIER_PROBES[8:13], "date of birth"),
+               **dict.fromkeys(IDENTIFIER_PROBES[13:15], "phone number"), "someone@example.org": "e-mail address",
+               "610052 MARIA GARCIA": "code with a name appended"}
+
+
 def parse_profile(partner: str, extract_type: str, ex: Any, *, source: str = "profile") -> ExtractProfile:
     """Check one extract's profile and build it. Every rule broken raises :class:`ProfileError` naming the field."""
     where = f"{source}: extract {extract_type!r}"
@@ -204,12 +232,16 @@ def parse_profile(partner: str, extract_type: str, ex: Any, *, source: str = "pr
                                f"{(spec or {}).get('type') if isinstance(spec, dict) else spec!r}; "
                                f"types are {', '.join(CONTENT_TYPES)}")
         if "pattern" in spec:
-            try:
-                re.compile(spec["pattern"])
-            except (re.error, TypeError):
-                raise ProfileError(f"{where}: content column {col}: \"pattern\" is not a regular expression") from None
-        if "values" in spec and (not isinstance(spec["values"], list) or not spec["values"]):
-            raise ProfileError(f"{where}: content column {col}: \"values\" must be a non-empty list")
+            _check_pattern(spec["pattern"], f"{where}: content column {col}")
+        if "values" in spec and (not isinstance(spec["values"], list) or not spec["values"]
+                                 or not all(isinstance(v, str) and v for v in spec["values"])):
+            raise ProfileError(f"{where}: content column {col}: \"values\" must be a non-empty list of codes")
+        if spec["type"] == "string" and "values" not in spec and "pattern" not in spec:
+            raise ProfileError(f"{where}: content column {col} is free text: declare its codes (\"values\") or a "
+                               "\"pattern\"; identifiers hide in free text")
+        if spec["type"] == "int" and not (isinstance(spec.get("min"), int) and isinstance(spec.get("max"), int)):
+            raise ProfileError(f"{where}: content column {col}: an int column needs \"min\" and \"max\" "
+                               "(an SSN or a date is a number too)")
     return ExtractProfile(
         partner=partner, extract_type=extract_type, kind=ex["kind"], file=ex["file"], delimiter=delimiter,
         schema_version=ex["schema_version"], record_id=record_id, content=content, identifiers=identifiers,

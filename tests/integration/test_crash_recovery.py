@@ -2,7 +2,7 @@
 """Kill -9 between every two steps of a release and of a retention sweep, then check what is left.
 
 Each test runs the real CLI in a child process with ``VPDC_TEST_CRASH_AT`` naming one boundary
-(:mod:`workspace.crash`): the child SIGKILLs itself there, with no cleanup. Afterwards the audit chain still
+(:mod:`workspace.testhooks`): the child SIGKILLs itself there, with no cleanup. Afterwards the audit chain still
 verifies, nothing was released without its audit entries, and the next run settles what the crash left.
 """
 

@@ -149,7 +149,7 @@ def test_tampered_envelope_is_quarantined_and_blocks_its_asset(home):
         assert rec is not None and rec.evaluation.passed is False
 
 
-def test_unknown_partner_is_quarantined(home, tmp_path):
+def test_unknown_partner_is_ignored_in_its_own_folder_and_quarantined_in_a_partners(home, tmp_path):
     fire = tmp_path / "fire-site" / "keys"  # a site the collaborative never registered
     generate_signing_key(fire)
     install_transport_key(fire, WarehouseKeyRing(home.keys).transport_public_hex())
@@ -158,9 +158,13 @@ def test_unknown_partner_is_quarantined(home, tmp_path):
     keep_only(home, [])
     env = reseal(home, encoded(home, home.root / "held" / "police" / like.name), home.root / "held" / "police" / like.name,
                  partner="fire_dept", keyring=ring)
+    # in a folder of its own, which is no partner's: ignored with a reason in the sensor's log, never loaded
+    assert run_landing_sensor_once(home) == [] and env.exists()
+    # dropped into a partner's folder: refused (its manifest names no partner of that folder) and quarantined
+    shutil.move(str(env), home.landing("police") / env.name)
     runs = run_landing_sensor_once(home)
     assert len(runs) == 1 and runs[0].job == "triage_job" and not runs[0].success
-    assert quarantined(home)[env.name]["check"] == "unknown_partner"
+    assert quarantined(home)[env.name]["check"] in ("unknown_partner", "partner_mismatch")
 
 
 def test_wrong_schema_version_is_quarantined(home):
@@ -305,7 +309,7 @@ def test_crash_between_the_zones_leaves_no_partial_or_current_rows_and_rerun_com
     assert linkage(home, "select count(*) from encodings e join loads l using (load_id) where l.is_current") == [(0,)]
 
     rerun = run_landing_sensor_once(home)
-    assert rerun[0].success and rerun[0].run_key == f"{eid}#attempt2"
+    assert rerun[0].success and rerun[0].run_key.startswith(f"{eid}@") and rerun[0].run_key.endswith("#attempt2")
     rows = wh(home, "select count(*), count(distinct source_record_id) from raw.police__persons")[0]
     enc = linkage(home, "select count(*), count(distinct source_record_id) from encodings")[0]
     assert rows[0] == rows[1] == enc[0] == enc[1] == read_manifest(home.archive / "police" / env.name).row_count
@@ -564,5 +568,8 @@ def test_an_envelope_whose_runs_keep_crashing_is_given_up_after_max_attempts(hom
         keys.append([r.run_key for r in reqs])
         if crashes < MAX_ATTEMPTS:
             assert given_up == []
-    assert keys[:MAX_ATTEMPTS] == [[eid], *([f"{eid}#attempt{n + 1}"] for n in range(1, MAX_ATTEMPTS))]
+    from landing.arrivals import scan_landing
+
+    key = f"{eid}@{scan_landing(home).arrivals[0].fingerprint()}"
+    assert keys[:MAX_ATTEMPTS] == [[key], *([f"{key}#attempt{n + 1}"] for n in range(1, MAX_ATTEMPTS))]
     assert keys[MAX_ATTEMPTS] == [] and given_up == [str(env.relative_to(home.root))]

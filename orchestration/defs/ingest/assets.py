@@ -12,11 +12,14 @@ from pathlib import Path
 import dagster as dg
 
 from envelope.format import EnvelopeRefused, read_manifest
-from landing.ingest import IngestOutcome, ingest_envelope
+from landing.arrivals import scan_landing
+from landing.ingest import IngestError, IngestOutcome, ingest_envelope
 from landing.validation import settings_for
 from orchestration.defs.ingest.partitions import extract_periods
 from orchestration.resources import DuckDBFile, GovernanceRegistry, VpdcHome, WarehouseKeys
 from partner_kit import extract_types, load_profile, partners
+from workspace import Home
+from workspace.testhooks import step
 
 CHECKS = ("envelope_verified", "no_plaintext_identifiers", "validation_suite")
 _CHECK_OF = {"plaintext_identifier": "no_plaintext_identifiers", "validation": "validation_suite", "schema": "validation_suite"}
@@ -37,16 +40,18 @@ def op_name(partner: str, extract: str) -> str:
     return f"ingest_{partner}__{extract}"
 
 
-def find_envelope(landing: Path, partner: str, extract: str, period: str) -> Path | None:
-    """The newest envelope waiting in landing for this partner, extract and period."""
+def find_envelope(home: Home, partner: str, extract: str, period: str) -> Path | None:
+    """The newest envelope waiting in ``landing/<partner>/`` for this extract and period."""
     best = None
-    for f in sorted((landing / partner).glob("*.vpdc")):
+    for a in scan_landing(home).arrivals:
+        if a.partner != partner or a.special:
+            continue
         try:
-            m = read_manifest(f)
+            m = read_manifest(a.path)
         except EnvelopeRefused:
             continue
         if (m.partner, m.extract_type, m.period) == (partner, extract, period) and (best is None or m.created_at > best[0]):
-            best = (m.created_at, f)
+            best = (m.created_at, a.path)
     return best[1] if best else None
 
 
@@ -87,14 +92,18 @@ def build_ingest_asset(partner: str, extract: str) -> dg.AssetsDefinition:
     def _ingest(context: dg.AssetExecutionContext, config: IngestConfig, vpdc_home: VpdcHome,
                 keyring: WarehouseKeys, linkage_db: DuckDBFile, warehouse_db: DuckDBFile,
                 registry: GovernanceRegistry):
+        step("run.started")
         home = vpdc_home.home
         period = context.partition_key
-        path = home.root / config.envelope if config.envelope else find_envelope(home.landing(), partner, extract, period)
-        if path is None or not path.exists():
+        path = home.root / config.envelope if config.envelope else find_envelope(home, partner, extract, period)
+        if path is None:
             raise dg.Failure(description=f"no envelope for {partner}/{extract} period {period} in {home.landing(partner)}")
-        outcome = ingest_envelope(path, home, keyring.keyring(), settings=settings_for(home),
-                                  expected_partner=partner, linkage_db=linkage_db.path,
-                                  warehouse_db=warehouse_db.path, audit=registry.audit_ingest)
+        try:
+            outcome = ingest_envelope(path, home, keyring.keyring(), settings=settings_for(home),
+                                      linkage_db=linkage_db.path, warehouse_db=warehouse_db.path,
+                                      audit=registry.audit_ingest)
+        except IngestError as exc:
+            raise dg.Failure(description=str(exc)) from None
         if outcome.status != "loaded":
             for r in check_results(outcome, keys):
                 yield r
@@ -136,10 +145,14 @@ def quarantine_unroutable(context: dg.OpExecutionContext, config: TriageConfig, 
                           registry: GovernanceRegistry) -> None:
     """An envelope no asset can take (unreadable, unknown partner or extract, a second copy of a loaded
     envelope): refuse it with the precise check, quarantine and audit it."""
+    step("run.started")
     home = vpdc_home.home
-    outcome = ingest_envelope(home.root / config.envelope, home, keyring.keyring(), settings=settings_for(home),
-                              expected_partner=Path(config.envelope).parent.name, linkage_db=linkage_db.path,
-                              warehouse_db=warehouse_db.path, audit=registry.audit_ingest)
+    try:
+        outcome = ingest_envelope(home.root / config.envelope, home, keyring.keyring(), settings=settings_for(home),
+                                  linkage_db=linkage_db.path, warehouse_db=warehouse_db.path,
+                                  audit=registry.audit_ingest)
+    except IngestError as exc:
+        raise dg.Failure(description=str(exc)) from None
     context.log.info(f"{outcome.file}: {outcome.status} ({outcome.check})")
     if outcome.status != "loaded":
         raise dg.Failure(description=f"{outcome.file} quarantined ({outcome.check}): {outcome.detail[:500]}")

@@ -168,3 +168,30 @@ def test_refusal_reason_is_machine_readable_and_value_free(tmp_path, keyring):
 def test_seal_is_atomic_and_leaves_no_temp_files(tmp_path, keyring):
     env = seal(keyring, tmp_path)
     assert [p.name for p in env.parent.iterdir()] == [env.name]
+
+
+@pytest.mark.parametrize(("field", "value"), [("period", "2025-13"), ("period", "../../x"), ("period", "2025/11"),
+                                              ("partner", "../../landing/evil"), ("extract_type", "a/b"),
+                                              ("envelope_id", "../x"), ("created_at", "yesterday")])
+def test_manifest_fields_of_the_wrong_form_are_refused_before_any_use(tmp_path, keyring, field, value):
+    env = seal(keyring, tmp_path)
+    data = env.read_bytes()
+    (mlen,) = struct.unpack(">I", data[len(MAGIC): len(MAGIC) + 4])
+    start = len(MAGIC) + 4
+    manifest = json.loads(data[start: start + mlen])
+    manifest[field] = value
+    mbytes = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
+    env.write_bytes(MAGIC + struct.pack(">I", len(mbytes)) + mbytes + data[start + mlen:])
+    with pytest.raises(EnvelopeRefused) as exc:
+        read_manifest(env)
+    assert exc.value.check == "format" and field in exc.value.detail and value not in exc.value.detail
+    assert refused(env, keyring).check == "format"
+
+
+def test_a_fifo_or_symlink_is_refused_without_being_opened(tmp_path, keyring):
+    env = seal(keyring, tmp_path)
+    os.mkfifo(tmp_path / "pipe.vpdc")  # opening it for reading would block forever
+    os.symlink(env, tmp_path / "link.vpdc")  # even a link to a valid envelope is not followed
+    for name in ("pipe.vpdc", "link.vpdc"):
+        e = refused(tmp_path / name, keyring)
+        assert e.check == "format" and "not a regular file" in e.detail

@@ -98,3 +98,28 @@ def test_validation_suite_command_lists_every_check_of_a_schema_with_its_engine(
     assert {c for check, c in arrow if check in ("token_format", "bloom_length")} == set(ENCODING_COLUMNS)
     unknown = CliRunner().invoke(app, ["validation-suite", "--partner", "nobody", "--extract", "x"])
     assert unknown.exit_code == 2 and "nobody" in unknown.output
+
+
+def test_the_detectors_counts_give_the_same_encoding_checks_as_validation_alone(tmp_path, keyring):
+    """Ingestion reads a payload's encoding columns once: the detector's counts stand in for validation's pass."""
+    from landing.detector import scan_batches
+    from landing.validation import keyed_spec
+
+    p = payload(tmp_path, keyring, 400, sex_blank_every=3)
+    t = pq.read_table(p)
+    fn = t.column("enc_fn_full").to_pylist()
+    fn[:3] = ["short", None, "!" * 16]  # ill-formed tokens and a null
+    bf = t.column("enc_fn_bf").to_pylist()
+    bf[5] = b"\x01" * 10  # a Bloom filter of the wrong length
+    t = t.set_column(t.schema.get_field_index("enc_fn_full"), "enc_fn_full", pa.array(fn, pa.string()))
+    t = t.set_column(t.schema.get_field_index("enc_fn_bf"), "enc_fn_bf", pa.array(bf, pa.binary()))
+    pq.write_table(t, p)
+    profile = load_profile("police", "persons")
+    stats: dict = {}
+    scan_batches(pq.ParquetFile(p).iter_batches(batch_size=100), keyed_columns=keyed_spec(profile), keyed_stats=stats)
+    alone = validate_payload(p, profile, manifest(400), now=NOW)
+    reused = validate_payload(p, profile, manifest(400), now=NOW, encoding_stats=stats)
+    assert [(c.key, c.passed, c.element_count, c.unexpected_count) for c in reused.checks] == \
+        [(c.key, c.passed, c.element_count, c.unexpected_count) for c in alone.checks]
+    assert {c.key for c in alone.failures()} >= {"token_format:enc_fn_full", "bloom_length:enc_fn_bf",
+                                                  "null_rate:enc_sex"}
