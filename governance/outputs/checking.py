@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from governance.defaults import OUTPUT_CHECKERS
 from governance.identity.context import require_recent_sign_in
+from governance.outputs.kinds import KINDS
 from governance.registry import audit
 from governance.registry.errors import GovernanceError
 from governance.registry.models import AuditEntry, AuditHead, Release, Request
@@ -50,8 +51,6 @@ class CheckDecision(enum.StrEnum):
 
 
 def _level(release: Release) -> str:
-    from governance.outputs.download import KINDS
-
     kind = KINDS.get(release.kind)
     return kind[0].value if kind else "linked_extract"  # an unknown kind gets the strictest level's count
 

@@ -18,20 +18,15 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from governance.outputs.checking import check_status
+from governance.outputs.kinds import KINDS
 from governance.registry import audit
 from governance.registry.errors import GovernanceError
-from governance.registry.models import OutputLevel, Release
+from governance.registry.models import Release
 from governance.registry.policy import PolicyRefused, authorize
 from governance.registry.workflow import record_refusal
 
 __all__ = ["KINDS", "open_release", "released_outputs"]
 
-#: a release's kind -> (output level, the action whose permission it needs, the dataset its columns come from)
-KINDS: dict[str, tuple[OutputLevel, str, str | None]] = {
-    "cohort": (OutputLevel.COHORT, "export.cohort", "program_cohorts"),
-    "summary": (OutputLevel.AGGREGATE, "export.summary", None),
-    "study": (OutputLevel.LINKED_EXTRACT, "study.run", "events"),
-}
 
 
 def released_outputs(session: Session, *, actor: str) -> list[dict[str, Any]]:
