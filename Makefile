@@ -9,13 +9,14 @@ export VPDC_HOME ?= $(CURDIR)/var
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 export DAGSTER_HOME := $(VPDC_HOME)/dagster
 
-.PHONY: setup demo test bench clean help ui kit
+.PHONY: setup demo test bench clean help ui kit portal
 
 help:
 	@echo "make demo   set up, then run the main job end to end on synthetic data (VPDC_HOME=$(VPDC_HOME))"
 	@echo "make test   set up, then run every test"
 	@echo "make bench  benchmarks side by side with peer systems (own virtualenv for the peers)"
 	@echo "make ui     open the Dagster UI on the demo home"
+	@echo "make portal the web portal on the demo home (http://127.0.0.1:8400; demo sign-in details: vpdc demo-users)"
 	@echo "make kit    build the partner kit wheel (dist/vpdc_partner_kit-*.whl) that partners install"
 	@echo "make clean  remove VPDC_HOME (synthetic data, keys, databases)"
 
@@ -53,6 +54,9 @@ kit: $(UV)
 
 clean:
 	rm -rf "$(VPDC_HOME)"
+
+portal: setup ## the web portal on the demo home (VPDC_HOME), on 127.0.0.1 only
+	$(VENV)/bin/vpdc portal
 
 ui: setup ## open the Dagster UI on the demo home (VPDC_HOME)
 	$(VENV)/bin/python -c "from orchestration.runner import prepare_dagster_home; from workspace import Home; prepare_dagster_home(Home.from_env())"

@@ -10,7 +10,7 @@ drift from the marts; a test holds it to the dbt manifest too.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -31,6 +31,8 @@ class CatalogueColumn:
     sources: tuple[str, ...]
     race_ethnicity: bool
     quasi_identifier: bool
+    #: the column's equity metadata as documented (collection method, population, known biases, suppression)
+    equity: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
 
 @cache
@@ -53,7 +55,8 @@ def catalogue(project_dir: Path = DBT_PROJECT_DIR) -> dict[str, dict[str, Catalo
                 cols[c["name"]] = CatalogueColumn(
                     model["name"], c["name"], " ".join(str(c.get("description", "")).split()),
                     tuple((meta.get("equity") or {}).get("sources") or ()), c["name"].startswith("race_ethnicity"),
-                    bool(gov.get("quasi_identifier")))
+                    bool(gov.get("quasi_identifier")),
+                    {k: " ".join(str(v).split()) for k, v in (meta.get("equity") or {}).items() if k != "sources"})
     return out
 
 

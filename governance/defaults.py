@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = ["AGE_BANDS", "AGE_BANDS_WIDER", "DOMINANCE_K", "DOMINANCE_N", "K_ANONYMITY", "MIN_CELL", "OUTCOME_MEASURES",
-           "OUTCOME_WINDOW_DAYS", "SUMMARY_BREAKDOWNS", "age_band_sql", "dbt_vars"]
+           "OUTCOME_WINDOW_DAYS", "OUTPUT_CHECKERS", "SUMMARY_BREAKDOWNS", "age_band_sql", "dbt_vars"]
 
 #: Smallest publishable non-zero count: counts 1..MIN_CELL-1 are never published (0 is: it discloses no one).
 MIN_CELL = 11
@@ -20,6 +20,9 @@ DOMINANCE_N = 2
 DOMINANCE_K = 0.90
 #: Every combination of quasi-identifiers in a record-level file is shared by at least this many persons.
 K_ANONYMITY = 11
+#: Output checking (as OpenSAFELY's Airlock): how many independent checkers, none of them the requester, must
+#: approve a release of each output level before it can be downloaded. A level missing here needs two.
+OUTPUT_CHECKERS: dict[str, int] = {"aggregate": 2, "cohort": 2, "linked_extract": 2}
 #: Program cohorts count outcomes in this many days before and after enrollment.
 OUTCOME_WINDOW_DAYS = 365
 

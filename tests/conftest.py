@@ -65,3 +65,27 @@ def keyring(tmp_path: Path) -> Keys:
 @pytest.fixture(scope="session")
 def session_keyring(tmp_path_factory) -> Keys:
     return make_keys(tmp_path_factory.mktemp("session-keys"))
+
+
+def postgres_url(var: str) -> str | None:
+    """The PostgreSQL URL in environment variable ``var`` (``.ci/run`` sets it after starting a server), emptied
+    for this test: its ``public`` schema dropped and made again. Unset: None (the tests run on SQLite). Set but
+    unreachable: the test fails, never skips, so CI cannot pass without the PostgreSQL run it claims."""
+    url = os.environ.get(var)
+    if not url:
+        return None
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from governance.registry.db import safe_url
+
+    engine = create_engine(url)
+    try:
+        with engine.begin() as c:
+            c.exec_driver_sql("drop schema if exists public cascade; create schema public")
+    except SQLAlchemyError as exc:
+        pytest.fail(f"{var}={safe_url(url)} is set but PostgreSQL cannot be used: "
+                    f"{str(getattr(exc, 'orig', exc)).strip()[:300]}", pytrace=False)
+    finally:
+        engine.dispose()
+    return url

@@ -51,13 +51,17 @@ app.add_typer(home_app, name="home")
 from vpdc.governance_cli import register as _register_governance  # noqa: E402 - light module
 
 _register_governance(app)
+from vpdc.identity_cli import register as _register_identity  # noqa: E402 - light module
+
+_register_identity(app)
 from vpdc.stages import _progress, print_ingest, print_link, run_ingest, run_link, run_marts  # noqa: E402
 
 console = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout (and nothing else).")]
-AsOpt = Annotated[str, typer.Option("--as", envvar="VPDC_USER", help="Who is acting (user id in the registry).")]
+AsOpt = Annotated[str | None, typer.Option(
+    "--as", envvar="VPDC_USER", help="Demo registries only: act as this user without signing in.")]
 
 
 def _now() -> datetime:
@@ -66,7 +70,9 @@ def _now() -> datetime:
 
 # --------------------------------------------------------------------------------------------- keys
 @keys_app.command("init")
-def keys_init(home: HomeOpt, actor: AsOpt = "engineer_ids",
+def keys_init(home: HomeOpt, actor: Annotated[str, typer.Option(
+                  "--as", envvar="VPDC_USER", help="The demo engineer who registers the partners' keys.")]
+              = "engineer_ids",
               overwrite: Annotated[bool, typer.Option(
                   help="Replace existing keys. Every earlier encoding and envelope becomes unusable.")] = False,
               as_json: JsonOpt = False) -> None:
@@ -119,14 +125,15 @@ def keys_retire(version: str, home: HomeOpt, as_json: JsonOpt = False) -> None:
 def partners_register(partner: Annotated[str, typer.Option(help="Partner id (as in its profile).")],
                       public_key: Annotated[str, typer.Option(help="Its public signing key: 64 hex digits, or a file "
                                                                    "holding them (signing.pub).")],
-                      home: HomeOpt, actor: AsOpt, as_json: JsonOpt = False) -> None:
+                      home: HomeOpt, as_json: JsonOpt = False, actor: AsOpt = None) -> None:
     """Register a partner's public signing key (from `vpdc-kit keys generate` at its site); audited."""
     from governance.partners import register_partner_key
-    from governance.registry.db import registry_for
+    from vpdc.governance_cli import acting
 
     text = Path(public_key).read_text() if Path(public_key).is_file() else public_key
     h = Home(home)
-    kid = register_partner_key(registry_for(h.root), keys_dir=h.keys, partner=partner, public_key=text, actor=actor,
+    actor, reg = acting(home, actor, "partners register")
+    kid = register_partner_key(reg, keys_dir=h.keys, partner=partner, public_key=text, actor=actor,
                                now=_now())
     emit({"partner": partner, "key_id": kid}, as_json) if as_json else console.print(
         f"{escape(partner)}: signing key {kid} registered")
@@ -318,6 +325,52 @@ def demo(
 
     sys.exit(run_demo(Home(home), persons=persons, seed=seed, console=console, out=out, progress=_progress,
                       verbose=verbose))
+
+
+@app.command("demo-users")
+def demo_users(home: HomeOpt, as_json: JsonOpt = False) -> None:
+    """A demo home's users with their passwords and current authenticator codes (from VPDC_HOME/demo-users.json,
+    made by `vpdc demo`). Demo homes only: a production registry has no such file."""
+    import json
+
+    import pyotp
+
+    from vpdc.demo import DEMO_USERS_FILE
+
+    path = Home(home).root / DEMO_USERS_FILE
+    if not path.is_file():
+        raise UsageError(f"{path}: not found; `vpdc demo` makes it (demo homes only)")
+    users = json.loads(path.read_text())
+    rows = [{"user": u, "password": d["password"], "code": pyotp.TOTP(d["totp_secret"]).now(), "email": d["email"]}
+            for u, d in users.items()]
+    table = Table("user", "password", "code now", "e-mail", title=f"demo users ({path.name}, 0600)")
+    for r in rows:
+        table.add_row(r["user"], r["password"], r["code"], r["email"])
+    emit(rows, as_json, table)
+
+
+# ------------------------------------------------------------------------------------------- portal
+@app.command()
+def portal(home: HomeOpt,
+           host: Annotated[str, typer.Option(help="Address to listen on. Anything but loopback belongs behind a TLS "
+                                                  "proxy (set VPDC_PORTAL_URL=https://...).")] = "127.0.0.1",
+           port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 8400) -> None:
+    """The web portal for stewards, community reviewers, analysts, evaluators, engineers and administrators.
+
+    Single sign-on: VPDC_OIDC_ISSUER, VPDC_OIDC_CLIENT_ID, VPDC_OIDC_CLIENT_SECRET. Mail (sign-in links,
+    notifications): VPDC_SMTP_HOST, VPDC_SMTP_PORT, VPDC_SMTP_FROM. See docs/portal.md.
+    """
+    import uvicorn
+
+    from vpdc.portal import PortalConfig, create_app
+
+    config = PortalConfig.from_env(Home(home).root, host=host, port=port)
+    if host not in ("127.0.0.1", "localhost", "::1") and not config.secure:
+        console.print("[yellow]warning:[/] listening beyond loopback without https: put the portal behind a TLS proxy "
+                      "and set VPDC_PORTAL_URL=https://... (cookies are then Secure)")
+    console.print(f"portal on {escape(config.base_url)} (registry of {escape(str(Home(home).root))}); Ctrl-C stops it")
+    # no access log: a sign-in link's path carries its token
+    uvicorn.run(create_app(config), host=host, port=port, access_log=False, server_header=False, log_level="warning")
 
 
 def known_errors() -> tuple[type[Exception], ...]:

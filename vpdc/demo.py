@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -56,6 +57,37 @@ def init_demo_home_keys(home: Home, *, actor: str, now: datetime, overwrite: boo
     registered = {p: register_partner_key(reg, keys_dir=home.keys, partner=p, public_key=pub, actor=actor, now=now)
                   for p, pub in made.pop("public_keys").items()}
     return made | {"registered": registered}
+
+
+DEMO_USERS_FILE = "demo-users.json"
+
+
+def demo_accounts(home: Home, *, now: datetime) -> dict[str, Any]:
+    """Sign-in details for every demo user (a random password and an authenticator secret each, set by the demo
+    administrator, audited), kept in ``VPDC_HOME/demo-users.json`` (0600; never committed: VPDC_HOME is
+    gitignored). Made once; ``vpdc demo-users`` shows them with each user's current code."""
+    import json
+    import secrets
+
+    from governance.identity.signin import set_credentials
+    from governance.registry.db import registry_for
+    from governance.registry.models import Account
+    from governance.registry.seed import DEMO_USERS
+    from workspace.files import atomic_write
+
+    path, reg = home.root / DEMO_USERS_FILE, registry_for(home.root)
+    if path.is_file():  # kept while the registry still holds them (a re-made registry gets new ones)
+        kept = json.loads(path.read_text())
+        with reg.read() as s:
+            if all((a := s.get(Account, uid)) is not None and a.password_hash for uid in kept):
+                return kept
+    users: dict[str, Any] = {}
+    for uid, *_ in DEMO_USERS:
+        password, email = secrets.token_urlsafe(12), ".".join(uid.split("_")) + "@demo.invalid"
+        made = set_credentials(reg, actor="admin_ids", user_id=uid, password=password, totp=True, email=email, now=now)
+        users[uid] = {"password": password, "totp_secret": made["totp_secret"], "email": email}
+    atomic_write(path, json.dumps(users, indent=1).encode(), mode=0o600)
+    return users
 
 
 def rotate_demo_linkage_secret(home: Home) -> dict[str, Any]:
@@ -156,6 +188,11 @@ def run_demo(home: Home, *, persons: int, seed: int, console: Console, out: Cons
     console.rule("[bold]7. governance: an approved ATV evaluation cohort, and a refused request")
     governed = print_governance(home, out) if marts["success"] else {"audit_ok": False}
 
+    demo_accounts(home, now=datetime.now(UTC))
+    console.rule("[bold]8. the portal")
+    console.print("open it with [bold]make portal[/] (http://127.0.0.1:8400, this machine only). Every demo user signs in "
+                  f"with the password and authenticator secret kept in {escape(str(home.root / DEMO_USERS_FILE))} "
+                  "(0600); [bold]vpdc demo-users[/] prints them with each user's current six-digit code.")
     console.print(f"demo finished in {time.perf_counter() - t0:.1f} s; working directory {escape(str(home.root))}")
     ok = all(r["status"] == "loaded" for r in rows) and linked["success"] and marts["success"] and governed["audit_ok"]
     return 0 if ok else 1
@@ -227,6 +264,14 @@ def run_governance_demo(home: Home, *, now: datetime | None = None) -> dict[str,
     export = export_cohort(CohortSpec(study, "evaluator_atv", "ATV", date(2021, 1, 1), now.date(), comparison_ratio=1),
                            registry=reg, warehouse_db=home.warehouse_db, outputs_dir=home.outputs, keys_dir=home.keys,
                            now=now)
+    # output checking: two independent checkers (the demo's count, governance.defaults.OUTPUT_CHECKERS) approve it
+    from governance.outputs.checking import check_output, release_of_file
+
+    with reg.read() as s:
+        rid = release_of_file(s, study_id=study, file=Path(export.files[0]).name)
+    for checker in ("engineer_ids", "steward_county") if rid is not None else ():
+        check_output(reg, checker=checker, release_id=rid, decision="approve", now=now,
+                     comment="Disclosure report read: k-anonymity holds, no forbidden column.")
     # a second request: record-level with race/ethnicity, not yet reviewed by anyone → refused at the gate
     second = "linked-extract-2026"
     with reg.read() as s:
@@ -255,6 +300,7 @@ def print_governance(home: Home, out: Console) -> dict[str, Any]:
     table.add_row(f"request {result['study']}", "approved by every steward and the community reviewer")
     table.add_row("cohort export", f"{export.rows:,} rows released ({export.suppressed_rows:,} suppressed for "
                                    f"k-anonymity) to {escape(export.files[0])}")
+    table.add_row("output checking", "approved by two independent checkers (engineer_ids, steward_county)")
     table.add_row("second request", escape(result["refused"]))
     table.add_row("audit chain", f"{'verified' if result['audit_ok'] else 'BROKEN'} ({result['audit_entries']} entries)")
     out.print(table)

@@ -46,6 +46,11 @@ __all__ = ["GENESIS", "AuditContext", "AuditError", "AuditState", "AuditVerifica
 GENESIS = "0" * 64
 #: session.info key under which :class:`governance.registry.db.Registry` puts the :class:`AuditContext`
 CONTEXT = "vpdc_audit"
+#: session.info key of the signed-in person (:class:`governance.identity.Identity`), set by ``Registry.signed_in``
+IDENTITY = "vpdc_identity"
+#: the detail key that records who authenticated and how: {"subject", "method", "signed_in_at", "session", "via"};
+#: {"method": "none"} when no one signed in (a service such as the landing zone, or a demo registry's library call)
+AUTH = "auth"
 #: the detail key that lists the rows an entry binds: [{"row": table, "id": primary key, "digest": hex}]
 BOUND = "bound"
 #: actions whose entries change what the gate must see, whatever the registry's rows say
@@ -148,11 +153,16 @@ def append(session: Session, *, actor: str, action: str, subject: str, at: datet
     ``rows`` are the registry rows this action wrote, in their final state: each is bound to the entry (its
     ``audit_seq`` and ``audit_digest`` set, the same digest recorded in the entry's detail under ``bound``).
     ``detail`` must hold identifiers of registry objects and counts, never record values or request text.
+    Who signed in and how is added to it (``auth``) from the session's identity (``Registry.signed_in``).
 
     Raises:
         AuditError: the registry's audit key is missing or unsafe.
     """
+    # a NUL in a name a person typed (a refused user id, a path) is recorded as U+FFFD: PostgreSQL stores no NUL
+    actor, action, subject = (str(v).replace("\x00", "\ufffd") for v in (actor, action, subject))
     detail = dict(detail or {})
+    ident = session.info.get(IDENTITY)
+    detail[AUTH] = ident.audit_detail() if ident is not None else {"method": "none"}
     key = _context(session).key(session, create=True)
     head = session.get(AuditHead, 1, with_for_update=True)
     if head is None:
@@ -331,7 +341,16 @@ def init_audit_key(registry: Any, *, now: datetime, actor: str = "registry") -> 
         AuditError: the old chain does not verify even unkeyed (it was tampered with; nothing is sealed).
     """
     from envelope.keys import KeyError_, WarehouseKeyRing
-    from governance.registry.models import Agreement, DatasetColumn, Partner, Request, Review, User
+    from governance.registry.models import (
+        Account,
+        Agreement,
+        DatasetColumn,
+        Partner,
+        RegistrySetting,
+        Request,
+        Review,
+        User,
+    )
 
     with registry.transaction() as s:
         ctx = _context(s)
@@ -360,7 +379,8 @@ def init_audit_key(registry: Any, *, now: datetime, actor: str = "registry") -> 
         if head is not None:
             head.seq, head.hash = len(entries), prev
         s.flush()
-        rows = [r for model in (Partner, User, Agreement, DatasetColumn, Request, Review)
+        rows = [r for model in (Partner, User, Agreement, DatasetColumn, Request, Review, RegistrySetting,
+                                Account)
                 for r in s.scalars(select(model)) if r.audit_seq is None]
         if entries or rows:
             append(s, actor=actor, action="audit.keyed", subject="registry", at=now,

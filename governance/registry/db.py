@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
@@ -13,15 +14,34 @@ from sqlalchemy.orm import Session, sessionmaker
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, reads: bool = False) -> Engine:
     """An engine; for SQLite, every transaction takes the write lock up front (BEGIN IMMEDIATE) so that
-    concurrent reviewers serialise instead of failing, and waits up to 30 s for it."""
+    concurrent reviewers serialise instead of failing, and waits up to 30 s for it. ``reads``: an engine for
+    sessions that only read (``Registry.read``): plain BEGIN, so readers share the database instead of queueing
+    behind one another for the write lock."""
+    if url.startswith("sqlite") and reads:
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _reader(dbapi_conn, _record):
+            dbapi_conn.isolation_level = None
+            dbapi_conn.execute("pragma journal_mode = wal")
+            dbapi_conn.execute("pragma foreign_keys = on")
+            dbapi_conn.execute("pragma query_only = on")  # a read session never writes
+
+        @event.listens_for(engine, "begin")
+        def _begin_deferred(conn):
+            conn.exec_driver_sql("BEGIN")
+
+        return engine
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")
         def _no_pysqlite_begin(dbapi_conn, _record):  # let SQLAlchemy emit BEGIN itself
             dbapi_conn.isolation_level = None
+            # write-ahead log: readers and the one writer do not block each other (a commit is as durable)
+            dbapi_conn.execute("pragma journal_mode = wal")
             dbapi_conn.execute("pragma foreign_keys = on")
 
         @event.listens_for(engine, "begin")
@@ -123,11 +143,28 @@ class Registry:
             if migrate:
                 upgrade(url)
             self.engine = make_engine(url)
+            # PostgreSQL: a read session sees one snapshot (REPEATABLE READ), so the audit chain it walks and the
+            # chain's head agree even while others commit (READ COMMITTED would show a newer entry than the head
+            # read a moment before, and the chain would look cut)
+            self._read_engine = make_engine(url, reads=True) if url.startswith("sqlite") else \
+                self.engine.execution_options(isolation_level="REPEATABLE READ")
+            self._lock_head = not url.startswith("sqlite")
         except (OperationalError, DBAPIError, ArgumentError) as exc:
             first = str(getattr(exc, "orig", None) or exc).strip().splitlines()
             raise RegistryUnavailable(f"registry {safe_url(url)} cannot be reached or opened: "
                                       f"{first[0][:200] if first else type(exc).__name__}") from None
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._read_sessions = sessionmaker(self._read_engine, expire_on_commit=False)
+        self.identity = None
+
+    def signed_in(self, identity: Any) -> "Registry":
+        """This registry, acting for ``identity`` (:class:`governance.identity.Identity`): every action's actor must
+        be that person, and every audit entry records how they signed in. Shares the engine."""
+        import copy
+
+        bound = copy.copy(self)
+        bound.identity = identity
+        return bound
 
     @property
     def safe_url(self) -> str:
@@ -138,11 +175,13 @@ class Registry:
         path.parent.mkdir(parents=True, exist_ok=True)
         return cls(sqlite_url(path))
 
-    def _session(self) -> Session:
-        from governance.registry.audit import CONTEXT
+    def _session(self, *, reads: bool = False) -> Session:
+        from governance.registry.audit import CONTEXT, IDENTITY
 
-        session = self._sessions()
+        session = (self._read_sessions if reads else self._sessions)()
         session.info[CONTEXT] = self.audit
+        if self.identity is not None:
+            session.info[IDENTITY] = self.identity
         return session
 
     @contextmanager
@@ -152,16 +191,30 @@ class Registry:
         pending: list[dict] = []
         try:
             with self._session() as session, session.begin():
+                if self._lock_head:  # PostgreSQL: writers queue here, as on SQLite (BEGIN IMMEDIATE)
+                    self._serialise(session)
                 session.info[REFUSALS] = pending
                 yield session
                 record_pending(session, pending)  # refusals the caller caught: audited with the transaction
         except BaseException:
             if pending:
                 with self._session() as session, session.begin():
+                    if self._lock_head:
+                        self._serialise(session)
                     record_pending(session, pending)
             raise
 
+    @staticmethod
+    def _serialise(session: Session) -> None:
+        """Take the audit chain head's row lock before the transaction reads anything: everything it then reads
+        (the chain it verifies, the rows it decides on) stays as it is until it commits."""
+        from sqlalchemy import select
+
+        from governance.registry.models import AuditHead
+
+        session.execute(select(AuditHead.seq).where(AuditHead.id == 1).with_for_update())
+
     @contextmanager
     def read(self) -> Iterator[Session]:
-        with self._session() as session:
+        with self._session(reads=True) as session:
             yield session

@@ -48,6 +48,7 @@ class Role(enum.StrEnum):
     COMMUNITY_REVIEWER = "community_reviewer"
     EVALUATOR = "evaluator"
     ENGINEER = "engineer"
+    ADMINISTRATOR = "administrator"
 
 
 class OutputLevel(enum.StrEnum):
@@ -209,3 +210,72 @@ class Release(Base):
     state: Mapped[str] = mapped_column(String(16))
     actor: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# ------------------------------------------------------------------------------------- identity (0005)
+class RegistrySetting(Audited, Base):
+    """A registry-wide setting bound to its audit entry: ``mode`` is ``demo`` (``--as`` accepted, and said so)
+    or ``production`` (every person signs in). A setting edited in the table is refused, so read as production."""
+
+    __tablename__ = "registry_settings"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(300))
+
+
+class Account(Audited, Base):
+    """How a user signs in; bound to the audit entry that last changed it (a hash swapped in the table is refused).
+
+    ``password_hash`` is argon2id (PHC string); ``totp_secret`` is encrypted with a key derived from the audit
+    key (never plain in the database); ``oidc_issuer``/``oidc_subject`` name the user at the identity provider.
+    """
+
+    __tablename__ = "accounts"
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    email: Mapped[str | None] = mapped_column(String(320), nullable=True, unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    totp_secret: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    oidc_issuer: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    oidc_subject: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class SignInFailures(Base):
+    """Lockout counters (not audited rows: every failure and lockout is an audit entry of its own)."""
+
+    __tablename__ = "sign_in_failures"
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: the last TOTP time step accepted: a code is never accepted twice
+    totp_last_step: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class AuthSession(Base):
+    """A signed-in session of the portal (``web``) or the CLI (``cli``). Only a keyed digest of the token is
+    stored, so a row inserted by someone without the key opens nothing."""
+
+    __tablename__ = "auth_sessions"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    method: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(600))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    authenticated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class SignInLink(Base):
+    """A single-use, time-limited sign-in link (``purpose`` ``email``) or CLI code (``cli``); digest only."""
+
+    __tablename__ = "sign_in_links"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    purpose: Mapped[str] = mapped_column(String(16))
+    #: a CLI code carries the portal session it was issued from (its sign-in method and time)
+    session_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -3,7 +3,9 @@
 ``require(session, actor, action)`` refuses (``PermissionRefused``) when the action declares no permission,
 the actor is unknown, the actor's user row is not as audited (a role rewritten in the table grants
 nothing), or the actor's role holds none of the action's permissions. Inside ``Registry.transaction`` the
-refusal is audited as ``refused.<action>`` even though the action's own transaction rolls back.
+refusal is audited as ``refused.<action>`` even though the action's own transaction rolls back. The actor must
+be the person signed in (``Registry.signed_in``; :func:`governance.identity.acting_problem`), or anyone named
+with ``--as`` on a registry created in demo mode.
 """
 
 from __future__ import annotations
@@ -29,6 +31,11 @@ def permission_problem(session: Session, actor: str, action: str) -> tuple[User 
     if not perms:
         return None, (f"the action {action[:64]!r} declares no permission (governance.registry.roles.ACTIONS): "
                       "it cannot run")
+    from governance.identity.context import acting_problem  # identity builds on this module
+
+    who = acting_problem(session, actor, diagnostic=action in DIAGNOSTIC)
+    if who:
+        return session.get(User, actor) if isinstance(actor, str) else None, who
     user = session.get(User, actor)
     if user is None:
         return None, f"unknown user {str(actor)[:64]!r}"

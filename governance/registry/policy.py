@@ -61,12 +61,22 @@ class Scope:
                 "expires_on": self.expires_on.isoformat() if self.expires_on else None, "pending": list(self.pending)}
 
 
+_CATALOGUE = "vpdc_catalogue"
+
+
 def _column_info(session: Session, cols: list[dict[str, str]]) -> dict[tuple[str, str], DatasetColumn | None]:
-    out = {}
-    for c in cols:
-        out[(c["dataset"], c["column"])] = session.scalar(
-            select(DatasetColumn).where(DatasetColumn.dataset_id == c["dataset"], DatasetColumn.name == c["column"]))
-    return out
+    """The catalogue rows of ``cols`` (None for a column not in it). The catalogue is read once per session and
+    audit head (every change to it is audited, so a new head means it may have changed): a queue of many
+    requests asks for the same few columns again and again."""
+    from governance.registry.models import AuditHead
+
+    head = session.get(AuditHead, 1)
+    mark = (head.seq, head.hash) if head is not None else None
+    cached = session.info.get(_CATALOGUE)
+    if cached is None or cached[0] != mark:
+        cached = (mark, {(c.dataset_id, c.name): c for c in session.scalars(select(DatasetColumn))})
+        session.info[_CATALOGUE] = cached
+    return {(c["dataset"], c["column"]): cached[1].get((c["dataset"], c["column"])) for c in cols}
 
 
 def required_reviews(session: Session, req: Request) -> tuple[set[str], bool]:

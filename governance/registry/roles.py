@@ -26,16 +26,20 @@ class Permission(enum.StrEnum):
     AUDIT_CHECKPOINT = "sign a checkpoint of the audit chain, kept outside the registry"
     RETENTION_SWEEP = "destroy outputs and study keys at retention end"
     PARTNER_KEYS = "register a partner's public signing key"
+    USERS_MANAGE = "add and remove users, stewards and data-sharing agreements, and set how they sign in"
+    OUTPUT_CHECK = "check a released output's disclosure report before it can leave (never one's own)"
 
 
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ANALYST: frozenset({Permission.REQUEST_SUBMIT, Permission.STUDY_RUN}),
     Role.EVALUATOR: frozenset({Permission.REQUEST_SUBMIT, Permission.COHORT_EXPORT}),
     Role.STEWARD: frozenset({Permission.REVIEW_AS_STEWARD, Permission.REVOKE, Permission.AUDIT_VERIFY,
-                             Permission.AUDIT_CHECKPOINT}),
+                             Permission.AUDIT_CHECKPOINT, Permission.OUTPUT_CHECK}),
     Role.COMMUNITY_REVIEWER: frozenset({Permission.REVIEW_AS_COMMUNITY, Permission.REVOKE, Permission.AUDIT_VERIFY,
                                         Permission.AUDIT_CHECKPOINT}),
-    Role.ENGINEER: frozenset({Permission.AUDIT_VERIFY, Permission.RETENTION_SWEEP, Permission.PARTNER_KEYS}),
+    Role.ENGINEER: frozenset({Permission.AUDIT_VERIFY, Permission.RETENTION_SWEEP, Permission.PARTNER_KEYS,
+                              Permission.OUTPUT_CHECK}),
+    Role.ADMINISTRATOR: frozenset({Permission.USERS_MANAGE, Permission.AUDIT_VERIFY}),
 }
 
 #: Every state-changing action and the permissions that let it run (any one). The action's name is also
@@ -52,6 +56,11 @@ ACTIONS: dict[str, tuple[Permission, ...]] = {
     "audit.checkpoint": (Permission.AUDIT_CHECKPOINT,),
     "retention.sweep": (Permission.RETENTION_SWEEP,),
     "partner.register": (Permission.PARTNER_KEYS,),
+    "user.add": (Permission.USERS_MANAGE,),
+    "user.remove": (Permission.USERS_MANAGE,),
+    "account.credentials": (Permission.USERS_MANAGE,),
+    "agreement.add": (Permission.USERS_MANAGE,),
+    "output.check": (Permission.OUTPUT_CHECK,),
 }
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from governance.catalog import seed_catalogue
 from governance.registry import audit
-from governance.registry.models import Agreement, Audited, Partner, Role, User
+from governance.registry.models import Agreement, Audited, Partner, RegistrySetting, Role, User
 
 PARTNERS = {"county": "Mecklenburg County", "police": "Police department", "schools": "School district",
             "hospital_a": "Hospital system A", "hospital_b": "Hospital system B"}
@@ -24,23 +24,26 @@ DEMO_USERS = [
     ("analyst_isc", "ISC analyst", "Institute for Social Capital", Role.ANALYST, None),
     ("evaluator_atv", "ATV program evaluator", "Evaluation partner", Role.EVALUATOR, None),
     ("engineer_ids", "IDS data engineer", "Violence Prevention Data Collaborative", Role.ENGINEER, None),
+    ("admin_ids", "Portal administrator", "Violence Prevention Data Collaborative", Role.ADMINISTRATOR, None),
 ]
 
 
 def seed_demo(session: Session, *, dsa_start: date = date(2024, 1, 1), dsa_end: date = date(2027, 12, 31),
-              now: datetime | None = None) -> int:
-    """Add what is missing; returns the number of rows added (and audited)."""
+              now: datetime | None = None, people: bool = True) -> int:
+    """Add what is missing; returns the number of rows added (and audited). A registry without a mode becomes a
+    demo registry (where ``--as`` works, and says so); a production registry stays production. ``people=False``
+    (a production registry) adds only the partners and the catalogue: administrators add people and agreements."""
     added: list[Audited] = []
     for pid, name in PARTNERS.items():
         if session.get(Partner, pid) is None:
             added.append(Partner(id=pid, name=name))
             session.add(added[-1])
     session.flush()
-    for uid, display, org, role, partner in DEMO_USERS:
+    for uid, display, org, role, partner in DEMO_USERS if people else ():
         if session.get(User, uid) is None:
             added.append(User(id=uid, display_name=display, organisation=org, role=role, partner_id=partner))
             session.add(added[-1])
-    if session.query(Agreement).count() == 0:
+    if people and session.query(Agreement).count() == 0:
         for pid in PARTNERS:
             added.append(Agreement(partner_id=pid, title=f"Data-sharing agreement with {PARTNERS[pid]}",
                                    starts_on=dsa_start, expires_on=dsa_end))
@@ -49,6 +52,9 @@ def seed_demo(session: Session, *, dsa_start: date = date(2024, 1, 1), dsa_end: 
     with session.no_autoflush:  # the catalogue's new columns stay in session.new until collected
         seed_catalogue(session)
         added += [o for o in session.new if isinstance(o, Audited)]
+    if people and session.get(RegistrySetting, "mode") is None:  # bound by the same registry.seeded entry
+        added.append(RegistrySetting(key="mode", value="demo"))
+        session.add(added[-1])
     if added:
         session.flush()
         added.sort(key=lambda o: (o.__tablename__, str(audit.row_key(o)[1])))

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from governance.identity.context import require_recent_sign_in
 from governance.registry import audit
 from governance.registry.errors import GovernanceError
 from governance.registry.models import (
@@ -91,6 +92,8 @@ def submit_request(session: Session, *, requester: str, now: datetime, study_id:
         if not isinstance(c, dict) or not isinstance(c.get("dataset"), str) or not isinstance(c.get("column"), str):
             raise GovernanceError(f"columns: item {i} must be {{\"dataset\": text, \"column\": text}}")
         d, col = c["dataset"], c["column"]
+        if "\x00" in d + col or len(d) > 64 or len(col) > 128:  # PostgreSQL takes no NUL: refuse before asking
+            raise GovernanceError(f"columns: item {i} is not a catalogue name (NUL character or too long)")
         if session.scalar(select(DatasetColumn).where(DatasetColumn.dataset_id == d, DatasetColumn.name == col)) is None:
             raise GovernanceError(f"columns: {d[:64]}.{col[:64]} is not in the catalogue")
         clean.append({"dataset": d, "column": col})
@@ -115,6 +118,7 @@ def review_request(session: Session, *, reviewer: str, study_id: str, decision: 
     community's for the community; the permission decides, not the role's name.
     """
     user = require(session, reviewer, "review", subject=str(study_id)[:64], now=now)
+    require_recent_sign_in(session, now=now, what="a decision")
     req = _request(session, study_id)
     if reviewer == req.requester_id:
         raise GovernanceError(f"{reviewer} cannot review their own request {study_id}")
@@ -164,10 +168,13 @@ def revoke_request(session: Session, *, actor: str, study_id: str, now: datetime
     """Revoke at once: every gate refuses from ``now`` on (it reads the revocation from the audit chain, so
     clearing it in the table revokes nothing back)."""
     user = require(session, actor, "request.revoke", subject=str(study_id)[:64], now=now)
+    require_recent_sign_in(session, now=now, what="a revocation")
     req = _request(session, study_id)
     partners, _ = required_reviews(session, req)
     if allowed(user.role, Permission.REVIEW_AS_STEWARD) and user.partner_id not in partners:
         raise GovernanceError(f"{actor} cannot revoke {study_id}: only its stewards and community reviewers can")
+    if req.revoked_at is not None:  # one revocation, one outcome: the first stands (who and when)
+        raise GovernanceError(f"{study_id} is already revoked (by {req.revoked_by})")
     req.revoked_at, req.revoked_by = now, actor
     audit.append(session, actor=actor, action="request.revoked", subject=study_id, at=now,
                  detail={"reason": _text("comment", reason)[:2000]}, rows=[req])

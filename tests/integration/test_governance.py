@@ -508,7 +508,7 @@ def test_a_checkpoint_signed_with_another_key_or_edited_is_refused(home, reg):
 # -------------------------------------------------------------------------- every action x every role
 #: Who may do what, written out: a change to roles.py must change this table too.
 ROLE_USER = {"analyst": "analyst_isc", "evaluator": "evaluator_atv", "steward": "steward_police",
-             "community_reviewer": "community_board", "engineer": "engineer_ids"}
+             "community_reviewer": "community_board", "engineer": "engineer_ids", "administrator": "admin_ids"}
 MATRIX = {
     "request.submit": {"analyst", "evaluator"},
     "request.withdraw": {"analyst", "evaluator"},
@@ -517,16 +517,23 @@ MATRIX = {
     "export.cohort": {"evaluator"},
     "export.summary": {"evaluator"},
     "study.run": {"analyst"},
-    "audit.verify": {"steward", "community_reviewer", "engineer"},
+    "audit.verify": {"steward", "community_reviewer", "engineer", "administrator"},
     "audit.checkpoint": {"steward", "community_reviewer"},
     "retention.sweep": {"engineer"},
     "partner.register": {"engineer"},
+    "user.add": {"administrator"},
+    "user.remove": {"administrator"},
+    "account.credentials": {"administrator"},
+    "agreement.add": {"administrator"},
+    "output.check": {"steward", "engineer"},
 }
 #: The audit entry each action leaves when it runs (its refusal is always refused.<action>).
 DONE = {"request.submit": "request.submitted", "request.withdraw": "request.withdrawn", "review": "review.approve",
         "request.revoke": "request.revoked", "export.cohort": "export.released", "export.summary": "summary.released",
         "study.run": "study.released", "audit.verify": "audit.verified", "audit.checkpoint": "audit.checkpointed",
-        "retention.sweep": "retention.swept", "partner.register": "partner.key_registered"}
+        "retention.sweep": "retention.swept", "partner.register": "partner.key_registered", "user.add": "user.added",
+        "user.remove": "user.removed", "account.credentials": "account.credentials", "agreement.add": "agreement.added",
+        "output.check": "output.check.approve"}
 EVENT_COLS = ("event_date", "sector", "event_type", "age_band_at_event", "is_violent_offense_victim")
 
 
@@ -611,6 +618,34 @@ def _perform(action, actor, home, reg):
 
         public = Ed25519PrivateKey.generate().public_key().public_bytes_raw().hex()
         register_partner_key(reg, keys_dir=home.keys, partner="police", public_key=public, actor=actor, now=NOW)
+    elif action == "user.add":
+        from governance.identity.signin import add_user
+
+        add_user(reg, actor=actor, user_id="perm_user", display_name="P", organisation="O", role="analyst", now=NOW)
+    elif action == "user.remove":
+        from governance.identity.signin import remove_user
+
+        remove_user(reg, actor=actor, user_id="analyst_isc" if actor != "analyst_isc" else "evaluator_atv", now=NOW)
+    elif action == "account.credentials":
+        from governance.identity.signin import set_credentials
+
+        set_credentials(reg, actor=actor, user_id="analyst_isc", email="analyst@example.org", now=NOW)
+    elif action == "agreement.add":
+        from governance.identity.signin import add_agreement
+
+        add_agreement(reg, actor=actor, partner_id="police", title="DSA 2", starts_on=date(2026, 1, 1),
+                      expires_on=date(2028, 1, 1), now=NOW)
+    elif action == "output.check":
+        from governance.outputs.checking import check_output
+        from governance.registry.models import Release
+
+        with reg.transaction() as s:
+            rel = Release(study_id="atv-eval", version=1, kind="cohort", spec={}, file="cohort_atv_v1.csv", cells=[],
+                          columns=[], persons=0, state="released", actor="evaluator_atv", created_at=NOW)
+            s.add(rel)
+            s.flush()
+            rid = rel.id
+        check_output(reg, checker=actor, release_id=rid, decision="approve", now=NOW)
     else:  # pragma: no cover - the coverage test above keeps MATRIX and this in step
         raise AssertionError(action)
 

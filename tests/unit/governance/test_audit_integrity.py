@@ -2,6 +2,7 @@
 database (but holds no key). Each attack is a test: first shown to succeed against the unkeyed chain and
 unbound rows (issue 11, commit "Attack tests for issue 11"), then detected or refused (ADR 0007)."""
 
+import json
 from datetime import datetime, timedelta
 
 import pytest
@@ -19,6 +20,24 @@ def sql(reg, *statements):
     with reg.engine.begin() as c:
         for stmt in statements:
             c.exec_driver_sql(stmt)
+
+
+def _at(value):
+    """A stored ``at`` as the chain hashes it (naive UTC): SQLite returns text, PostgreSQL an aware datetime."""
+    from datetime import UTC
+
+    at = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return at.astimezone(UTC).replace(tzinfo=None) if at.tzinfo else at
+
+
+def _detail(value):
+    """A stored ``detail``: SQLite returns JSON text, PostgreSQL the parsed object."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def run(c, statement, **params):
+    """One raw statement with named parameters, in either database's dialect."""
+    return c.execute(text(statement), params)
 
 
 def verification(reg):
@@ -94,14 +113,16 @@ def test_rewriting_the_whole_chain_with_recomputed_hashes_is_detected(reg):
         c.exec_driver_sql("delete from audit_log")
         prev = "0" * 64
         for new_seq, (_, at, actor, action, subject, detail) in enumerate(rows, 1):
-            body = json.dumps({"seq": new_seq, "at": datetime.fromisoformat(at).isoformat(), "actor": actor, "action": action,
-                               "subject": subject, "detail": json.loads(detail)}, sort_keys=True,
+            body = json.dumps({"seq": new_seq, "at": _at(at).isoformat(), "actor": actor, "action": action,
+                               "subject": subject, "detail": _detail(detail)}, sort_keys=True,
                               separators=(",", ":"), default=str).encode()
             h = hashlib.sha256(prev.encode() + b"\x1e" + body).hexdigest()
-            c.exec_driver_sql("insert into audit_log (seq, at, actor, action, subject, detail, prev_hash, hash) "
-                              "values (?, ?, ?, ?, ?, ?, ?, ?)", (new_seq, at, actor, action, subject, detail, prev, h))
+            run(c, "insert into audit_log (seq, at, actor, action, subject, detail, prev_hash, hash) values "
+                "(:seq, :at, :actor, :action, :subject, :detail, :prev, :h)", seq=new_seq, at=at, actor=actor,
+                action=action, subject=subject, detail=detail if isinstance(detail, str) else json.dumps(detail),
+                prev=prev, h=h)
             prev = h
-        c.exec_driver_sql("update audit_head set seq = ?, hash = ?", (len(rows), prev))
+        run(c, "update audit_head set seq = :seq, hash = :h", seq=len(rows), h=prev)
     assert len(entries) == len(rows) + 1
     v = verification(reg)
     assert not v.ok and v.first_bad_seq == 1 and "entry 1 was edited" in v.problem
@@ -120,12 +141,11 @@ def test_a_rewrite_by_someone_holding_the_audit_key_is_caught_by_the_checkpoint(
         prev = "0" * 64
         for seq, at, actor, action, subject, detail in c.exec_driver_sql(
                 "select seq, at, actor, action, subject, detail from audit_log order by seq").all():
-            import json
 
-            h = _mac(key, prev, _canonical(seq, datetime.fromisoformat(at), actor, action, subject, json.loads(detail)))
-            c.exec_driver_sql("update audit_log set prev_hash = ?, hash = ? where seq = ?", (prev, h, seq))
+            h = _mac(key, prev, _canonical(seq, _at(at), actor, action, subject, _detail(detail)))
+            run(c, "update audit_log set prev_hash = :prev, hash = :h where seq = :seq", prev=prev, h=h, seq=seq)
             prev = h
-        c.exec_driver_sql("update audit_head set hash = ?", (prev,))
+        run(c, "update audit_head set hash = :h", h=prev)
     v = verification(reg)
     assert not v.ok and v.first_bad_seq == 1 and "differs from checkpoint 8 signed by steward_police" in v.problem
 
@@ -151,7 +171,7 @@ def test_a_forged_review_row_is_refused_at_the_gate(reg):
     approve_all(reg, partners=("county", "police", "schools", "hospital_a"))  # hospital_b has not approved
     sql(reg, "insert into reviews (request_id, reviewer_id, capacity, decision, conditions, comment, decided_at) "
              "select id, 'steward_hospital_b', 'partner:hospital_b', 'APPROVE', '{}', '', decided_at "
-             "from requests join (select max(decided_at) as decided_at from reviews) on 1 = 1")
+             "from requests join (select max(decided_at) as decided_at from reviews) as latest on 1 = 1")
     with pytest.raises(PolicyRefused, match=r"review \d+ has no audit entry: refused: the gate decides only"):
         gate(reg)
     assert verification(reg).ok  # the chain itself is intact: only the gate can catch this
@@ -254,14 +274,15 @@ def _unkey(reg):
         prev = "0" * 64
         for seq, at, actor, action, subject, detail in c.exec_driver_sql(
                 "select seq, at, actor, action, subject, detail from audit_log order by seq").all():
-            body = json.dumps({"seq": seq, "at": datetime.fromisoformat(at).isoformat(), "actor": actor,
-                               "action": action, "subject": subject, "detail": json.loads(detail)},
+            body = json.dumps({"seq": seq, "at": _at(at).isoformat(), "actor": actor,
+                               "action": action, "subject": subject, "detail": _detail(detail)},
                               sort_keys=True, separators=(",", ":"), default=str).encode()
             h = hashlib.sha256(prev.encode() + b"\x1e" + body).hexdigest()
-            c.exec_driver_sql("update audit_log set prev_hash = ?, hash = ? where seq = ?", (prev, h, seq))
+            run(c, "update audit_log set prev_hash = :prev, hash = :h where seq = :seq", prev=prev, h=h, seq=seq)
             prev = h
-        c.exec_driver_sql("update audit_head set hash = ?", (prev,))
-        for table in ("partners", "users", "agreements", "dataset_columns", "requests", "reviews"):
+        run(c, "update audit_head set hash = :h", h=prev)
+        for table in ("partners", "users", "agreements", "dataset_columns", "requests", "reviews", "registry_settings",
+                      "accounts"):
             c.exec_driver_sql(f"update {table} set audit_seq = null, audit_digest = null")
     (reg.audit.keys_dir / "audit.key").unlink()
     reg.audit._key = None

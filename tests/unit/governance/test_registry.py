@@ -323,3 +323,18 @@ def test_any_request_title_round_trips(reg, title):
     submit(reg, study=sid, title=title)
     with reg.read() as s:
         assert s.query(Request).filter_by(study_id=sid).one().title == title
+
+
+def test_a_request_is_revoked_once_and_the_first_revocation_stands(reg):
+    submit(reg)
+    approve_all(reg)
+    with reg.transaction() as s:
+        revoke_request(s, actor="steward_police", study_id="atv-eval", now=NOW, reason="Counsel asked for a pause.")
+    with pytest.raises(GovernanceError, match=r"atv-eval is already revoked \(by steward_police\)"):
+        with reg.transaction() as s:
+            revoke_request(s, actor="community_board", study_id="atv-eval", now=NOW + timedelta(minutes=1),
+                           reason="Again.")
+    with reg.read() as s:
+        req = s.query(Request).filter_by(study_id="atv-eval").one()
+        assert req.revoked_by == "steward_police"
+        assert [e.actor for e in s.query(audit.AuditEntry) if e.action == "request.revoked"] == ["steward_police"]
