@@ -35,8 +35,9 @@ setup: $(VENV)/.synced
 demo: setup
 	$(VENV)/bin/vpdc demo
 
+# Two workers (pytest-xdist): the integration tests wait on subprocesses, dbt and DuckDB, so both cores stay busy.
 test: setup
-	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-ci} $(VENV)/bin/python -m pytest -q
+	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-ci} $(VENV)/bin/python -m pytest -q -n $${TEST_WORKERS:-2} --dist loadfile --durations=25
 
 bench: setup
 	bash bench/peers/setup.sh

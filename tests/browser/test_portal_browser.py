@@ -19,6 +19,8 @@ from governance.registry.models import AuditEntry
 from governance.registry.seed import PARTNERS
 from tests.portal_helpers import PASSWORD
 
+# in file order, in one process (make test distributes whole files): the accessibility pass visits the request
+# the whole-path test created
 pytestmark = pytest.mark.browser
 STUDY = "atv-browser"
 REMOVED = "school_absence_days_post"
