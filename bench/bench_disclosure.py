@@ -55,8 +55,9 @@ def load(warehouse: Path) -> tuple[Any, Any, Any, Any]:
     return cells, lines, first, published
 
 
-def child(warehouse: Path, min_cell: int) -> dict[str, Any]:
-    """Time protect_cells alone (data already in memory), as the dbt model runs it."""
+def child(warehouse: Path, min_cell: int, out_path: Path | None = None) -> dict[str, Any]:
+    """Time protect_cells alone (data already in memory), as the dbt model runs it; write the suppression it
+    chose to ``out_path`` (Parquet) so the attacker can attack this checkout's protection."""
     from governance.disclosure import DisclosureRules, protect_cells
 
     cells, lines, first, built = load(warehouse)
@@ -66,6 +67,8 @@ def child(warehouse: Path, min_cell: int) -> dict[str, Any]:
                         suppressed=first.set_index("cell_id")["suppressed"])
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     reasons = out["reason"].value_counts().to_dict()
+    if out_path is not None:
+        out[["cell_id", "suppressed"]].to_parquet(out_path)
     return {"cells": int(len(cells)), "line_entries": int(len(lines)), "lines": int(lines["line_id"].nunique()),
             "tables": int(cells["component"].nunique()),
             # False: the warehouse's mart was built by other code than this checkout's (the attack reads the mart)
@@ -150,11 +153,12 @@ def main() -> None:
     ap.add_argument("--sample", type=int, default=60, help="month x indicator tables the attacker tries")
     ap.add_argument("--seed", type=int, default=20261202)
     ap.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--child-out", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     from governance.defaults import MIN_CELL
 
     if args.child:
-        print(json.dumps(child(args.child, MIN_CELL)))
+        print(json.dumps(child(args.child, MIN_CELL, args.child_out)))
         return
     result: dict[str, Any] = {"benchmark": "disclosure", "machine": machine(), "min_cell": MIN_CELL}
     if args.home:
@@ -173,12 +177,20 @@ def main() -> None:
     result["home"] = str(home)
     warehouse = home / "warehouse.duckdb"
     log("protect_cells in a child process")
-    proc = subprocess.run([sys.executable, __file__, "--child", str(warehouse)], capture_output=True, text=True,
-                          check=True)
-    result["interval_audit"] = last_json(proc.stdout)
+    import tempfile
+
+    import pandas as pd
+
+    with tempfile.TemporaryDirectory() as tmp:
+        chosen = Path(tmp) / "suppression.parquet"
+        proc = subprocess.run([sys.executable, __file__, "--child", str(warehouse), "--child-out", str(chosen)],
+                              capture_output=True, text=True, check=True)
+        result["interval_audit"] = last_json(proc.stdout)
+        fresh = pd.read_parquet(chosen)
     log(f"interval audit: {result['interval_audit']['seconds']} s, peak {result['interval_audit']['peak_rss_mib']} MiB")
     log(f"independent attacker on {args.sample} tables")
-    result["attack"] = attack(warehouse, MIN_CELL, args.sample, args.seed)
+    # the attacker attacks what this checkout's audit chose (the same as the mart when matches_warehouse)
+    result["attack"] = attack(warehouse, MIN_CELL, args.sample, args.seed, published=fresh)
     print(json.dumps(result, indent=2))
 
 

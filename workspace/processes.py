@@ -88,10 +88,10 @@ def end_orphans(token: str, *, grace: float = 10.0) -> list[int]:
         except (ProcessLookupError, PermissionError):
             pass
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(_start_ticks(p) is not None for p in pids):
+    while time.monotonic() < deadline and any(_alive_not_zombie(p) for p in pids):
         time.sleep(0.1)
     for pid in pids:
-        if _start_ticks(pid) is not None:
+        if _alive_not_zombie(pid):  # it ignores or blocks SIGTERM
             try:
                 os.kill(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):

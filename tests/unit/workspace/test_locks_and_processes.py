@@ -52,8 +52,10 @@ def test_the_children_a_killed_run_left_are_found_by_its_token_and_ended(tmp_pat
         parent.wait()
         assert not owner_alive(token)
         assert orphans(token) == [child.pid]
-        assert end_orphans(token, grace=5) == [child.pid]
-        assert child.wait(timeout=10) == -signal.SIGTERM
+        assert end_orphans(token, grace=2) == [child.pid]
+        # SIGTERM, or SIGKILL after the grace when SIGTERM is ignored (a test runner's worker may ignore it, and
+        # an ignored signal stays ignored across exec)
+        assert child.wait(timeout=10) in (-signal.SIGTERM, -signal.SIGKILL)
         assert orphans(token) == []
         assert bystander.poll() is None  # another run's child is left alone
     finally:
