@@ -50,8 +50,11 @@ def load(warehouse: Path) -> tuple[Any, Any, Any, Any]:
                             "from intermediate.int_violence_indicator_lines").df()
         first = con.execute("select cell_id, suppressed "
                             "from intermediate.int_violence_indicator_cells_suppressed").df()
-        published = con.execute("select cell_id, suppressed "
-                                "from intermediate.int_violence_indicator_cells_protected").df()
+        try:  # absent when the build stopped before the protected model (the audit below recomputes it)
+            published = con.execute("select cell_id, suppressed "
+                                    "from intermediate.int_violence_indicator_cells_protected").df()
+        except duckdb.CatalogException:
+            published = None
     return cells, lines, first, published
 
 
@@ -72,8 +75,9 @@ def child(warehouse: Path, min_cell: int, out_path: Path | None = None) -> dict[
     return {"cells": int(len(cells)), "line_entries": int(len(lines)), "lines": int(lines["line_id"].nunique()),
             "tables": int(cells["component"].nunique()),
             # False: the warehouse's mart was built by other code than this checkout's (the attack reads the mart)
-            "matches_warehouse": bool(out.set_index("cell_id")["suppressed"].sort_index()
-                                      .equals(built.set_index("cell_id")["suppressed"].astype(bool).sort_index())),
+            "matches_warehouse": None if built is None else bool(
+                out.set_index("cell_id")["suppressed"].sort_index()
+                .equals(built.set_index("cell_id")["suppressed"].astype(bool).sort_index())),
             "hidden_by_line_rule": int(first["suppressed"].sum()), "hidden_after_audit": int(out["suppressed"].sum()),
             "by_reason": {str(k): int(v) for k, v in reasons.items()},
             "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2),
