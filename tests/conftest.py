@@ -89,3 +89,9 @@ def postgres_url(var: str) -> str | None:
     finally:
         engine.dispose()
     return url
+
+
+def pytest_collection_modifyitems(config, items):
+    """Integration and browser files first, unit files last: `make test`'s workers take whole files in this
+    order, so the long files start at once and the many short unit files fill the gaps at the end."""
+    items.sort(key=lambda item: 0 if "/tests/unit/" not in str(item.path) else 1)
