@@ -76,30 +76,27 @@ def orphans(token: str) -> list[int]:
 
 def end_orphans(token: str, *, grace: float = 10.0) -> list[int]:
     """End what a dead run's process left running (its owner is gone, so nothing will record their result, and a
-    leftover dbt would hold the warehouse's write lock): SIGTERM, then SIGKILL after ``grace`` seconds. Returns
-    the pids ended."""
+    leftover dbt would hold the warehouse's write lock): SIGTERM, then SIGKILL after ``grace`` seconds to what
+    ignores it. Returns the pids ended."""
     import signal
-    import time
 
     pids = orphans(token)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        _signal_and_wait([p for p in pids if _alive_not_zombie(p)], sig, grace)
+    return pids
+
+
+def _signal_and_wait(pids: list[int], sig: int, grace: float) -> None:
+    import time
+
     for pid in pids:
         try:
-            os.kill(pid, signal.SIGTERM)
+            os.kill(pid, sig)
         except (ProcessLookupError, PermissionError):
             pass
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline and any(_alive_not_zombie(p) for p in pids):
         time.sleep(0.1)
-    for pid in pids:
-        if _alive_not_zombie(pid):  # it ignores or blocks SIGTERM
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(_alive_not_zombie(p) for p in pids):
-        time.sleep(0.1)
-    return pids
 
 
 def _alive_not_zombie(pid: int) -> bool:
