@@ -203,6 +203,16 @@ def cell_intervals(layout: _Layout, values: np.ndarray, suppressed: np.ndarray, 
     return prob.intervals([([var[c]], [1.0]) for c in cells])
 
 
+def _line_caps(layout: _Layout, values: np.ndarray) -> np.ndarray:
+    """Per cell, the smallest total of a line without a total cell: such a line's total is assumed known (fail
+    closed), so no interval can exceed it."""
+    cap = np.full(values.size, np.inf)
+    for ids, coef, _ in layout.lines:
+        if not (coef < 0).any():
+            np.minimum.at(cap, ids, float((coef * values[ids]).sum()))
+    return cap
+
+
 def _exposed(layout: _Layout, values: np.ndarray, suppressed: np.ndarray, requirements: dict[int, Any],
              only: np.ndarray | None = None) -> np.ndarray:
     """Hidden cells a reader can work out exactly, and sensitive hidden cells whose feasible interval does not
@@ -217,11 +227,7 @@ def _exposed(layout: _Layout, values: np.ndarray, suppressed: np.ndarray, requir
         hidden = np.intersect1d(hidden, only)
     if hidden.size == 0:
         return hidden
-    # a line without a total cell is assumed known (fail closed): no interval can exceed that assumed total
-    cap = np.full(suppressed.size, np.inf)
-    for ids, coef, _ in layout.lines:
-        if not (coef < 0).any():
-            np.minimum.at(cap, ids, float((coef * values[ids]).sum()))
+    cap = _line_caps(layout, values)
     prob, var = _problem(layout, values, suppressed)
     cells_of = np.flatnonzero(suppressed)
     checked = set(hidden.tolist())
@@ -230,39 +236,177 @@ def _exposed(layout: _Layout, values: np.ndarray, suppressed: np.ndarray, requir
     return np.array(sorted({int(cells_of[v]) for v in failed} | {int(cells_of[v]) for v in fixed}), dtype=np.int64)
 
 
+def _line_mass(layout: _Layout, values: np.ndarray, suppressed: np.ndarray, requirements: dict[int, Any],
+               protected: np.ndarray) -> np.ndarray:
+    """Cells to hide so that no line is too light to cover its owed cells (a necessary condition, cheap).
+
+    In a line whose hidden cells are all interior (its total published or assumed known), the hidden cells
+    sum to a known number, so none of them can be larger than that sum: a hidden small count in a line whose
+    hidden cells sum to 3 can never look like 11. For every such line holding a cell that is owed ``high``,
+    while the hidden sum is below ``min(high, line total)``, hide the published interior cell that closes
+    the gap most cheaply (the smallest value that closes it, else the largest there is). The audit still
+    certifies the result; this only spares it the rounds a light line would cost.
+    """
+    suppressed = suppressed.copy()
+    owed = np.zeros(suppressed.size)
+    for c, r in requirements.items():
+        if protected[c]:
+            owed[c] = r.high
+    changed = True
+    while changed:
+        changed = False
+        for ids, coef, _ in layout.lines:
+            hidden = suppressed[ids]
+            if not hidden.any() or (coef[hidden] < 0).any():
+                continue
+            need = owed[ids[hidden]].max()
+            if need <= 0:
+                continue
+            total = float(-(coef * values[ids])[coef < 0].sum()) if (coef < 0).any() else float(values[ids].sum())
+            need = min(need, total)
+            gap = need - float(values[ids[hidden]].sum())
+            if gap <= _EPS:
+                continue
+            open_ids = ids[~hidden & (coef > 0) & (values[ids] > 0)]
+            if open_ids.size == 0:
+                continue
+            enough = open_ids[values[open_ids] >= gap]
+            pick = (enough[np.lexsort((enough, values[enough]))[0]] if enough.size
+                    else open_ids[np.lexsort((open_ids, -values[open_ids]))[0]])
+            suppressed[pick] = True
+            changed = True
+    return suppressed
+
+
+_EPS = 1e-9
+
+
+def _repair(layout: _Layout, values: np.ndarray, suppressed: np.ndarray, requirements: dict[int, Any],
+            exposed: np.ndarray, cap: np.ndarray) -> np.ndarray:
+    """Published cells whose hiding would let each exposed cell reach its owed range: the classic repair LP.
+
+    For each exposed cell and each end of its range, find values of every cell that satisfy every line (and
+    link), non-negative, with the exposed cell at that end, moving published cells as little as possible
+    (each unit of change costs the cell's value: hiding small cells loses least; zeros and totals cost more).
+    The published cells the cheapest such solution moves are the ones to hide: with them hidden the reader
+    can no longer rule that end out (in the relaxation; the audit then checks with whole numbers).
+    """
+    from scipy.optimize import linprog
+    from scipy.sparse import coo_matrix, hstack, identity, vstack
+
+    n = suppressed.size
+    pub = np.flatnonzero(~suppressed)
+    if pub.size == 0 or exposed.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    rows, cols, vals, rhs = [], [], [], []
+    for k, (ids, coef, _) in enumerate(layout.lines):
+        rows.append(np.full(ids.size, k)); cols.append(ids); vals.append(coef)
+        rhs.append(float((coef * values[ids]).sum()))
+    m_lines = len(layout.lines)
+    a_lines = coo_matrix((np.concatenate(vals) if vals else [], (np.concatenate(rows) if rows else [],
+                          np.concatenate(cols) if cols else [])), shape=(m_lines, n))
+    select = coo_matrix((np.ones(pub.size), (np.arange(pub.size), pub)), shape=(pub.size, n))
+    # x (n cells), then up (published cells' increases), then down (their decreases)
+    a_eq = vstack([hstack([a_lines, coo_matrix((m_lines, 2 * pub.size))]),
+                   hstack([select, -identity(pub.size), identity(pub.size)])]).tocsr()
+    b_eq = np.concatenate([np.asarray(rhs, dtype=float), values[pub].astype(float)])
+    a_ub = b_ub = None
+    if layout.links:
+        lr, lc, lv = [], [], []
+        for k, (ids, coef) in enumerate(layout.links):
+            lr.append(np.full(ids.size, k)); lc.append(ids); lv.append(coef)
+        a_ub = hstack([coo_matrix((np.concatenate(lv), (np.concatenate(lr), np.concatenate(lc))),
+                                  shape=(len(layout.links), n)), coo_matrix((len(layout.links), 2 * pub.size))]).tocsr()
+        b_ub = np.zeros(len(layout.links))
+    weight = values[pub].astype(float) * np.where(layout.is_total[pub], 2.0, 1.0)
+    weight = np.where(values[pub] == 0, 100.0, weight)
+    cost = np.concatenate([np.zeros(n), weight, weight])
+    base_bounds = [(0.0, None)] * (n + 2 * pub.size)
+    hide: set[int] = set()
+    for e in exposed:
+        e = int(e)
+        if e in requirements:
+            r = requirements[e].capped(cap[e])
+            targets = [("hi", r.high), ("lo", r.low)]
+        else:  # a hidden cell the reader pins exactly: any other value will do
+            targets = [("hi", float(values[e]) + 1.0), ("lo", float(values[e]) - 1.0)]
+        for side, target in targets:
+            if side == "lo" and target < 0:
+                continue
+            bounds = list(base_bounds)
+            bounds[e] = (target, None) if side == "hi" else (0.0, target)
+            res = linprog(cost, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
+            if res.status != 0:
+                continue
+            moved = res.x[n:n + pub.size] + res.x[n + pub.size:]
+            hide.update(int(c) for c in pub[moved > 1e-6])
+            if e not in requirements:
+                break
+    return np.array(sorted(hide), dtype=np.int64)
+
+
 def _protect(layout: _Layout, values: np.ndarray, suppressed: np.ndarray,
              requirements: dict[int, Any] | None = None) -> tuple[np.ndarray, int, int]:
     """Line rule, then extra suppressions until every sensitive hidden cell's feasible interval covers its
     protection range (``requirements``: cell -> :class:`~governance.disclosure.intervals.Requirement`; by
     default every hidden cell is owed "not exactly recoverable").
 
-    Greedy: try the cheapest single extra cell (in the exposed cells' own lines first) that reduces
-    the number of exposed cells. If no single cell helps, hide every published cell of those lines,
-    and as a last resort the whole table. If even that leaves a cell exposed, suppression cannot
-    protect it: the published totals alone determine it (typically a ``by`` group of one row whose
-    value is the overall total minus the other groups' totals), so we refuse.
+    Before the audit, lines too light to cover their owed cells get more hidden cells (:func:`_line_mass`).
+    Each audit round then hides what the repair LP (:func:`_repair`) names for every exposed cell at once;
+    if that does not reduce the number of exposed cells, greedy: the cheapest single extra cell in the
+    exposed cells' lightest lines, then the cheapest 2, 4, 8, ... of them together, then every published
+    cell of those lines, and as a last resort the whole table. If even that leaves a cell exposed,
+    suppression cannot protect it: the published totals alone determine it (typically a ``by`` group of
+    one row whose value is the overall total minus the other groups' totals), so we refuse.
     """
     suppressed, rounds = _complete_lines(layout, values, suppressed)
+    if requirements:
+        owed = np.zeros(suppressed.size, dtype=bool)
+        owed[list(requirements)] = True
+        while True:
+            massed = _line_mass(layout, values, suppressed, requirements, owed)
+            if not (massed & ~suppressed).any():
+                break
+            suppressed, extra = _complete_lines(layout, values, massed)
+            rounds += extra
 
     def exposed_of(mask: np.ndarray, only: np.ndarray | None = None) -> np.ndarray:
         if requirements is None:
             return _recoverable(layout, mask)
         return _exposed(layout, values, mask, requirements, only)
 
+    all_lines = [ids for ids, _, _ in layout.lines] + [ids for ids, _ in layout.links]
+    cap = _line_caps(layout, values)
     exposed = exposed_of(suppressed)
     audit_rounds = 0
     while exposed.size:
         audit_rounds += 1
-        near = np.zeros(suppressed.size, dtype=bool)
-        for ids in [ids for ids, _, _ in layout.lines] + [ids for ids, _ in layout.links]:
+        if requirements is not None:  # the repair LP names the cells to hide for every exposed cell at once
+            extra_cells = _repair(layout, values, suppressed, requirements, exposed, cap)
+            if extra_cells.size:
+                trial = suppressed.copy()
+                trial[extra_cells] = True
+                trial, extra = _complete_lines(layout, values, trial)
+                still = exposed_of(trial, np.union1d(exposed, np.flatnonzero(trial & ~suppressed)))
+                if still.size < exposed.size:
+                    suppressed, exposed, rounds = trial, still, rounds + extra
+                    continue
+        # each published cell's rank: the lightest line (least hidden mass) it shares with an exposed cell
+        lightness = np.full(suppressed.size, np.inf)
+        for ids in all_lines:
             if np.isin(ids, exposed).any():
-                near[ids] = True
-        published = np.flatnonzero(~suppressed)
+                mass = float(values[ids[suppressed[ids]]].sum())
+                np.minimum.at(lightness, ids, mass)
+        near = np.isfinite(lightness)
+        published = np.flatnonzero(~suppressed & near)
         order = np.lexsort((published, layout.is_total[published], values[published],
-                            values[published] == 0, ~near[published]))
-        near_order = order[near[published[order]]]
-        # the cheapest single cells near the exposed ones, then all of them, then the whole table
-        trials = [published[[k]] for k in near_order[:25]] + [np.flatnonzero(near & ~suppressed), published]
+                            lightness[published], values[published] == 0))
+        # the cheapest single cells in the exposed cells' lightest lines; then the cheapest 2, 4, 8, ... of
+        # them together (a cell can need more than one neighbour to move); then the whole table
+        ranked = published[order]
+        sizes = [2 ** k for k in range(1, max(1, int(np.ceil(np.log2(max(ranked.size, 2))))) + 1)]
+        trials = ([ranked[[k]] for k in range(min(40, ranked.size))]
+                  + [ranked[:n] for n in sizes if n < ranked.size] + [ranked, np.flatnonzero(~suppressed)])
         for extra_cells in trials:
             if extra_cells.size == 0:
                 continue
