@@ -225,8 +225,19 @@ class IntervalProblem:
         upper0 = np.minimum((self.upper if self.upper is not None else np.full(self.n, np.inf)), _FAR)
         models: dict[bool, Any] = {}
 
-        def solve(cost: np.ndarray, sense: Any, upper: np.ndarray, integer: bool) -> tuple[np.ndarray | None, float]:
-            """(solution, objective) of the LP, or of the integer program; (None, nan) without an optimum."""
+        def solve(cost: np.ndarray, sense: Any, upper: np.ndarray, integer: bool,
+                  any_whole: bool = False) -> tuple[np.ndarray | None, float]:
+            """(solution, objective) of the LP, or of the integer program; (None, nan) without an optimum.
+
+            ``any_whole``: a batch only needs some whole-number solution, good rather than best (whatever it
+            proves, it proves), so the integer search may stop early; a bound that decides a cell never does.
+            """
+            if integer:
+                models.setdefault(True, None)
+                if models[True] is None:
+                    models[True] = self._model()
+                    models[True].changeColsIntegrality(self.n, idx, np.full(self.n, highspy.HighsVarType.kInteger))
+                models[True].setOptionValue("mip_rel_gap", 0.25 if any_whole else 1e-4)
             if integer not in models:
                 models[integer] = self._model()
                 if integer:
@@ -276,9 +287,31 @@ class IntervalProblem:
                 upper = capped(todo["hi"]) if side == "hi" else upper0
                 x, _ = solve(cost, sense, upper, False)
                 if x is not None and not whole(x) and self.integer:
-                    x, _ = solve(cost, sense, upper, True)  # a fractional vertex proves nothing: ask for integers
+                    # a fractional vertex proves nothing: ask for integers
+                    x, _ = solve(cost, sense, upper, True, any_whole=True)
                 if whole(x) and record(x) > 0:
                     progress = True
+        # a stalled batch: the unknowns compete (raising one lowers another), so ask for fewer at a time
+        for size in (64, 16, 4):
+            progress = True
+            while progress:
+                progress = False
+                for side, sense in senses:
+                    pending = sorted(todo[side])
+                    if len(pending) <= size // 4:
+                        continue
+                    for start in range(0, len(pending), size):
+                        chunk = [v for v in pending[start:start + size] if v in todo[side]]
+                        if not chunk:
+                            continue
+                        cost = np.zeros(self.n)
+                        cost[chunk] = 1.0
+                        upper = capped(set(chunk)) if side == "hi" else upper0
+                        x, _ = solve(cost, sense, upper, False)
+                        if x is not None and not whole(x) and self.integer:
+                            x, _ = solve(cost, sense, upper, True, any_whole=True)
+                        if whole(x) and record(x) > 0:
+                            progress = True
         # what no batch proved: one unknown, one side at a time (the LP first; integers only if it must)
         failed: set[int] = set()
         for side, sense in senses:
