@@ -44,8 +44,7 @@ def load(warehouse: Path) -> tuple[Any, Any, Any, Any]:
     import duckdb
 
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        cells = con.execute("select cell_id, n, concat_ws('|', month, indicator) as component "
-                            "from intermediate.int_violence_indicator_cells").df()
+        cells = con.execute("select cell_id, n, component from intermediate.int_violence_indicator_cells").df()
         lines = con.execute("select line_id, cell_id, case when is_total then -1.0 else 1.0 end as coef "
                             "from intermediate.int_violence_indicator_lines").df()
         first = con.execute("select cell_id, suppressed "

@@ -46,6 +46,10 @@ def dbt_env(*, home_root: Path | None = None, warehouse_db: Path | None = None) 
         env["VPDC_HOME"] = str(home_root)
     if warehouse_db is not None:
         env["VPDC_WAREHOUSE_DB"] = str(warehouse_db)
+    # the rates' denominators: the home's population estimates (the warehouse sits at the home's root)
+    root = Path(home_root) if home_root is not None else (Path(warehouse_db).parent if warehouse_db else None)
+    if root is not None and "VPDC_POPULATION_ESTIMATES" not in os.environ:
+        env["VPDC_POPULATION_ESTIMATES"] = str(root / "reference" / "population_estimates.csv")
     return env
 
 

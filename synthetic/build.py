@@ -29,7 +29,7 @@ from synthetic.layouts import (
     visits_frame,
 )
 from synthetic.population import Population, make_population
-from synthetic.sinks import SortedCsvSink, TruthSink
+from synthetic.sinks import SortedCsvSink, TruthSink, atomic_write_text
 from synthetic.world import RACE_LABELS, World, build_world, to_date
 
 Progress = Callable[[int, str], object]
@@ -67,6 +67,8 @@ class _Run:
             ("hospital_a", "patients"): (10 ** 9, 10 ** 10), ("hospital_a", "encounters"): (10 ** 11, 10 ** 12),
             ("hospital_b", "patients"): (10 ** 7, 10 ** 8), ("hospital_b", "visits"): (10 ** 8, 10 ** 9),
         }
+        self.home = home
+        self.population: list[pd.DataFrame] = []  # residents by tract, sex, age and race (public estimates)
         self.sinks: dict[tuple[str, str, int], SortedCsvSink] = {}
         for lay in LAYOUTS:
             lo, hi = ranges[(lay.partner, lay.extract)]
@@ -111,6 +113,8 @@ class _Run:
         rng = np.random.default_rng(np.random.SeedSequence([self.cfg.seed, 1, index]))
         pop = make_population(rng, self.world, n, start, self.spaces["ssn"])
         act = simulate(rng, self.world, pop)
+        self.population.append(pd.DataFrame({"tract": pop.tract, "male": pop.male, "age": pop.age, "race": pop.race})
+                               .value_counts().rename("population").reset_index())
 
         ev = act.county
         person, date = ev["person"].to_numpy(), ev["date"].to_numpy()
@@ -172,10 +176,28 @@ class _Run:
         for (partner, extract, k), sink in self.sinks.items():
             records[partner].setdefault(extract, {})[self.cfg.periods[k]] = sink.finish()
         truth_rows = self.truth.finish()
+        self._write_population_estimates()
         person_records = sum(sum(records[p][PERSON_EXTRACT[p]].values()) for p in PARTNERS)
         return {"persons": self.cfg.persons, "seed": self.cfg.seed, "periods": list(self.cfg.periods),
                 "person_records": person_records, "records_per_person": round(person_records / self.cfg.persons, 3),
                 "truth_rows": truth_rows, "records": records}
+
+
+    def _write_population_estimates(self) -> None:
+        """``reference/population_estimates.csv``: residents by census tract, sex, single year of age and race/
+        ethnicity at the end of the last period. It stands in for the Census Bureau's population estimates, the
+        denominators of the published rates; a collaborative replaces it with the real file of the same shape."""
+        est = (pd.concat(self.population, ignore_index=True).groupby(["tract", "male", "age", "race"], as_index=False)
+               ["population"].sum().sort_values(["tract", "male", "age", "race"]))
+        frame = pd.DataFrame({
+            "tract": self.world.ref.tract[est["tract"].to_numpy()].astype(str),
+            "sex": np.where(est["male"].to_numpy(), "Male", "Female"),
+            "age": est["age"].to_numpy(),
+            "race_ethnicity": np.array(RACE_LABELS, dtype=object)[est["race"].to_numpy()],
+            "population": est["population"].to_numpy()})
+        path = self.home / "reference" / "population_estimates.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, [frame.to_csv(index=False)])
 
 
 def generate(config: SynthConfig, home: Path, progress: Progress | None = None) -> dict:

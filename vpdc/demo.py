@@ -217,7 +217,8 @@ def print_headlines(home: Home, out: Console) -> None:
              "violence_related_ed_visits": "viol. ED", "violent_crimes": "violent", "youth_violence": "youth"}
     indicators = sorted({r["indicator"] for r in s["rows"]})
     geos = sorted({r["geography"] for r in s["rows"]}, key=lambda g: (g != "Mecklenburg County", g))
-    table = Table(title=f"community violence indicators, {s['year']}: events (≥ lower bound where a month is suppressed)")
+    table = Table(title=f"community violence indicators, {s['year']}: events in the year (rate per 100,000); "
+                        "'suppr.' where the year figure is withheld")
     table.add_column("area", min_width=14)
     for i in indicators:
         table.add_column(short.get(i, i), justify="right")
@@ -225,13 +226,15 @@ def print_headlines(home: Home, out: Console) -> None:
     for g in geos:
         cells = []
         for ind in indicators:
-            r = by.get((ind, g), {"suppressed_months": 0, "published_sum": None})
-            total = int(r["published_sum"] or 0)
-            cells.append("suppr." if r["suppressed_months"] and not total else
-                         ("≥" if r["suppressed_months"] else "") + f"{total:,}")
+            r = by.get((ind, g), {"year_total": None, "rate_per_100k": None})
+            if r["year_total"] is None:
+                cells.append("suppr.")
+            else:
+                rate = f" ({r['rate_per_100k']:,.0f})" if r["rate_per_100k"] is not None else ""
+                cells.append(f"{r['year_total']:,}{rate}")
         table.add_row(g, *cells)
     out.print(table)
-    out.print(f"{s['cells']['published']:,} published cells (month x geography x group), "
+    out.print(f"{s['cells']['published']:,} published cells (period x geography x group), "
               f"{s['cells']['suppressed']:,} suppressed")
 
 

@@ -32,19 +32,25 @@ def headline_figures(warehouse_db: Path) -> dict[str, Any]:
 
 
 def indicator_summary(warehouse_db: Path) -> dict[str, Any]:
-    """The latest complete year of the published indicators, county-wide and per priority area.
+    """The latest complete calendar year of the published indicators, county-wide and per priority area.
 
-    Returns ``year``, ``rows`` (indicator, geography, suppressed months, published sum) and ``cells``
+    Returns ``year``, ``rows`` (indicator, geography, suppressed months, published sum of months, the year's
+    published total and its rate per 100,000, None where suppressed) and ``cells``
     (published cells, of which suppressed, of which added by the audit).
     """
     with duckdb.connect(str(warehouse_db), read_only=True) as con:
-        year = con.execute("select max(year(month)) - 1 from analytics.community_violence_indicators").fetchall()[0][0]
+        year = con.execute("select max(year(period_start)) from analytics.community_violence_indicators "
+                           "where period_type = 'year'").fetchall()[0][0]
         rows = con.execute(
-            "select indicator, geography, count(*) filter (where suppressed), sum(event_count) "
-            "from analytics.community_violence_indicators where year(month) = ? and demographic_dimension = 'all' "
-            "and geography_level in ('county', 'priority_area') group by 1, 2 order by 1, 2", [year]).fetchall()
+            "select indicator, geography, count(*) filter (where suppressed and period_type = 'month'), "
+            "sum(event_count) filter (where period_type = 'month'), "
+            "max(event_count) filter (where period_type = 'year'), max(rate_per_100k) filter (where period_type = 'year') "
+            "from analytics.community_violence_indicators where year(period_start) = ? and demographic_dimension = 'all' "
+            "and period_type in ('month', 'year') and geography_level in ('county', 'priority_area') "
+            "group by 1, 2 order by 1, 2", [year]).fetchall()
         cells = con.execute("select count(*), count(*) filter (where suppressed) "
                             "from analytics.community_violence_indicators").fetchall()[0]
-    return {"year": year, "rows": [{"indicator": i, "geography": g, "suppressed_months": s, "published_sum": n}
-                                   for i, g, s, n in rows],
+    return {"year": year, "rows": [{"indicator": i, "geography": g, "suppressed_months": s, "published_sum": n,
+                                    "year_total": y, "rate_per_100k": r}
+                                   for i, g, s, n, y, r in rows],
             "cells": {"published": cells[0], "suppressed": cells[1]}}

@@ -105,6 +105,7 @@ def test_identical_inputs_give_identical_marts_whatever_the_row_order(built, lin
     and every published cell must be the same (ties broken on stable keys, never on arrival order)."""
     again = tmp_path / "again.duckdb"
     shutil.copyfile(linked_home.root / "warehouse-before-marts.duckdb", again)
+    shutil.copytree(linked_home.root / "reference", tmp_path / "reference")  # the same population estimates
     with duckdb.connect(str(again)) as con:
         for (table,) in con.execute("select table_name from information_schema.tables where table_schema = 'raw' "
                                     "and table_type = 'BASE TABLE'").fetchall():
@@ -197,8 +198,9 @@ def recoverable_cells(cells: dict) -> list:
 def test_no_published_cell_between_1_and_10_survives_including_through_totals(built):
     with duckdb.connect(str(built), read_only=True) as con:
         rows = con.execute(
-            "select month, indicator, geography_level, geography, demographic_dimension, demographic_group, "
-            "event_count, suppressed from analytics.community_violence_indicators").fetchall()
+            "select period_type || ' ' || period_start, indicator, geography_level, geography, demographic_dimension, "
+            "demographic_group, event_count, suppressed from analytics.community_violence_indicators "
+            "where period_type in ('month', 'quarter', 'year')").fetchall()
     assert not [r for r in rows if r[6] is not None and 1 <= r[6] < MIN_CELL]
     assert all((r[6] is None) == r[7] for r in rows)
     tables = defaultdict(dict)
@@ -212,6 +214,41 @@ def test_no_published_cell_between_1_and_10_survives_including_through_totals(bu
                 assert sum(cells[k] for k in interior) == cells[total], (key, total)
         # ... and no suppressed cell can be solved from the published cells and totals
         assert recoverable_cells(cells) == [], key
+
+
+def test_the_published_family_adds_up_and_its_rates_use_the_population_estimates(built, linked_home):
+    import pandas as pd
+
+    with duckdb.connect(str(built), read_only=True) as con:
+        df = con.execute("select * from analytics.community_violence_indicators").df()
+    assert set(df["period_type"]) == {"month", "quarter", "year", "rolling_12", "year_to_date"}
+    key = ["indicator", "geography_level", "geography", "demographic_dimension", "demographic_group"]
+    months = df[df["period_type"] == "month"].set_index([*key, "period_start"])["event_count"]
+    # quarters and years only when the data cover all of them (12 months per published year)
+    for kind, n in (("quarter", 3), ("year", 12)):
+        starts = df.loc[df["period_type"] == kind, "period_start"].unique()
+        month_starts = set(df.loc[df["period_type"] == "month", "period_start"])
+        for start in starts:
+            assert all((pd.Timestamp(start) + pd.DateOffset(months=k)).date() in
+                       {pd.Timestamp(m).date() for m in month_starts} for k in range(n))
+    # rolling 12 months and year to date: the sum of their published months, withheld if any month is
+    sample = df[df["period_type"].isin(["rolling_12", "year_to_date"])].sample(400, random_state=1)
+    for _, r in sample.iterrows():
+        inside = months.loc[tuple(r[k] for k in key)]
+        inside = inside[(inside.index >= r["period_start"]) & (inside.index <= r["period_end"])]
+        assert len(inside) == (12 if r["period_type"] == "rolling_12" else pd.Timestamp(r["period_end"]).month)
+        expected = None if inside.isna().any() else int(inside.sum())
+        assert (None if pd.isna(r["event_count"]) else int(r["event_count"])) == expected, r.to_dict()
+        assert bool(r["suppressed"]) == (expected is None)
+    # rates: count per 100,000 residents where both are known, from the home's population estimates
+    estimates = pd.read_csv(linked_home.root / "reference" / "population_estimates.csv")
+    county = df[(df["geography_level"] == "county") & (df["demographic_dimension"] == "all")]
+    assert (county["population"] == estimates["population"].sum()).all()
+    has = df["rate_per_100k"].notna()
+    assert has.any() and df.loc[df["suppressed"], "rate_per_100k"].isna().all()
+    assert ((df.loc[has, "event_count"] * 100000 / df.loc[has, "population"]).round(1)
+            - df.loc[has, "rate_per_100k"]).abs().max() < 0.051
+    assert df.loc[df["geography"] == "Unknown location", "population"].isna().all()
 
 
 def test_recoverability_check_catches_a_lone_suppressed_cell():

@@ -1,6 +1,9 @@
 {#- The dense cell grid of the community violence indicators, with the RAW counts (internal: the mart publishes
-    them only after suppression). One cell per month x indicator x geography x demographic group, including the
+    them only after suppression). One cell per period x indicator x geography x demographic group, including the
     margins: geography 'Mecklenburg County' (all geographies) and demographic group 'All'.
+    Periods: every month of the observation window, every calendar quarter and year it covers completely. A
+    quarter is the sum of its months and a year of its quarters (int_violence_indicator_lines), so the periods of
+    one indicator and calendar year are one table family, protected together (`component`).
     Geography levels: neighbourhood (+ 'Unknown location'), priority_area (4 areas + 'Outside priority areas' +
     'Unknown location'), county. Every level sums to the county row, every dimension to the 'All' column. -#}
 with
@@ -15,6 +18,17 @@ months as (
     from observation,
         range(date_trunc('month', observation_start_date), date_trunc('month', observation_end_date) + interval 1 month,
               interval 1 month)
+),
+
+periods as (
+    select 'month' as period_type, month as period_start, cast(month + interval 1 month - interval 1 day as date) as period_end
+    from months
+    union all
+    select 'quarter', cast(date_trunc('quarter', month) as date), cast(date_trunc('quarter', month) + interval 3 month - interval 1 day as date)
+    from months group by all having count(*) = 3
+    union all
+    select 'year', cast(date_trunc('year', month) as date), cast(date_trunc('year', month) + interval 12 month - interval 1 day as date)
+    from months group by all having count(*) = 12
 ),
 
 indicators as (
@@ -81,10 +95,18 @@ counted as (
     {%- endfor %}
 ),
 
+counted_periods as (
+    select periods.period_type, periods.period_start, counted.indicator, counted.geography_level, counted.geography,
+           counted.demographic_dimension, counted.demographic_group, sum(counted.n) as n
+    from counted
+    inner join periods on counted.month between periods.period_start and periods.period_end
+    group by all
+),
+
 grid as (
-    select months.month, indicators.indicator, geographies.geography_level, geographies.geography,
+    select periods.period_type, periods.period_start, periods.period_end, indicators.indicator, geographies.geography_level, geographies.geography,
            groups.demographic_dimension, groups.demographic_group
-    from months
+    from periods
     cross join indicators
     cross join geographies
     cross join groups
@@ -93,13 +115,15 @@ grid as (
 
 final as (
     select
-        row_number() over (order by grid.month, grid.indicator, grid.geography_level, grid.geography,
-                                    grid.demographic_dimension, grid.demographic_group) as cell_id,
+        row_number() over (order by grid.period_type, grid.period_start, grid.indicator, grid.geography_level,
+                                    grid.geography, grid.demographic_dimension, grid.demographic_group) as cell_id,
         grid.*,
+        concat_ws('|', grid.indicator, year(grid.period_start)) as component,
         cast(coalesce(counted.n, 0) as integer) as n
     from grid
-    left join counted
-        on counted.month = grid.month
+    left join counted_periods as counted
+        on counted.period_type = grid.period_type
+        and counted.period_start = grid.period_start
         and counted.indicator = grid.indicator
         and counted.geography_level = grid.geography_level
         and counted.geography = grid.geography

@@ -2,8 +2,8 @@
 
 The line rule (no line with exactly one hidden cell) is necessary but not sufficient: hidden cells in
 several lines can be solved or narrowed together from the published totals, non-negativity and whole
-numbers. ``governance.disclosure.protect_cells`` certifies every month x indicator table by linear and
-integer programming and hides more cells until every hidden small cell could be anything from 0 to the
+numbers. ``governance.disclosure.protect_cells`` certifies every indicator x calendar year table family (its
+months, quarters and the year, linked by the period lines) by linear and integer programming and hides more cells until every hidden small cell could be anything from 0 to the
 minimum cell; cells it adds carry the reason 'audit' (kept here, never published in the mart).
 """
 
@@ -15,7 +15,7 @@ def model(dbt, session):
     from governance.disclosure import DisclosureRules, protect_cells
 
     cells = dbt.ref("int_violence_indicator_cells").project(
-        "cell_id, n, concat_ws('|', month, indicator) as component").df()
+        "cell_id, n, component").df()
     lines = dbt.ref("int_violence_indicator_lines").project(
         "line_id, cell_id, case when is_total then -1.0 else 1.0 end as coef").df()
     first = dbt.ref("int_violence_indicator_cells_suppressed").project("cell_id, suppressed").df()

@@ -10,7 +10,7 @@ published as (select * from {{ ref('community_violence_indicators') }}),
 cell_status as (
     select cells.cell_id, published.suppressed
     from cells
-    inner join published using (month, indicator, geography_level, geography, demographic_dimension, demographic_group)
+    inner join published using (period_type, period_start, indicator, geography_level, geography, demographic_dimension, demographic_group)
 )
 
 select lines.line_id, count(*) filter (where cell_status.suppressed) as suppressed_cells

@@ -191,3 +191,17 @@ def test_program_enrollment_follows_the_qualifying_event(small, truth):
     assert ok.mean() > 0.5
     atv = svc[svc["SERVICE_CD"] == "ATV_ENROLL"]
     assert len(atv) > 0
+
+
+def test_population_estimates_count_every_resident_once_by_tract_sex_age_and_race(tmp_path):
+    import pandas as pd
+
+    from synthetic import RACE_LABELS, SynthConfig, generate
+
+    generate(SynthConfig(persons=500, seed=5, chunk_size=200), tmp_path)
+    est = pd.read_csv(tmp_path / "reference" / "population_estimates.csv", dtype={"tract": str})
+    assert list(est.columns) == ["tract", "sex", "age", "race_ethnicity", "population"]
+    assert est["population"].sum() == 500 and (est["population"] > 0).all()
+    assert not est.duplicated(["tract", "sex", "age", "race_ethnicity"]).any()
+    assert set(est["sex"]) <= {"Female", "Male"} and set(est["race_ethnicity"]) <= set(RACE_LABELS)
+    assert est["tract"].str.fullmatch(r"37119\d{6}").all()  # Mecklenburg County GEOIDs
