@@ -1,9 +1,10 @@
 {#- The dense cell grid of the community violence indicators, with the RAW counts (internal: the mart publishes
     them only after suppression). One cell per period x indicator x geography x demographic group, including the
     margins: geography 'Mecklenburg County' (all geographies) and demographic group 'All'.
-    Periods: every month of the observation window, every calendar quarter and year it covers completely. A
-    quarter is the sum of its months and a year of its quarters (int_violence_indicator_lines), so the periods of
-    one indicator and calendar year are one table family, protected together (`component`).
+    Periods: every month of the observation window; each month x indicator table is protected on its own
+    (`component`). Quarters, years, rolling 12 months and year to date are published by the mart as sums of
+    published months only (ADR 0008): protecting them together with the months, as one family per indicator and
+    year, was measured and is too slow at the demo's scale (see the ADR).
     Geography levels: neighbourhood (+ 'Unknown location'), priority_area (4 areas + 'Outside priority areas' +
     'Unknown location'), county. Every level sums to the county row, every dimension to the 'All' column. -#}
 with
@@ -23,12 +24,6 @@ months as (
 periods as (
     select 'month' as period_type, month as period_start, cast(month + interval 1 month - interval 1 day as date) as period_end
     from months
-    union all
-    select 'quarter', cast(date_trunc('quarter', month) as date), cast(date_trunc('quarter', month) + interval 3 month - interval 1 day as date)
-    from months group by all having count(*) = 3
-    union all
-    select 'year', cast(date_trunc('year', month) as date), cast(date_trunc('year', month) + interval 12 month - interval 1 day as date)
-    from months group by all having count(*) = 12
 ),
 
 indicators as (
@@ -118,7 +113,7 @@ final as (
         row_number() over (order by grid.period_type, grid.period_start, grid.indicator, grid.geography_level,
                                     grid.geography, grid.demographic_dimension, grid.demographic_group) as cell_id,
         grid.*,
-        concat_ws('|', grid.indicator, year(grid.period_start)) as component,
+        concat_ws('|', grid.period_start, grid.indicator) as component,
         cast(coalesce(counted.n, 0) as integer) as n
     from grid
     left join counted_periods as counted

@@ -1,14 +1,12 @@
 {#- The additive constraints that the published indicator table lets anyone check: each line's interior cells
-    sum to its total cell (is_total). For each period (month, quarter, year) and indicator:
+    sum to its total cell (is_total). For each month and indicator:
       row lines     (geography g of level L, dimension D): cells (g, D, every group) + (g, all, All)
       column lines  (level L, dimension D, group k):       cells (every g of L, D, k) + (county, D, k)
       total column  (level L):                              cells (every g of L, all, All) + (county, all, All)
       county row    (dimension D):                          cells (county, D, every group) + (county, all, All)
     Neighbourhood and priority-area tables share the county row and the 'All' column, so a suppression decided
-    in one is seen by the other. Across periods, for every geography and group:
-      quarter lines  cells (the quarter's three months) + (the quarter)
-      year lines     cells (the year's four quarters) + (the year)
-    so a quarter or year figure can never be subtracted from to find a hidden month. -#}
+    in one is seen by the other. Longer periods are published only as sums of published months (the mart), so
+    they add no line. -#}
 with
 
 cells as (select * from {{ ref('int_violence_indicator_cells') }}),
@@ -33,33 +31,10 @@ column_lines as (
         on cells.geography_level = levels.geography_level or cells.geography_level = 'county'
 ),
 
-period_lines as (
-    {#- the total period and the periods inside it: quarter <- its months, year <- its quarters -#}
-    select
-        concat_ws('|', 'period', totals.period_type, totals.period_start, totals.indicator, totals.geography_level,
-                  totals.geography, totals.demographic_dimension, totals.demographic_group) as line_id,
-        parts.cell_id,
-        parts.cell_id = totals.cell_id as is_total
-    from cells as totals
-    inner join cells as parts
-        on parts.indicator = totals.indicator
-        and parts.geography_level = totals.geography_level
-        and parts.geography = totals.geography
-        and parts.demographic_dimension = totals.demographic_dimension
-        and parts.demographic_group = totals.demographic_group
-        and parts.period_start between totals.period_start and totals.period_end
-        and (parts.cell_id = totals.cell_id
-             or (totals.period_type = 'quarter' and parts.period_type = 'month')
-             or (totals.period_type = 'year' and parts.period_type = 'quarter'))
-    where totals.period_type in ('quarter', 'year')
-),
-
 final as (
     select * from row_lines
     union all
     select * from column_lines
-    union all
-    select * from period_lines
 )
 
 select * from final

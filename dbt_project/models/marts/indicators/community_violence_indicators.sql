@@ -2,9 +2,9 @@
     audited suppression (int_violence_indicator_cells_suppressed, then _protected; rule in the column meta), and rates
     per 100,000 residents (int_population_denominators). Why a cell is hidden is not published: "small" would tell a
     reader the cell lies between 1 and 10.
-    Periods: month, quarter and year are protected together (one family per indicator and calendar year).
-    rolling_12 (the 12 months to period_end) and year_to_date (January to period_end) are sums of published months:
-    published only where every month in them is, so they add nothing a reader could not add up. -#}
+    Months are the protected tables. Quarters, years, rolling 12 months (to period_end) and year to date (January to
+    period_end) are sums of published months, published only where every month in them is: a reader could add them
+    up anyway, so they can never help solve a hidden month (ADR 0008). -#}
 with
 
 cells as (select * from {{ ref('int_violence_indicator_cells') }}),
@@ -26,40 +26,43 @@ protected as (
     inner join suppression_result on suppression_result.cell_id = cells.cell_id
 ),
 
-months as (select * from protected where period_type = 'month'),
+months as (select * from protected),
 
-{%- set windows = {'rolling_12': "cast(ends.period_start - interval 11 month as date)",
-                   'year_to_date': "cast(date_trunc('year', ends.period_start) as date)"} %}
-{%- for name, first in windows.items() %}
-
-{{ name }} as (
-    select
-        '{{ name }}' as period_type,
-        {{ first }} as period_start,
-        ends.period_end,
-        ends.indicator, ends.geography_level, ends.geography, ends.demographic_dimension, ends.demographic_group,
-        case when count(inside.event_count) = count(*) then sum(inside.event_count) end as event_count
-    from months as ends
-    inner join months as inside
-        on inside.indicator = ends.indicator
-        and inside.geography_level = ends.geography_level
-        and inside.geography = ends.geography
-        and inside.demographic_dimension = ends.demographic_dimension
-        and inside.demographic_group = ends.demographic_group
-        and inside.period_start between {{ first }} and ends.period_start
-    group by all
-    {%- if name == 'rolling_12' %}
-    having count(*) = 12
-    {%- endif %}
+longer_periods as (
+    select distinct 'quarter' as period_type, cast(date_trunc('quarter', period_start) as date) as period_start,
+           cast(date_trunc('quarter', period_start) + interval 3 month - interval 1 day as date) as period_end,
+           3 as months_in
+    from months
+    union all
+    select distinct 'year', cast(date_trunc('year', period_start) as date),
+           cast(date_trunc('year', period_start) + interval 12 month - interval 1 day as date), 12
+    from months
+    union all
+    select distinct 'rolling_12', cast(period_start - interval 11 month as date), period_end, 12
+    from months
+    union all
+    select distinct 'year_to_date', cast(date_trunc('year', period_start) as date), period_end, month(period_start)
+    from months
 ),
-{%- endfor %}
+
+derived as (
+    select
+        longer_periods.period_type,
+        longer_periods.period_start,
+        longer_periods.period_end,
+        months.indicator, months.geography_level, months.geography, months.demographic_dimension,
+        months.demographic_group,
+        case when count(months.event_count) = count(*) then sum(months.event_count) end as event_count
+    from longer_periods
+    inner join months on months.period_start between longer_periods.period_start and longer_periods.period_end
+    group by all
+    having count(*) = max(longer_periods.months_in)
+),
 
 all_periods as (
     select * from protected
     union all
-    select * from rolling_12
-    union all
-    select * from year_to_date
+    select * from derived
 ),
 
 final as (
