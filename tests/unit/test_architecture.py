@@ -25,6 +25,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("linkage",),               # zone 3
     ("governance",),            # beside every zone, and zone 5 (outputs)
     ("evaluation",),            # program evaluation over zone 4, gated by governance
+    ("dashboard",),             # the public dashboard: a static site from the published indicators
     ("orchestration",),         # the Dagster shell
     ("vpdc",),                  # the CLI shell
 ]
