@@ -22,7 +22,7 @@ OKABE_ITO = ["#000000", "#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "
 #: A sequential, colour-blind-safe ramp for the map (viridis, dark = high).
 RAMP = "viridis"
 #: d3 locale names for the languages the site is built in
-D3_LOCALE = {"en": "en-US", "es": "es-MX"}
+D3_LOCALE = {"en": "en-US", "es": "es-ES"}
 
 CONFIG = {"aria": False, "font": "sans-serif", "axis": {"labelFontSize": 12, "titleFontSize": 12,
                                                          "labelColor": "#222", "titleColor": "#222"},
@@ -83,6 +83,7 @@ def spec_for(kind: str, df: pd.DataFrame, t: dict[str, str]) -> dict[str, Any]:
 
 
 _ROOT = re.compile(r"^<svg\b([^>]*)>", re.S)
+_ARIA = re.compile(r'\s(?:role|aria-[a-z]+)="[^"]*"')
 
 
 def render_svg(spec: dict[str, Any], *, lang: str, chart_id: str, title: str) -> str:
@@ -94,6 +95,7 @@ def render_svg(spec: dict[str, Any], *, lang: str, chart_id: str, title: str) ->
     svg = vlc.vegalite_to_svg(spec, format_locale=loc, time_format_locale=loc)
     attrs = (f' role="img" aria-label="{html.escape(title, quote=True)}" '
              f'aria-describedby="{chart_id}-summary" focusable="false"')
-    svg = _ROOT.sub(lambda m: f"<svg{m.group(1)}{attrs}>", svg, count=1)
-    # the drawing's own white background rectangle is decoration
-    return svg
+    # one image to assistive technology: named by the title, described by the text summary, the data table beside
+    # it; the marks' own ARIA roles (Vega's, for interactive charts) would make each bar a nameless graphic
+    svg = _ARIA.sub("", svg)
+    return _ROOT.sub(lambda m: f"<svg{m.group(1)}{attrs}>", svg, count=1)

@@ -113,12 +113,14 @@ def indicator_figures(pub: Published, indicator: str) -> IndicatorFigures:
     rates = _clean(r12, ["area", "events", "population", "rate", "suppressed"])
     figs.append(Figure(f"{indicator}-rates", "rates", rates, {"period_end": end}))
 
-    outside = rates.loc[rates["area"] == OUTSIDE, "rate"]
-    outside_rate = float(outside.iloc[0]) if len(outside) and pd.notna(outside.iloc[0]) else None
+    outside = rates[rates["area"] == OUTSIDE]
+    outside_hidden = bool(outside["suppressed"].iloc[0]) if len(outside) else True
+    outside_rate = float(outside["rate"].iloc[0]) if len(outside) and pd.notna(outside["rate"].iloc[0]) else None
     gap = rates[rates["area"].isin(pub.priority_areas)][["area", "rate", "suppressed"]].copy()
     gap["outside_rate"] = outside_rate
+    # a ratio of two published rates; none where either is hidden, or where the rest of the county's rate is 0
     gap["ratio"] = [round(r / outside_rate, 2) if pd.notna(r) and outside_rate else None for r in gap["rate"]]
-    gap["suppressed"] = gap["ratio"].isna()
+    gap["suppressed"] = gap["suppressed"].astype(bool) | outside_hidden
     figs.append(Figure(f"{indicator}-gap", "gap", gap.reset_index(drop=True), {"period_end": end,
                                                                                "outside_rate": outside_rate}))
 

@@ -17,9 +17,9 @@ from pathlib import Path
 __all__ = ["LANGUAGES", "LOCALE_DIR", "N_", "Formats", "translations"]
 
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
-#: language code -> (its own name, the CLDR locale its numbers and dates follow). Spanish follows US Spanish
-#: (es_US: 1,234.5 and "marzo de 2025"), the convention of the Charlotte area's Spanish-language press.
-LANGUAGES: dict[str, tuple[str, str]] = {"en": ("English", "en_US"), "es": ("Español", "es_US")}
+#: language code -> (its own name, the CLDR locale its numbers and dates follow): "1,234.5" and "March 2025" in
+#: English, "1.234,5", "20.000" and "marzo de 2025" in Spanish (CLDR's general Spanish).
+LANGUAGES: dict[str, tuple[str, str]] = {"en": ("English", "en_US"), "es": ("Español", "es")}
 
 
 def N_(message: str) -> str:  # noqa: N802 - gettext convention: marked for extraction, translated when shown
@@ -71,9 +71,9 @@ class Formats:
         return "" if x is None else format_percent(float(x), format="+#,##0%;-#,##0%", locale=self.locale)
 
     def month(self, d: date) -> str:
-        from babel.dates import format_date
+        from babel.dates import format_skeleton
 
-        return format_date(d, "MMMM y", locale=self.locale)
+        return format_skeleton("yMMMM", d, locale=self.locale)
 
     def day(self, d: date) -> str:
         from babel.dates import format_date

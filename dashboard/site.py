@@ -245,19 +245,23 @@ def _figure_view(fig: Figure, L: _Lang, ind: str, root: Path, page_prefix: str) 
     elif fig.kind == "gap":
         cols = [_("Area"), _("Rate per 100,000"), _("Times the rate in the rest of the county")]
         for r in t.itertuples():
-            rows.append([(r.area, False), cell(r.rate, f.rate), cell(r.ratio, f.ratio)])
-            csv_rows.append([r.area, "" if pd.isna(r.rate) else float(r.rate),
+            ratio = (sup, True) if r.suppressed else ((f.ratio(r.ratio), False) if pd.notna(r.ratio) else ("—", False))
+            rows.append([(r.area, False), cell(r.rate, f.rate), ratio])
+            csv_rows.append([r.area, "" if r.suppressed or pd.isna(r.rate) else float(r.rate),
                              "" if pd.isna(r.outside_rate) else float(r.outside_rate),
                              "" if pd.isna(r.ratio) else float(r.ratio), _("yes") if r.suppressed else _("no")])
         csv_cols = [_("Area"), _("Rate per 100,000"), _("Rate in the rest of the county"),
                     _("Times the rate in the rest of the county"), _("Suppressed")]
-        pub = t[~t["suppressed"]]
+        pub = t[~t["suppressed"] & t["ratio"].notna()]
         chart_df = pd.DataFrame({"label": list(pub["area"]), "ratio": pub["ratio"].astype(float),
                                  "value_text": [f.ratio(x) for x in pub["ratio"]]})
         axis = {"x": _("Times the rate in the rest of the county"), "y": "", "series": ""}
         out = fig.meta.get("outside_rate")
         if out is None:
             summary = _("No gap can be shown: the rate in the rest of the county is suppressed.")
+        elif out == 0:
+            summary = _("No gap can be shown as a ratio: the rest of the county recorded none in the 12 months to "
+                        "%(end)s.") % {"end": f.month(fig.meta["period_end"])}
         else:
             summary = _("Each priority area's rate divided by the rate in the rest of the county (%(rate)s per "
                         "100,000) over the 12 months to %(end)s; 1 means the same rate.") % {
@@ -366,7 +370,7 @@ def build_dashboard(warehouse_db: Path, out_dir: Path, *, rules: DisclosureRules
     shown = hidden = nfig = 0
     try:
         (stage / "assets").mkdir()
-        shutil.copy(HERE / "static" / "dashboard.css", stage / "assets" / "dashboard.css")
+        shutil.copyfile(HERE / "static" / "dashboard.css", stage / "assets" / "dashboard.css")
         for lang in languages:
             L = _Lang(lang)
             env.install_gettext_translations(L.tr, newstyle=True)
@@ -431,6 +435,9 @@ def build_dashboard(warehouse_db: Path, out_dir: Path, *, rules: DisclosureRules
             page("methodology.html", "methodology.html", L._("Methodology"), indicators=method_rows, equity=eq,
                  geo_bias=L.label(geo_bias) if geo_bias else None,
                  first=L.f.month(pub.first_month_start), last=L.f.month(pub.latest_month_end))
+        # private like every file of the home (workspace.permissions): whoever publishes the site copies it out
+        for p in [stage, *stage.rglob("*")]:
+            os.chmod(p, 0o700 if p.is_dir() else 0o600)
         # the new site replaces the old one whole
         old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
         if out_dir.exists():

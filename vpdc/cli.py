@@ -40,6 +40,8 @@ keys_app = typer.Typer(help="Demo keys of every party, linkage-secret rotation, 
 partners_app = typer.Typer(help="Engineers: register partners' public signing keys.", no_args_is_help=True)
 envelope_app = typer.Typer(help="Inspect and verify envelopes (warehouse side).", no_args_is_help=True)
 home_app = typer.Typer(help="The working directory (VPDC_HOME): keep it private to this account.", no_args_is_help=True)
+dashboard_app = typer.Typer(help="The public Community Violence Data Dashboard (static site, English and Spanish).",
+                            no_args_is_help=True)
 quarantine_app = typer.Typer(help="Envelopes refused at the landing zone: list, show why, retry.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(partners_app, name="partners")
@@ -48,6 +50,7 @@ app.add_typer(kit_app, name="partner", help="The partner kit (also installable a
 app.add_typer(envelope_app, name="envelope")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(home_app, name="home")
+app.add_typer(dashboard_app, name="dashboard")
 from vpdc.governance_cli import register as _register_governance  # noqa: E402 - light module
 
 _register_governance(app)
@@ -233,10 +236,31 @@ def marts(home: HomeOpt, verbose: Annotated[bool, typer.Option(help="Show dbt's 
     """Build the analytic marts with dbt (Dagster marts_job) and write the data dictionary to reports/."""
     result = run_marts(Home(home), verbose=verbose)
     emit(result, as_json) if as_json else console.print(
-        f"marts built; data dictionary: {escape(result['data_dictionary'])}" if result["success"]
+        f"marts built; data dictionary: {escape(result['data_dictionary'])}; dashboard: "
+        f"{escape(result['dashboard'])}" if result["success"]
         else f"[red]marts failed:[/] {escape(str(result['error']))}")
     if not result["success"]:
         raise typer.Exit(1)
+
+
+@dashboard_app.command("build")
+def dashboard_build(home: HomeOpt,
+                    out: Annotated[Path | None, typer.Option(help="Folder of the site (replaced whole); default "
+                                                                  "VPDC_HOME/dashboard.")] = None,
+                    lang: Annotated[list[str] | None, typer.Option(
+                        help="Language(s) to build (repeatable); default every language the site has.")] = None,
+                    as_json: JsonOpt = False) -> None:
+    """Build the dashboard from the published indicators (after `vpdc marts`; `vpdc marts` builds it too). Refused,
+    writing nothing, when the mart fails a suppression check."""
+    from dashboard import build_dashboard
+    from dashboard.i18n import LANGUAGES
+
+    h = Home(home)
+    built = build_dashboard(h.warehouse_db, out or h.dashboard, languages=tuple(lang or LANGUAGES))
+    emit(built.to_dict(), as_json) if as_json else console.print(
+        f"dashboard built: {escape(str(built.out_dir / 'index.html'))} ({len(built.pages)} pages, {built.figures} "
+        f"charts, {built.cells_shown} cells shown, {built.cells_suppressed} suppressed; data through "
+        f"{built.data_through})")
 
 
 # --------------------------------------------------------------------------------------- quarantine
@@ -379,6 +403,7 @@ def known_errors() -> tuple[type[Exception], ...]:
 
     errors: list[type[Exception]] = list(kit_errors())
     try:
+        from dashboard.published import DashboardRefused
         from governance.registry.audit import AuditError
         from governance.registry.db import RegistryUnavailable
         from governance.registry.policy import PolicyRefused
@@ -391,7 +416,7 @@ def known_errors() -> tuple[type[Exception], ...]:
         from workspace.settings import SettingsError
 
         errors += [PolicyRefused, GovernanceError, RequestFileError, QuarantineError, IngestError, NothingToDo,
-                   SettingsError, RegistryUnavailable, AuditError, HomePermissionError]
+                   SettingsError, RegistryUnavailable, AuditError, HomePermissionError, DashboardRefused]
     except ModuleNotFoundError:  # a kit-only install: the warehouse's errors cannot occur
         pass
     return tuple(errors)

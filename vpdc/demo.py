@@ -182,6 +182,7 @@ def run_demo(home: Home, *, persons: int, seed: int, console: Console, out: Cons
     if marts["success"]:
         print_headlines(home, out)
         console.print(f"data dictionary (equity metadata per column): {escape(marts['data_dictionary'])}")
+        console.print(f"public dashboard (English; Spanish under es/), opens offline: {escape(marts['dashboard'])}")
     else:
         console.print(f"[red]marts failed:[/] {escape(str(marts['error']))}")
 

@@ -89,6 +89,7 @@ def run_marts(home: Home, *, verbose: bool = False) -> dict[str, Any]:
         prog.add_task("dbt build", total=None)
         res = run_job(home, "marts_job", log_level="INFO" if verbose else "CRITICAL")
     return {"success": res.success, "error": res.error,
-            "data_dictionary": str(home.reports / "data_dictionary.html")}
+            "data_dictionary": str(home.reports / "data_dictionary.html"),
+            "dashboard": str(home.dashboard / "index.html")}
 
 

@@ -146,6 +146,11 @@ class Home:
         return self.root / "reports"
 
     @property
+    def dashboard(self) -> Path:
+        """The public Community Violence Data Dashboard (a static site built from published cells only)."""
+        return self.root / "dashboard"
+
+    @property
     def dagster(self) -> Path:
         return self.root / "dagster"
 

@@ -60,10 +60,24 @@ def build_marts(home_root: Path) -> dg.Definitions:
         return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path)),
                                               "bytes": path.stat().st_size})
 
+    @dg.asset(key=["dashboard", "site"], deps=[dg.AssetKey(["analytics", "community_violence_indicators"])],
+              group_name="marts", description="The public Community Violence Data Dashboard: a static site (English "
+              "and Spanish) from the published indicators only, in VPDC_HOME/dashboard/. Not built when a test of the "
+              "indicators mart fails (the dbt step fails first), and the build re-checks the suppression itself.")
+    def dashboard_site(vpdc_home: VpdcHome) -> dg.MaterializeResult:
+        from dashboard import build_dashboard
+
+        home = vpdc_home.home
+        built = build_dashboard(home.warehouse_db, home.dashboard)
+        return dg.MaterializeResult(metadata={
+            "path": dg.MetadataValue.path(str(built.out_dir / "index.html")), "pages": len(built.pages),
+            "bytes": built.bytes, "figures": built.figures, "cells_shown": built.cells_shown,
+            "cells_suppressed": built.cells_suppressed, "data_through": built.data_through.isoformat()})
+
     marts_job = dg.define_asset_job("marts_job", selection=dg.AssetSelection.groups("marts"),
-                                    description="Build the analytics zone with dbt (tests included) and its data "
-                                                "dictionary.")
-    return dg.Definitions(assets=[analytics_dbt, data_dictionary], jobs=[marts_job],
+                                    description="Build the analytics zone with dbt (tests included), its data "
+                                                "dictionary and the public dashboard.")
+    return dg.Definitions(assets=[analytics_dbt, data_dictionary, dashboard_site], jobs=[marts_job],
                           resources={"dbt": DbtCliResource(project_dir=project, dbt_executable=str(dbt_executable()))})
 
 
