@@ -107,6 +107,7 @@ def encode_and_seal(home: Path, csv_path: Path) -> tuple[Path, dict[str, Any], d
     from envelope.format import seal_envelope
     from envelope.keys import PartnerKeyRing
     from partner_kit import Encoder, encode_extract, load_profile
+    from partner_kit.geocode import site_address_points
     from workspace import Home
 
     h = Home(home)
@@ -115,7 +116,8 @@ def encode_and_seal(home: Path, csv_path: Path) -> tuple[Path, dict[str, Any], d
     profile = load_profile(PARTNER, EXTRACT)
     dest = h.partner_out(PARTNER) / PERIOD / f"{EXTRACT}.parquet"
     c0, t0 = time.process_time(), time.perf_counter()
-    s = encode_extract(profile, csv_path, dest, encoder, today=TODAY)
+    s = encode_extract(profile, csv_path, dest, encoder, today=TODAY,
+                       address_points=site_address_points(profile, h.partner_site(PARTNER).reference, missing_ok=True))
     enc = {"rows_read": s.rows_read, "rows_encoded": s.rows_encoded, "rejected": dict(s.rejected),
            "seconds": round(time.perf_counter() - t0, 3), "cpu_seconds": round(time.process_time() - c0, 3),
            "payload_mib": round(dest.stat().st_size / 2**20, 1)}

@@ -72,6 +72,7 @@ def child_encode(home: Path, periods: tuple[str, ...], profile_run: bool) -> dic
 
     from envelope.keys import Custodian
     from partner_kit import Encoder, encode_extract, extract_types, load_profile
+    from partner_kit.geocode import site_address_points
     from partner_kit.profiles import partners
     from workspace import Home
 
@@ -103,7 +104,8 @@ def child_encode(home: Path, periods: tuple[str, ...], profile_run: bool) -> dic
                 c0, t0 = time.process_time(), time.perf_counter()
                 if prof is not None:
                     prof.enable()
-                s = encode_extract(profile, src, dest, encoder, today=TODAY)
+                s = encode_extract(profile, src, dest, encoder, today=TODAY,
+                                   address_points=site_address_points(profile, h.partner_site(partner).reference))
                 if prof is not None:
                     prof.disable()
                 wall, cpu = time.perf_counter() - t0, time.process_time() - c0

@@ -143,6 +143,7 @@ def cost(work: Path, rows: int, old_detector: Path | None) -> dict[str, Any]:
     from landing.detector import scan_batches
     from landing.validation import RECORD_ID_RE, TOKEN_RE, ValidationSettings, id_columns, keyed_spec
     from partner_kit import BLOOM_COLUMNS, ENCODING_COLUMNS, Encoder, encode_extract, load_profile
+    from partner_kit.geocode import site_address_points
     from workspace import Home
 
     home = Home(work / "cost").ensure()
@@ -153,7 +154,8 @@ def cost(work: Path, rows: int, old_detector: Path | None) -> dict[str, Any]:
     profile = load_profile("hospital_a", "patients")
     payload = work / "patients.parquet"
     encode_extract(profile, csv_path, payload, Encoder(PartnerKeyRing(home.partner_keys("hospital_a")).linkage_secret()),
-                   today=TODAY)
+                   today=TODAY, address_points=site_address_points(profile, home.partner_site("hospital_a").reference,
+                                                                   missing_ok=True))
     n = pq.ParquetFile(payload).metadata.num_rows
     known = {c: s["values"] for c, s in profile.content.items() if "values" in s}
 

@@ -128,6 +128,7 @@ def indicator_figures(pub: Published, indicator: str) -> IndicatorFigures:
         b = _select(pub, indicator=indicator, period_type="rolling_12", period_end=end, geography=COUNTY,
                     demographic_dimension=dim).rename(columns={"demographic_group": "group", "event_count": "events",
                                                                "rate_per_100k": "rate"})
+        b = b.assign(o=b["group"].map(_group_order(dim))).sort_values(["o", "group"])
         figs.append(Figure(f"{indicator}-by-{dim.replace('_', '-')}", "breakdown",
                            _clean(b, ["group", "events", "population", "rate", "suppressed"]),
                            {"dimension": dim, "period_end": end}))
@@ -151,6 +152,25 @@ def indicator_figures(pub: Published, indicator: str) -> IndicatorFigures:
                 "ytd_last": int(last_ytd.iloc[0]) if len(last_ytd) and pd.notna(last_ytd.iloc[0]) else None,
                 "period_end": end, "last_year_end": last_year_end}
     return IndicatorFigures(indicator, figs, headline)
+
+
+def _group_order(dim: str) -> dict[str, int]:
+    """Categories in their natural order (age bands by age; SPD 15 race/ethnicity as the standard lists them);
+    'Unknown' last."""
+    from governance.defaults import AGE_BANDS
+
+    order = {"age_band": [label for label, _ in AGE_BANDS],
+             "sex": ["Female", "Male", "X"],
+             "race_ethnicity": ["American Indian or Alaska Native", "Asian", "Black or African American",
+                                "Hispanic or Latino", "Middle Eastern or North African",
+                                "Native Hawaiian or Pacific Islander", "White", "Multiracial", "Some other race"]}
+    known = {g: i for i, g in enumerate(order.get(dim, []))}
+    return _Ordered(known)
+
+
+class _Ordered(dict):
+    def __missing__(self, key: str) -> int:
+        return len(self) + (1 if key == "Unknown" else 0)
 
 
 def tile_layout(pub: Published) -> pd.DataFrame:

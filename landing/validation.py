@@ -163,7 +163,7 @@ def _expectations(profile: ExtractProfile, manifest: Manifest, settings: Validat
     if "birth_year" in schema.names:
         out.append((gxe.ExpectColumnValuesToBeBetween(column="birth_year", min_value=1900, max_value=now.year),
                     "range", "birth_year", 0.0))
-    for col, spec in profile.content.items():
+    for col, spec in {**profile.content, **profile.derived_content}.items():
         if "values" in spec:
             out.append((gxe.ExpectColumnValuesToBeInSet(column=col, value_set=spec["values"]), "value_set", col, 0.0))
         if "pattern" in spec:

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 from envelope.keys import PartnerKeyRing
 from partner_kit.encode import Encoder, EncodingParams
 from partner_kit.extract import SchemaError, encode_extract, seal_encoded
+from partner_kit.geocode import site_address_points
 from partner_kit.profiles import extract_types, load_profile
 from workspace import PartnerSite
 
@@ -48,6 +49,7 @@ def encode_period(site: PartnerSite, partner: str, period: str, *, keyring: Part
             continue  # this period has no file of this extract type
         dest = site.encoded(period) / f"{extract}.parquet"
         summary = encode_extract(profile, src, dest, encoder, today=today,
+                                 address_points=site_address_points(profile, site.reference),
                                  progress=progress(f"{partner}/{extract} {period}") if progress else None)
         results.append(summary.as_dict() | {"period": period})
     return results

@@ -364,9 +364,10 @@ def known_errors() -> tuple[type[Exception], ...]:
     from envelope.format import EnvelopeRefused
     from envelope.keys import KeyError_
     from partner_kit.extract import SchemaError
+    from partner_kit.geocode import GeocodeError
     from partner_kit.profiles import ProfileError
 
-    return (UsageError, SchemaError, ProfileError, KeyError_, EnvelopeRefused)
+    return (UsageError, SchemaError, ProfileError, KeyError_, EnvelopeRefused, GeocodeError)
 
 
 def main() -> None:  # pragma: no cover - console script

@@ -37,6 +37,7 @@ import pyarrow.parquet as pq
 
 from envelope.keys import PartnerKeyRing
 from partner_kit.encode import ENCODING_SCHEME, Encoder, EncodingParams
+from partner_kit.geocode import AddressPoints
 from partner_kit.normalise import (
     NormaliseError,
     normalise_address_array,
@@ -118,6 +119,7 @@ def encode_extract(
     rejects_path: Path | None = None,
     progress: Callable[[int], None] | None = None,
     block_size: int = 8 << 20,
+    address_points: AddressPoints | None = None,
 ) -> EncodeSummary:
     """Encode one native extract file into a Parquet payload plus a rejects CSV.
 
@@ -129,6 +131,8 @@ def encode_extract(
         today: the clock, passed in: dates of birth after it are rejected.
         rejects_path: defaults to ``<out_path>.rejects.csv``.
         progress: called with the number of rows after each block.
+        address_points: the site's address-points file, loaded (``partner_kit.geocode``); required when the
+            profile asks for a geocoded residence tract.
 
     Raises:
         SchemaError: missing or unexpected columns (nothing is written).
@@ -141,6 +145,10 @@ def encode_extract(
         raise SchemaError(f"{input_path}: no such file")
     if input_path.stat().st_size == 0:
         raise SchemaError(f"{input_path}: file is empty (0 bytes); expected a header row")
+    if profile.geocode and address_points is None:
+        raise SchemaError(f"{input_path}: profile {profile.schema_version} computes {profile.geocode['column']} from "
+                          f"the address: the site's reference/{profile.geocode['reference']} (address points) is "
+                          "needed")
     header = _header(input_path, profile)
     try:
         # every column as bytes: text is decoded per column in the profile's encoding, so an undecodable
@@ -172,6 +180,7 @@ def encode_extract(
     rejects = _Rejects()
     row_base = 2  # line 1 is the header
     norm = _Normalisers(profile, today)
+    norm.address_points = address_points
     with atomic_path(out_path) as tmp_out:
         # zstd level 1 is as small as the default level here (tokens are random) at 60% of the time, and
         # min/max statistics of tokens serve no one: kept for content columns only (a third of the write)
@@ -307,6 +316,7 @@ class _Normalisers:
         self.suffix = _cached(normalise_suffix)
         self.dob_format, self.today = dob_fmt, today
         self.sex = _cached(lambda v: normalise_sex(v, sex_map))
+        self.address_points: AddressPoints | None = None
         self.content: dict[str, Callable[[Any], Any]] = {}
         for col, spec in profile.content.items():
             self.content[col] = _cached(_content_parser(spec))
@@ -487,6 +497,14 @@ def _encode_identifiers(batch: pa.RecordBatch, profile: ExtractProfile, enc: Enc
     addr = pc.take(normalise_address_array(raw), idx)
     raw, idx = _distinct(column("zip"))
     zip_ = pc.take(normalise_zip_array(raw), idx)
+    if profile.geocode and norm.address_points is not None:
+        # the residence tract, looked up at the site; the address itself leaves only as encodings
+        tract = norm.address_points.tracts(addr, zip_)
+        out[profile.geocode["column"]] = tract
+        if notes is not None:
+            unplaced = int(pc.sum(pc.and_(pc.is_null(tract), pc.is_valid(addr))).as_py() or 0)
+            if unplaced:
+                notes["residence_tract_not_found"] += unplaced
     features = {
         "first": first, "last": last, "last_part1": part1, "last_part2": part2,
         "middle_init": pc.utf8_slice_codeunits(middle, 0, 1), "suffix": pc.coalesce(own, suffix_inside),

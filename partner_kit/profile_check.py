@@ -25,6 +25,7 @@ import pyarrow.csv as pacsv
 from envelope.keys import LinkageSecret
 from partner_kit.encode import Encoder
 from partner_kit.extract import SchemaError, _decode_columns, _header, encode_extract
+from partner_kit.geocode import AddressPoints
 from partner_kit.normalise import NormaliseError, parse_date
 from partner_kit.profiles import ExtractProfile, ProfileError, load_profile
 
@@ -215,7 +216,9 @@ def _trial_encode(profile: ExtractProfile, sample: Path, report: ProfileReport, 
     encoder = Encoder(LinkageSecret.from_master("v1", os.urandom(32)))
     with tempfile.TemporaryDirectory(prefix="vpdc-profile-check-") as tmp:
         try:
-            s = encode_extract(profile, sample, Path(tmp) / "trial.parquet", encoder, today=today)
+            # a trial: no address points needed (every tract comes out unplaced)
+            s = encode_extract(profile, sample, Path(tmp) / "trial.parquet", encoder, today=today,
+                               address_points=AddressPoints() if profile.geocode else None)
         except SchemaError as exc:
             report.add("trial encoding", False, str(exc).replace(str(sample), sample.name))
             return

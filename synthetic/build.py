@@ -69,6 +69,7 @@ class _Run:
         }
         self.home = home
         self.population: list[pd.DataFrame] = []  # residents by tract, sex, age and race (public estimates)
+        self.address_points: list[pd.DataFrame] = []  # every address lived at, with its tract (public address list)
         self.sinks: dict[tuple[str, str, int], SortedCsvSink] = {}
         for lay in LAYOUTS:
             lo, hi = ranges[(lay.partner, lay.extract)]
@@ -115,6 +116,9 @@ class _Run:
         act = simulate(rng, self.world, pop)
         self.population.append(pd.DataFrame({"tract": pop.tract, "male": pop.male, "age": pop.age, "race": pop.race})
                                .value_counts().rename("population").reset_index())
+        self.address_points.append(pd.DataFrame({
+            "house": np.concatenate([pop.house, pop.prev_house]), "street": np.concatenate([pop.street, pop.prev_street]),
+            "tract": np.concatenate([pop.tract, pop.prev_tract])}).drop_duplicates())
 
         ev = act.county
         person, date = ev["person"].to_numpy(), ev["date"].to_numpy()
@@ -177,11 +181,30 @@ class _Run:
             records[partner].setdefault(extract, {})[self.cfg.periods[k]] = sink.finish()
         truth_rows = self.truth.finish()
         self._write_population_estimates()
+        self._write_address_points()
         person_records = sum(sum(records[p][PERSON_EXTRACT[p]].values()) for p in PARTNERS)
         return {"persons": self.cfg.persons, "seed": self.cfg.seed, "periods": list(self.cfg.periods),
                 "person_records": person_records, "records_per_person": round(person_records / self.cfg.persons, 3),
                 "truth_rows": truth_rows, "records": records}
 
+
+    def _write_address_points(self) -> None:
+        """``partners/<hospital>/reference/address_points.csv``: every address point of the synthetic county (house
+        number and street, ZIP, census tract), as the county's published master address list would give each
+        hospital, whose kit looks the patient's address up in it and sends only the tract
+        (``partner_kit.geocode``). Generic street names recur across tracts, so some points are ambiguous there
+        and in the file, as in a real county."""
+        pts = pd.concat(self.address_points, ignore_index=True).drop_duplicates()
+        pts = pts[pts["street"].astype(str) != ""]
+        frame = pd.DataFrame({
+            "address": pts["house"].astype(str).to_numpy(dtype=object) + " " + pts["street"].to_numpy(dtype=object),
+            "zip": self.world.ref.zip[pts["tract"].to_numpy()].astype(str),
+            "tract": self.world.ref.tract[pts["tract"].to_numpy()].astype(str)}).sort_values(["zip", "address", "tract"])
+        text = frame.to_csv(index=False)
+        for partner in PATIENT_SPACE:
+            path = self.home / "partners" / partner / "reference" / "address_points.csv"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(path, [text])
 
     def _write_population_estimates(self) -> None:
         """``reference/population_estimates.csv``: residents by census tract, sex, single year of age and race/

@@ -31,7 +31,7 @@ class PartnerSite:
 
     ``<period>/`` native extracts (with identifiers: they never leave the site), ``encoded/<period>/`` the
     kit's payloads and rejects files, ``keys/`` the site's keys, ``profiles/`` profiles the partner wrote
-    itself, ``outbox/`` envelopes ready to send.
+    itself, ``outbox/`` envelopes ready to send, ``reference/`` public reference files (address points).
     """
 
     root: Path
@@ -47,6 +47,11 @@ class PartnerSite:
     @property
     def outbox(self) -> Path:
         return self.root / "outbox"
+
+    @property
+    def reference(self) -> Path:
+        """Public reference files the kit reads (the county's address points, for residence tracts)."""
+        return self.root / "reference"
 
     def extracts(self, period: str) -> Path:
         return self.root / period

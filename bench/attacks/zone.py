@@ -27,6 +27,7 @@ import duckdb
 import pyarrow.parquet as pq
 
 from partner_kit.encode import ENCODING_COLUMNS
+from partner_kit.geocode import site_address_points
 
 __all__ = ["PERSON_EXTRACTS", "TODAY", "Population", "build_population", "encode_population", "load_zone"]
 
@@ -113,7 +114,8 @@ def encode_population(pop: Population, make_encoder: Callable[[], Any], label: s
         for period in sorted(p.name for p in raw.iterdir() if p.is_dir() and p.name[:2].isdigit()):
             src = raw / period / profile.file
             if src.exists():
-                encode_extract(profile, src, out / partner / period / f"{extract}.parquet", encoder, today=TODAY)
+                encode_extract(profile, src, out / partner / period / f"{extract}.parquet", encoder, today=TODAY,
+                               address_points=site_address_points(profile, raw / "reference"))
     return out
 
 

@@ -52,6 +52,18 @@ class ExtractProfile:
     group_ref: dict[str, Any] | None = None
     #: the text encoding of the native file: utf-8 (a BOM is skipped), cp1252, latin-1, ...
     encoding: str = "utf-8"
+    #: persons extracts: the residence census tract computed at the site from the address and ZIP roles
+    #: (``{"column": ..., "reference": <address-points file in the site's reference/ folder>}``; partner_kit.geocode)
+    geocode: dict[str, str] | None = None
+
+    @property
+    def derived_content(self) -> dict[str, dict[str, Any]]:
+        """Content columns the kit computes rather than copies (the geocoded tract), with their checks."""
+        if not self.geocode:
+            return {}
+        from partner_kit.geocode import TRACT_PATTERN
+
+        return {self.geocode["column"]: {"type": "string", "pattern": TRACT_PATTERN}}
 
     def expected_columns(self) -> set[str]:
         cols = set(self.record_id["columns"]) | set(self.content)
@@ -81,7 +93,7 @@ class ExtractProfile:
             for col in ENCODING_COLUMNS:
                 fields.append(pa.field(col, pa.binary() if col in BLOOM_COLUMNS else pa.string()))
             fields.append(pa.field("birth_year", pa.int16()))
-        for col, spec in self.content.items():
+        for col, spec in {**self.content, **self.derived_content}.items():
             fields.append(pa.field(col, CONTENT_TYPES[spec["type"]]))
         return pa.schema(fields)
 
@@ -182,7 +194,7 @@ def parse_profile(partner: str, extract_type: str, ex: Any, *, source: str = "pr
     if not _NAME.match(str(extract_type)):
         raise ProfileError(f"{where}: the extract name must be lower-case letters, digits or _")
     unknown = sorted(set(ex) - {"kind", "file", "delimiter", "schema_version", "record_id", "identifiers", "content",
-                                "person_ref", "group_ref", "encoding"})
+                                "person_ref", "group_ref", "encoding", "geocode"})
     if unknown:
         raise ProfileError(f"{where}: unknown fields {unknown}")
     for key in ("kind", "file", "schema_version", "record_id"):
@@ -242,8 +254,23 @@ def parse_profile(partner: str, extract_type: str, ex: Any, *, source: str = "pr
         if spec["type"] == "int" and not (isinstance(spec.get("min"), int) and isinstance(spec.get("max"), int)):
             raise ProfileError(f"{where}: content column {col}: an int column needs \"min\" and \"max\" "
                                "(an SSN or a date is a number too)")
+    geocode = ex.get("geocode")
+    if geocode is not None:
+        if ex["kind"] != "persons" or not identifiers.get("address") or not identifiers.get("zip"):
+            raise ProfileError(f"{where}: \"geocode\" needs a persons extract with the address and zip roles")
+        if not isinstance(geocode, dict) or set(geocode) != {"column", "reference"}:
+            raise ProfileError(f"{where}: \"geocode\" must be {{\"column\": <output column>, \"reference\": "
+                               "<address-points file name>}")
+        col, ref = geocode["column"], geocode["reference"]
+        if not isinstance(col, str) or not re.match(r"^[A-Za-z][A-Za-z0-9_]{0,39}$", col) or col in content \
+                or col in {v for v in identifiers.values() if isinstance(v, str)}:
+            raise ProfileError(f"{where}: geocode column {str(col)[:40]!r} must be a new column name (letters, "
+                               "digits, _), not a native or content column")
+        if not isinstance(ref, str) or not ref or "/" in ref or "\\" in ref or ref.startswith("."):
+            raise ProfileError(f"{where}: geocode \"reference\" must be a plain file name in the site's reference/ "
+                               "folder")
     return ExtractProfile(
         partner=partner, extract_type=extract_type, kind=ex["kind"], file=ex["file"], delimiter=delimiter,
         schema_version=ex["schema_version"], record_id=record_id, content=content, identifiers=identifiers,
-        person_ref=person_ref, group_ref=group_ref, encoding=encoding,
+        person_ref=person_ref, group_ref=group_ref, encoding=encoding, geocode=geocode,
     )

@@ -102,9 +102,10 @@ hospital_a_events as (
         encounters_a.injury_intent = 'assault' and enc_type.maps_to = 'ed_visit' as is_assault_ed_visit,
         false, false, false,
         cast(null as varchar),
-        cast(null as varchar) as census_tract,
+        patients.census_tract,
         patients.zip,
-        'residence ZIP (patient record)' as geography_basis
+        case when patients.census_tract is not null then 'residence tract (patient record, geocoded by the hospital)'
+             else 'residence ZIP (patient record)' end as geography_basis
     from encounters_a
     left join hospital_codes as enc_type
         on enc_type.source = encounters_a.source and enc_type.field = 'ENC_TYPE'
@@ -147,9 +148,10 @@ hospital_b_events as (
         visits.injury_intent = 'assault' and visits.event_type = 'ed_visit' as is_assault_ed_visit,
         false, false, false,
         cast(null as varchar),
-        cast(null as varchar) as census_tract,
+        patients.census_tract,
         patients.zip,
-        'residence ZIP (patient record)' as geography_basis
+        case when patients.census_tract is not null then 'residence tract (patient record, geocoded by the hospital)'
+             else 'residence ZIP (patient record)' end as geography_basis
     from hospital_b_classified as visits
     left join person_records as patients
         on patients.source = visits.source

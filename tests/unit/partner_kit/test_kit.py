@@ -8,6 +8,7 @@ import pytest
 
 from partner_kit import Encoder, SchemaError, encode_extract, load_profile
 from partner_kit import extract as kit_module
+from partner_kit.geocode import AddressPoints
 from tests.conftest import TODAY
 
 HEADER = ["PERSON_ID", "LNAME", "FNAME", "MNAME", "SFX", "DOB", "SEX", "RACE", "ETHNICITY", "SSN", "ADDRESS", "ZIP"]
@@ -113,7 +114,8 @@ def test_hospital_b_formatted_names_and_pipe_delimiter(tmp_path, keyring):
     src = write_csv(tmp_path / "patients.csv", header, rows, delimiter="|")
     out = tmp_path / "p.parquet"
     enc = Encoder(keyring.linkage_secret())
-    s = encode_extract(load_profile("hospital_b", "patients"), src, out, enc, today=TODAY)
+    s = encode_extract(load_profile("hospital_b", "patients"), src, out, enc, today=TODAY,
+                       address_points=AddressPoints())
     assert s.rows_encoded == 1
     t = pq.read_table(out).to_pylist()[0]
     want = enc.encode_record({"first": "JOHN", "last": "SMITH", "middle_init": "A", "suffix": "JR",

@@ -18,7 +18,9 @@ final as (
         -- the extract does not say who reported race (self at registration, or staff)
         'NOT_RECORDED' as race_reporter_code,
         ZIP as zip,
-        cast(null as varchar) as census_tract
+        -- the residence tract the hospital's kit looked up from the address it holds (partner_kit.geocode); null
+        -- where the address-points file has no single tract for it
+        RESIDENCE_TRACT as census_tract
     from current_rows
 )
 
