@@ -1,0 +1,29 @@
+"""Training on pairs born on one day samples birth days once those pairs outgrow the budget (38 million pairs at
+1,000,000 persons made a 19.6 GiB temp table): below it every pair is used, above it a seeded share of days whose
+pairs come near the budget."""
+
+from __future__ import annotations
+
+import duckdb
+
+from linkage.model import LinkageParams, dob_day_sample
+
+
+def _table(con, days: int, per_day: int) -> None:
+    con.execute(f"create or replace table link_input as select 'd' || (i % {days}) as dob, i as unique_id "
+                f"from range({days * per_day}) t(i)")
+
+
+def test_every_pair_is_used_below_the_budget_and_a_share_of_days_above_it():
+    con = duckdb.connect()
+    _table(con, days=200, per_day=10)  # 200 * 45 = 9,000 pairs
+    assert dob_day_sample(con, "link_input", LinkageParams(dob_training_pairs=10_000)) is None
+    _table(con, days=4000, per_day=40)  # 4000 * 780 = 3,120,000 pairs
+    params = LinkageParams(dob_training_pairs=300_000)
+    cond = dob_day_sample(con, "link_input", params)
+    assert cond is not None and cond == dob_day_sample(con, "link_input", params)  # seeded: the same days
+    kept = con.execute(f"select sum(n * (n - 1) / 2) from (select count(*) n from link_input where {cond} "
+                       "group by dob)").fetchall()[0][0]
+    assert 200_000 <= kept <= 400_000
+    other = dob_day_sample(con, "link_input", LinkageParams(dob_training_pairs=300_000, seed=7))
+    assert other != cond
