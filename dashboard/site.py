@@ -320,10 +320,18 @@ def _figure_view(fig: Figure, L: _Lang, ind: str, root: Path, page_prefix: str) 
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(csv_cols)
-    w.writerows(csv_rows)
+    w.writerows([[_csv_safe(v) for v in row] for row in csv_rows])
     _write(root / L.prefix / csv_name, buf.getvalue())
     return {"id": fig.id, "title": title, "svg": svg, "summary": summary, "columns": cols, "rows": rows,
             "csv": page_prefix + csv_name, "shown": fig.shown, "hidden": fig.hidden}
+
+
+def _csv_safe(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula (=, +, -, @ first) is quoted with a leading apostrophe;
+    numbers are left as they are."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
 
 
 # ------------------------------------------------------------------------------------------------ writing

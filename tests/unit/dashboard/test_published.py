@@ -154,3 +154,32 @@ def test_a_refused_build_writes_nothing_and_keeps_the_previous_site(tmp_path):
     with pytest.raises(DashboardRefused, match="no warehouse here"):
         build_dashboard(tmp_path / "missing.duckdb", tmp_path / "other")
     assert not (tmp_path / "other").exists()
+
+
+def test_hostile_names_in_the_geography_are_escaped_on_every_page_and_defused_in_every_csv(tmp_path):
+    """Names come from the reference geography: a name that is markup or a spreadsheet formula stays text."""
+    hostile = '<img src=x onerror=alert(1)>'
+    formula = '=HYPERLINK("http://x","y")'
+    values = {(hostile if a == "Area A" else formula if a == "Area B" else a, s): v
+              for (a, s), v in GOOD_VALUES.items()}
+    global AREAS
+    saved = AREAS
+    try:
+        AREAS = [hostile, formula, OUTSIDE]
+        hidden = {(hostile if a == "Area A" else formula, s) for a, s in GOOD_HIDDEN}
+        table = month_table(values, hidden)
+    finally:
+        AREAS = saved
+    db = tmp_path / "w.duckdb"
+    _warehouse(db, table)
+    with duckdb.connect(str(db)) as con:
+        con.execute("update reference.geography set priority_area = ? where priority_area = 'Area A'", [hostile])
+        con.execute("update reference.geography set priority_area = ? where priority_area = 'Area B'", [formula])
+    out = tmp_path / "site"
+    build_dashboard(db, out)
+    for page in out.rglob("*.html"):
+        text = page.read_text()
+        assert "<img src=x" not in text, page
+    rows = [line for p in out.rglob("*.csv") for line in p.read_text().splitlines()]
+    assert not [r for r in rows if r.startswith("=") or ',=' in r]
+    assert any("'=HYPERLINK" in r for r in rows)
