@@ -19,7 +19,7 @@ def test_same_config_same_bytes(tmp_path):
     assert a == b
     da, db = digest(tmp_path / "a"), digest(tmp_path / "b")
     assert da == db
-    assert len(da) == 2 * 11 + 2  # 11 extracts per period, the truth and the population estimates
+    assert len(da) == 2 * 11 + 3  # 11 extracts per period, the truth, the true effects and the population estimates
     generate(cfg, tmp_path / "a")  # regenerating in place changes nothing
     assert digest(tmp_path / "a") == da
 
