@@ -468,13 +468,12 @@ def simulate(rng: np.random.Generator, world: World, pop: Population) -> Activit
     page = _age_at(pop, pr, pdate)
     prio = world.ref.priority
     prior = _prior_contacts(police[~gone], hospital, pop.n)
-    # violence interrupters work with young people of the priority areas (and some who are often there)
-    qual = ~gone & police["violent"].to_numpy() & (page >= 14) & (page < 31) & (
-        prio[pop.tract[pr]] | (prio[police["tract"].to_numpy()] & (rng.random(len(pr)) < 0.3)))
+    # violence interrupters reach young people involved in violence in the priority areas
+    qual = ~gone & police["violent"].to_numpy() & (page >= 14) & (page < 31) & prio[police["tract"].to_numpy()]
     q = pd.Series(pdate[qual]).groupby(pr[qual]).min()
     # selection: the more police contacts and assault injuries in the year before, the likelier the enrollment
     q_prior = prior(q.index.to_numpy(), q.to_numpy())
-    atv_p = q.index.to_numpy()[rng.random(len(q)) < 0.32 + 0.12 * np.minimum(q_prior, 3)]
+    atv_p = q.index.to_numpy()[rng.random(len(q)) < 0.16 + 0.06 * np.minimum(q_prior, 3)]
     atv_d = q.loc[atv_p].to_numpy() + rng.integers(7, 91, len(atv_p))
     # community referrals without a police contact
     young_prio = np.flatnonzero(prio[pop.tract] & (pop.age >= 16) & (pop.age < 32) & (pop.risk > 2.0))
