@@ -29,7 +29,10 @@ def _svg(fig) -> str:
 
     plt.close(fig)
     text = buf.getvalue()
-    return text[text.index("<svg"):]  # drop the XML prolog and doctype: the SVG sits inside the HTML
+    text = text[text.index("<svg"):]  # drop the XML prolog and doctype: the SVG sits inside the HTML
+    if "<metadata>" in text:  # matplotlib's RDF block: names of vocabularies, nothing a reader needs
+        text = text[:text.index("<metadata>")] + text[text.index("</metadata>") + len("</metadata>"):]
+    return text
 
 
 def _figure():
