@@ -6,7 +6,7 @@ per record and the noise applied) for linkage evaluation only. Everything is syn
 """
 
 from synthetic.build import generate
-from synthetic.config import NoiseRates, SynthConfig
+from synthetic.config import NoiseRates, ProgramEffects, SynthConfig
 from synthetic.identity import NOISE_TOKENS
 from synthetic.layouts import LAYOUTS, PARTNERS, Layout
 from synthetic.reference import PRIORITY_AREAS, load_geography
@@ -17,6 +17,7 @@ __all__ = [
     "NOISE_TOKENS",
     "PARTNERS",
     "PRIORITY_AREAS",
+    "ProgramEffects",
     "RACE_LABELS",
     "Layout",
     "NoiseRates",

@@ -9,19 +9,25 @@ Causal structure (kept simple, but with the shape evaluators need):
 - many violent police victimisations produce a hospital visit the same day (assault injury);
 - Alternatives to Violence (ATV) enrolls a share of young people after a violent police contact in or from a
   priority area; hospital-based violence intervention (HVIP) enrolls a share of people after an assault injury
-  visit; enrollment comes after the qualifying event, and later violent events are thinned (a program effect);
+  visit; enrollment comes after the qualifying event, and is likelier the more police contacts and assault
+  injuries the person had in the year before it (selection on prior risk: a naive before/after is biased);
+- the programs' true effects (``SynthConfig.effects``, :class:`synthetic.config.ProgramEffects`) thin the
+  events they prevent: ATV participants' violent police contacts in the window after enrollment, HVIP
+  participants' later assault injuries, and violent incidents in one priority area after a place-based
+  program's start date;
 - homicide victims and patients who die have no events afterwards.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date as _date
 
 import numpy as np
 import pandas as pd
 
 from synthetic.population import Population
-from synthetic.world import World, day
+from synthetic.world import EPOCH, World, day
 
 NEVER = np.iinfo(np.int64).max // 4
 
@@ -83,7 +89,9 @@ SUSP_REASONS = np.array(["FIGHT", "DISRUPT", "OTHER", "ASSAULT", "DRUGS", "BULLY
 SUSP_REASON_P = np.array([0.33, 0.22, 0.15, 0.10, 0.08, 0.07, 0.05])
 SUSP_OSS_P = {"WEAPON": 0.95, "ASSAULT": 0.85, "FIGHT": 0.6, "DRUGS": 0.8, "BULLY": 0.5, "DISRUPT": 0.3, "OTHER": 0.35}
 
-PROGRAM_EFFECT = 0.35  # share of violent events after an ATV/HVIP enrollment that do not happen
+#: what counts as prior risk for selection into a program: police contacts (any role) and assault-injury visits
+#: in the PRIOR_DAYS before the qualifying event (the same definition the evaluation matches on).
+PRIOR_DAYS = 365
 
 
 @dataclass
@@ -418,20 +426,54 @@ def _with_ends(rng, df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def _prior_contacts(police: pd.DataFrame, hospital: dict[str, pd.DataFrame], n: int):
+    """A function (persons, dates) -> police contacts and assault-injury visits of each person in the
+    PRIOR_DAYS before each date (the date itself excluded)."""
+    parts = [police[["person", "date"]]] + [h.loc[np.isin(h["cat"].to_numpy(), ASSAULT_CATS), ["person", "date"]]
+                                            for h in hospital.values()]
+    ev = pd.concat(parts, ignore_index=True).sort_values(["person", "date"], kind="stable")
+    ep, ed = ev["person"].to_numpy(dtype=np.int64), ev["date"].to_numpy(dtype=np.int64)
+    key = ep * 10**6 + ed  # day numbers stay below 10**6 until the year 4707
+
+    def count(persons: np.ndarray, dates: np.ndarray) -> np.ndarray:
+        persons, dates = np.asarray(persons, dtype=np.int64), np.asarray(dates, dtype=np.int64)
+        hi = np.searchsorted(key, persons * 10**6 + dates, side="left")
+        lo = np.searchsorted(key, persons * 10**6 + dates - PRIOR_DAYS, side="left")
+        return hi - lo
+
+    return count
+
+
 def simulate(rng: np.random.Generator, world: World, pop: Population) -> Activity:
     police = _police(rng, world, pop)
     hospital = _hospital(rng, world, pop, police)
+
+    # a place-based program: fewer violent incidents in its priority area from its start date on ---------------
+    fx = world.cfg.effects
+    gone = np.zeros(len(police), bool)
+    area_tracts = world.ref.geo["priority_area"].to_numpy() == fx.area
+    area_start = (_date.fromisoformat(fx.area_start) - EPOCH).days
+    if fx.area_violence > 0:
+        in_area = police["violent"].to_numpy() & area_tracts[police["tract"].to_numpy()] \
+            & (police["date"].to_numpy() >= area_start)
+        # whole incidents: every person of an incident that does not happen
+        inc = police["inc"].to_numpy()
+        u_inc = np.unique(inc[in_area])
+        hit = u_inc[rng.random(len(u_inc)) < fx.area_violence]
+        gone |= in_area & np.isin(inc, hit)
 
     # programs ---------------------------------------------------------------------------------------------
     pr = police["person"].to_numpy()
     pdate = police["date"].to_numpy()
     page = _age_at(pop, pr, pdate)
     prio = world.ref.priority
-    # violence interrupters work with young people of the priority areas (and some who are often there)
-    qual = police["violent"].to_numpy() & (page >= 14) & (page < 31) & (
-        prio[pop.tract[pr]] | (prio[police["tract"].to_numpy()] & (rng.random(len(pr)) < 0.3)))
+    prior = _prior_contacts(police[~gone], hospital, pop.n)
+    # violence interrupters reach young people involved in violence in the priority areas
+    qual = ~gone & police["violent"].to_numpy() & (page >= 14) & (page < 31) & prio[police["tract"].to_numpy()]
     q = pd.Series(pdate[qual]).groupby(pr[qual]).min()
-    atv_p = q.index.to_numpy()[rng.random(len(q)) < 0.3]
+    # selection: the more police contacts and assault injuries in the year before, the likelier the enrollment
+    q_prior = prior(q.index.to_numpy(), q.to_numpy())
+    atv_p = q.index.to_numpy()[rng.random(len(q)) < 0.16 + 0.06 * np.minimum(q_prior, 3)]
     atv_d = q.loc[atv_p].to_numpy() + rng.integers(7, 91, len(atv_p))
     # community referrals without a police contact
     young_prio = np.flatnonzero(prio[pop.tract] & (pop.age >= 16) & (pop.age < 32) & (pop.risk > 2.0))
@@ -441,11 +483,14 @@ def simulate(rng: np.random.Generator, world: World, pop: Population) -> Activit
     atv = pd.DataFrame({"person": np.concatenate([atv_p, ref_p]), "date": np.concatenate([atv_d, ref_d]),
                         "code": "ATV_ENROLL"})
     atv = atv[atv["date"] <= world.end]
-    assaults = pd.concat([h[np.isin(h["cat"].to_numpy(), ASSAULT_CATS)][["person", "date", "inpatient"]]
-                          for h in hospital.values()])
+    assaults = pd.concat([h[np.isin(h["cat"].to_numpy(), ASSAULT_CATS) & ~np.isin(h["link"].to_numpy(),
+                                                                                    np.flatnonzero(gone))]
+                          [["person", "date", "inpatient"]] for h in hospital.values()])
     first_as = assaults.sort_values(["person", "date"], kind="stable").drop_duplicates("person")
     fa_age = _age_at(pop, first_as["person"].to_numpy(), first_as["date"].to_numpy())
-    enroll = rng.random(len(first_as)) < np.where((fa_age >= 10) & (fa_age < 36), 0.25, 0.06)
+    fa_prior = prior(first_as["person"].to_numpy(), first_as["date"].to_numpy())
+    enroll = rng.random(len(first_as)) < np.where((fa_age >= 10) & (fa_age < 36), 0.2, 0.05) \
+        * (1 + 0.4 * np.minimum(fa_prior, 3))
     fa = first_as[enroll]
     hvip_d = fa["date"].to_numpy() + np.where(fa["inpatient"].to_numpy(), rng.integers(2, 9, len(fa)),
                                               rng.integers(1, 22, len(fa)))
@@ -453,24 +498,23 @@ def simulate(rng: np.random.Generator, world: World, pop: Population) -> Activit
     hvip = hvip[hvip["date"] <= world.end]
     programs = pd.concat([atv, hvip], ignore_index=True)
 
-    # program effect: fewer violent events after enrollment (never the events that qualified for a program) --------
-    first_enr = programs.groupby("person")["date"].min()
-    if len(first_enr):
-        qual_key = np.isin(pr, atv_p) & qual & (pdate == q.reindex(pr).to_numpy(dtype=float, na_value=-1))
-        e_pol = first_enr.reindex(pr).to_numpy(dtype=float, na_value=np.inf)
-        drop = (police["violent"].to_numpy() & ~police["paired"].to_numpy() & (pdate > e_pol) & ~qual_key
-                & (rng.random(len(police)) < PROGRAM_EFFECT))
-        dropped = police.index.to_numpy()[drop]
-        police = police[~drop]
-        hvip_keys = fa["person"].to_numpy(dtype=np.int64) * 10**6 + fa["date"].to_numpy(dtype=np.int64)
-        for h, df in hospital.items():
-            person_h, date_h, cat_h = df["person"].to_numpy(), df["date"].to_numpy(), df["cat"].to_numpy()
-            assault = np.isin(cat_h, ASSAULT_CATS)
-            keep = assault & np.isin(person_h.astype(np.int64) * 10**6 + date_h, hvip_keys)
-            e_h = first_enr.reindex(person_h).to_numpy(dtype=float, na_value=np.inf)
-            d = np.isin(df["link"].to_numpy(), dropped)
-            d |= (assault & (df["link"].to_numpy() < 0) & (date_h > e_h) & (rng.random(len(df)) < PROGRAM_EFFECT))
-            hospital[h] = df[~(d & ~keep)]
+    # program effects (never the events that qualified for a program) ---------------------------------------------
+    atv_enr = atv.groupby("person")["date"].min()
+    e_atv = atv_enr.reindex(pr).to_numpy(dtype=float, na_value=np.inf)
+    in_window = (pdate > e_atv) & (pdate <= e_atv + fx.atv_window_days)
+    gone |= police["violent"].to_numpy() & in_window & (rng.random(len(police)) < fx.atv_violence)
+    dropped = police.index.to_numpy()[gone]
+    police = police[~gone]
+    hvip_enr = hvip.groupby("person")["date"].min()
+    hvip_keys = fa["person"].to_numpy(dtype=np.int64) * 10**6 + fa["date"].to_numpy(dtype=np.int64)
+    for h, df in hospital.items():
+        person_h, date_h, cat_h = df["person"].to_numpy(), df["date"].to_numpy(), df["cat"].to_numpy()
+        assault = np.isin(cat_h, ASSAULT_CATS)
+        keep = assault & np.isin(person_h.astype(np.int64) * 10**6 + date_h, hvip_keys)
+        e_h = hvip_enr.reindex(person_h).to_numpy(dtype=float, na_value=np.inf)
+        d = np.isin(df["link"].to_numpy(), dropped)
+        d |= assault & (date_h > e_h) & (rng.random(len(df)) < fx.hvip_reinjury)
+        hospital[h] = df[~(d & ~keep)]
 
     enrollments, suspensions = _schools(rng, world, pop)
 

@@ -180,6 +180,7 @@ class _Run:
         for (partner, extract, k), sink in self.sinks.items():
             records[partner].setdefault(extract, {})[self.cfg.periods[k]] = sink.finish()
         truth_rows = self.truth.finish()
+        self._write_effects()
         self._write_population_estimates()
         self._write_address_points()
         person_records = sum(sum(records[p][PERSON_EXTRACT[p]].values()) for p in PARTNERS)
@@ -205,6 +206,22 @@ class _Run:
             path = self.home / "partners" / partner / "reference" / "address_points.csv"
             path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(path, [text])
+
+    def _write_effects(self) -> None:
+        """``truth/program_effects.json``: the programs' true effects, beside ``truth.parquet``. Only the scoring of
+        evaluations (tests, bench) reads it; the evaluation itself never does."""
+        import json
+
+        fx = self.cfg.effects
+        body = {"seed": self.cfg.seed, "persons": self.cfg.persons, **fx.as_dict(),
+                "true_effects": {
+                    "ATV": {"measure": "rate ratio of violent police contacts (victim, suspect, arrestee) in the "
+                                       f"{fx.atv_window_days} days after enrollment", "value": 1 - fx.atv_violence},
+                    "HVIP": {"measure": "hazard ratio of violent re-injury (assault-injury visit) after enrollment",
+                             "value": 1 - fx.hvip_reinjury},
+                    "area": {"measure": f"rate ratio of violent incidents in {fx.area} from {fx.area_start}",
+                             "value": 1 - fx.area_violence}}}
+        atomic_write_text(self.home / "truth" / "program_effects.json", [json.dumps(body, indent=1) + "\n"])
 
     def _write_population_estimates(self) -> None:
         """``reference/population_estimates.csv``: residents by census tract, sex, single year of age and race/

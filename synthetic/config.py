@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, fields
+from datetime import date as _date
 from itertools import pairwise
+
+from synthetic.reference import PRIORITY_AREAS
 
 #: Events start here; the baseline extract holds everything from this month on.
 HISTORY_START = "2021-01"
@@ -76,6 +79,56 @@ class NoiseRates:
         return cls(**{f.name: 0.0 for f in fields(cls) if f.name != "two_surnames"})
 
 
+@dataclass(frozen=True)
+class ProgramEffects:
+    """The true effects of the programs: the simulator applies them, and writes them to
+    ``truth/program_effects.json``, which only the scoring of evaluations (tests, bench) reads.
+
+    Each effect is a share in [0, 1] of events that do not happen; 0 switches it off (``ProgramEffects.none()``).
+    - ``atv_violence``: of an ATV participant's violent police contacts (as victim, suspect or arrestee) dated in
+      the ``atv_window_days`` after enrollment; their same-day injury visits go with them. Rate ratio 1 - share.
+    - ``hvip_reinjury``: of an HVIP participant's assault-injury hospital visits after enrollment (any time):
+      the hazard of violent re-injury is multiplied by 1 - share.
+    - ``area_violence``: of violent police incidents located in the priority area ``area`` on or after
+      ``area_start`` (a place-based program's start), with their injury visits. Rate ratio 1 - share.
+    Selection into the programs does not change with these settings: higher prior risk (more police contacts
+    and assault injuries in the year before the qualifying event) enrolls more, whatever the effects.
+    """
+
+    atv_violence: float = 0.35
+    atv_window_days: int = 365
+    hvip_reinjury: float = 0.35
+    area_violence: float = 0.2
+    area: str = "Beatties Ford Rd/LaSalle St"
+    area_start: str = "2023-07-01"
+
+    def __post_init__(self) -> None:
+        for name in ("atv_violence", "hvip_reinjury", "area_violence"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0.0 <= float(v) <= 1.0:
+                raise ValueError(f"ProgramEffects.{name} must be a number in [0, 1], got {v!r}")
+        if not isinstance(self.atv_window_days, int) or isinstance(self.atv_window_days, bool) \
+                or not 1 <= self.atv_window_days <= 3650:
+            raise ValueError(f"ProgramEffects.atv_window_days must be an integer in [1, 3650], got "
+                             f"{self.atv_window_days!r}")
+        if self.area not in PRIORITY_AREAS:
+            raise ValueError(f"ProgramEffects.area must be one of {', '.join(PRIORITY_AREAS)}, got {self.area!r}")
+        if not isinstance(self.area_start, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", self.area_start):
+            raise ValueError(f"ProgramEffects.area_start must be a date YYYY-MM-DD, got {self.area_start!r}")
+        try:
+            _date.fromisoformat(self.area_start)
+        except ValueError:
+            raise ValueError(f"ProgramEffects.area_start is not a calendar date: {self.area_start!r}") from None
+
+    @classmethod
+    def none(cls) -> ProgramEffects:
+        """Every effect zero: the programs change nothing (selection into them stays as it is)."""
+        return cls(atv_violence=0.0, hvip_reinjury=0.0, area_violence=0.0)
+
+    def as_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
 _PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
 
@@ -100,6 +153,8 @@ class SynthConfig:
     seed: int = 20261121
     periods: tuple[str, ...] = ("2025-11", "2025-12")
     noise: NoiseRates = field(default_factory=NoiseRates)
+    #: the programs' true effects (ground truth for evaluation scoring only).
+    effects: ProgramEffects = field(default_factory=ProgramEffects)
     #: persons simulated (and held in memory) at a time.
     chunk_size: int = 50_000
 
@@ -115,6 +170,8 @@ class SynthConfig:
             raise ValueError(f"chunk_size must be an integer >= 100, got {self.chunk_size!r}")
         if not isinstance(self.noise, NoiseRates):
             raise TypeError("noise must be a NoiseRates")
+        if not isinstance(self.effects, ProgramEffects):
+            raise TypeError("effects must be a ProgramEffects")
         if not self.periods:
             raise ValueError("periods must name at least one month")
         idx = [_month_index(p) for p in self.periods]

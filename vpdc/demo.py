@@ -189,6 +189,10 @@ def run_demo(home: Home, *, persons: int, seed: int, console: Console, out: Cons
     console.rule("[bold]7. governance: an approved ATV evaluation cohort, and a refused request")
     governed = print_governance(home, out) if marts["success"] else {"audit_ok": False}
 
+    if marts["success"]:
+        console.rule("[bold]7b. program evaluation: ATV and HVIP against matched comparison groups")
+        print_evaluations(home, out)
+
     demo_accounts(home, now=datetime.now(UTC))
     console.rule("[bold]8. the portal")
     console.print("open it with [bold]make portal[/] (http://127.0.0.1:8400, this machine only). Every demo user signs in "
@@ -309,3 +313,66 @@ def print_governance(home: Home, out: Console) -> dict[str, Any]:
     table.add_row("audit chain", f"{'verified' if result['audit_ok'] else 'BROKEN'} ({result['audit_entries']} entries)")
     out.print(table)
     return result
+
+
+#: The demo's evaluation request: aggregate output only, reviewed by everyone it concerns.
+EVAL_REQUEST: dict[str, Any] = ATV_REQUEST | {
+    "study_id": "program-eval-2026",
+    "title": "ATV and HVIP: effects against matched comparison groups",
+    "purpose": "Estimate the effect of ATV on violent police contacts, of HVIP on violent re-injury, and of the "
+               "place-based work in Beatties Ford Rd/LaSalle St on violent incidents.",
+    "output_level": "aggregate",
+}
+EVAL_AREA, EVAL_AREA_START = "Beatties Ford Rd/LaSalle St", date(2023, 7, 1)
+
+
+def run_evaluation_demo(home: Home, *, now: datetime | None = None) -> list[Any]:
+    """Submit and approve the evaluation request (once), then evaluate ATV (with its area) and HVIP."""
+    from evaluation import EvaluationSpec, area_columns, run_evaluation
+    from governance.outputs import DEFAULT_COLUMNS
+    from governance.registry.db import registry_for
+    from governance.registry.policy import decide
+    from governance.registry.workflow import review_request, submit_request
+    from partner_kit.profiles import partners
+
+    now = now or datetime.now(UTC)
+    reg = registry_for(home.root)
+    study = EVAL_REQUEST["study_id"]
+    with reg.read() as s:
+        exists = decide(s, study, at=now).reasons != (f"no request with study id {study!r}",)
+    if not exists:
+        columns = [{"dataset": "program_cohorts", "column": c} for c in DEFAULT_COLUMNS] + area_columns()
+        with reg.transaction() as s:
+            submit_request(s, requester="evaluator_atv", now=now, **EVAL_REQUEST, columns=columns,
+                           irb_expires_on=(now + timedelta(days=365)).date(),
+                           retention_end=(now + timedelta(days=540)).date())
+        for who in [f"steward_{p}" for p in partners()] + ["community_board"]:
+            with reg.transaction() as s:
+                review_request(s, reviewer=who, study_id=study, decision="approve", now=now,
+                               comment="Approved for the program evaluation as described (aggregate only).")
+    results = []
+    for program in ("ATV", "HVIP"):
+        area = (EVAL_AREA, EVAL_AREA_START) if program == "ATV" else (None, None)
+        results.append(run_evaluation(EvaluationSpec(study, "evaluator_atv", program, area=area[0],
+                                                     area_start=area[1]),
+                                      registry=reg, warehouse_db=home.warehouse_db, reports_dir=home.reports, now=now))
+    return results
+
+
+def print_evaluations(home: Home, out: Console) -> None:
+    from governance.registry.errors import GovernanceError
+    from governance.registry.policy import PolicyRefused
+
+    try:
+        results = run_evaluation_demo(home)
+    except (PolicyRefused, GovernanceError, ValueError) as exc:
+        out.print(f"[yellow]evaluation not reported:[/] {escape(str(exc))}")
+        return
+    table = Table("program", "estimate", "ratio (95 % CI)", title="program evaluations (disclosure-checked)")
+    for r in results:
+        for e in r.estimates:
+            ci = f"{e['estimate']:.2f} ({e['low']:.2f} to {e['high']:.2f})" if e.get("low") is not None else "—"
+            table.add_row(r.program, escape(e["name"]), ci)
+    out.print(table)
+    for r in results:
+        out.print(f"{r.program}: {len(r.suppressed)} items suppressed; report {escape(r.html)}")

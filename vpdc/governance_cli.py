@@ -56,6 +56,7 @@ def register(app: typer.Typer) -> None:
                       (cohort_app, "cohort"), (study_app, "study"), (audit_app, "audit"),
                       (retention_app, "retention"), (outputs_app, "outputs")):
         app.add_typer(sub, name=name)
+    app.command("evaluate")(evaluate)
 
 
 def _now() -> datetime:
@@ -308,6 +309,35 @@ def cohort_summary(study_id: str, home: HomeOpt, program: ProgramOpt = "ATV",
     result = export_cohort_summary(spec, registry=reg, warehouse_db=h.warehouse_db,
                                    outputs_dir=h.outputs, now=_now())
     _released(result, as_json, "summary")
+
+
+# ---------------------------------------------------------------------------------------- evaluate
+def evaluate(study_id: str, home: HomeOpt, program: ProgramOpt = "ATV",
+             period_from: FromOpt = "2021-01-01", period_to: ToOpt = "2026-12-31",
+             area: Annotated[str | None, typer.Option(
+                 help="Also evaluate a place-based program in this priority area (needs --area-start).")] = None,
+             area_start: Annotated[str | None, typer.Option(help="Its start date (YYYY-MM-DD).")] = None,
+             repin: RepinOpt = False, as_json: JsonOpt = False, actor: AsOpt = None) -> None:
+    """Evaluate a program for an approved request (aggregate output): matched comparison, difference-in-differences,
+    event study, re-injury survival (HVIP), area-level impact; every count disclosure-checked; the report
+    (HTML and JSON) goes to VPDC_HOME/reports/evaluations/."""
+    from evaluation import EvaluationSpec, run_evaluation
+
+    actor, reg = acting(home, actor, "evaluate")
+    h = Home(home)
+    spec = EvaluationSpec(study_id, actor, program.upper(), _date("--from", period_from), _date("--to", period_to),
+                          area=area, area_start=_date("--area-start", area_start) if area_start else None, repin=repin)
+    result = run_evaluation(spec, registry=reg, warehouse_db=h.warehouse_db, reports_dir=h.reports, now=_now())
+    if as_json:
+        emit({"study_id": result.study_id, "program": result.program, "html": result.html, "json": result.json,
+              "estimates": result.estimates, "suppressed": result.suppressed}, True)
+        return
+    table = Table("estimate", "ratio (95 % CI)", title=f"{escape(result.program)} evaluation")
+    for e in result.estimates:
+        table.add_row(escape(e["name"]), f"{e['estimate']:.2f} ({e['low']:.2f} to {e['high']:.2f})"
+                      if e.get("low") is not None else f"{e['estimate']:.2f}")
+    out.print(table)
+    out.print(f"{len(result.suppressed)} items suppressed; report: {escape(result.html)}")
 
 
 # ------------------------------------------------------------------------------------------- study

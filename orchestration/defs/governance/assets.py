@@ -79,8 +79,47 @@ def study_extract(context: dg.AssetExecutionContext, config: StudyExtractConfig,
     return _gated(run_study, spec, vpdc_home, registry)
 
 
+class EvaluationConfig(dg.Config):
+    actor: str
+    program: str = "ATV"
+    period_from: str = "2021-01-01"
+    period_to: str = "2026-12-31"
+    area: str | None = None
+    area_start: str | None = None
+    repin: bool = False
+
+
+@dg.asset(
+    key=["outputs", "evaluation"],
+    deps=[dg.AssetKey(["analytics", "events"]), dg.AssetKey(["analytics", "persons"])],
+    partitions_def=studies,
+    group_name="study_outputs",
+    description="A program evaluation for one approved request (aggregate output): matched comparison, "
+                "difference-in-differences, survival, area-level impact; disclosure-checked report under "
+                "reports/evaluations/. Refused unless the governance policy allows it.",
+)
+def program_evaluation(context: dg.AssetExecutionContext, config: EvaluationConfig, vpdc_home: VpdcHome,
+                       registry: GovernanceRegistry) -> dg.MaterializeResult:
+    from evaluation import EvaluationSpec, run_evaluation
+    from governance.registry.policy import PolicyRefused
+
+    home = vpdc_home.home
+    spec = EvaluationSpec(context.partition_key, config.actor, config.program.upper(),
+                          date.fromisoformat(config.period_from), date.fromisoformat(config.period_to),
+                          area=config.area, area_start=date.fromisoformat(config.area_start) if config.area_start
+                          else None, repin=config.repin)
+    try:
+        result = run_evaluation(spec, registry=registry.registry(), warehouse_db=home.warehouse_db,
+                                reports_dir=home.reports, now=datetime.now(UTC))
+    except PolicyRefused as exc:
+        raise dg.Failure(description=str(exc)) from None
+    return dg.MaterializeResult(metadata={"estimates": len(result.estimates), "suppressed": len(result.suppressed),
+                                          "report": dg.MetadataValue.path(result.html)})
+
+
 cohort_export_job = dg.define_asset_job("cohort_export_job", selection=[program_cohort_export], partitions_def=studies)
 study_extract_job = dg.define_asset_job("study_extract_job", selection=[study_extract], partitions_def=studies)
+evaluation_job = dg.define_asset_job("evaluation_job", selection=[program_evaluation], partitions_def=studies)
 
 
 def new_study_partitions(registry, known: set[str]) -> list[str]:

@@ -21,7 +21,8 @@ def test_no_temp_files_left(tmp_path):
     generate(CFG, tmp_path, progress=lambda n, d: progress.append((n, d)))
     got = files(tmp_path)
     assert "truth/truth.parquet" in got
-    assert all(f.startswith("partners/") or f in ("truth/truth.parquet", "reference/population_estimates.csv")
+    assert all(f.startswith("partners/") or f in ("truth/truth.parquet", "truth/program_effects.json",
+                                                    "reference/population_estimates.csv")
                for f in got)
     assert not any(Path(f).name.startswith(".") or f.endswith((".tmp", ".part")) for f in got)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["partners", "reference", "truth"]

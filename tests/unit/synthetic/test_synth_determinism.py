@@ -19,8 +19,9 @@ def test_same_config_same_bytes(tmp_path):
     assert a == b
     da, db = digest(tmp_path / "a"), digest(tmp_path / "b")
     assert da == db
-    # 11 extracts per period, the truth, the population estimates and each hospital's address points
-    assert len(da) == 2 * 11 + 2 + 2
+    # 11 extracts per period, the truth, the true effects, the population estimates and each hospital's address
+    # points
+    assert len(da) == 2 * 11 + 3 + 2
     generate(cfg, tmp_path / "a")  # regenerating in place changes nothing
     assert digest(tmp_path / "a") == da
 

@@ -205,3 +205,25 @@ def test_population_estimates_count_every_resident_once_by_tract_sex_age_and_rac
     assert not est.duplicated(["tract", "sex", "age", "race_ethnicity"]).any()
     assert set(est["sex"]) <= {"Female", "Male"} and set(est["race_ethnicity"]) <= set(RACE_LABELS)
     assert est["tract"].str.fullmatch(r"37119\d{6}").all()  # Mecklenburg County GEOIDs
+
+
+def test_program_effects_are_written_beside_the_truth_and_zero_is_a_setting(tmp_path):
+    import json
+
+    from synthetic import ProgramEffects, SynthConfig, generate
+
+    generate(SynthConfig(persons=200, seed=5, effects=ProgramEffects.none()), tmp_path)
+    body = json.loads((tmp_path / "truth" / "program_effects.json").read_text())
+    assert body["atv_violence"] == body["hvip_reinjury"] == body["area_violence"] == 0.0
+    assert {k: v["value"] for k, v in body["true_effects"].items()} == {"ATV": 1.0, "HVIP": 1.0, "area": 1.0}
+
+
+def test_program_effects_refuse_a_share_outside_zero_to_one():
+    import pytest
+
+    from synthetic import ProgramEffects
+
+    with pytest.raises(ValueError, match="atv_violence must be a number in"):
+        ProgramEffects(atv_violence=1.5)
+    with pytest.raises(ValueError, match="area must be one of"):
+        ProgramEffects(area="Nowhere")
