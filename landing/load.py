@@ -122,12 +122,14 @@ def _quote(col: str) -> str:
 
 def _stage_load(con: duckdb.DuckDBPyConnection, table: str, m: Manifest, now: datetime, state: str,
                 source: str | None = None, extract_type: str | None = None) -> None:
-    """Write a load's ledger row; ``source``/``extract_type`` replace the manifest's (the linkage zone's labels)."""
+    """Write a load's ledger row; ``source``/``extract_type`` replace the manifest's (the linkage zone's labels,
+    which also stand in for the partner and extract in the schema version: ``county.clients/1`` names both)."""
+    schema = m.schema_version if extract_type is None else f"{extract_type}/{m.schema_version.rsplit('/', 1)[-1]}"
     con.execute(f"delete from {table} where load_id = ?", [m.envelope_id])
     con.execute(
         f"insert into {table} values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, false, null, ?)",
         [m.envelope_id, m.envelope_id, source or m.partner, extract_type or m.extract_type, m.period,
-         m.schema_version, m.linkage_key_version, m.row_count, m.created_at, now, state],
+         schema, m.linkage_key_version, m.row_count, m.created_at, now, state],
     )
 
 

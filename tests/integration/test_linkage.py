@@ -191,7 +191,7 @@ def test_the_zones_share_no_person_key_record_id_or_partner_name(home):
     assert lz_ids and not lz_ids & wh_text  # no linkage-zone row joins a warehouse row by its record id
     # sources and extracts are labels there: no partner's name in any value, run record or model
     lz_text = every_text(home.linkage_db)
-    assert not [p for p in partners() for v in lz_text if p in v]
+    assert not [v[:60] for p in partners() for v in lz_text if v is not None and p in v]
     # the analytics keys are stable: another run (incremental, nothing new) exports the same map
     before = values(home.warehouse_db, "select source || '/' || source_record_id || '/' || person_key from raw.person_map")
     again = run_linkage(home.linkage_db, now=NOW)
