@@ -372,12 +372,14 @@ def group_ratios(con: Any, clusters_all: str, as_of_year: int = 2026, truth: str
 def _vpdc_eval(linkage_db: Path, keys: Path, truth_parquet: Path) -> dict[str, Any]:
     import duckdb
 
-    from envelope.keys import Custodian
+    from envelope.keys import Custodian, WarehouseKeyRing
+    from landing.boundary import ZoneBoundary
     from linkage.evaluation import load_truth
 
     con = duckdb.connect()
     con.execute(f"attach '{linkage_db}' as lz (read_only)")
-    load_truth(con, truth_parquet, Custodian(keys.parent / "custodian").linkage_secret())
+    load_truth(con, truth_parquet, Custodian(keys.parent / "custodian").linkage_secret(),
+               boundary=ZoneBoundary.from_keyring(WarehouseKeyRing(keys)))
     con.execute("create table clusters as select source, source_record_id, person_key cluster_id from lz.person_keys")
     out = evaluate(con, "clusters")
     out["groups"] = group_ratios(con, "_c_all")

@@ -47,10 +47,15 @@ __all__ = [
     "EnvelopeRefused",
     "Manifest",
     "OpenedEnvelope",
+    "StreamError",
     "check_manifest_fields",
+    "decrypt_stream",
+    "encrypt_stream",
     "open_envelope",
     "open_regular",
     "read_manifest",
+    "read_signed_manifest",
+    "verify_signed_manifest",
     "seal_envelope",
     "special_file_kind",
 ]
@@ -152,6 +157,69 @@ def _nonce(counter: int, last: bool) -> bytes:
     return counter.to_bytes(11, "big") + (b"\x01" if last else b"\x00")
 
 
+class StreamError(Exception):
+    """A STREAM ciphertext failed: ``check`` is ``truncated`` or ``decrypt`` (as :data:`CHECKS` names them)."""
+
+    def __init__(self, check: str, detail: str):
+        self.check, self.detail = check, detail
+        super().__init__(f"{check}: {detail}")
+
+
+def encrypt_stream(src: BinaryIO, out: BinaryIO, key: bytes, aad: bytes) -> dict[str, Any]:
+    """AES-256-GCM STREAM of ``src`` into ``out`` in :data:`CHUNK` chunks (the nonce carries the chunk counter and
+    a last-chunk flag, so reordering, dropping or truncating chunks fails authentication). Envelopes and the
+    archive's parts both use it. Returns the plaintext's and ciphertext's SHA-256 and sizes."""
+    aes = AESGCM(key)
+    plain_hash, cipher_hash = hashlib.sha256(), hashlib.sha256()
+    plain_bytes = cipher_bytes = counter = 0
+    chunk = src.read(CHUNK)
+    while True:
+        nxt = src.read(CHUNK)
+        last = not nxt
+        plain_hash.update(chunk)
+        plain_bytes += len(chunk)
+        ct = aes.encrypt(_nonce(counter, last), chunk, aad)
+        cipher_hash.update(ct)
+        cipher_bytes += len(ct)
+        out.write(ct)
+        if last:
+            break
+        chunk, counter = nxt, counter + 1
+    return {"sha256": plain_hash.hexdigest(), "bytes": plain_bytes, "ciphertext_sha256": cipher_hash.hexdigest(),
+            "ciphertext_bytes": cipher_bytes}
+
+
+def decrypt_stream(src: BinaryIO, out: BinaryIO, key: bytes, aad: bytes, *,
+                   expected_ciphertext_bytes: int | None = None) -> dict[str, Any]:
+    """Undo :func:`encrypt_stream`, authenticating every chunk before its plaintext is written; returns the same
+    hashes and sizes. Raises :class:`StreamError` (``truncated`` or ``decrypt``) on any failure."""
+    aes = AESGCM(key)
+    cipher_hash, plain_hash = hashlib.sha256(), hashlib.sha256()
+    cipher_bytes = plain_bytes = counter = 0
+    block = src.read(CHUNK + _TAG)
+    while True:
+        if not block:
+            raise StreamError("truncated", "ciphertext ends without its final chunk")
+        nxt = src.read(CHUNK + _TAG)
+        last = not nxt
+        cipher_hash.update(block)
+        cipher_bytes += len(block)
+        try:
+            plain = aes.decrypt(_nonce(counter, last), block, aad)
+        except InvalidTag:
+            short = expected_ciphertext_bytes is not None and cipher_bytes < expected_ciphertext_bytes
+            what = "truncated" if last and short else "decrypt"
+            raise StreamError(what, f"chunk {counter} fails authentication (altered, reordered or cut)") from None
+        plain_hash.update(plain)
+        plain_bytes += len(plain)
+        out.write(plain)
+        if last:
+            break
+        block, counter = nxt, counter + 1
+    return {"sha256": plain_hash.hexdigest(), "bytes": plain_bytes, "ciphertext_sha256": cipher_hash.hexdigest(),
+            "ciphertext_bytes": cipher_bytes}
+
+
 def _wrap_info(envelope_id: str, partner: str) -> bytes:
     return f"vpdc-envelope-v1/{partner}/{envelope_id}".encode()
 
@@ -176,30 +244,14 @@ def seal_envelope(
     transport_pub = keyring.transport_public_key()
     dek = AESGCM.generate_key(bit_length=256)
     wrapped = _SUITE.encrypt(dek, transport_pub, info=_wrap_info(envelope_id, partner))
-    aes = AESGCM(dek)
     aad = envelope_id.encode()
 
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / f"{partner}_{extract_type}_{period}_{envelope_id[:12]}.vpdc"
     body = tempfile.NamedTemporaryFile(dir=out_dir, prefix=".sealing-", delete=False)
     try:
-        plain_hash, cipher_hash = hashlib.sha256(), hashlib.sha256()
-        plain_bytes = cipher_bytes = 0
         with open(payload, "rb") as src, body:
-            counter = 0
-            chunk = src.read(CHUNK)
-            while True:
-                nxt = src.read(CHUNK)
-                last = not nxt
-                plain_hash.update(chunk)
-                plain_bytes += len(chunk)
-                ct = aes.encrypt(_nonce(counter, last), chunk, aad)
-                cipher_hash.update(ct)
-                cipher_bytes += len(ct)
-                body.write(ct)
-                if last:
-                    break
-                chunk, counter = nxt, counter + 1
+            sums = encrypt_stream(src, body, dek, aad)
         manifest = {
             "format": ENVELOPE_FORMAT,
             "envelope_id": envelope_id,
@@ -208,14 +260,7 @@ def seal_envelope(
             "period": period,
             "schema_version": schema_version,
             "row_count": int(row_count),
-            "payload": {
-                "format": "parquet",
-                "sha256": plain_hash.hexdigest(),
-                "bytes": plain_bytes,
-                "ciphertext_sha256": cipher_hash.hexdigest(),
-                "ciphertext_bytes": cipher_bytes,
-                "chunk_size": CHUNK,
-            },
+            "payload": {"format": "parquet", **sums, "chunk_size": CHUNK},
             "keys": {
                 "signing_key_id": key_id(_raw_public(signing.public_key())),
                 "transport_key_id": key_id(_raw_public(transport_pub)),
@@ -337,6 +382,31 @@ def _read_header(path: Path, f: BinaryIO) -> tuple[dict[str, Any], bytes, bytes]
     return manifest, mbytes, sig
 
 
+def read_signed_manifest(path: Path) -> tuple[bytes, bytes]:
+    """The manifest exactly as the partner signed it, and its signature (unverified): what the archive keeps of an
+    envelope beside its split payload, so the partner's signature can still be checked later."""
+    with open_regular(path) as f:
+        _, mbytes, sig = _read_header(Path(path), f)
+    return mbytes, sig
+
+
+def verify_signed_manifest(mbytes: bytes, sig: bytes, keyring: WarehouseKeyRing) -> Manifest:
+    """A manifest kept apart from its envelope, checked against its partner's registered key.
+
+    Raises:
+        ValueError: no registered key for its partner, or the signature does not verify.
+    """
+    m = Manifest.from_dict(json.loads(mbytes))
+    pub = keyring.trusted_partner_key(m.partner)
+    if pub is None:
+        raise ValueError(f"partner {m.partner!r} has no registered signing key")
+    try:
+        pub.verify(sig, _SIGN_CONTEXT + mbytes)
+    except InvalidSignature:
+        raise ValueError("manifest signature does not verify with the partner's key") from None
+    return m
+
+
 def read_manifest(path: Path) -> Manifest:
     """The manifest of an envelope, unverified: for listing and routing only, never for trust."""
     with open_regular(path) as f:
@@ -406,37 +476,21 @@ def open_envelope(
         except (InvalidTag, ValueError):
             raise refuse("decrypt", "data key cannot be unwrapped with the warehouse key") from None
 
-        aes, aad = AESGCM(dek), m.envelope_id.encode()
+        aad = m.envelope_id.encode()
         tmpdir = Path(tempfile.mkdtemp(prefix="vpdc-open-", dir=workdir))  # mkdtemp: mode 0700
         out_path = tmpdir / "payload.parquet"
         try:
-            cipher_hash, plain_hash = hashlib.sha256(), hashlib.sha256()
-            cipher_bytes = 0
             with open(out_path, "wb") as out:
-                counter = 0
-                block = f.read(CHUNK + _TAG)
-                while True:
-                    if not block:
-                        raise refuse("truncated", "ciphertext ends without its final chunk")
-                    nxt = f.read(CHUNK + _TAG)
-                    last = not nxt
-                    cipher_hash.update(block)
-                    cipher_bytes += len(block)
-                    try:
-                        plain = aes.decrypt(_nonce(counter, last), block, aad)
-                    except InvalidTag:
-                        what = "truncated" if last and cipher_bytes < m.ciphertext_bytes else "decrypt"
-                        raise refuse(what, f"chunk {counter} fails authentication (altered, reordered or cut)") from None
-                    plain_hash.update(plain)
-                    out.write(plain)
-                    if last:
-                        break
-                    block, counter = nxt, counter + 1
+                try:
+                    sums = decrypt_stream(f, out, dek, aad, expected_ciphertext_bytes=m.ciphertext_bytes)
+                except StreamError as exc:
+                    raise refuse(exc.check, exc.detail) from None
+            cipher_bytes = sums["ciphertext_bytes"]
             if cipher_bytes != m.ciphertext_bytes:
                 raise refuse("truncated", f"ciphertext is {cipher_bytes} bytes, manifest says {m.ciphertext_bytes}")
-            if cipher_hash.hexdigest() != m.ciphertext_sha256:
+            if sums["ciphertext_sha256"] != m.ciphertext_sha256:
                 raise refuse("checksum", "ciphertext SHA-256 differs from the manifest")
-            if plain_hash.hexdigest() != m.payload_sha256:
+            if sums["sha256"] != m.payload_sha256:
                 raise refuse("checksum", "payload SHA-256 differs from the manifest")
             rows = _parquet_rows(out_path)
             if rows != m.row_count:

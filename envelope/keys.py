@@ -7,6 +7,8 @@
 | warehouse transport key pair (X25519) | the warehouse; partners hold its public half | :class:`WarehouseKeyRing`, :class:`PartnerKeyRing` |
 | study master secret | the warehouse (per-study pseudonym keys derive from it) | :class:`WarehouseKeyRing` |
 | audit key (32 random bytes; keys the registry's audit chain, ADR 0007) | the warehouse, never the registry database | :class:`WarehouseKeyRing` |
+| zone-boundary key (32 random bytes; the linkage zone's source and record labels, the analytics person keys, ADR 0010) | the warehouse's landing and export steps, never the linkage zone | :class:`WarehouseKeyRing` |
+| linkage archive key pair (X25519; the archived encodings part of each envelope, ADR 0010) | the linkage zone; the warehouse holds its public half only | :class:`LinkageZoneKeyRing` |
 
 Sub-keys for tokens, Bloom filters and record ids are derived from the linkage secret with HKDF, so a leak
 of one derived key does not expose the others. The warehouse's key ring has no way to load a linkage secret
@@ -44,6 +46,7 @@ __all__ = [
     "Custodian",
     "KeyError_",
     "LinkageSecret",
+    "LinkageZoneKeyRing",
     "PartnerKeyRing",
     "WarehouseKeyRing",
     "generate_signing_key",
@@ -289,6 +292,10 @@ class WarehouseKeyRing:
         self.keys_dir = Path(keys_dir)
         leaks = [p for p in (self.keys_dir / "linkage", self.keys_dir / "custodian") if p.exists()]
         leaks += [p for p in self.keys_dir.rglob("*.key") if VERSION.match(p.stem)] if self.keys_dir.is_dir() else []
+        if (self.keys_dir / LinkageZoneKeyRing.ARCHIVE_KEY).exists():
+            raise KeyError_(f"{self.keys_dir}: the warehouse's keys folder holds the linkage zone's archive key "
+                            f"({LinkageZoneKeyRing.ARCHIVE_KEY}); with it the archive's encodings and content parts could "
+                            "be rejoined: move it to the linkage zone's keys folder")
         if leaks:
             raise KeyError_(f"{self.keys_dir}: the warehouse's keys folder holds linkage-secret material "
                             f"({', '.join(sorted(str(p.relative_to(self.keys_dir)) for p in leaks)[:3])}); "
@@ -357,8 +364,37 @@ class WarehouseKeyRing:
         key would make every existing entry of the chain unverifiable."""
         return _write_private(self.keys_dir / self.AUDIT_KEY, os.urandom(32), overwrite=False)
 
+    #: The zone-boundary key's file (ADR 0010). Its name is no linkage-secret version.
+    BOUNDARY_KEY = "zone-boundary.key"
+    #: The public half of the linkage zone's archive key, installed here (:meth:`install_linkage_archive_key`).
+    LINKAGE_ARCHIVE_PUB = "linkage-archive.pub"
+
+    def boundary_key(self) -> bytes:
+        """The key of the zone boundary (ADR 0010): the linkage zone's opaque source and record labels and the
+        analytics zone's person keys derive from it. The linkage zone never holds it, so nothing there can be
+        matched to the warehouse's names, record ids or person keys."""
+        key = _read_private(self.keys_dir / self.BOUNDARY_KEY, "zone-boundary key")
+        if len(key) != 32:
+            raise KeyError_(f"{self.keys_dir / self.BOUNDARY_KEY}: expected 32 bytes, got {len(key)}")
+        return key
+
+    def install_linkage_archive_key(self, public_hex: str) -> str:
+        """Install the public half of the linkage zone's archive key; returns its key id."""
+        raw = public_key_from_text(public_hex, what="linkage zone archive key")
+        _write_public(self.keys_dir / self.LINKAGE_ARCHIVE_PUB, (raw.hex() + "\n").encode(), overwrite=True)
+        return key_id(raw)
+
+    def linkage_archive_public_key(self) -> X25519PublicKey:
+        """The linkage zone's public archive key: the archived encodings part of each envelope is sealed to it, so
+        the warehouse can write that part and never read it again."""
+        path = self.keys_dir / self.LINKAGE_ARCHIVE_PUB
+        if not path.is_file():
+            raise KeyError_(f"{path}: the linkage zone's public archive key is not installed; run `vpdc keys init`")
+        return X25519PublicKey.from_public_bytes(public_key_from_text(path.read_text(), what=str(path)))
+
     def create(self, *, overwrite: bool = False) -> list[str]:
-        """The transport key pair and the study master secret, if missing; returns the files made."""
+        """The transport key pair, the study master secret and the zone-boundary key, if missing; returns the files
+        made. The boundary key is never replaced: a new one would give every person a new analytics key."""
         made = []
         if overwrite or not (self.keys_dir / "transport.key").exists():
             tk = X25519PrivateKey.generate()
@@ -368,15 +404,56 @@ class WarehouseKeyRing:
             made.append("transport.key")
         if _write_private(self.keys_dir / "study-master.key", os.urandom(32), overwrite=overwrite):
             made.append("study-master.key")
+        if _write_private(self.keys_dir / self.BOUNDARY_KEY, os.urandom(32), overwrite=False):
+            made.append(self.BOUNDARY_KEY)
         return made
+
+
+# --------------------------------------------------------------------------------- linkage zone
+class LinkageZoneKeyRing:
+    """The linkage zone's own keys: the X25519 key pair the archived encodings part of every envelope is sealed to
+    (ADR 0010). Only whoever rebuilds the linkage zone from the archive opens it; the warehouse holds the public
+    half. It refuses a folder that holds the warehouse's transport key or zone-boundary key: with either beside
+    it, one account could rejoin both parts of the archive, or match labels to names."""
+
+    ARCHIVE_KEY = "linkage-archive.key"
+    ARCHIVE_PUB = "linkage-archive.pub"
+
+    def __init__(self, keys_dir: Path):
+        self.keys_dir = Path(keys_dir)
+        leaks = [n for n in ("transport.key", WarehouseKeyRing.BOUNDARY_KEY) if (self.keys_dir / n).exists()]
+        if leaks:
+            raise KeyError_(f"{self.keys_dir}: the linkage zone's keys folder holds the warehouse's {', '.join(leaks)}; "
+                            "the linkage zone must never hold it: move it to the warehouse's keys folder")
+
+    def create(self, *, overwrite: bool = False) -> bool:
+        """The archive key pair, if missing; returns whether one was made."""
+        if (self.keys_dir / self.ARCHIVE_KEY).exists() and not overwrite:
+            return False
+        sk = X25519PrivateKey.generate()
+        _write_private(self.keys_dir / self.ARCHIVE_KEY, _pem_private(sk), overwrite=True)
+        _write_public(self.keys_dir / self.ARCHIVE_PUB, (_raw_public(sk.public_key()).hex() + "\n").encode(),
+                      overwrite=True)
+        return True
+
+    def archive_private_key(self) -> X25519PrivateKey:
+        path = self.keys_dir / self.ARCHIVE_KEY
+        key = serialization.load_pem_private_key(_read_private(path, "linkage zone archive key"), password=None)
+        if not isinstance(key, X25519PrivateKey):
+            raise KeyError_(f"{path}: not an X25519 private key")
+        return key
+
+    def archive_public_hex(self) -> str:
+        return _raw_public(self.archive_private_key().public_key()).hex()
 
 
 # ------------------------------------------------------------------------------------------ demo
 def init_demo_keys(home: Home, partners: list[str] | tuple[str, ...], *, overwrite: bool = False) -> dict[str, list[str]]:
     """Every party's keys for a demo ``VPDC_HOME``, each in its own folder, made the way each party makes them.
 
-    The custodian creates the linkage secret (``custodian/``); the warehouse its transport key pair and study
-    master secret (``keys/``); each partner its own signing key at its site (``partners/<p>/keys/``) and
+    The custodian creates the linkage secret (``custodian/``); the warehouse its transport key pair, study
+    master secret and zone-boundary key (``keys/``); the linkage zone its archive key pair (``linkage-keys/``,
+    whose public half the warehouse installs); each partner its own signing key at its site (``partners/<p>/keys/``) and
     receives the linkage secret and the warehouse's public key there. The partners' public halves are
     returned for registration with the warehouse (``vpdc partners register``); nothing else crosses.
 
@@ -391,7 +468,10 @@ def init_demo_keys(home: Home, partners: list[str] | tuple[str, ...], *, overwri
     warehouse = WarehouseKeyRing(home.keys)
     made_wh = warehouse.create(overwrite=overwrite)
     created += [f"keys/{f}" for f in made_wh]
-    kept += [f"keys/{f}" for f in ("transport.key", "study-master.key") if f not in made_wh]
+    kept += [f"keys/{f}" for f in ("transport.key", "study-master.key", WarehouseKeyRing.BOUNDARY_KEY) if f not in made_wh]
+    zone = LinkageZoneKeyRing(home.linkage_keys)
+    (created if zone.create(overwrite=overwrite) else kept).append(f"linkage-keys/{LinkageZoneKeyRing.ARCHIVE_KEY}")
+    warehouse.install_linkage_archive_key(zone.archive_public_hex())
     public_keys = {}
     for partner in partners:
         site = home.partner_keys(partner)

@@ -1,8 +1,9 @@
 """Ingest one envelope: verify → detect plaintext → validate → split into zones → archive; or quarantine.
 
-This is the whole landing-zone procedure as one plain function; the Dagster asset calls it. Nothing
-is ever deleted: a loaded envelope is archived still encrypted, a refused one is moved to
-``quarantine/`` with a machine-readable ``<file>.reason.json``, and every outcome is appended to
+This is the whole landing-zone procedure as one plain function; the Dagster asset calls it. A loaded
+envelope is archived as the two zones' parts, each sealed to its own zone's key, with the partner's signed
+manifest (:mod:`landing.archive`, ADR 0010), and only then removed from ``landing/``; a refused one is moved to
+``quarantine/`` with a machine-readable ``<file>.reason.json``; every outcome is appended to
 ``raw.ingest_events`` in the warehouse (metadata only) and to the governance audit chain.
 
 Crash safety (issue 12): one ingestion runs at a time under a ``flock`` that dies with its process; it first
@@ -26,10 +27,12 @@ import pyarrow.parquet as pq
 
 from envelope.format import EnvelopeRefused, open_envelope, read_manifest
 from envelope.keys import WarehouseKeyRing
+from landing.archive import archive_destination, is_entry, write_entry
 from landing.arrivals import arrival_partner
+from landing.boundary import ZoneBoundary
 from landing.detector import scan_batches
 from landing.events import IngestOutcome, insert_event, mark_event, pending_events, record_event
-from landing.load import complete_staged_loads, load_payload, loaded_envelope_ids
+from landing.load import complete_staged_loads, load_payload, loaded_envelope_ids, split_payload
 from landing.quarantine import quarantine_reason
 from landing.validation import ValidationSettings, keyed_spec, validate_payload
 from partner_kit import ProfileError, load_profile
@@ -78,6 +81,15 @@ def _rename(src: Path, dest: Path) -> None:
         shutil.move(str(src), dest)  # another file system: a regular file may be copied
 
 
+def _retire(envelope: Path) -> None:
+    """Remove a loaded envelope from ``landing/`` once its archive entry holds both parts apart: the envelope
+    keeps encodings and content together under one key, which is what the archive must not (ADR 0010)."""
+    try:
+        os.unlink(envelope)
+    except FileNotFoundError:
+        pass
+
+
 def _rel(home: Home, path: Path) -> str:
     return os.path.relpath(os.path.abspath(path), os.path.abspath(home.root))
 
@@ -114,7 +126,9 @@ def recover(home: Home, *, linkage_db: Path | None = None, warehouse_db: Path | 
                 reason_file = dest.with_name(dest.name + ".reason.json")
                 if not os.path.lexists(reason_file):
                     atomic_write(reason_file, json.dumps(ev.reason, indent=2, default=str))
-            if not os.path.lexists(dest) and os.path.lexists(src):
+            if is_entry(dest):  # a load: its parts were archived before its commit; the envelope itself goes
+                _retire(src)
+            elif not os.path.lexists(dest) and os.path.lexists(src):
                 _rename(src, dest)
             mark_event(warehouse_db, ev.event_id, moved=True)
         if not ev.audited and audit is not None:
@@ -179,6 +193,9 @@ def ingest_envelope(
     arrived_in = arrival_partner(home, path)
     if arrived_in is None:
         raise IngestError(f"{path.name}: not in a partner's landing folder (landing/<partner>/); nothing was moved")
+    # the zone boundary's key and the archive's recipients: a home without them stops here, before anything moves
+    boundary = ZoneBoundary.from_keyring(keyring)
+    recipients = {"linkage": keyring.linkage_archive_public_key(), "content": keyring.transport_private_key().public_key()}
     with process_lock(private_dir(home.root / "private") / _LOCK):
         private = _clear_private(home)
         recover(home, linkage_db=linkage_db, warehouse_db=warehouse_db, audit=audit, now=now)
@@ -188,12 +205,13 @@ def ingest_envelope(
                 raise IngestError(f"{path.name}: no longer in landing/{arrived_in}/ and no outcome of it recorded")
             return recorded
         return _ingest(path, home, keyring, arrived_in, private, now=now, settings=settings, linkage_db=linkage_db,
-                       warehouse_db=warehouse_db, audit=audit, load_hook=_load_hook, commit_hook=_commit_hook)
+                       warehouse_db=warehouse_db, audit=audit, load_hook=_load_hook, commit_hook=_commit_hook,
+                       boundary=boundary, recipients=recipients)
 
 
 def _ingest(path: Path, home: Home, keyring: WarehouseKeyRing, arrived_in: str, private: Path, *, now: datetime,
             settings: ValidationSettings, linkage_db: Path, warehouse_db: Path, audit: Audit | None,
-            load_hook: object, commit_hook: object) -> IngestOutcome:
+            load_hook: object, commit_hook: object, boundary: ZoneBoundary, recipients: dict) -> IngestOutcome:
     out = IngestOutcome("quarantined", path.name, arrived_in=arrived_in)
     source = _rel(home, path)
     timings: dict[str, float] = {}
@@ -235,7 +253,15 @@ def _ingest(path: Path, home: Home, keyring: WarehouseKeyRing, arrived_in: str, 
             if not report.passed:
                 raise _Refusal("validation", report.summary())
 
-            dest = _destination(home.archive / arrived_in, path.name)
+            # split once: both zones load from these parts, and the archive keeps them, each sealed to its own
+            # zone's key, before the load commits (so a committed load always has its entry)
+            t = time.perf_counter()
+            parts = split_payload(opened.payload, m, profile, boundary=boundary, workdir=opened.payload.parent)
+            dest = archive_destination(home.archive / arrived_in, path.name, m.envelope_id)
+            write_entry(dest, envelope=path, envelope_id=m.envelope_id, rows=m.row_count, now=now,
+                        parts={"linkage": parts.linkage, "content": parts.content}, recipients=recipients)
+            timings["split_and_archive"] = time.perf_counter() - t
+            step("ingest.archived")
             out.status, out.seconds = "loaded", timings
 
             def record(con, is_current: bool, superseded: list[str]) -> None:
@@ -243,14 +269,14 @@ def _ingest(path: Path, home: Home, keyring: WarehouseKeyRing, arrived_in: str, 
                 insert_event(con, out, now, source=source, dest=_rel(home, dest))
 
             t = time.perf_counter()
-            load_payload(opened.payload, m, profile, linkage_db=linkage_db, warehouse_db=warehouse_db, now=now,
+            load_payload(parts, m, linkage_db=linkage_db, warehouse_db=warehouse_db, now=now, boundary=boundary,
                          in_warehouse_commit=record, _after_linkage_commit=load_hook,
                          _after_warehouse_commit=commit_hook)
             timings["load"] = time.perf_counter() - t
     except (EnvelopeRefused, _Refusal) as exc:
         out.status, out.check, out.detail, out.seconds = "quarantined", exc.check, exc.detail, timings
         return _quarantine(path, home, out, source, now=now, warehouse_db=warehouse_db, audit=audit)
-    _rename(path, dest)
+    _retire(path)
     mark_event(warehouse_db, out.event_id, moved=True)
     step("ingest.moved")
     _audit(out, now, warehouse_db, audit)

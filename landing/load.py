@@ -4,7 +4,9 @@
 * ``warehouse.duckdb``: ``raw.<source>__<extract>`` content tables and ``raw.loads`` — never an encoding.
 
 Both are keyed by (source, source_record_id, load_id); ``load_id`` is the envelope id, so loading the
-same envelope again replaces its own rows with identical ones and changes nothing.
+same envelope again replaces its own rows with identical ones and changes nothing. In the linkage zone
+``source``, ``extract_type`` and ``source_record_id`` are the zone boundary's keyed labels
+(:mod:`landing.boundary`, ADR 0010), never the partner's name or the warehouse's record id.
 
 DuckDB cannot write two database files in one transaction, so a load is three short transactions:
 
@@ -30,16 +32,19 @@ from pathlib import Path
 import duckdb
 
 from envelope.format import Manifest
+from landing.boundary import ZoneBoundary
 from partner_kit import ENCODING_COLUMNS, ExtractProfile
 from workspace.testhooks import step
 
 __all__ = [
     "LoadResult",
+    "SplitPayload",
     "complete_staged_loads",
     "ensure_schemas",
     "load_payload",
     "loaded_envelope_ids",
     "raw_table",
+    "split_payload",
 ]
 
 _LOADS_DDL = """
@@ -115,12 +120,16 @@ def _quote(col: str) -> str:
     return '"' + col.replace('"', '""') + '"'
 
 
-def _stage_load(con: duckdb.DuckDBPyConnection, table: str, m: Manifest, now: datetime, state: str) -> None:
+def _stage_load(con: duckdb.DuckDBPyConnection, table: str, m: Manifest, now: datetime, state: str,
+                source: str | None = None, extract_type: str | None = None) -> None:
+    """Write a load's ledger row; ``source``/``extract_type`` replace the manifest's (the linkage zone's labels,
+    which also stand in for the partner and extract in the schema version: ``county.clients/1`` names both)."""
+    schema = m.schema_version if extract_type is None else f"{extract_type}/{m.schema_version.rsplit('/', 1)[-1]}"
     con.execute(f"delete from {table} where load_id = ?", [m.envelope_id])
     con.execute(
         f"insert into {table} values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, false, null, ?)",
-        [m.envelope_id, m.envelope_id, m.partner, m.extract_type, m.period, m.schema_version,
-         m.linkage_key_version, m.row_count, m.created_at, now, state],
+        [m.envelope_id, m.envelope_id, source or m.partner, extract_type or m.extract_type, m.period,
+         schema, m.linkage_key_version, m.row_count, m.created_at, now, state],
     )
 
 
@@ -184,28 +193,26 @@ def _complete(con: duckdb.DuckDBPyConnection, load_ids: list[str]) -> list[str]:
     return load_ids
 
 
-def load_payload(
-    payload: Path,
-    manifest: Manifest,
-    profile: ExtractProfile,
-    *,
-    linkage_db: Path,
-    warehouse_db: Path,
-    now: datetime,
-    in_warehouse_commit: Callable[[duckdb.DuckDBPyConnection, bool, list[str]], None] | None = None,
-    _after_linkage_commit: object = None,
-    _after_warehouse_commit: object = None,
-) -> LoadResult:
-    """Load one verified, validated payload into both zones. Idempotent per envelope.
+@dataclass(frozen=True)
+class SplitPayload:
+    """A verified payload split into the two zones' parts (Parquet files in the private temp area).
 
-    Args:
-        payload: the decrypted Parquet payload (in the private temp area).
-        manifest: the verified manifest.
-        profile: the partner's extract profile (which columns are encodings, which content).
-        now: the clock, passed in.
-        in_warehouse_commit: called with the warehouse connection, whether the load is current and the loads it
-            superseded, inside the load's transaction just before it commits (the ingest event is recorded there: a load never exists without its event).
+    ``linkage``: the linkage zone's rows exactly as ``encodings`` stores them (the boundary's record labels, the key
+    version, every encoding column; the previous-version label during a rotation), or None for an extract
+    without encodings. ``content``: the analytics zone's rows (record id and content columns). Ingestion loads
+    both zones from these files and archives them, each sealed to its own zone's key (:mod:`landing.archive`),
+    so no file after the split holds encodings and content together.
     """
+
+    linkage: Path | None
+    content: Path
+    rows: int
+
+
+def split_payload(payload: Path, manifest: Manifest, profile: ExtractProfile, *, boundary: ZoneBoundary,
+                  workdir: Path) -> SplitPayload:
+    """Split one verified payload into the linkage zone's part and the analytics zone's part (the one rule of
+    which column goes where). Record ids in the linkage part are the zone boundary's labels (ADR 0010)."""
     m = manifest
     previous = m.extra.get("previous_key_version")
     cols = profile.output_schema(previous_ids=bool(previous)).names
@@ -213,27 +220,75 @@ def load_payload(
     # the previous-version id of a record serves linkage only (to carry its person across a key rotation)
     content_cols = [c for c in cols if c not in ENCODING_COLUMNS and c not in ("linkage_key_version",
                                                                               "source_record_id_prev")]
-    src = f"read_parquet('{str(payload).replace(chr(39), chr(39) * 2)}')"
+    src = f"read_parquet('{_literal(payload)}')"
+    linkage_part, content_part = Path(workdir) / "linkage.parquet", Path(workdir) / "content.parquet"
+    with duckdb.connect(config=_DUCKDB_CONFIG) as con:
+        if enc_cols:
+            rid, params = boundary.record_label_sql("$partner", _quote("source_record_id"))
+            select = [f"{rid} as source_record_id", _quote("linkage_key_version"), *(_quote(c) for c in enc_cols)]
+            if previous:
+                prev, _ = boundary.record_label_sql("$partner", _quote("source_record_id_prev"))
+                select.append(f"{prev} as source_record_id_prev")
+            con.execute(f"copy (select {', '.join(select)} from {src}) to '{_literal(linkage_part)}' "
+                        "(format parquet)", params | {"partner": m.partner})
+        con.execute(f"copy (select {', '.join(_quote(c) for c in content_cols)} from {src}) "
+                    f"to '{_literal(content_part)}' (format parquet)")
+    return SplitPayload(linkage_part if enc_cols else None, content_part, m.row_count)
+
+
+def _literal(path: Path) -> str:
+    return str(path).replace(chr(39), chr(39) * 2)
+
+
+def load_payload(
+    parts: SplitPayload,
+    manifest: Manifest,
+    *,
+    linkage_db: Path,
+    warehouse_db: Path,
+    now: datetime,
+    boundary: ZoneBoundary,
+    in_warehouse_commit: Callable[[duckdb.DuckDBPyConnection, bool, list[str]], None] | None = None,
+    _after_linkage_commit: object = None,
+    _after_warehouse_commit: object = None,
+) -> LoadResult:
+    """Load one verified, validated, split payload into both zones. Idempotent per envelope.
+
+    Args:
+        parts: the payload's two parts (:func:`split_payload`, in the private temp area).
+        manifest: the verified manifest.
+        now: the clock, passed in.
+        boundary: the zone boundary (ADR 0010): the linkage zone's ledger names the partner and the extract by
+            their labels, never by name.
+        in_warehouse_commit: called with the warehouse connection, whether the load is current and the loads it
+            superseded, inside the load's transaction just before it commits (the ingest event is recorded there: a load never exists without its event).
+    """
+    m = manifest
+    previous = m.extra.get("previous_key_version")
     linkage_rows = 0
 
-    if enc_cols:
+    if parts.linkage is not None:
+        src = f"read_parquet('{_literal(parts.linkage)}')"
+        label, extract_label = boundary.source_label(m.partner), boundary.extract_label(m.partner, m.extract_type)
+        params = {"src": label, "ext": extract_label, "load": m.envelope_id}
         with duckdb.connect(str(linkage_db), config=_DUCKDB_CONFIG) as con:
             ensure_schemas(con, None)
-            select = ", ".join(_quote(c) for c in ["source_record_id", "linkage_key_version", *enc_cols])
+            select = f"* exclude ({_quote('source_record_id_prev')})" if previous else "*"
             con.execute("begin")
             con.execute(
-                f"create table if not exists encodings as select ?::varchar as source, ?::varchar as extract_type, "
-                f"?::varchar as load_id, {select} from {src} limit 0", [m.partner, m.extract_type, m.envelope_id])
+                f"create table if not exists encodings as select $src::varchar as source, $ext::varchar as extract_type, "
+                f"$load::varchar as load_id, {select} from {src} limit 0", params)
             con.execute("delete from encodings where load_id = ?", [m.envelope_id])
-            con.execute(f"insert into encodings select ?, ?, ?, {select} from {src}",
-                        [m.partner, m.extract_type, m.envelope_id])
+            con.execute(f"insert into encodings select $src, $ext, $load, {select} from {src}", params)
             linkage_rows = con.execute("select count(*) from encodings where load_id = ?", [m.envelope_id]).fetchone()[0]
             con.execute(_ALIASES_DDL)
             con.execute("delete from record_aliases where load_id = ?", [m.envelope_id])
             if previous:
-                con.execute(f"insert into record_aliases select ?, source_record_id, source_record_id_prev, ?, ?, ? "
-                            f"from {src}", [m.partner, m.linkage_key_version, previous, m.envelope_id])
-            _stage_load(con, "loads", m, now, "staged")  # not current until the warehouse has committed
+                con.execute(f"insert into record_aliases select $src, source_record_id, source_record_id_prev, $version, "
+                            f"$previous, $load from {src}", {"src": label, "load": m.envelope_id,
+                                                            "version": m.linkage_key_version, "previous": previous})
+            # not current until the warehouse has committed
+            _stage_load(con, "loads", m, now, "staged", source=label, extract_type=extract_label)
             con.execute("commit")
     step("ingest.staged")
     if callable(_after_linkage_commit):  # test hook: a crash between the two zones
@@ -242,12 +297,12 @@ def load_payload(
     table = raw_table(m.partner, m.extract_type)
     with duckdb.connect(str(warehouse_db), config=_DUCKDB_CONFIG) as con:
         ensure_schemas(None, con)
-        select = ", ".join(_quote(c) for c in content_cols)
+        src = f"read_parquet('{_literal(parts.content)}')"
         con.execute("begin")
         con.execute(f"create table if not exists {table} as select ?::varchar as source, ?::varchar as load_id, "
-                    f"{select} from {src} limit 0", [m.partner, m.envelope_id])
+                    f"* from {src} limit 0", [m.partner, m.envelope_id])
         con.execute(f"delete from {table} where load_id = ?", [m.envelope_id])
-        con.execute(f"insert into {table} select ?, ?, {select} from {src}", [m.partner, m.envelope_id])
+        con.execute(f"insert into {table} select ?, ?, * from {src}", [m.partner, m.envelope_id])
         warehouse_rows = con.execute(f"select count(*) from {table} where load_id = ?", [m.envelope_id]).fetchone()[0]
         is_current, superseded = _record_load(con, "raw.loads", m, now)
         if in_warehouse_commit is not None:
@@ -256,7 +311,7 @@ def load_payload(
     step("ingest.committed")
     if callable(_after_warehouse_commit):  # test hook: a crash after the point of no return
         _after_warehouse_commit()
-    if enc_cols:  # step 3: the warehouse has it, so the linkage load may now become current
+    if parts.linkage is not None:  # step 3: the warehouse has it, so the linkage load may now become current
         with duckdb.connect(str(linkage_db), config=_DUCKDB_CONFIG) as con:
             _complete(con, [m.envelope_id])
     step("ingest.completed")

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from envelope.keys import LinkageSecret
+from landing.boundary import ZoneBoundary
 from partner_kit import Encoder, load_profile
 
 __all__ = ["load_truth", "pairwise_metrics", "cluster_metrics", "subgroup_errors", "threshold_table", "age_band"]
@@ -38,17 +39,30 @@ def age_band(birth_year_sql: str, as_of_year: int) -> str:
             f"when {age} < 65 then '50-64' else '65+' end")
 
 
-def load_truth(con: duckdb.DuckDBPyConnection, truth_path: Path, secret: LinkageSecret, *, table: str = "truth") -> int:
-    """Load the truth file into ``table`` keyed by (source, source_record_id) as the linkage zone sees them."""
+def load_truth(con: duckdb.DuckDBPyConnection, truth_path: Path, secret: LinkageSecret, *,
+               boundary: ZoneBoundary | None, table: str = "truth") -> int:
+    """Load the truth file into ``table`` keyed by (source, source_record_id) as the linkage zone sees them.
+
+    Args:
+        boundary: the zone boundary whose labels the linkage zone holds (ADR 0010), or None for a zone built
+            without one (the attack suite's, which keeps partner names and kit ids). ``source_name`` keeps the
+            partner's name for the per-source error rates.
+    """
     t = pq.read_table(truth_path)
     enc = Encoder(secret)
     namespaces = {s: load_profile(s, e).record_id["namespace"] for s, e in PERSON_EXTRACTS.items()}
     sources, rids = t["source"].to_pylist(), t["record_id"].to_pylist()
     ids = [enc.record_id(namespaces[s], r.strip()) for s, r in zip(sources, rids, strict=True)]
-    t = t.append_column("source_record_id", pa.array(ids))
+    names = sources
+    if boundary is not None:
+        ids = [boundary.record_label(s, i) for s, i in zip(sources, ids, strict=True)]
+        labels = {s: boundary.source_label(s) for s in set(sources)}
+        sources = [labels[s] for s in sources]
+    t = t.drop_columns(["source"]).append_column("source", pa.array(sources)).append_column(
+        "source_record_id", pa.array(ids)).append_column("source_name", pa.array(names))
     con.register("_truth_arrow", t)
     con.execute(f"create or replace table {table} as select source, source_record_id, person_id, race_eth, sex, "
-                f"birth_year, noise from _truth_arrow")
+                f"birth_year, noise, source_name from _truth_arrow")
     con.unregister("_truth_arrow")
     return t.num_rows
 
@@ -102,7 +116,7 @@ def subgroup_errors(con: duckdb.DuckDBPyConnection, clusters: str, *, as_of_year
         per_person as (select person_id, count(*) n_person from j group by 1),
         per_cluster as (select cluster_id, count(*) n_cluster from j group by 1),
         per_both as (select cluster_id, person_id, count(*) n_both from j group by 1, 2)
-        select j.source, coalesce(j.race_eth, 'Unknown') race_eth, coalesce(j.sex, 'Unknown') sex,
+        select j.source_name as source, coalesce(j.race_eth, 'Unknown') race_eth, coalesce(j.sex, 'Unknown') sex,
                {age_band('j.birth_year', as_of_year)} age_band,
                pp.n_person > 1 as has_true_link,
                pb.n_both < pp.n_person as missed_link,

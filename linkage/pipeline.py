@@ -71,13 +71,24 @@ def latest_run(linkage_db: Path) -> dict[str, Any] | None:
     return json.loads(result) | {"total_records": total, "params": json.loads(params)}
 
 
+def _name_sources(run: dict[str, Any], names: dict[str, str]) -> None:
+    """Give a run's per-source figures their partners' names back (the linkage zone keeps labels only)."""
+    run["records"] = {names.get(k, k): v for k, v in run.get("records", {}).items()}
+    run["zero_record_sources"] = [names.get(k, k) for k in run.get("zero_record_sources", [])]
+
+
 def report_latest_run(home: Home, *, run_extra: dict[str, Any], now: datetime,
-                      floors: QualityFloors = QualityFloors()) -> tuple[dict[str, Any], list[tuple[str, bool, str]], Path]:
-    """Write the quality report of the latest run (model-based; no ground truth); return floor checks."""
+                      floors: QualityFloors = QualityFloors(),
+                      source_names: dict[str, str] | None = None) -> tuple[dict[str, Any], list[tuple[str, bool, str]], Path]:
+    """Write the quality report of the latest run (model-based; no ground truth); return floor checks.
+
+    ``source_names`` ({label: partner}, from the zone boundary) names the sources the linkage zone knows by label
+    only (ADR 0010); the report is the warehouse's, read by engineers."""
     run = latest_run(home.linkage_db)
     if run is None:
         raise RuntimeError(f"{home.linkage_db}: no linkage run yet; run `vpdc link`")
     run |= run_extra
+    _name_sources(run, source_names or {})
     run.setdefault("charts", {})
     report = build_report(home.linkage_db, run, truth_loaded=False, as_of_year=now.year,
                           cluster_threshold=run["params"]["cluster_threshold"])
@@ -92,8 +103,10 @@ def evaluate_latest_run(home: Home, *, now: datetime, truth_path: Path | None = 
     Synthetic data only: needs the truth file and the key custodian's linkage secret (to map native record
     ids onto pseudonymous ones): an evaluation harness, never a pipeline step, and never run by the warehouse.
     """
-    from envelope.keys import Custodian
+    from envelope.keys import Custodian, WarehouseKeyRing
+    from landing.boundary import ZoneBoundary
     from linkage.evaluation import load_truth
+    from partner_kit import partners
 
     truth_path = truth_path or home.truth / "truth.parquet"
     if not truth_path.exists():
@@ -102,8 +115,11 @@ def evaluate_latest_run(home: Home, *, now: datetime, truth_path: Path | None = 
     if run is None:
         raise RuntimeError(f"{home.linkage_db}: no linkage run yet; run `vpdc link`")
     run |= run_extra or {}
+    boundary = ZoneBoundary.from_keyring(WarehouseKeyRing(home.keys))
+    _name_sources(run, boundary.source_names(partners()))
     with duckdb.connect(str(home.linkage_db)) as con:
-        load_truth(con, truth_path, Custodian(home.custodian).linkage_secret(run.get("linkage_key_version")))
+        load_truth(con, truth_path, Custodian(home.custodian).linkage_secret(run.get("linkage_key_version")),
+                   boundary=boundary)
     try:
         report = build_report(home.linkage_db, run, truth_loaded=True, as_of_year=now.year,
                               cluster_threshold=run["params"]["cluster_threshold"])

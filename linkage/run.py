@@ -6,7 +6,8 @@ themselves and against everyone else, then clusters them together with the exist
 held together by membership edges), so a monthly increment does not re-link everything.
 
 Both end in :func:`linkage.persons.assign_person_keys`, then the (source, source_record_id) →
-person_key map with a confidence band is copied to the analytics zone: nothing else crosses.
+person_key map with a confidence band is copied to the analytics zone, translated at the zone boundary
+(the linkage zone's labels to the warehouse's ids, its person keys to the analytics ones): nothing else crosses.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 import duckdb
 
+from landing.boundary import ZoneBoundary
 from linkage.model import (
     MODEL_VERSION,
     KeyVersionError,
@@ -347,16 +349,34 @@ def _record_run(con: duckdb.DuckDBPyConnection, r: LinkageResult, now: datetime,
                  json.dumps(asdict(params)), json.dumps(r.as_dict(), default=str)])
 
 
-def export_person_map(linkage_db: Path, warehouse_db: Path, *, run_id: str) -> int:
+def export_person_map(linkage_db: Path, warehouse_db: Path, *, run_id: str, boundary: ZoneBoundary) -> int:
     """Copy only (source, source_record_id) → person_key and confidence band into the analytics zone.
+
+    The two zones share no key (ADR 0010): the linkage zone's sources and record ids are the zone boundary's labels
+    and its person keys are its own. This is the one place they are translated: each of the warehouse's own
+    record ids is labelled as landing labelled it and matched to the linkage zone's, and each linkage person key
+    becomes the analytics person key the boundary derives from it (stable as long as the linkage key is).
 
     ``raw.person_map`` is the current map; ``raw.person_map_versions`` is the change log of every run,
     from which ``linkage.persons.person_keys_as_of`` rebuilds the map a study pinned;
     ``raw.person_key_events`` lists merges and splits. Nothing else crosses.
     """
+    rid, rid_params = boundary.record_label_sql("r.source", "r.source_record_id")
+    lz_source, source_params = boundary.source_label_sql("r.source")
+    pk, pk_params = boundary.person_key_sql("person_key")
+    other, _ = boundary.person_key_sql("other_key")
     with duckdb.connect(str(warehouse_db)) as wh:
         wh.execute(f"attach '{str(linkage_db).replace(chr(39), chr(39) * 2)}' as lz (read_only)")
         wh.execute("create schema if not exists raw")
+        # the warehouse's record ids of every person extract, with the labels the linkage zone knows them by
+        persons = _person_tables(wh, boundary)
+        ids = " union ".join(f"select source, source_record_id from raw.{t}" for t in persons) or \
+            "select null::varchar source, null::varchar source_record_id where false"
+        wh.execute(f"""create or replace temp table _boundary_ids as
+            select r.source, r.source_record_id, {lz_source} lz_source, {rid} lz_id from ({ids}) r""",
+                   rid_params | source_params)
+        wh.execute(f"create or replace temp table _boundary_keys as select person_key, {pk} wh_key "
+                   "from (select distinct person_key from lz.person_key_versions)", pk_params)
         wh.execute("begin")
         aliases = wh.execute("select count(*) from information_schema.tables where table_catalog = 'lz' "
                              "and table_name = 'record_aliases'").fetchall()[0][0]
@@ -373,16 +393,27 @@ def export_person_map(linkage_db: Path, warehouse_db: Path, *, run_id: str) -> i
         wh.execute(f"""create or replace table raw.person_map as
             with m as (select source, source_record_id, person_key, match_confidence, run_id, 0 as via_alias
                        from lz.person_keys {alias_rows})
-            select source, source_record_id, person_key, match_confidence, run_id as linkage_run_id from m
-            qualify row_number() over (partition by source, source_record_id order by via_alias, person_key) = 1""")
+            select b.source, b.source_record_id, k.wh_key person_key, m.match_confidence, m.run_id as linkage_run_id
+            from m join _boundary_ids b on b.lz_source = m.source and b.lz_id = m.source_record_id
+            join _boundary_keys k using (person_key)
+            qualify row_number() over (partition by b.source, b.source_record_id order by m.via_alias, k.wh_key) = 1""")
         # the change log of every run (linkage.persons.person_keys_as_of rebuilds a pinned run's map)
-        wh.execute("create or replace table raw.person_map_versions as select run_id as linkage_run_id, source, "
-                   "source_record_id, person_key, match_confidence from lz.person_key_versions")
-        wh.execute("create or replace table raw.person_key_events as select run_id as linkage_run_id, event_at, event, "
-                   "person_key, other_key, records from lz.person_key_history")
+        wh.execute("""create or replace table raw.person_map_versions as
+            select v.run_id as linkage_run_id, b.source, b.source_record_id, k.wh_key person_key, v.match_confidence
+            from lz.person_key_versions v join _boundary_ids b on b.lz_source = v.source and b.lz_id = v.source_record_id
+            join _boundary_keys k using (person_key)""")
+        wh.execute(f"create or replace table raw.person_key_events as select run_id as linkage_run_id, event_at, event, "
+                   f"{pk} person_key, {other} other_key, records from lz.person_key_history", pk_params)
         wh.execute("create or replace table raw.linkage_runs as select run_id as linkage_run_id, started_at, "
                    "finished_at, mode, linkage_key_version, records, persons, new_records from lz.linkage_runs")
         wh.execute("commit")
         n = wh.execute("select count(*) from raw.person_map").fetchall()[0][0]
         wh.execute("detach lz")
     return n
+
+
+def _person_tables(wh: duckdb.DuckDBPyConnection, boundary: ZoneBoundary) -> list[str]:
+    """The warehouse's raw tables of extracts that the linkage zone holds encodings of (by their labels)."""
+    extracts = wh.execute("select distinct source, extract_type from raw.loads").fetchall()
+    labels = {r[0] for r in wh.execute("select distinct extract_type from lz.loads").fetchall()}
+    return sorted(f"{s}__{e}" for s, e in extracts if boundary.extract_label(s, e) in labels)

@@ -10,13 +10,22 @@ from workspace import Home
 
 
 class VpdcHome(dg.ConfigurableResource):
-    """The working directory: landing zone, quarantine, archive, reports (DESIGN.md layout)."""
+    """The working directory: landing zone, quarantine, archive, reports (DESIGN.md layout).
+
+    Every asset that opens it first checks that nothing there is open to other accounts (zone files 0600, folders
+    0700: ``workspace.permissions``), as every ``vpdc`` command does: a run started from the Dagster UI refuses an
+    exposed home too, naming the paths and the command that fixes them.
+    """
 
     root: str
 
     @property
     def home(self) -> Home:
-        return Home(Path(self.root).resolve())
+        from workspace.permissions import check_home
+
+        root = Path(self.root).resolve()
+        check_home(root)
+        return Home(root)
 
 
 class WarehouseKeys(dg.ConfigurableResource):

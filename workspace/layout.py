@@ -95,6 +95,12 @@ class Home:
         return self.root / "stewards" / user / "keys"
 
     @property
+    def linkage_keys(self) -> Path:
+        """The linkage zone's own keys (its archive key pair, ADR 0010); never the warehouse's, never the linkage
+        secret (a separate site in production)."""
+        return self.root / "linkage-keys"
+
+    @property
     def custodian(self) -> Path:
         """The key custodian's site: the linkage secret versions (a separate site in production)."""
         return self.root / "custodian"

@@ -51,3 +51,11 @@ def envelopes(home: Home, partner: str | None = None, extract: str | None = None
 
     files = sorted(home.landing().glob(f"{partner or '*'}/*.vpdc"))
     return [f for f in files if extract is None or read_manifest(f).extract_type == extract]
+
+
+def boundary(home: Home):
+    """The zone boundary of a test home (its labels are what the linkage zone holds, ADR 0010)."""
+    from envelope.keys import WarehouseKeyRing
+    from landing.boundary import ZoneBoundary
+
+    return ZoneBoundary.from_keyring(WarehouseKeyRing(home.keys))

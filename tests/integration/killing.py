@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 
 from envelope.format import read_manifest
+from landing.archive import entry_manifest, is_entry
 from orchestration.runner import dagster_environment
 from tests.integration.conftest import envelopes
 from workspace import Home
@@ -72,6 +73,10 @@ def assert_consistent(home: Home, loaded: set[str], refused: set[str] = frozense
 
     assert not list(home.landing().glob("*/*.vpdc"))
     assert {r[0] for r in wh(home, "select load_id from raw.loads")} == loaded
+    # every load archived once, as its two zones' parts (ADR 0010); no half-written entry left beside them
+    entries = [p for p in home.archive.glob("*/*") if is_entry(p)]
+    assert sorted(entry_manifest(p).envelope_id for p in entries) == sorted(loaded)
+    assert not [p for p in home.archive.glob("*/.*")]
     events = wh(home, "select envelope_id, status, moved, audited from raw.ingest_events where event_id is not null")
     assert sorted(e[0] for e in events if e[1] == "loaded") == sorted(loaded)  # one event per load
     assert all(e[2] and e[3] for e in events)

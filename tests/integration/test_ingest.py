@@ -3,6 +3,7 @@
 import contextlib
 import json
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -13,6 +14,7 @@ import pytest
 
 from envelope.format import read_manifest, seal_envelope
 from envelope.keys import PartnerKeyRing, WarehouseKeyRing, generate_signing_key, install_transport_key
+from landing.archive import entry_manifest, open_part
 from landing.ingest import ingest_envelope, quarantine_reason
 from orchestration.runner import run_landing_sensor_once
 from partner_kit import ENCODING_COLUMNS, load_profile
@@ -21,6 +23,7 @@ from tests.integration.conftest import envelopes
 from workspace import Home
 
 pytestmark = pytest.mark.integration
+TODAY_NOW = datetime(2026, 11, 21, 12, tzinfo=UTC)
 
 
 def keep_only(home: Home, keep: list[Path]) -> None:
@@ -87,6 +90,71 @@ def test_every_envelope_loads_and_the_zones_stay_separated(home):
     # run keys: a second sensor evaluation starts nothing new
     again = run_landing_sensor_once(home)
     assert again == []
+
+
+def test_the_archive_keeps_the_zones_parts_apart_and_the_transport_key_cannot_rejoin_them(home):
+    from envelope.format import MAGIC, verify_signed_manifest
+    from envelope.keys import LinkageZoneKeyRing
+    from landing.archive import ArchiveError, signed_manifest
+
+    env = envelopes(home, "police", "persons")[0]
+    keep_only(home, [env])
+    sent = encoded(home, env)
+    assert run_landing_sensor_once(home)[0].success
+    entry = home.archive / "police" / env.name
+    assert sorted(p.name for p in entry.iterdir()) == ["content.part", "linkage.part", "manifest.json"]
+    # the envelope itself (encodings and content together under the transport key) is kept in neither place
+    assert not [p for d in (home.archive, home.landing()) for p in d.rglob("*")
+                if p.is_file() and p.read_bytes()[:len(MAGIC)] == MAGIC]
+    ring = WarehouseKeyRing(home.keys)
+    transport = ring.transport_private_key()
+    # the transport key opens the content part only, and it holds no encoding
+    with open_part(entry, "content", transport) as p:
+        content = pq.read_table(p)
+    assert content.num_rows == sent.num_rows and not set(content.column_names) & set(ENCODING_COLUMNS)
+    with pytest.raises(ArchiveError, match="only its own zone"), open_part(entry, "linkage", transport):
+        pass
+    # the linkage zone opens its own part with its own key: what the linkage zone holds, and nothing else
+    zone = LinkageZoneKeyRing(home.linkage_keys)
+    with pytest.raises(ArchiveError, match="only its own zone"), open_part(entry, "content", zone.archive_private_key()):
+        pass
+    with open_part(entry, "linkage", zone.archive_private_key()) as p:
+        enc = pq.read_table(p)
+    assert set(enc.column_names) <= {"source_record_id", "linkage_key_version", "source_record_id_prev",
+                                     *ENCODING_COLUMNS}
+    with duckdb.connect(str(home.linkage_db), read_only=True) as con:
+        held = con.execute("select source_record_id, enc_fn_full from encodings order by all").fetchall()
+    assert sorted(zip(enc["source_record_id"].to_pylist(), enc["enc_fn_full"].to_pylist(), strict=True)) == held
+    # even both zones' keys together do not join the parts: the linkage part's record ids are boundary labels
+    assert not set(enc["source_record_id"].to_pylist()) & set(content["source_record_id"].to_pylist())
+    # the partner's signature of what was sent still verifies
+    assert verify_signed_manifest(*signed_manifest(entry), ring).envelope_id == entry_manifest(entry).envelope_id
+
+
+def test_both_zones_rebuild_from_the_archive_each_with_its_own_key(home):
+    from envelope.keys import LinkageZoneKeyRing
+    from landing.archive import reload_entry
+    from tests.integration.conftest import boundary
+
+    env = envelopes(home, "police", "persons")[0]
+    keep_only(home, [env])
+    assert run_landing_sensor_once(home)[0].success
+    encodings = "select * exclude (load_id) from encodings order by source_record_id"
+    content = "select * from raw.police__persons order by source_record_id"
+    with duckdb.connect(str(home.linkage_db), read_only=True) as con:
+        lz_before = con.execute(encodings).fetchall()
+    wh_before = wh(home, content)
+    lost = home.root / "lost"
+    lost.mkdir()
+    res = reload_entry(home.archive / "police" / env.name, now=TODAY_NOW, boundary=boundary(home),
+                       linkage_key=LinkageZoneKeyRing(home.linkage_keys).archive_private_key(),
+                       content_key=WarehouseKeyRing(home.keys).transport_private_key(),
+                       linkage_db=lost / "linkage.duckdb", warehouse_db=lost / "warehouse.duckdb")
+    assert res.linkage_rows == res.warehouse_rows == len(wh_before) > 0
+    with duckdb.connect(str(lost / "linkage.duckdb"), read_only=True) as con:
+        assert con.execute(encodings).fetchall() == lz_before
+    with duckdb.connect(str(lost / "warehouse.duckdb"), read_only=True) as con:
+        assert con.execute(content).fetchall() == wh_before
 
 
 def test_same_file_dropped_twice_loads_once(home):
@@ -247,12 +315,13 @@ def test_resent_period_supersedes_and_keeps_both_loads(home):
     env = envelopes(home, "county", "clients")[0]
     keep_only(home, [env])
     first = read_manifest(env)
+    held = home.root / "held-original.vpdc"  # the partner's copy: the archive keeps the parts apart, not the envelope
+    shutil.copy(env, held)
     run_landing_sensor_once(home)
-    held = home.archive / "county" / env.name
     resent = reseal(home, encoded(home, held), held)
     run_landing_sensor_once(home)
     loads = wh(home, "select load_id, is_current, superseded_by from raw.loads order by created_at")
-    second = read_manifest(home.archive / "county" / resent.name).envelope_id
+    second = entry_manifest(home.archive / "county" / resent.name).envelope_id
     assert loads == [(first.envelope_id, False, second), (second, True, None)]
     # both loads' rows are kept; analysts read the current one
     assert wh(home, "select count(distinct load_id) from raw.county__clients")[0][0] == 2
@@ -270,7 +339,7 @@ def test_late_arriving_older_envelope_does_not_become_current(home):
     shutil.move(str(held), home.landing("county") / held.name)  # the original, created earlier, arrives late
     run_landing_sensor_once(home)
     current = wh(home, "select load_id from raw.loads where is_current")
-    assert current == [(read_manifest(home.archive / "county" / newer.name).envelope_id,)]
+    assert current == [(entry_manifest(home.archive / "county" / newer.name).envelope_id,)]
 
 
 def linkage(home: Home, sql: str, params=None):
@@ -312,7 +381,7 @@ def test_crash_between_the_zones_leaves_no_partial_or_current_rows_and_rerun_com
     assert rerun[0].success and rerun[0].run_key.startswith(f"{eid}@") and rerun[0].run_key.endswith("#attempt2")
     rows = wh(home, "select count(*), count(distinct source_record_id) from raw.police__persons")[0]
     enc = linkage(home, "select count(*), count(distinct source_record_id) from encodings")[0]
-    assert rows[0] == rows[1] == enc[0] == enc[1] == read_manifest(home.archive / "police" / env.name).row_count
+    assert rows[0] == rows[1] == enc[0] == enc[1] == entry_manifest(home.archive / "police" / env.name).row_count
     assert linkage(home, "select state, is_current from loads") == [("complete", True)]
 
 
@@ -320,7 +389,9 @@ def test_crash_after_the_warehouse_commit_is_finished_by_the_rerun_not_refused_a
     env = envelopes(home, "police", "persons")[0]
     keep_only(home, [env])
     eid = read_manifest(env).envelope_id
-    with crash_at("_commit_hook"):  # the warehouse committed; linkage still staged; not archived
+    spare = home.root / "spare.vpdc"
+    shutil.copy(env, spare)
+    with crash_at("_commit_hook"):  # the warehouse committed; linkage still staged; envelope not yet retired
         assert not run_landing_sensor_once(home)[0].success and env.exists()
     assert wh(home, "select load_id, is_current from raw.loads") == [(eid, True)]
     assert linkage(home, "select state from loads") == [("staged",)]
@@ -331,9 +402,9 @@ def test_crash_after_the_warehouse_commit_is_finished_by_the_rerun_not_refused_a
     assert not list(home.quarantine.glob("*.vpdc"))
     assert linkage(home, "select state, is_current from loads") == [("complete", True)]
     n = wh(home, "select count(*) from raw.police__persons")[0][0]
-    assert linkage(home, "select count(*) from encodings")[0][0] == n == read_manifest(home.archive / "police" / env.name).row_count
+    assert linkage(home, "select count(*) from encodings")[0][0] == n == entry_manifest(home.archive / "police" / env.name).row_count
     # and once it is archived, a further copy is a replay again
-    shutil.copy(home.archive / "police" / env.name, home.landing("police") / "again.vpdc")
+    shutil.copy(spare, home.landing("police") / "again.vpdc")
     assert ingest_envelope(home.landing("police") / "again.vpdc", home, WarehouseKeyRing(home.keys)).check == "replay"
 
 

@@ -20,6 +20,7 @@ from landing.validation import settings_for
 from linkage.run import export_person_map, run_linkage
 from partner_kit.profiles import partners
 from tests.conftest import TODAY
+from tests.integration.conftest import boundary
 from vpdc.demo import encode_and_send_all, rotate_demo_linkage_secret
 from workspace import Home
 from workspace.settings import WarehouseSettings, load_settings, save_settings
@@ -44,10 +45,15 @@ def person_map(home: Home) -> dict[tuple[str, str], str]:
 
 
 def aliases(home: Home) -> dict[tuple[str, str], str]:
-    """(source, new id) -> previous id."""
+    """(source, new id) -> previous id, as the warehouse names them (the linkage zone holds the boundary's labels of
+    both; they are read back through the warehouse's own ids)."""
+    b = boundary(home)
+    with duckdb.connect(str(home.warehouse_db), read_only=True) as con:
+        ids = con.execute("select distinct source, source_record_id from raw.person_map").fetchall()
+    back = {(b.source_label(s), b.record_label(s, r)): (s, r) for s, r in ids}
     with duckdb.connect(str(home.linkage_db), read_only=True) as con:
-        return {(s, new): old for s, new, old in con.execute(
-            "select distinct source, source_record_id, previous_id from record_aliases").fetchall()}
+        rows = con.execute("select distinct source, source_record_id, previous_id from record_aliases").fetchall()
+    return {back[(s, new)]: back[(s, old)][1] for s, new, old in rows if (s, new) in back and (s, old) in back}
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +62,7 @@ def rotated(sent_home, tmp_path_factory):
     shutil.copytree(sent_home.root, home.root)
     assert set(ingest_landing(home)) == {"loaded"}
     first = run_linkage(home.linkage_db, now=NOW, mode="full")
-    export_person_map(home.linkage_db, home.warehouse_db, run_id=first.run_id)
+    export_person_map(home.linkage_db, home.warehouse_db, run_id=first.run_id, boundary=boundary(home))
     before = person_map(home)
     return home, before
 
@@ -89,7 +95,7 @@ def test_persons_keep_their_keys_across_a_completed_rotation(rotated):
     assert set(ingest_landing(home)) == {"loaded"}
     mid = run_linkage(home.linkage_db, now=NOW)
     assert mid.linkage_key_version == "v1"  # the old version still covers every period: linkage stays on it
-    export_person_map(home.linkage_db, home.warehouse_db, run_id=mid.run_id)
+    export_person_map(home.linkage_db, home.warehouse_db, run_id=mid.run_id, boundary=boundary(home))
     now_map, alias = person_map(home), aliases(home)
     police_new = [k for k in alias if k[0] == "police"]
     assert police_new and all(now_map[k] == before[(k[0], alias[k])] for k in police_new)
@@ -100,7 +106,7 @@ def test_persons_keep_their_keys_across_a_completed_rotation(rotated):
     assert set(ingest_landing(home)) == {"loaded"}
     last = run_linkage(home.linkage_db, now=NOW)
     assert last.linkage_key_version == "v2" and last.mode == "full"
-    export_person_map(home.linkage_db, home.warehouse_db, run_id=last.run_id)
+    export_person_map(home.linkage_db, home.warehouse_db, run_id=last.run_id, boundary=boundary(home))
     after, alias = person_map(home), aliases(home)
     moved = [(k, before[(k[0], old)]) for k, old in alias.items() if (k[0], old) in before]
     assert len(moved) >= 0.95 * len(before)  # (every person record of the re-sent periods)

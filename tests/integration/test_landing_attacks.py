@@ -12,6 +12,7 @@ import pytest
 
 from envelope.format import MAGIC, read_manifest
 from envelope.keys import PartnerKeyRing, WarehouseKeyRing, generate_signing_key
+from landing.archive import entry_manifest
 from landing.ingest import IngestError, ingest_envelope
 from landing.quarantine import QuarantineError, list_quarantine, quarantine_reason, return_to_landing
 from orchestration.resources import GovernanceRegistry
@@ -108,7 +109,7 @@ def test_a_dangling_symlink_a_fifo_and_a_directory_do_not_stop_a_valid_envelope(
     (folder / "dir.vpdc").mkdir()
     os.symlink(home.landing("county"), home.landing() / "linked")  # a folder that is no partner's
     runs = run_landing_sensor_once(home)
-    assert read_manifest(home.archive / "police" / env.name).envelope_id in loads(home)
+    assert entry_manifest(home.archive / "police" / env.name).envelope_id in loads(home)
     refused = {r["file"]: r for r in list_quarantine(home)}
     assert set(refused) == {"dangling.vpdc", "pipe.vpdc", "dir.vpdc"}
     assert "symbolic link" in refused["dangling.vpdc"]["detail"] and "FIFO" in refused["pipe.vpdc"]["detail"]
@@ -151,7 +152,7 @@ def test_a_truncated_copy_under_another_name_never_blocks_the_genuine_envelope(h
     assert quarantine_reason(home.quarantine / "aaa-copy.vpdc")["check"] == "truncated"
     shutil.move(str(genuine), env)
     runs = run_landing_sensor_once(home)
-    assert [r.success for r in runs] == [True] and read_manifest(home.archive / "police" / env.name).envelope_id in loads(home)
+    assert [r.success for r in runs] == [True] and entry_manifest(home.archive / "police" / env.name).envelope_id in loads(home)
 
 
 def _resign(home: Home, env, edit: dict, *, keys=None) -> None:

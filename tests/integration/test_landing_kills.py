@@ -14,8 +14,8 @@ from tests.integration.killing import _two, assert_consistent, kill_at, pool_is_
 pytestmark = pytest.mark.integration
 
 
-STEPS = ["run.started", "ingest.opened", "ingest.detected", "ingest.validated", "ingest.staged", "ingest.committed",
-         "ingest.completed", "ingest.moved", "ingest.audited"]
+STEPS = ["run.started", "ingest.opened", "ingest.detected", "ingest.validated", "ingest.archived", "ingest.staged",
+         "ingest.committed", "ingest.completed", "ingest.moved", "ingest.audited"]
 
 
 @pytest.mark.parametrize("step", STEPS)

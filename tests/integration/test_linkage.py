@@ -14,6 +14,7 @@ from linkage.evaluation import cluster_metrics, load_truth, pairwise_metrics
 from linkage.model import KeyVersionError, prepare_inputs
 from linkage.run import export_person_map, run_linkage
 from partner_kit.profiles import partners
+from tests.integration.conftest import boundary
 from workspace import Home
 
 pytestmark = pytest.mark.integration
@@ -49,7 +50,7 @@ def home(baseline_home, tmp_path, monkeypatch) -> Home:
 
 def truth_scores(home: Home) -> tuple[dict, dict]:
     with duckdb.connect(str(home.linkage_db)) as con:
-        load_truth(con, home.truth / "truth.parquet", Custodian(home.custodian).linkage_secret())
+        load_truth(con, home.truth / "truth.parquet", Custodian(home.custodian).linkage_secret(), boundary=boundary(home))
         con.execute("create temp table cl as select source, source_record_id, person_key cluster_id from person_keys")
         return pairwise_metrics(con, "cl"), cluster_metrics(con, "cl")
 
@@ -60,7 +61,7 @@ def person_keys(home: Home) -> dict[tuple[str, str], str]:
 
 
 def test_full_run_links_people_on_encodings_alone(home):
-    r = run_linkage(home.linkage_db, now=NOW, mode="full", expected_sources=tuple(partners()))
+    r = run_linkage(home.linkage_db, now=NOW, mode="full", expected_sources=tuple(boundary(home).source_names(partners())))
     assert r.mode == "full" and r.zero_record_sources == []
     assert r.persons < sum(r.records.values())  # people repeat across sources
     pairwise, cluster = truth_scores(home)
@@ -111,9 +112,10 @@ def test_full_rerun_with_fixed_seeds_trains_the_same_model_and_changes_no_key(ho
 
 
 def test_mixed_key_versions_are_refused(home):
+    police = boundary(home).source_label("police")
     with duckdb.connect(str(home.linkage_db)) as con:
-        con.execute("update encodings set linkage_key_version = 'v2' where source = 'police'")
-        with pytest.raises(KeyVersionError, match="police .* under v2"):
+        con.execute("update encodings set linkage_key_version = 'v2' where source = ?", [police])
+        with pytest.raises(KeyVersionError, match=f"{police} .* under v2"):
             prepare_inputs(con)
     with pytest.raises(KeyVersionError):
         run_linkage(home.linkage_db, now=NOW)
@@ -132,8 +134,9 @@ def test_source_with_zero_linkable_records_is_reported_not_a_crash(sent_home, tm
     h = Home(tmp_path / "home")
     shutil.copytree(sent_home.root, h.root)
     ingest_period(h, "2025-11", skip=("schools",))
-    r = run_linkage(h.linkage_db, now=NOW, expected_sources=tuple(partners()))
-    assert r.zero_record_sources == ["schools"] and r.persons > 0
+    names = boundary(h).source_names(partners())  # the linkage zone knows sources by label only
+    r = run_linkage(h.linkage_db, now=NOW, expected_sources=tuple(names))
+    assert [names[s] for s in r.zero_record_sources] == ["schools"] and r.persons > 0
     empty = Home(tmp_path / "empty")
     empty.root.mkdir()
     assert run_linkage(empty.linkage_db, now=NOW, expected_sources=tuple(partners())).zero_record_sources == sorted(tuple(partners()))
@@ -154,7 +157,7 @@ def test_database_api_is_a_parameter(home):
 
 def test_only_person_keys_cross_into_the_analytics_zone(home):
     r = run_linkage(home.linkage_db, now=NOW)
-    n = export_person_map(home.linkage_db, home.warehouse_db, run_id=r.run_id)
+    n = export_person_map(home.linkage_db, home.warehouse_db, run_id=r.run_id, boundary=boundary(home))
     with duckdb.connect(str(home.warehouse_db), read_only=True) as con:
         cols = {c[0] for c in con.execute("select column_name from information_schema.columns "
                                           "where table_name = 'person_map'").fetchall()}
@@ -162,6 +165,39 @@ def test_only_person_keys_cross_into_the_analytics_zone(home):
         assert not con.execute("select count(*) from information_schema.columns where column_name like 'enc_%' "
                                "or column_name like '%match_probability%' or column_name like 'gamma_%'").fetchall()[0][0]
         assert con.execute("select count(*) from raw.person_map").fetchall()[0][0] == n
+
+
+def test_the_zones_share_no_person_key_record_id_or_partner_name(home):
+    r = run_linkage(home.linkage_db, now=NOW, mode="full")
+    export_person_map(home.linkage_db, home.warehouse_db, run_id=r.run_id, boundary=boundary(home))
+
+    def values(db, sql):
+        with duckdb.connect(str(db), read_only=True) as con:
+            return {v for row in con.execute(sql).fetchall() for v in row if v is not None}
+
+    def every_text(db):
+        with duckdb.connect(str(db), read_only=True) as con:
+            cols = con.execute("select table_schema, table_name, column_name from information_schema.columns "
+                               "where data_type = 'VARCHAR' and table_catalog = current_database()").fetchall()
+            return {v for s, t, c in cols for (v,) in con.execute(f'select distinct "{c}" from {s}."{t}"').fetchall()}
+
+    lz_keys = values(home.linkage_db, "select person_key from person_keys union select person_key from "
+                     "person_key_versions union select person_key from person_key_history union "
+                     "select other_key from person_key_history")
+    lz_ids = values(home.linkage_db, "select source_record_id from encodings")
+    wh_text = every_text(home.warehouse_db)
+    wh_keys = values(home.warehouse_db, "select person_key from raw.person_map")
+    assert lz_keys and wh_keys and not lz_keys & wh_text and not wh_keys & every_text(home.linkage_db)
+    assert lz_ids and not lz_ids & wh_text  # no linkage-zone row joins a warehouse row by its record id
+    # sources and extracts are labels there: no partner's name in any value, run record or model
+    lz_text = every_text(home.linkage_db)
+    assert not [v[:60] for p in partners() for v in lz_text if v is not None and p in v]
+    # the analytics keys are stable: another run (incremental, nothing new) exports the same map
+    before = values(home.warehouse_db, "select source || '/' || source_record_id || '/' || person_key from raw.person_map")
+    again = run_linkage(home.linkage_db, now=NOW)
+    export_person_map(home.linkage_db, home.warehouse_db, run_id=again.run_id, boundary=boundary(home))
+    assert values(home.warehouse_db, "select source || '/' || source_record_id || '/' || person_key "
+                  "from raw.person_map") == before
 
 
 def test_link_job_through_dagster_writes_a_value_free_report(home):
@@ -214,7 +250,7 @@ def test_floors_fail_closed_when_an_estimate_is_missing():
 def test_a_record_in_two_current_loads_is_linked_once_from_the_newest(home):
     with duckdb.connect(str(home.linkage_db)) as con:
         old, n = con.execute("select l.load_id, count(*) from loads l join encodings e using (load_id) "
-                             "where l.source = 'county' and l.is_current group by 1 order by 1 limit 1").fetchall()[0]
+                             "where l.source = ? and l.is_current group by 1 order by 1 limit 1", [boundary(home).source_label("county")]).fetchall()[0]
         # the next period's extract carries the same clients again (another period: both loads stay current)
         con.execute("insert into loads select 'next-period', 'next-period', source, extract_type, '2099-01', "
                     "schema_version, linkage_key_version, row_count, created_at + interval 1 day, loaded_at, true, "
@@ -231,7 +267,8 @@ def test_a_record_in_two_current_loads_is_linked_once_from_the_newest(home):
 def test_incremental_input_refresh_equals_a_full_rebuild_after_a_resent_period(home):
     run_linkage(home.linkage_db, now=NOW, mode="full")
     with duckdb.connect(str(home.linkage_db)) as con:
-        old = con.execute("select load_id from loads where source = 'county' and is_current").fetchall()[0][0]
+        old = con.execute("select load_id from loads where source = ? and is_current",
+                          [boundary(home).source_label("county")]).fetchall()[0][0]
         # the county re-sends its period: a newer load with the same records supersedes the old one
         con.execute("insert into loads select 'resent', 'resent', source, extract_type, period, schema_version, "
                     "linkage_key_version, row_count, created_at + interval 1 day, loaded_at, true, null, 'complete' "

@@ -19,6 +19,7 @@ from envelope.keys import WarehouseKeyRing
 from landing.ingest import ingest_envelope
 from linkage.run import export_person_map, run_linkage
 from orchestration.dbt_project import DBT_PROJECT_DIR, dbt_command, dbt_env
+from tests.integration.conftest import boundary
 from workspace import Home
 
 pytestmark = pytest.mark.integration
@@ -66,7 +67,7 @@ def linked_home(sent_home, tmp_path_factory) -> Home:
         out = ingest_envelope(f, home, ring, now=NOW)
         assert out.status == "loaded", (out.file, out.check, out.detail)
     result = run_linkage(home.linkage_db, now=NOW, mode="full")
-    export_person_map(home.linkage_db, home.warehouse_db, run_id=result.run_id)
+    export_person_map(home.linkage_db, home.warehouse_db, run_id=result.run_id, boundary=boundary(home))
     with duckdb.connect(str(home.warehouse_db)) as con:
         # a duplicate registration: the same person twice in one county load, once self-reported White, once Black.
         # "The most recent record" cannot tell them apart by time or source: only a stable tie-break can

@@ -5,11 +5,12 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from landing.boundary import ZoneBoundary
 from linkage.model import LinkageParams
 from linkage.pipeline import report_latest_run
 from linkage.quality import QualityFloors
 from linkage.run import export_person_map, run_linkage
-from orchestration.resources import VpdcHome
+from orchestration.resources import VpdcHome, WarehouseKeys
 from partner_kit import extract_types, load_profile, partners
 
 PERSON_INPUTS = [dg.AssetKey(["linkage", p, e]) for p in partners() for e in extract_types(p)
@@ -34,11 +35,13 @@ class LinkageConfig(dg.Config):
     group_name="linkage",
     description="Link every current person record on encodings alone (full or incremental run).",
 )
-def link_persons(context: dg.AssetExecutionContext, config: LinkageConfig, vpdc_home: VpdcHome):
+def link_persons(context: dg.AssetExecutionContext, config: LinkageConfig, vpdc_home: VpdcHome, keyring: WarehouseKeys):
     home = vpdc_home.home
     params = LinkageParams(predict_threshold=config.predict_threshold, cluster_threshold=config.cluster_threshold)
+    # the linkage zone knows sources by the boundary's labels only (ADR 0010); names are given back here
+    names = ZoneBoundary.from_keyring(keyring.keyring()).source_names(partners())
     result = run_linkage(home.linkage_db, now=datetime.now(UTC), params=params, mode=config.mode,
-                         expected_sources=tuple(partners()), charts_dir=home.reports / "linkage")
+                         expected_sources=tuple(names), charts_dir=home.reports / "linkage")
     context.log.info(f"linkage run {result.run_id}: {result.mode}, {sum(result.records.values())} records, "
                      f"{result.persons} persons")
     common = {"run_id": result.run_id, "mode": result.mode}
@@ -50,7 +53,7 @@ def link_persons(context: dg.AssetExecutionContext, config: LinkageConfig, vpdc_
     yield dg.MaterializeResult(asset_key=["linkage", "person_keys"], metadata={
         **common, **{f"keys_{k}": v for k, v in result.key_events.items()},
         "records": sum(result.records.values()), "new_records": result.new_records,
-        "zero_record_sources": ", ".join(result.zero_record_sources) or "none",
+        "zero_record_sources": ", ".join(names.get(s, s) for s in result.zero_record_sources) or "none",
         "charts": ", ".join(result.charts.values()) or "none"})
 
 
@@ -73,11 +76,14 @@ class QualityConfig(dg.Config):
                  for c in FLOOR_CHECKS],
     description="Linkage quality report (HTML + JSON under reports/linkage): aggregate figures only.",
 )
-def linkage_quality(context: dg.AssetExecutionContext, config: QualityConfig, vpdc_home: VpdcHome):
+def linkage_quality(context: dg.AssetExecutionContext, config: QualityConfig, vpdc_home: VpdcHome,
+                    keyring: WarehouseKeys):
     home = vpdc_home.home
     floors = QualityFloors(min_estimated_precision=config.min_estimated_precision,
                            min_estimated_recall=config.min_estimated_recall)
-    report, checks, html_path = report_latest_run(home, run_extra={}, now=datetime.now(UTC), floors=floors)
+    names = ZoneBoundary.from_keyring(keyring.keyring()).source_names(partners())
+    report, checks, html_path = report_latest_run(home, run_extra={}, now=datetime.now(UTC), floors=floors,
+                                                  source_names=names)
     yield dg.MaterializeResult(metadata={"run_id": report["run"]["run_id"], "report": dg.MetadataValue.path(str(html_path)),
                                          "estimated_precision": report["estimated"]["precision"],
                                          "estimated_recall": report["estimated"]["recall"]})
@@ -91,14 +97,16 @@ def linkage_quality(context: dg.AssetExecutionContext, config: QualityConfig, vp
     deps=[dg.AssetKey(["reports", "linkage_quality"])],
     pool="duckdb_writer",
     group_name="linkage",
-    description="Only (source, source_record_id) -> person_key and match-confidence band, into the analytics zone.",
+    description="Only (source, source_record_id) -> person_key and match-confidence band, into the analytics zone, "
+                "translated at the zone boundary (the analytics person key is not the linkage zone's).",
 )
-def person_map(vpdc_home: VpdcHome) -> dg.MaterializeResult:
+def person_map(vpdc_home: VpdcHome, keyring: WarehouseKeys) -> dg.MaterializeResult:
     from linkage.pipeline import latest_run
 
     home = vpdc_home.home
     run = latest_run(home.linkage_db)
-    n = export_person_map(home.linkage_db, home.warehouse_db, run_id=run["run_id"])
+    n = export_person_map(home.linkage_db, home.warehouse_db, run_id=run["run_id"],
+                          boundary=ZoneBoundary.from_keyring(keyring.keyring()))
     return dg.MaterializeResult(metadata={"records": n, "linkage_run_id": run["run_id"]})
 
 

@@ -22,8 +22,9 @@ def test_private_keys_are_0600_in_0700_folders_and_init_is_idempotent(tmp_path):
     second = init_demo_keys(home, partners())
     assert first["created"] and not second["created"]
     private = [p for p in tmp_path.rglob("*.key") if p.is_file()]
-    # custodian v1, transport, study master, and per partner: its signing key and its copy of the secret
-    assert len(private) == 3 + 2 * len(partners())
+    # custodian v1, transport, study master, zone boundary, the linkage zone's archive key, and per partner: its
+    # signing key and its copy of the secret
+    assert len(private) == 5 + 2 * len(partners())
     for p in private:
         assert stat.S_IMODE(p.stat().st_mode) == 0o600, p
         assert stat.S_IMODE(p.parent.stat().st_mode) == 0o700, p.parent
@@ -50,6 +51,38 @@ def test_the_warehouse_key_ring_cannot_load_and_refuses_the_linkage_secret(tmp_p
     (home.keys / "v1.key").write_bytes(Custodian(home.custodian).secret_bytes())
     with pytest.raises(KeyError_, match="must never hold the linkage secret"):
         WarehouseKeyRing(home.keys)
+
+
+def test_the_zones_keys_stay_apart_each_ring_refusing_the_others(tmp_path):
+    import shutil
+
+    from envelope.keys import LinkageZoneKeyRing
+
+    home = Home(tmp_path)
+    init_demo_keys(home, partners())
+    ring, zone = WarehouseKeyRing(home.keys), LinkageZoneKeyRing(home.linkage_keys)
+    # the warehouse holds the boundary key and only the public half of the linkage zone's archive key
+    assert len(ring.boundary_key()) == 32 and not hasattr(ring, "archive_private_key")
+    assert ring.linkage_archive_public_key().public_bytes_raw().hex() == zone.archive_public_hex()
+    assert not (home.keys / LinkageZoneKeyRing.ARCHIVE_KEY).exists()
+    # a copy of the linkage zone's archive key in the warehouse's folder stops the warehouse at start-up ...
+    shutil.copy(home.linkage_keys / LinkageZoneKeyRing.ARCHIVE_KEY, home.keys / LinkageZoneKeyRing.ARCHIVE_KEY)
+    with pytest.raises(KeyError_, match="encodings and content parts could be rejoined"):
+        WarehouseKeyRing(home.keys)
+    # ... and the warehouse's transport or boundary key in the linkage zone's folder stops the linkage zone
+    for name in ("transport.key", WarehouseKeyRing.BOUNDARY_KEY):
+        shutil.copy(home.keys / name, home.linkage_keys / name)
+        with pytest.raises(KeyError_, match="linkage zone must never hold it"):
+            LinkageZoneKeyRing(home.linkage_keys)
+        (home.linkage_keys / name).unlink()
+
+
+def test_the_boundary_key_is_never_replaced(tmp_path):
+    home = Home(tmp_path)
+    init_demo_keys(home, partners())
+    key = WarehouseKeyRing(home.keys).boundary_key()
+    init_demo_keys(home, partners(), overwrite=True)  # even a forced re-init keeps every analytics person key
+    assert WarehouseKeyRing(home.keys).boundary_key() == key
 
 
 def test_group_readable_private_key_is_refused(tmp_path):
