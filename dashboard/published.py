@@ -57,100 +57,111 @@ class Published:
         return sorted(a for a in self.geography["priority_area"].unique() if a)
 
 
-def _cell_name(row: pd.Series) -> str:
-    return (f"{row['indicator']} {row['period_type']} {row['period_start']}..{row['period_end']} "
-            f"{row['geography_level']}={row['geography']} {row['demographic_dimension']}={row['demographic_group']}")
-
-
 def load_published(warehouse_db: Path, rules: DisclosureRules | None = None) -> Published:
-    """Read the published mart and the geography (read-only), then :func:`check_published` them."""
+    """Check the published mart in the warehouse (read-only, in DuckDB: :func:`check_published`), then read the cells
+    the figures use (every month of the 'All' column; the last 12 months and the year to date; not the whole mart)
+    and the geography."""
     rules = rules or DisclosureRules()
     if not Path(warehouse_db).is_file():
         raise DashboardRefused(f"{warehouse_db}: no warehouse here; build the marts first (vpdc marts)")
     try:
         with duckdb.connect(str(warehouse_db), read_only=True) as con:
-            cells = con.execute(f"select {', '.join(COLUMNS)} from {MART}").df()
+            _check(con, MART, rules)
+            cells = con.execute(
+                f"select {', '.join(COLUMNS)} from {MART} where (period_type = 'month' and demographic_dimension = "
+                "'all') or period_type in ('rolling_12', 'year_to_date')").df()
             geography = con.execute(
                 "select tract, neighborhood as neighbourhood, coalesce(priority_area, '') as priority_area "
                 "from reference.geography").df()
+            first, last = con.execute(f"select min(period_start), max(period_end) from {MART} "
+                                      "where period_type = 'month'").fetchone()
     except duckdb.Error as e:
         raise DashboardRefused(f"{warehouse_db}: cannot read {MART} and reference.geography "
                                f"({type(e).__name__}: {str(e).splitlines()[0]}); build the marts first") from None
-    if cells.empty:
+    if cells.empty or first is None:
         raise DashboardRefused(f"{MART} is empty: nothing to publish")
     for col in ("period_start", "period_end"):
         cells[col] = pd.to_datetime(cells[col]).dt.date
-    check_published(cells, rules)
-    months = cells[cells["period_type"] == "month"]
-    return Published(cells=cells, geography=geography, latest_month_end=max(months["period_end"]),
-                     first_month_start=min(months["period_start"]), rules=rules)
+    return Published(cells=cells, geography=geography, latest_month_end=pd.Timestamp(last).date(),
+                     first_month_start=pd.Timestamp(first).date(), rules=rules)
 
 
 def check_published(cells: pd.DataFrame, rules: DisclosureRules) -> None:
-    """Fail closed unless the published cells keep the suppression promises (module docstring)."""
+    """Fail closed unless the published cells keep the suppression promises (module docstring). The same checks
+    :func:`load_published` runs on the warehouse, here on cells in hand."""
     missing = [c for c in COLUMNS if c not in cells.columns]
     if missing:
         raise DashboardRefused(f"{MART} lacks the column(s) {', '.join(missing)}")
-    counts = cells["event_count"]
-    bad = cells[counts.notna() & (counts >= 1) & (counts < rules.min_cell)]
-    if len(bad):
-        raise DashboardRefused(f"{MART}: {len(bad)} published count(s) below the minimum cell of {rules.min_cell}, "
-                               f"first {_cell_name(bad.iloc[0])} (rule: counts 1..{rules.min_cell - 1} are never "
-                               "published)")
-    flag = cells["suppressed"].astype(bool)
-    bad = cells[flag != counts.isna()]
-    if len(bad):
-        raise DashboardRefused(f"{MART}: {len(bad)} cell(s) whose 'suppressed' flag disagrees with their count, "
-                               f"first {_cell_name(bad.iloc[0])}")
-    bad = cells[flag & cells["rate_per_100k"].notna()]
-    if len(bad):
-        raise DashboardRefused(f"{MART}: a suppressed cell has a rate, first {_cell_name(bad.iloc[0])} (a rate and "
-                               "its population give the count back)")
-    months = cells[cells["period_type"] == "month"]
-    _check_lines(months)
-    _check_derived(cells, months)
+    con = duckdb.connect()
+    try:
+        con.register("cells_in_hand", cells[COLUMNS])
+        _check(con, "cells_in_hand", rules)
+    finally:
+        con.close()
 
 
-def _check_lines(months: pd.DataFrame) -> None:
-    hidden = months.assign(h=months["suppressed"].astype(int))
+def _name(row: tuple) -> str:
+    ptype, start, end, ind, lvl, geo, dim, grp = row[:8]
+    return f"{ind} {ptype} {start}..{end} {lvl}={geo} {dim}={grp}"
+
+
+def _check(con: duckdb.DuckDBPyConnection, table: str, rules: DisclosureRules) -> None:
+    """Every check in SQL over ``table`` (the mart's columns), so the warehouse's 1.5 million cells never leave
+    DuckDB."""
+    key = ", ".join(KEY)
+    cols = {r[0] for r in con.execute(f"describe select * from {table}").fetchall()}
+    missing = [c for c in COLUMNS if c not in cols]
+    if missing:
+        raise DashboardRefused(f"{MART} lacks the column(s) {', '.join(missing)}")
+
+    def first(sql: str, params: list | None = None) -> tuple[int, tuple | None]:
+        n, = con.execute(f"select count(*) from ({sql})", params or []).fetchone()
+        row = con.execute(f"{sql} order by all limit 1", params or []).fetchone() if n else None
+        return n, row
+
+    n, row = first(f"select {key} from {table} where event_count >= 1 and event_count < ?", [rules.min_cell])
+    if n:
+        raise DashboardRefused(f"{MART}: {n} published count(s) below the minimum cell of {rules.min_cell}, first "
+                               f"{_name(row)} (rule: counts 1..{rules.min_cell - 1} are never published)")
+    n, row = first(f"select {key} from {table} where suppressed is distinct from (event_count is null)")
+    if n:
+        raise DashboardRefused(f"{MART}: {n} cell(s) whose 'suppressed' flag disagrees with their count, first "
+                               f"{_name(row)}")
+    n, row = first(f"select {key} from {table} where suppressed and rate_per_100k is not null")
+    if n:
+        raise DashboardRefused(f"{MART}: a suppressed cell has a rate, first {_name(row)} (a rate and its population "
+                               "give the count back)")
+    months = f"(select *, suppressed::int as h from {table} where period_type = 'month')"
     # across the groups of a dimension, with the 'All' cell of the same geography as the line's total
-    groups = hidden[hidden["demographic_dimension"] != "all"]
-    totals = hidden[hidden["demographic_dimension"] == "all"]
-    by_geo = ["period_start", "indicator", "geography_level", "geography"]
-    lines = (groups.groupby([*by_geo, "demographic_dimension"], as_index=False)["h"].sum()
-             .merge(totals[[*by_geo, "h"]].rename(columns={"h": "total_h"}), on=by_geo, how="left"))
-    lines["hidden"] = lines["h"] + lines["total_h"].fillna(0).astype(int)
-    _refuse_single(lines, "the groups of a dimension and their 'All' total")
+    by_geo = "period_start, indicator, geography_level, geography"
+    n, row = first(f"""
+        select l.period_start, l.indicator, l.geography_level, l.geography, l.demographic_dimension
+        from (select {by_geo}, demographic_dimension, sum(h) h from {months} where demographic_dimension <> 'all'
+              group by all) l
+        left join (select {by_geo}, h from {months} where demographic_dimension = 'all') t using ({by_geo})
+        where l.h + coalesce(t.h, 0) = 1""")
+    if n:
+        raise DashboardRefused(f"{MART}: {n} month line(s) with exactly one suppressed cell (the groups of a dimension "
+                               f"and their 'All' total), first {row}: subtraction from the line's total would "
+                               "reveal it")
     # across the geographies of a level, with the county row as the line's total
-    by_group = ["period_start", "indicator", "demographic_dimension", "demographic_group"]
-    county = hidden[hidden["geography_level"] == "county"]
-    levels = hidden[hidden["geography_level"] != "county"]
-    lines = (levels.groupby([*by_group, "geography_level"], as_index=False)["h"].sum()
-             .merge(county[[*by_group, "h"]].rename(columns={"h": "total_h"}), on=by_group, how="left"))
-    lines["hidden"] = lines["h"] + lines["total_h"].fillna(0).astype(int)
-    _refuse_single(lines, "the geographies of a level and the county row")
-
-
-def _refuse_single(lines: pd.DataFrame, what: str) -> None:
-    single = lines[lines["hidden"] == 1]
-    if len(single):
-        first = single.iloc[0].to_dict()
-        name = ", ".join(f"{k}={v}" for k, v in first.items() if k not in ("h", "total_h", "hidden"))
-        raise DashboardRefused(f"{MART}: {len(single)} month line(s) with exactly one suppressed cell ({what}), "
-                               f"first {name}: subtraction from the line's total would reveal it")
-
-
-def _check_derived(cells: pd.DataFrame, months: pd.DataFrame) -> None:
-    derived = cells[(cells["period_type"] != "month") & ~cells["suppressed"].astype(bool)]
-    if derived.empty:
-        return
-    series = ["indicator", "geography_level", "geography", "demographic_dimension", "demographic_group"]
-    hidden = months[months["suppressed"].astype(bool)][[*series, "period_start"]]
-    if hidden.empty:
-        return
-    joined = derived.merge(hidden.rename(columns={"period_start": "hidden_month"}), on=series)
-    bad = joined[(joined["hidden_month"] >= joined["period_start"]) & (joined["hidden_month"] <= joined["period_end"])]
-    if len(bad):
-        raise DashboardRefused(f"{MART}: {len(bad)} longer-period figure(s) published over a suppressed month, first "
-                               f"{_cell_name(bad.iloc[0])} (month {bad.iloc[0]['hidden_month']}): the sum minus the "
-                               "published months would reveal it")
+    by_group = "period_start, indicator, demographic_dimension, demographic_group"
+    n, row = first(f"""
+        select l.period_start, l.indicator, l.demographic_dimension, l.demographic_group, l.geography_level
+        from (select {by_group}, geography_level, sum(h) h from {months} where geography_level <> 'county'
+              group by all) l
+        left join (select {by_group}, h from {months} where geography_level = 'county') t using ({by_group})
+        where l.h + coalesce(t.h, 0) = 1""")
+    if n:
+        raise DashboardRefused(f"{MART}: {n} month line(s) with exactly one suppressed cell (the geographies of a level "
+                               f"and the county row), first {row}: subtraction from the line's total would reveal it")
+    series = "indicator, geography_level, geography, demographic_dimension, demographic_group"
+    n, row = first(f"""
+        select d.{key.replace(', ', ', d.')}, m.period_start as hidden_month
+        from (select * from {table} where period_type <> 'month' and not suppressed) d
+        join (select {series}, period_start from {table} where period_type = 'month' and suppressed) m
+          using ({series})
+        where m.period_start between d.period_start and d.period_end""")
+    if n:
+        raise DashboardRefused(f"{MART}: {n} longer-period figure(s) published over a suppressed month, first "
+                               f"{_name(row)} (month {row[8]}): the sum minus the published months would reveal it")
