@@ -142,6 +142,8 @@ def stage_ingest(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def stage_linkage(spec: dict[str, Any]) -> dict[str, Any]:
+    from envelope.keys import WarehouseKeyRing
+    from landing.boundary import ZoneBoundary
     from linkage.run import export_person_map, run_linkage
     from workspace import Home
 
@@ -149,7 +151,8 @@ def stage_linkage(spec: dict[str, Any]) -> dict[str, Any]:
     with Timer() as t:
         res = run_linkage(home.linkage_db, now=datetime.now(UTC), mode="full", blocking_analysis=False)
     with Timer() as te:
-        mapped = export_person_map(home.linkage_db, home.warehouse_db, run_id=res.run_id)
+        mapped = export_person_map(home.linkage_db, home.warehouse_db, run_id=res.run_id,
+                                   boundary=ZoneBoundary.from_keyring(WarehouseKeyRing(home.keys)))
     return {"seconds": t.seconds, "cpu_seconds": t.cpu_seconds, "export_seconds": te.seconds,
             "export_cpu_seconds": te.cpu_seconds, "run_id": res.run_id, "records": sum(res.records.values()),
             "records_by_source": res.records, "pairs": res.pairs, "persons": res.persons,

@@ -428,6 +428,7 @@ def train(linker: Any, params: LinkageParams, con: duckdb.DuckDBPyConnection, db
     """
     from splink import block_on
 
+    _clamp_underflowing_em_parameters()
     linker.training.estimate_probability_two_random_records_match(
         ["l.fn = r.fn and l.ln = r.ln", "l.ssn = r.ssn and l.dob = r.dob"], recall=0.8)
     linker.training.estimate_u_using_random_sampling(max_pairs=params.u_max_pairs, seed=params.seed)
@@ -440,6 +441,31 @@ def train(linker: Any, params: LinkageParams, con: duckdb.DuckDBPyConnection, db
     linker.training.estimate_parameters_using_expectation_maximisation(block_on("ssn"))
     linker.training.estimate_parameters_using_expectation_maximisation(block_on("addr"))
     return linker.misc.save_model_to_json()
+
+
+def _clamp_underflowing_em_parameters() -> None:
+    """Splink 5's EM maximisation step can compute an m or u probability below the 1e-300 that its own setter
+    accepts (a level whose pairs all have match probabilities that underflow, e.g. 5e-324 on a 400-person test
+    population) and then raises mid-training. Such a level is evidence of a non-match either way; the records it
+    builds its lookup from are clamped to Splink's own minimum (``M_U_CLAMP_MIN``) before the setter sees them.
+    Installed once, idempotent."""
+    import splink.internals.expectation_maximisation as em
+    from splink.internals.comparison_level import M_U_CLAMP_MIN
+
+    if getattr(em.m_u_records_to_lookup_dict, "vpdc_clamped", False):
+        return
+    original = em.m_u_records_to_lookup_dict
+
+    def clamped(records: list[dict[str, Any]]) -> dict[str, dict[int, Any]]:
+        for r in records:
+            for k in ("m_probability", "u_probability"):
+                v = r.get(k)
+                if isinstance(v, float) and v < M_U_CLAMP_MIN:
+                    r[k] = M_U_CLAMP_MIN
+        return original(records)
+
+    clamped.vpdc_clamped = True  # type: ignore[attr-defined]
+    em.m_u_records_to_lookup_dict = clamped
 
 
 def dob_day_sample(con: duckdb.DuckDBPyConnection, table: str, params: LinkageParams) -> str | None:

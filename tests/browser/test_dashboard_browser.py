@@ -17,6 +17,7 @@ import pytest
 
 from tests.browser.conftest import CHROMIUM_FLAGS, chromium_path  # noqa: F401 - the browser fixture's helpers
 from tests.conftest import TODAY, make_keys
+from tests.integration.conftest import boundary
 from workspace import Home
 
 pytestmark = pytest.mark.browser
@@ -47,7 +48,7 @@ def built_home(tmp_path_factory) -> Home:
         out = ingest_envelope(f, home, ring, now=now)
         assert out.status == "loaded", (out.file, out.check, out.detail)
     linked = run_linkage(home.linkage_db, now=now, mode="full", blocking_analysis=False)
-    export_person_map(home.linkage_db, home.warehouse_db, run_id=linked.run_id)
+    export_person_map(home.linkage_db, home.warehouse_db, run_id=linked.run_id, boundary=boundary(home))
     marts = run_marts(home)
     assert marts["success"], marts["error"]
     return home
