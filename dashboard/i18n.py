@@ -14,7 +14,7 @@ from datetime import date
 from functools import cache
 from pathlib import Path
 
-__all__ = ["LANGUAGES", "LOCALE_DIR", "N_", "Formats", "translations"]
+__all__ = ["LANGUAGES", "LOCALE_DIR", "N_", "Formats", "load_catalogue", "translations"]
 
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 #: language code -> (its own name, the CLDR locale its numbers and dates follow): "1,234.5" and "March 2025" in
@@ -27,19 +27,25 @@ def N_(message: str) -> str:  # noqa: N802 - gettext convention: marked for extr
 
 
 @cache
-def translations(lang: str) -> gettext.NullTranslations:
-    if lang == "en" or lang not in LANGUAGES:
-        return gettext.NullTranslations()
+def load_catalogue(locale_dir: Path, lang: str) -> gettext.NullTranslations:
+    """The gettext catalogue ``<locale_dir>/<lang>/LC_MESSAGES/messages.po``, compiled in memory (the portal's
+    catalogues load the same way)."""
     from babel.messages.mofile import write_mo
     from babel.messages.pofile import read_po
     from babel.support import Translations
 
-    with (LOCALE_DIR / lang / "LC_MESSAGES" / "messages.po").open("rb") as f:
+    with (Path(locale_dir) / lang / "LC_MESSAGES" / "messages.po").open("rb") as f:
         catalog = read_po(f, locale=lang)
     buf = io.BytesIO()
     write_mo(buf, catalog)
     buf.seek(0)
     return Translations(buf)
+
+
+def translations(lang: str) -> gettext.NullTranslations:
+    if lang == "en" or lang not in LANGUAGES:
+        return gettext.NullTranslations()
+    return load_catalogue(LOCALE_DIR, lang)
 
 
 class Formats:

@@ -4,8 +4,6 @@ when first used (no binary .mo file in the repository). Extract with ``pybabel e
 from __future__ import annotations
 
 import gettext
-import io
-from functools import cache
 from pathlib import Path
 
 __all__ = ["CHECK_WORDS", "LANGUAGES", "LOCALE_DIR", "pick_language", "translations"]
@@ -15,20 +13,12 @@ LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 LANGUAGES = {"en": "English", "es": "Español"}
 
 
-@cache
 def translations(lang: str) -> gettext.NullTranslations:
     if lang == "en" or lang not in LANGUAGES:
         return gettext.NullTranslations()
-    from babel.messages.mofile import write_mo
-    from babel.messages.pofile import read_po
-    from babel.support import Translations
+    from dashboard.i18n import load_catalogue
 
-    with (LOCALE_DIR / lang / "LC_MESSAGES" / "messages.po").open("rb") as f:
-        catalog = read_po(f, locale=lang)
-    buf = io.BytesIO()
-    write_mo(buf, catalog)
-    buf.seek(0)
-    return Translations(buf)
+    return load_catalogue(LOCALE_DIR, lang)
 
 
 def pick_language(cookie: str | None, accept: str | None) -> str:
