@@ -132,29 +132,21 @@ def _check(con: duckdb.DuckDBPyConnection, table: str, rules: DisclosureRules) -
         raise DashboardRefused(f"{MART}: a suppressed cell has a rate, first {_name(row)} (a rate and its population "
                                "give the count back)")
     months = f"(select *, suppressed::int as h from {table} where period_type = 'month')"
-    # across the groups of a dimension, with the 'All' cell of the same geography as the line's total
-    by_geo = "period_start, indicator, geography_level, geography"
-    n, row = first(f"""
-        select l.period_start, l.indicator, l.geography_level, l.geography, l.demographic_dimension
-        from (select {by_geo}, demographic_dimension, sum(h) h from {months} where demographic_dimension <> 'all'
-              group by all) l
-        left join (select {by_geo}, h from {months} where demographic_dimension = 'all') t using ({by_geo})
-        where l.h + coalesce(t.h, 0) = 1""")
-    if n:
-        raise DashboardRefused(f"{MART}: {n} month line(s) with exactly one suppressed cell (the groups of a dimension "
-                               f"and their 'All' total), first {row}: subtraction from the line's total would "
-                               "reveal it")
-    # across the geographies of a level, with the county row as the line's total
-    by_group = "period_start, indicator, demographic_dimension, demographic_group"
-    n, row = first(f"""
-        select l.period_start, l.indicator, l.demographic_dimension, l.demographic_group, l.geography_level
-        from (select {by_group}, geography_level, sum(h) h from {months} where geography_level <> 'county'
-              group by all) l
-        left join (select {by_group}, h from {months} where geography_level = 'county') t using ({by_group})
-        where l.h + coalesce(t.h, 0) = 1""")
-    if n:
-        raise DashboardRefused(f"{MART}: {n} month line(s) with exactly one suppressed cell (the geographies of a level "
-                               f"and the county row), first {row}: subtraction from the line's total would reveal it")
+    # a line is the cells across one column (a dimension's groups; a level's geographies) plus its total cell
+    # (the 'All' group of that geography; the county row of that group)
+    for by, across, total, what in (
+            ("period_start, indicator, geography_level, geography", "demographic_dimension", "'all'",
+             "the groups of a dimension and their 'All' total"),
+            ("period_start, indicator, demographic_dimension, demographic_group", "geography_level", "'county'",
+             "the geographies of a level and the county row")):
+        n, row = first(f"""
+            select l.*exclude (h)
+            from (select {by}, {across}, sum(h) h from {months} where {across} <> {total} group by all) l
+            left join (select {by}, h from {months} where {across} = {total}) t using ({by})
+            where l.h + coalesce(t.h, 0) = 1""")
+        if n:
+            raise DashboardRefused(f"{MART}: {n} month line(s) with exactly one suppressed cell ({what}), first {row}: "
+                                   "subtraction from the line's total would reveal it")
     series = "indicator, geography_level, geography, demographic_dimension, demographic_group"
     n, row = first(f"""
         select d.{key.replace(', ', ', d.')}, m.period_start as hidden_month
