@@ -402,6 +402,25 @@ def stage_vpdc(spec: dict[str, Any]) -> dict[str, Any]:
     with Timer() as te:
         out |= _vpdc_eval(db, Path(spec["keys"]), Path(spec["truth"]))
     out["eval_seconds"] = te.seconds
+    out["held_apart_as_siblings"] = res.held_apart_as_siblings
+    # the estimate describes the records linked; records the kit rejected are missed links it cannot see (both shown)
+    out["error_estimate"] = error_estimate_vs_truth(res.error_estimate, {
+        "precision": out.get("precision"), "recall": out.get("recall_on_records_output"),
+        "recall_all_records": out.get("recall")})
+    return out
+
+
+def error_estimate_vs_truth(estimate: dict[str, Any], true: dict[str, Any]) -> dict[str, Any]:
+    """The gate's estimate (SSN held out, ADR 0012) beside the true pairwise figures of the same clustering."""
+    out = {"method": estimate.get("method"), "available": estimate.get("available"),
+           "estimated_precision": estimate.get("precision"), "estimated_recall": estimate.get("recall"),
+           "precision_95": estimate.get("precision_95"), "recall_95": estimate.get("recall_95"),
+           "true_precision": true.get("precision"), "true_recall": true.get("recall"),
+           "true_recall_all_records": true.get("recall_all_records")}
+    if estimate.get("available") and true.get("precision") is not None:
+        out["precision_error_points"] = round(100 * (estimate["precision"] - true["precision"]), 2)
+        out["recall_error_points"] = round(100 * (estimate["recall"] - true["recall"]), 2)
+        out["within_one_point"] = abs(out["precision_error_points"]) <= 1 and abs(out["recall_error_points"]) <= 1
     return out
 
 

@@ -36,6 +36,7 @@ from linkage.model import (
     make_linker,
     model_json,
     prepare_inputs,
+    sibling_rule,
     source_views,
     train,
     untrained_levels,
@@ -66,6 +67,11 @@ class LinkageResult:
     charts: dict[str, str] = field(default_factory=dict)
     #: records whose person key moved from their previous-version id to their new one (a key rotation)
     key_events_carried: int = 0
+    #: edges at or above the cluster threshold that the same-birthday sibling rule kept from joining persons
+    held_apart_as_siblings: int = 0
+    #: precision and recall estimated with the SSN held out (``linkage.holdout``; the rates come from the full
+    #: run that trained the model and are applied to every run's clustering)
+    error_estimate: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -155,8 +161,12 @@ def run_linkage(
         result.pairs = con.execute("select count(*) from link_edges").fetchall()[0][0]
 
         t = time.perf_counter()
-        _cluster(con, db_api, params, mode)
+        result.held_apart_as_siblings = _cluster(con, db_api, params, mode)
         timings["cluster"] = time.perf_counter() - t
+        if params.holdout_estimate:
+            t = time.perf_counter()
+            result.error_estimate = _error_estimate(con, db_api, params, model, mode, result.model_run_id)
+            timings["error_estimate"] = time.perf_counter() - t
         # keys, history and the run record commit together: a crash here leaves the previous keys intact
         t1 = time.perf_counter()
         con.execute("begin")
@@ -274,37 +284,60 @@ def _predict_increment(con: duckdb.DuckDBPyConnection, db_api: Any, params: Link
     return model
 
 
-def _cluster(con: duckdb.DuckDBPyConnection, db_api: Any, params: LinkageParams, mode: str) -> None:
-    """Connected components of the edges at or above the cluster threshold, into ``link_clusters``
-    (source, source_record_id, cluster_id); in an increment a person node stands for all its records."""
+def strong_edges(con: duckdb.DuckDBPyConnection, edges: str, out: str, params: LinkageParams, *,
+                 table: str = "link_input") -> int:
+    """``out``: the edges of ``edges`` (node ids ``source:record``) at or above the cluster threshold that may join
+    two records into one person, i.e. less those the same-birthday sibling rule holds apart (read from the model
+    inputs ``table``). Returns how many were held apart."""
+    threshold = float(params.cluster_threshold)
+    con.execute(f"create or replace temp table {out} as select * from {edges} where match_probability >= {threshold}")
+    if not params.separate_same_birthday_siblings:
+        return 0
+    before = con.execute(f"select count(*) from {out}").fetchall()[0][0]
+    # node ids are '<source label>:<record label>'; labels hold no colon
+    con.execute(f"""create or replace temp table {out} as select e.* from {out} e
+        join {table} l on l.source_dataset = split_part(e.node_id_l, ':', 1) and l.unique_id = split_part(e.node_id_l, ':', 2)
+        join {table} r on r.source_dataset = split_part(e.node_id_r, ':', 1) and r.unique_id = split_part(e.node_id_r, ':', 2)
+        where not {sibling_rule(params)}""")
+    return before - con.execute(f"select count(*) from {out}").fetchall()[0][0]
+
+
+def components(con: duckdb.DuckDBPyConnection, db_api: Any, nodes: str, edges: str, out: str,
+               params: LinkageParams) -> None:
+    """``out`` (node_id, cluster_id) for every node of ``nodes``: connected components of ``edges``.
+
+    Splink clusters the nodes that have an edge; a node without one is a cluster of its own (its id is its
+    cluster id), which spares the connected-components passes most of a run's records."""
     from splink.clustering import cluster_pairwise_predictions_at_threshold
 
-    threshold = float(params.cluster_threshold)
-    if mode == "full":
-        con.execute("create or replace temp table link_cluster_edges as select * from link_edges "
-                    f"where match_probability >= {threshold}")
-    else:  # an edge to an existing record is an edge to its person
-        con.execute(f"""create or replace temp table link_cluster_edges as
-            select coalesce(l.person_node, e.node_id_l) node_id_l, coalesce(r.person_node, e.node_id_r) node_id_r,
-                   e.match_probability
-            from link_edges e
-            left join _touched_records l on l.node_id = e.node_id_l
-            left join _touched_records r on r.node_id = e.node_id_r
-            where e.match_probability >= {threshold}""")
-    # Splink clusters the nodes that have an edge; a node without one is a cluster of its own (its id is
-    # its cluster id), which spares the connected-components passes most of a run's records
-    con.execute("""create or replace temp table _linked_nodes as
-        select node_id from link_nodes semi join (select node_id_l n from link_cluster_edges
-                                                  union select node_id_r from link_cluster_edges) e
-            on e.n = link_nodes.node_id""")
+    con.execute(f"""create or replace temp table _linked_nodes as
+        select node_id from {nodes} semi join (select node_id_l n from {edges} union select node_id_r from {edges}) e
+            on e.n = {nodes}.node_id""")
     clustered = cluster_pairwise_predictions_at_threshold(
-        db_api.register("_linked_nodes"), db_api.register("link_cluster_edges"), db_api, node_id_column_name="node_id",
+        db_api.register("_linked_nodes"), db_api.register(edges), db_api, node_id_column_name="node_id",
         edge_id_column_name_left="node_id_l", edge_id_column_name_right="node_id_r",
         threshold_match_probability=params.cluster_threshold)
-    con.execute(f"""create or replace temp table _node_clusters as
+    con.execute(f"""create or replace temp table {out} as
         select node_id, cluster_id::varchar cluster_id from {clustered.physical_name}
         union all
-        select node_id, node_id from link_nodes anti join _linked_nodes using (node_id)""")
+        select node_id, node_id from {nodes} anti join _linked_nodes using (node_id)""")
+
+
+def _cluster(con: duckdb.DuckDBPyConnection, db_api: Any, params: LinkageParams, mode: str) -> int:
+    """Connected components of the edges at or above the cluster threshold that the sibling rule does not hold
+    apart, into ``link_clusters`` (source, source_record_id, cluster_id); in an increment a person node stands
+    for all its records. Returns the number of edges held apart."""
+    held_apart = strong_edges(con, "link_edges", "_strong_edges", params)
+    if mode == "full":
+        con.execute("create or replace temp table link_cluster_edges as select * from _strong_edges")
+    else:  # an edge to an existing record is an edge to its person
+        con.execute("""create or replace temp table link_cluster_edges as
+            select coalesce(l.person_node, e.node_id_l) node_id_l, coalesce(r.person_node, e.node_id_r) node_id_r,
+                   e.match_probability
+            from _strong_edges e
+            left join _touched_records l on l.node_id = e.node_id_l
+            left join _touched_records r on r.node_id = e.node_id_r""")
+    components(con, db_api, "link_nodes", "link_cluster_edges", "_node_clusters", params)
     if mode == "full":
         con.execute("create or replace temp table link_clusters as select n.node_id, n.source, n.source_record_id, "
                     "c.cluster_id from _node_clusters c join link_nodes n using (node_id)")
@@ -316,6 +349,39 @@ def _cluster(con: duckdb.DuckDBPyConnection, db_api: Any, params: LinkageParams,
             union all
             select t.node_id, t.source, t.source_record_id, c.cluster_id
             from _node_clusters c join _touched_records t on t.person_node = c.node_id""")
+    return held_apart
+
+
+def _error_estimate(con: duckdb.DuckDBPyConnection, db_api: Any, params: LinkageParams, model: dict[str, Any],
+                    mode: str, model_run_id: str | None) -> dict[str, Any]:
+    """Precision and recall of this run's clustering with the SSN held out (``linkage.holdout``, ADR 0012).
+
+    A full run measures the held-out rates (a second linkage of the SSN-bearing records with every SSN field
+    blanked); an increment reuses those of the run that trained its model and applies them to the whole current
+    clustering (the new keys with the old)."""
+    from linkage.holdout import apply_rates, holdout_rates
+
+    if mode == "full":
+        def cluster(c: duckdb.DuckDBPyConnection, api: Any, nodes: str, edges: str) -> str:
+            strong_edges(c, edges, "_ho_strong", params, table="_ho_input")
+            components(c, api, nodes, "_ho_strong", "_ho_node_clusters", params)
+            return "_ho_node_clusters"
+
+        rates = holdout_rates(con, db_api, model["splink"], params, cluster=cluster)
+    else:
+        rows = con.execute("select result from linkage_runs where run_id = ?", [model_run_id]).fetchall()
+        rates = (json.loads(rows[0][0]).get("error_estimate") or {}).get("rates", {}) if rows else {}
+        if not rates:
+            rates = {"available": False, "reason": "the run that trained the model measured no held-out rates"}
+    if mode == "full":
+        return apply_rates(con, "link_clusters", rates, params)
+    # an increment re-clusters only what it touched: everyone else keeps their current person key
+    con.execute("""create or replace temp table _est_clusters as
+        select source, source_record_id, cluster_id from link_clusters
+        union all
+        select p.source, p.source_record_id, 'pk:' || p.person_key from person_keys p
+        anti join link_clusters c on c.source = p.source and c.source_record_id = p.source_record_id""")
+    return apply_rates(con, "_est_clusters", rates, params)
 
 
 def _save_charts(linker: Any, charts_dir: Path, run_id: str) -> dict[str, str]:

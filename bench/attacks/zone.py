@@ -135,3 +135,19 @@ def load_zone(payloads: Path, linkage_db: Path) -> int:
             else:
                 con.execute(f"insert into encodings {select}", [partner, extract, f"{partner}/{period}"])
         return con.execute("select count(*) from encodings").fetchone()[0] if files else 0
+
+
+def register_loads(linkage_db: Path) -> int:
+    """Make the zone linkable by ``linkage.run``: one complete load per (partner, period, extract), as landing
+    records them (the attacked zone holds only ``encodings``). Returns the number of loads."""
+    from landing.load import ensure_schemas
+
+    with duckdb.connect(str(linkage_db)) as con:
+        ensure_schemas(con, None)
+        con.execute("""insert into loads by name
+            select load_id, load_id as envelope_id, source, extract_type, split_part(load_id, '/', 2) as period,
+                   '1' as schema_version, any_value(linkage_key_version) as linkage_key_version, count(*) as row_count,
+                   now() as created_at, now() as loaded_at, true as is_current, null as superseded_by,
+                   'complete' as state
+            from encodings where load_id not in (select load_id from loads) group by source, extract_type, load_id""")
+        return con.execute("select count(*) from loads").fetchone()[0]
