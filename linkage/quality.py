@@ -78,10 +78,17 @@ def build_report(linkage_db: Path, run: dict[str, Any], *, truth_loaded: bool, a
             "confidence_bands": dict(con.execute("select match_confidence, count(*) from person_keys group by 1").fetchall()),
         }
         if truth_loaded:
-            con.execute("create or replace temp table _cl as select source, source_record_id, person_key cluster_id "
-                        "from person_keys")
+            # every true record counts: one the kit rejected or that never reached the zone is its own person here,
+            # so its true partners are missed links (in the figures and in its group's rates), never dropped
+            con.execute("""create or replace temp table _cl as
+                select t.source, t.source_record_id,
+                       coalesce(p.person_key, 'not-linked:' || t.source || ':' || t.source_record_id) cluster_id
+                from truth t left join person_keys p using (source, source_record_id)""")
+            absent = con.execute("select count(*) from truth t anti join person_keys p "
+                                 "using (source, source_record_id)").fetchall()[0][0]
             report["truth"] = {"pairwise": pairwise_metrics(con, "_cl"), "cluster": cluster_metrics(con, "_cl"),
-                               "subgroups": subgroup_errors(con, "_cl", as_of_year=as_of_year)}
+                               "subgroups": subgroup_errors(con, "_cl", as_of_year=as_of_year),
+                               "true_records_not_in_the_linkage_zone": absent}
     return report
 
 
@@ -189,6 +196,8 @@ def write_report(report: dict[str, Any], out_dir: Path, charts: dict[str, str] |
     if "truth" in report:
         t = report["truth"]
         parts += ["<h2>True quality (synthetic ground truth)</h2>",
+                  f"<p>Every true record counts: {t.get('true_records_not_in_the_linkage_zone', 0)} never reached the "
+                  "linkage zone (rejected by a kit, or not sent) and count as missed links.</p>",
                   _table([{"level": "pairwise", **t["pairwise"]}, {"level": "cluster", **t["cluster"]}],
                          ["level", "precision", "recall", "f1"]),
                   "<h2>Linkage error by subgroup</h2>",
