@@ -22,8 +22,8 @@ scoring, clustering; for anonlink: loading CLKs, candidate search, solving), ``p
 the simulator's truth, over ALL person records of the extracts: a record a system did not output (the kit
 rejects rows with no name or an impossible DOB; anonlink leaves unmatched records out) counts as a singleton.
 ``precision/recall/f1`` are pairwise over all record pairs (within and across sources, as
-``linkage.evaluation.pairwise_metrics``); ``f1_cross_source`` only over pairs of different sources (anonlink
-never links within a source); ``cluster_f1`` is exact-cluster F1 (``linkage.evaluation.cluster_metrics``).
+``scoring.linkage.pairwise_metrics``); ``f1_cross_source`` only over pairs of different sources (anonlink
+never links within a source); ``cluster_f1`` is exact-cluster F1 (``scoring.linkage.cluster_metrics``).
 
 Incremental: on a copy of the linkage zone, 10 % of the person records (a fixed hash of their id) are held
 out; a full run links the other 90 %; the held-out rows are put back and ``run_linkage(mode="auto")`` runs
@@ -273,7 +273,7 @@ def evaluate(con: Any, clusters: str, truth: str = "truth") -> dict[str, Any]:
     ``clusters`` and ``truth`` are tables keyed by (source, source_record_id); truth records absent from
     ``clusters`` are singletons.
     """
-    from linkage.evaluation import cluster_metrics, pairwise_metrics
+    from scoring.linkage import cluster_metrics, pairwise_metrics
 
     con.execute(f"""create or replace temp table _c_all as
         select t.source, t.source_record_id,
@@ -348,7 +348,7 @@ def group_ratios(con: Any, clusters_all: str, as_of_year: int = 2026, truth: str
     """Missed-link and false-link rates per group (race/ethnicity, sex, age band, source) over ALL truth
     records (a record a system did not output is a singleton: its true links count as missed), as ratios
     to the overall rate; groups above 1.5x are listed (groups under 30 records are left out of the list)."""
-    from linkage.evaluation import subgroup_errors
+    from scoring.linkage import subgroup_errors
 
     if not con.execute(f"select count(race_eth) + count(sex) from {truth}").fetchall()[0][0]:
         return {"skipped": "no race/ethnicity or sex in this truth (e.g. FEBRL)"}
@@ -374,7 +374,7 @@ def _vpdc_eval(linkage_db: Path, keys: Path, truth_parquet: Path) -> dict[str, A
 
     from envelope.keys import Custodian, WarehouseKeyRing
     from landing.boundary import ZoneBoundary
-    from linkage.evaluation import load_truth
+    from scoring.linkage import load_truth
 
     con = duckdb.connect()
     con.execute(f"attach '{linkage_db}' as lz (read_only)")
@@ -474,7 +474,6 @@ def stage_export_plaintext(spec: dict[str, Any]) -> dict[str, Any]:
     import jellyfish
     import pandas as pd
 
-    from linkage.evaluation import PERSON_EXTRACTS
     from partner_kit import load_profile
     from partner_kit.normalise import (
         NormaliseError,
@@ -488,6 +487,7 @@ def stage_export_plaintext(spec: dict[str, Any]) -> dict[str, Any]:
         parse_date,
         split_formatted_name,
     )
+    from scoring.linkage import PERSON_EXTRACTS
 
     home, out_dir = Path(spec["home"]), Path(spec["out"])
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -12,8 +12,8 @@ import duckdb
 from linkage.quality import QualityFloors, build_report, check_floors, write_report
 from workspace import Home
 
-__all__ = ["NothingToDo", "evaluate_latest_run", "latest_run", "linkage_summary", "report_latest_run",
-           "require_inputs", "require_person_map"]
+__all__ = ["NothingToDo", "latest_run", "linkage_summary", "name_sources", "report_latest_run", "require_inputs",
+           "require_person_map"]
 
 
 class NothingToDo(Exception):
@@ -49,16 +49,14 @@ def require_person_map(home: Home) -> None:
         raise NothingToDo(f"{home.root}: persons are not linked yet (no person map); run `vpdc link` first")
 
 
-def linkage_summary(home: Home, *, success: bool, error: str, evaluate: bool, now: datetime) -> dict[str, Any]:
-    """What a linkage job did: the latest run, its quality report, and (synthetic data) the truth figures."""
+def linkage_summary(home: Home, *, success: bool, error: str) -> dict[str, Any]:
+    """What a linkage job did: the latest run and its quality report (the synthetic truth figures are added by
+    ``scoring.linkage.evaluate_latest_run``, never here)."""
     out: dict[str, Any] = {"success": success, "error": error,
                            "run": latest_run(home.linkage_db) if home.linkage_db.exists() else None}
     report_path = home.reports / "linkage" / f"{out['run']['run_id']}.json" if out["run"] else None
     if report_path and report_path.exists():
         out["report"] = json.loads(report_path.read_text())
-    if evaluate and out["run"]:
-        report, html_path = evaluate_latest_run(home, now=now)
-        out["report"], out["report_html"] = report, str(html_path)
     return out
 
 
@@ -71,7 +69,7 @@ def latest_run(linkage_db: Path) -> dict[str, Any] | None:
     return json.loads(result) | {"total_records": total, "params": json.loads(params)}
 
 
-def _name_sources(run: dict[str, Any], names: dict[str, str]) -> None:
+def name_sources(run: dict[str, Any], names: dict[str, str]) -> None:
     """Give a run's per-source figures their partners' names back (the linkage zone keeps labels only)."""
     run["records"] = {names.get(k, k): v for k, v in run.get("records", {}).items()}
     run["zero_record_sources"] = [names.get(k, k) for k in run.get("zero_record_sources", [])]
@@ -88,43 +86,8 @@ def report_latest_run(home: Home, *, run_extra: dict[str, Any], now: datetime,
     if run is None:
         raise RuntimeError(f"{home.linkage_db}: no linkage run yet; run `vpdc link`")
     run |= run_extra
-    _name_sources(run, source_names or {})
+    name_sources(run, source_names or {})
     run.setdefault("charts", {})
-    report = build_report(home.linkage_db, run, truth_loaded=False, as_of_year=now.year,
-                          cluster_threshold=run["params"]["cluster_threshold"])
+    report = build_report(home.linkage_db, run, cluster_threshold=run["params"]["cluster_threshold"])
     _, html_path = write_report(report, home.reports / "linkage", run.get("charts"))
     return report, check_floors(report, floors), html_path
-
-
-def evaluate_latest_run(home: Home, *, now: datetime, truth_path: Path | None = None,
-                        run_extra: dict[str, Any] | None = None) -> tuple[dict[str, Any], Path]:
-    """Evaluate the latest run against the synthetic ground truth and rewrite its report with truth figures.
-
-    Synthetic data only: needs the truth file and the key custodian's linkage secret (to map native record
-    ids onto pseudonymous ones): an evaluation harness, never a pipeline step, and never run by the warehouse.
-    """
-    from envelope.keys import Custodian, WarehouseKeyRing
-    from landing.boundary import ZoneBoundary
-    from linkage.evaluation import load_truth
-    from partner_kit import partners
-
-    truth_path = truth_path or home.truth / "truth.parquet"
-    if not truth_path.exists():
-        raise FileNotFoundError(f"{truth_path}: no ground truth (only synthetic data has one)")
-    run = latest_run(home.linkage_db)
-    if run is None:
-        raise RuntimeError(f"{home.linkage_db}: no linkage run yet; run `vpdc link`")
-    run |= run_extra or {}
-    boundary = ZoneBoundary.from_keyring(WarehouseKeyRing(home.keys))
-    _name_sources(run, boundary.source_names(partners()))
-    with duckdb.connect(str(home.linkage_db)) as con:
-        load_truth(con, truth_path, Custodian(home.custodian).linkage_secret(run.get("linkage_key_version")),
-                   boundary=boundary)
-    try:
-        report = build_report(home.linkage_db, run, truth_loaded=True, as_of_year=now.year,
-                              cluster_threshold=run["params"]["cluster_threshold"])
-    finally:
-        with duckdb.connect(str(home.linkage_db)) as con:
-            con.execute("drop table if exists truth")  # evaluation data never stays in the linkage zone
-    _, html_path = write_report(report, home.reports / "linkage", run.get("charts"))
-    return report, html_path

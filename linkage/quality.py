@@ -1,9 +1,10 @@
 """The linkage quality report (HTML and JSON under ``reports/linkage/``), one per run.
 
 What it holds: the model's parameters (m and u per comparison level, match weights), the thresholds
-and a threshold sensitivity table, estimated precision and recall from the model, blocking analysis,
-person-key events; on synthetic data, true pairwise and cluster precision/recall/F1 and linkage error
-by subgroup, flagging any group whose error rate exceeds 1.5× the overall rate.
+and a threshold sensitivity table, precision and recall estimated with the SSN held out (ADR 0012) and the
+model's own figures, blocking analysis, person-key events. On synthetic data ``scoring.linkage`` adds a
+``truth`` section (true pairwise and cluster precision/recall/F1, linkage error by subgroup); this module
+renders it when present and never reads the truth itself.
 
 Never record-level: no pair, no token, no record id appears in a report. Charts are Splink's
 aggregate parameter charts, saved self-contained (no CDN), and only those.
@@ -20,10 +21,9 @@ from typing import Any
 
 import duckdb
 
-from linkage.evaluation import cluster_metrics, pairwise_metrics, subgroup_errors, threshold_table
 from workspace.files import atomic_write
 
-__all__ = ["QualityFloors", "build_report", "write_report", "check_floors"]
+__all__ = ["QualityFloors", "build_report", "check_floors", "edges_as_pairs", "threshold_table", "write_report"]
 
 THRESHOLDS = [0.5, 0.8, 0.9, 0.95, 0.99, 0.999]
 
@@ -53,19 +53,38 @@ def model_parameters(model_json: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def build_report(linkage_db: Path, run: dict[str, Any], *, truth_loaded: bool, as_of_year: int,
-                 cluster_threshold: float) -> dict[str, Any]:
-    """Assemble the report for one run from the linkage zone (and the truth table when loaded)."""
+def edges_as_pairs(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """``table``: the run's scored pairs (``link_edges``) as (source_dataset_l, unique_id_l, source_dataset_r,
+    unique_id_r, match_probability)."""
+    con.execute(f"create or replace temp table {table} as select split_part(node_id_l, ':', 1) source_dataset_l, "
+                "split_part(node_id_l, ':', 2) unique_id_l, split_part(node_id_r, ':', 1) source_dataset_r, "
+                "split_part(node_id_r, ':', 2) unique_id_r, match_probability from link_edges")
+
+
+def threshold_table(con: duckdb.DuckDBPyConnection, predictions: str, thresholds: list[float]) -> list[dict[str, Any]]:
+    """The model's own pairwise figures at several match-probability thresholds: estimated precision is the mean
+    match probability of the pairs kept; estimated recall the sum of match probability kept over the sum over all
+    scored pairs."""
+    total_p = con.execute(f"select coalesce(sum(match_probability), 0) from {predictions}").fetchall()[0][0]
+    out = []
+    for th in thresholds:
+        n, sum_p = con.execute(f"select count(*), coalesce(sum(match_probability), 0) from {predictions} "
+                               f"where match_probability >= ?", [th]).fetchall()[0]
+        out.append({"threshold": th, "pairs": n, "estimated_precision": round(sum_p / n, 5) if n else None,
+                    "estimated_recall": round(sum_p / total_p, 5) if total_p else None})
+    return out
+
+
+def build_report(linkage_db: Path, run: dict[str, Any], *, cluster_threshold: float) -> dict[str, Any]:
+    """Assemble the report for one run from the linkage zone (aggregates only)."""
     with duckdb.connect(str(linkage_db)) as con:
         model_row = con.execute("select model_json from linkage_models where run_id = ?",
                                 [run["model_run_id"]]).fetchall()
         model = json.loads(model_row[0][0]) if model_row else None
-        con.execute("create or replace temp table _pred as select split_part(node_id_l, ':', 1) source_dataset_l, "
-                    "split_part(node_id_l, ':', 2) unique_id_l, split_part(node_id_r, ':', 1) source_dataset_r, "
-                    "split_part(node_id_r, ':', 2) unique_id_r, match_probability from link_edges")
-        sens = threshold_table(con, "_pred", THRESHOLDS, truth="truth" if truth_loaded else None)
+        edges_as_pairs(con, "_pred")
+        sens = threshold_table(con, "_pred", THRESHOLDS)
         at = next((r for r in sens if r["threshold"] >= cluster_threshold), sens[-1])
-        report: dict[str, Any] = {
+        return {
             "run": run,
             "model": {"version": model and model["model_version"], "linkage_key_version": model and model["linkage_key_version"],
                       "training_fingerprint": model and model["training_fingerprint"],
@@ -77,19 +96,6 @@ def build_report(linkage_db: Path, run: dict[str, Any], *, truth_loaded: bool, a
                                                   "group by 1", [run["run_id"]]).fetchall()),
             "confidence_bands": dict(con.execute("select match_confidence, count(*) from person_keys group by 1").fetchall()),
         }
-        if truth_loaded:
-            # every true record counts: one the kit rejected or that never reached the zone is its own person here,
-            # so its true partners are missed links (in the figures and in its group's rates), never dropped
-            con.execute("""create or replace temp table _cl as
-                select t.source, t.source_record_id,
-                       coalesce(p.person_key, 'not-linked:' || t.source || ':' || t.source_record_id) cluster_id
-                from truth t left join person_keys p using (source, source_record_id)""")
-            absent = con.execute("select count(*) from truth t anti join person_keys p "
-                                 "using (source, source_record_id)").fetchall()[0][0]
-            report["truth"] = {"pairwise": pairwise_metrics(con, "_cl"), "cluster": cluster_metrics(con, "_cl"),
-                               "subgroups": subgroup_errors(con, "_cl", as_of_year=as_of_year),
-                               "true_records_not_in_the_linkage_zone": absent}
-    return report
 
 
 def estimated(run: dict[str, Any], at: dict[str, Any]) -> dict[str, Any]:

@@ -55,7 +55,15 @@ def run_link(home: Home, *, mode: str = "auto", evaluate: bool = False) -> dict[
     with _progress() as prog:
         prog.add_task("linking persons on encodings", total=None)
         summary = run_job(home, "link_job", run_config={"ops": {"link_persons": {"config": {"mode": mode}}}})
-    return linkage_summary(home, success=summary.success, error=summary.error, evaluate=evaluate, now=datetime.now(UTC))
+    out = linkage_summary(home, success=summary.success, error=summary.error)
+    if evaluate and out["run"]:
+        from scoring.linkage import (
+            evaluate_latest_run,  # synthetic data only: reads the truth with the custodian's key
+        )
+
+        report, html_path = evaluate_latest_run(home, now=datetime.now(UTC))
+        out["report"], out["report_html"] = report, str(html_path)
+    return out
 
 
 def print_link(result: dict[str, Any]) -> None:

@@ -10,10 +10,10 @@ import pytest
 from envelope.format import read_manifest
 from envelope.keys import Custodian, WarehouseKeyRing
 from landing.ingest import ingest_envelope
-from linkage.evaluation import cluster_metrics, load_truth, pairwise_metrics
 from linkage.model import KeyVersionError, prepare_inputs
 from linkage.run import export_person_map, run_linkage
 from partner_kit.profiles import partners
+from scoring.linkage import cluster_metrics, load_truth, pairwise_metrics
 from tests.integration.conftest import boundary
 from workspace import Home
 

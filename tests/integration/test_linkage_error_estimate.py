@@ -21,10 +21,10 @@ PERSONS, SEED = 4_000, 7
 @pytest.fixture(scope="module")
 def linked(tmp_path_factory):
     from bench.attacks.zone import build_population, linkage_secret, register_loads
-    from linkage.evaluation import load_truth
     from linkage.pipeline import latest_run
     from linkage.quality import build_report
     from linkage.run import run_linkage
+    from scoring.linkage import add_truth, load_truth
 
     pop = build_population(tmp_path_factory.mktemp("estimate") / "home", persons=PERSONS, seed=SEED)
     register_loads(pop.linkage_db)
@@ -32,8 +32,8 @@ def linked(tmp_path_factory):
     with duckdb.connect(str(pop.linkage_db)) as con:
         load_truth(con, pop.truth, linkage_secret(pop), boundary=None)
     run = latest_run(pop.linkage_db)
-    report = build_report(pop.linkage_db, run, truth_loaded=True, as_of_year=2026,
-                          cluster_threshold=run["params"]["cluster_threshold"])
+    report = add_truth(build_report(pop.linkage_db, run, cluster_threshold=run["params"]["cluster_threshold"]),
+                       pop.linkage_db, as_of_year=2026)
     return result, report
 
 

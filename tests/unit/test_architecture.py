@@ -26,6 +26,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("governance",),            # beside every zone, and zone 5 (outputs)
     ("evaluation",),            # program evaluation over zone 4, gated by governance
     ("dashboard",),             # the public dashboard: a static site from the published indicators
+    ("scoring",),               # scoring against the synthetic truth (engineers' harness; the custodian's secret)
     ("orchestration",),         # the Dagster shell
     ("vpdc",),                  # the CLI shell
 ]
@@ -132,6 +133,21 @@ def _cycles() -> list[list[str]]:
 
 def test_no_import_circle():
     assert _cycles() == []
+
+
+#: packages that run the pipeline: none may reach the key custodian's linkage secret (ADR 0010)
+PIPELINE_PACKAGES = ("landing", "linkage", "governance", "evaluation", "dashboard", "orchestration")
+
+
+def test_no_pipeline_package_can_reach_the_linkage_secret():
+    """Scoring against the synthetic truth needs the custodian's linkage secret, so it lives in ``scoring``; no
+    package of the pipeline imports it, the custodian's key ring, or a module that does."""
+    reach = {m for m, p in MODULES.items() if {"envelope.keys.Custodian", "scoring"} & _imports(p, m)
+             or any(t.startswith("scoring") for t in GRAPH[m])}
+    bad = sorted(m for m in reach if m.split(".")[0] in PIPELINE_PACKAGES)
+    assert not bad, f"pipeline modules that reach the custodian's secret: {bad}"
+    # and the check sees one: scoring itself does
+    assert "scoring.linkage" in reach
 
 
 @pytest.mark.parametrize("package", sorted(THIRD_PARTY))

@@ -1,9 +1,10 @@
-"""Linkage quality against ground truth: synthetic data only.
+"""Linkage quality against the synthetic ground truth: an engineers' harness, never a pipeline step.
 
-The simulator's truth file names native record ids; the linkage zone holds keyed pseudonymous ids.
-Evaluation maps one onto the other with the partner kit's own record-id function, so it needs the
-linkage secret: it is an evaluation harness run by engineers on synthetic data, never a pipeline step,
-and nothing it reads or writes leaves the linkage zone's reports.
+The simulator's truth file names native record ids; the linkage zone holds keyed pseudonymous ids. Scoring maps
+one onto the other with the partner kit's own record-id function, so it needs the key custodian's linkage secret:
+that is why it lives in no zone's package (ADR 0010: neither the linkage zone nor the warehouse may load that
+secret; an architecture test keeps ``linkage``, ``landing``, ``governance`` and the shells' pipeline code from
+importing this package). What it writes is the linkage report's ``truth`` section: aggregate figures only.
 
 Metrics:
 * pairwise precision / recall / F1 over record pairs in one cluster vs one true person;
@@ -11,10 +12,14 @@ Metrics:
 * per-record error by subgroup (race/ethnicity, sex, age band, source): a record has a *missed link*
   when a true partner of it is outside its cluster, a *false link* when its cluster holds another
   person's record. Groups whose rate exceeds ``flag_ratio`` × the overall rate are flagged.
+
+Every true record counts: one a kit rejected, or that never reached the zone, is its own person, so its true
+partners are missed links.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +30,10 @@ import pyarrow.parquet as pq
 from envelope.keys import LinkageSecret
 from landing.boundary import ZoneBoundary
 from partner_kit import Encoder, load_profile
+from workspace import Home
 
-__all__ = ["load_truth", "pairwise_metrics", "cluster_metrics", "subgroup_errors", "threshold_table", "age_band"]
+__all__ = ["PERSON_EXTRACTS", "age_band", "cluster_metrics", "evaluate_latest_run", "load_truth", "pairwise_metrics",
+           "subgroup_errors", "add_truth", "true_threshold_rows", "truth_section"]
 
 PERSON_EXTRACTS = {"county": "clients", "police": "persons", "schools": "students", "hospital_a": "patients",
                    "hospital_b": "patients"}
@@ -151,30 +158,77 @@ def subgroup_errors(con: duckdb.DuckDBPyConnection, clusters: str, *, as_of_year
     return {"overall": overall, "flag_ratio": flag_ratio, "groups": groups}
 
 
-def threshold_table(con: duckdb.DuckDBPyConnection, predictions: str, thresholds: list[float],
-                    truth: str | None = "truth") -> list[dict[str, Any]]:
-    """Pairwise figures at several match-probability thresholds (estimated, and true when truth exists).
-
-    Estimated precision is the mean match probability of the pairs kept; estimated recall is the sum
-    of match probability kept over the sum over all scored pairs (both from the model alone).
-    """
-    total_p = con.execute(f"select coalesce(sum(match_probability), 0) from {predictions}").fetchall()[0][0]
-    true_pairs = None
-    if truth:
-        true_pairs = con.execute(f"select coalesce(sum({_pairs('n')}), 0) from "
-                                 f"(select count(*) n from {truth} group by person_id)").fetchall()[0][0]
-    out = []
+def true_threshold_rows(con: duckdb.DuckDBPyConnection, predictions: str, thresholds: list[float],
+                        truth: str = "truth") -> dict[float, dict[str, Any]]:
+    """True pairwise precision, recall and F1 of the scored pairs kept at each match-probability threshold."""
+    true_pairs = con.execute(f"select coalesce(sum({_pairs('n')}), 0) from "
+                             f"(select count(*) n from {truth} group by person_id)").fetchall()[0][0]
+    out = {}
     for th in thresholds:
-        n, sum_p = con.execute(f"select count(*), coalesce(sum(match_probability), 0) from {predictions} "
-                               f"where match_probability >= ?", [th]).fetchall()[0]
-        row: dict[str, Any] = {"threshold": th, "pairs": n,
-                               "estimated_precision": round(sum_p / n, 5) if n else None,
-                               "estimated_recall": round(sum_p / total_p, 5) if total_p else None}
-        if truth:
-            tp = con.execute(f"""select count(*) from {predictions} p
-                join {truth} a on a.source = p.source_dataset_l and a.source_record_id = p.unique_id_l
-                join {truth} b on b.source = p.source_dataset_r and b.source_record_id = p.unique_id_r
-                where p.match_probability >= ? and a.person_id = b.person_id""", [th]).fetchall()[0][0]
-            row |= {f"true_{k}": v for k, v in _prf(tp, n, true_pairs).items() if k in ("precision", "recall", "f1")}
-        out.append(row)
+        n = con.execute(f"select count(*) from {predictions} where match_probability >= ?", [th]).fetchall()[0][0]
+        tp = con.execute(f"""select count(*) from {predictions} p
+            join {truth} a on a.source = p.source_dataset_l and a.source_record_id = p.unique_id_l
+            join {truth} b on b.source = p.source_dataset_r and b.source_record_id = p.unique_id_r
+            where p.match_probability >= ? and a.person_id = b.person_id""", [th]).fetchall()[0][0]
+        out[th] = {f"true_{k}": v for k, v in _prf(tp, n, true_pairs).items() if k in ("precision", "recall", "f1")}
     return out
+
+
+def truth_section(con: duckdb.DuckDBPyConnection, *, as_of_year: int, truth: str = "truth") -> dict[str, Any]:
+    """The report's ``truth`` section for the linkage zone's current persons (``person_keys``)."""
+    con.execute(f"""create or replace temp table _cl as
+        select t.source, t.source_record_id,
+               coalesce(p.person_key, 'not-linked:' || t.source || ':' || t.source_record_id) cluster_id
+        from {truth} t left join person_keys p using (source, source_record_id)""")
+    absent = con.execute(f"select count(*) from {truth} t anti join person_keys p "
+                         "using (source, source_record_id)").fetchall()[0][0]
+    return {"pairwise": pairwise_metrics(con, "_cl", truth), "cluster": cluster_metrics(con, "_cl", truth),
+            "subgroups": subgroup_errors(con, "_cl", as_of_year=as_of_year, truth=truth),
+            "true_records_not_in_the_linkage_zone": absent}
+
+
+def add_truth(report: dict[str, Any], linkage_db: Path, *, as_of_year: int, truth: str = "truth") -> dict[str, Any]:
+    """``report`` (``linkage.quality.build_report``) with the truth section and the true columns of its threshold
+    sensitivity table, read from ``truth`` (loaded by :func:`load_truth`) in the linkage zone."""
+    from linkage.quality import edges_as_pairs
+
+    with duckdb.connect(str(linkage_db)) as con:
+        edges_as_pairs(con, "_pred")
+        true_rows = true_threshold_rows(con, "_pred", [r["threshold"] for r in report["threshold_sensitivity"]], truth)
+        report["threshold_sensitivity"] = [r | true_rows[r["threshold"]] for r in report["threshold_sensitivity"]]
+        report["truth"] = truth_section(con, as_of_year=as_of_year, truth=truth)
+    return report
+
+
+def evaluate_latest_run(home: Home, *, now: datetime, truth_path: Path | None = None,
+                        run_extra: dict[str, Any] | None = None) -> tuple[dict[str, Any], Path]:
+    """Evaluate the latest run against the synthetic ground truth and rewrite its report with the truth figures.
+
+    Synthetic data only: needs the truth file and the key custodian's linkage secret (to map native record ids
+    onto pseudonymous ones). The truth table lives in the linkage zone only while the figures are computed.
+    """
+    from envelope.keys import Custodian, WarehouseKeyRing
+    from linkage.pipeline import latest_run, name_sources
+    from linkage.quality import build_report, write_report
+    from partner_kit import partners
+
+    truth_path = truth_path or home.truth / "truth.parquet"
+    if not truth_path.exists():
+        raise FileNotFoundError(f"{truth_path}: no ground truth (only synthetic data has one)")
+    run = latest_run(home.linkage_db)
+    if run is None:
+        raise RuntimeError(f"{home.linkage_db}: no linkage run yet; run `vpdc link`")
+    run |= run_extra or {}
+    boundary = ZoneBoundary.from_keyring(WarehouseKeyRing(home.keys))
+    name_sources(run, boundary.source_names(partners()))
+    with duckdb.connect(str(home.linkage_db)) as con:
+        load_truth(con, truth_path, Custodian(home.custodian).linkage_secret(run.get("linkage_key_version")),
+                   boundary=boundary)
+    try:
+        report = build_report(home.linkage_db, run, cluster_threshold=run["params"]["cluster_threshold"])
+        report = add_truth(report, home.linkage_db, as_of_year=now.year)
+    finally:
+        with duckdb.connect(str(home.linkage_db)) as con:
+            con.execute("drop table if exists truth")  # evaluation data never stays in the linkage zone
+    _, html_path = write_report(report, home.reports / "linkage", run.get("charts"))
+    return report, html_path
