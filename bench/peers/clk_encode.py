@@ -3,9 +3,11 @@ of the project's own identifier encoding, for benchmarks.
 
 Runs in the peer benchmark venv (.venv-bench), never in the project's .venv.
 
-Input CSV columns: record_id, first_name, last_name, dob (YYYY-MM-DD), sex, zip; any may be blank.
+Input CSV columns: record_id, first_name, last_name, dob (YYYY-MM-DD), sex, zip and, optionally, ssn, address,
+middle_initial, suffix (a column that is absent is blank in every row); any value may be blank (= missing, no bits).
 Values are normalised before hashing (see normalise()); the linkage schema is clk_schema.json (v3):
-first/last name bigrams, dob positional digits, sex, zip positional digits, 1024-bit filter, blake2b.
+first/last name bigrams, dob positional digits, sex, zip positional digits, SSN positional digits, address
+(street line) bigrams, middle initial and suffix exact; 1024-bit filter, blake2b.
 
 Secret: the env var named by --secret-env (default BENCH_CLK_SECRET), or --secret-file (first line).
 Every party must use the same secret and schema for their CLKs to be comparable.
@@ -50,9 +52,12 @@ from clkhash.serialization import serialize_bitarray  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 COLUMNS = ["record_id", "first_name", "last_name", "dob", "sex", "zip"]
+#: optional input columns (schema order after COLUMNS): blank when the CSV lacks them (e.g. bench_kit.py's layout)
+OPTIONAL = ["ssn", "address", "middle_initial", "suffix"]
 CLKHASH_CHUNK = 10_000  # clkhash.clk.generate_clks_from_csv_as_stream chunk size (hard-coded there)
 _WS = re.compile(r"\s+")
 _NONDIGIT = re.compile(r"[^0-9]")
+_NONALNUM = re.compile(r"[^a-z0-9]")
 _DOB = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
 
 
@@ -101,7 +106,11 @@ def normalise(row: dict[str, str]) -> tuple[list[str], dict[str, bool]]:
     dob: YYYY-MM-DD (month/day may be 1 digit) or YYYYMMDD -> YYYYMMDD digits, not calendar-checked
     (FEBRL's corrupted dates such as 1952-02-31 still hash); other shapes -> blank, counted in dob_unparsed.
     sex: M/F (first letter, case-insensitive); U, X, anything else -> blank (missing).
-    zip: digits only, first 5; fewer than 3 digits -> blank."""
+    zip: digits only, first 5; fewer than 3 digits -> blank.
+    ssn: digits only; anything but 9 digits -> blank, counted in ssn_unparsed.
+    address: trimmed, lower case, inner whitespace collapsed.
+    middle_initial: first letter of the value, lower case (a-z; anything else -> blank).
+    suffix: lower case, letters and digits only (jr, sr, ii, ...); more than 5 characters -> blank."""
     def g(k: str) -> str:
         return (row.get(k) or "").strip()
 
@@ -122,7 +131,19 @@ def normalise(row: dict[str, str]) -> tuple[list[str], dict[str, bool]]:
     z = _NONDIGIT.sub("", g("zip"))[:5]
     if len(z) < 3:
         z = ""
-    return [g("record_id"), first, last, dob, sex, z], {"dob_unparsed": dob_bad}
+    ssn_raw = g("ssn")
+    ssn = _NONDIGIT.sub("", ssn_raw)
+    if len(ssn) != 9:
+        ssn = ""
+    address = _WS.sub(" ", g("address").lower())
+    mi = g("middle_initial")[:1].lower()
+    if not ("a" <= mi <= "z"):
+        mi = ""
+    sfx = _NONALNUM.sub("", g("suffix").lower())
+    if len(sfx) > 5:
+        sfx = ""
+    return ([g("record_id"), first, last, dob, sex, z, ssn, address, mi, sfx],
+            {"dob_unparsed": dob_bad, "ssn_unparsed": bool(ssn_raw) and not ssn})
 
 
 def _alpha(k: int) -> str:
@@ -136,14 +157,14 @@ def _alpha(k: int) -> str:
 
 def replicate(base: list[list[str]], times: int) -> list[list[str]]:
     """The input followed by times-1 copies whose non-blank values are made distinct per copy (names get
-    a letter suffix, dob and zip digits are shifted). Exact copies would be misleading: clkhash memoises
-    the encoding of each field value (functools.lru_cache, 2**17 entries), so identical copies hash
-    ~2-3x faster than new records. With this scheme each copy has the value overlap of the original
+    a letter suffix, dob, zip and SSN digits are shifted, the address gets a word; middle initial and suffix
+    stay). Exact copies would be misleading: clkhash memoises the encoding of each field value
+    (functools.lru_cache, 2**17 entries), so identical copies hash ~2-3x faster than new records. With this scheme each copy has the value overlap of the original
     file, and no overlap with the other copies: a no-cross-copy-reuse (pessimistic) scale-up."""
     rows = list(base)
     for k in range(1, times):
         sfx = _alpha(k)
-        for rid, first, last, dob, sex, z in base:
+        for rid, first, last, dob, sex, z, ssn, address, mi, suffix in base:
             rows.append([
                 f"{rid}#{k}",
                 first + sfx if first else "",
@@ -151,6 +172,10 @@ def replicate(base: list[list[str]], times: int) -> list[list[str]]:
                 f"{(int(dob) + 7919 * k) % 10**8:08d}" if dob else "",
                 sex,
                 f"{(int(z) + 37 * k) % 10**len(z):0{len(z)}d}" if z else "",
+                f"{(int(ssn) + 104729 * k) % 10**9:09d}" if ssn else "",
+                address + " " + sfx if address else "",
+                mi,
+                suffix,
             ])
     return rows
 
@@ -170,7 +195,7 @@ def read_secret(args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--input", required=True, type=Path, help="CSV: record_id,first_name,last_name,dob,sex,zip")
+    ap.add_argument("--input", required=True, type=Path, help="CSV: record_id,first_name,last_name,dob,sex,zip[,ssn,address,middle_initial,suffix]")
     ap.add_argument("--output", type=Path, help="CLKs JSON for anonlink_link.py (omit to only time)")
     ap.add_argument("--limit", type=int, help="encode only the first N records")
     ap.add_argument("--dataset", help="dataset name stored in the output (default: input file stem)")
@@ -203,12 +228,14 @@ def main(argv: list[str] | None = None) -> int:
         if missing:
             sys.exit(f"clk_encode: {args.input} lacks columns {missing}")
         rows: list[list[str]] = []
-        dob_unparsed = 0
+        dob_unparsed = ssn_unparsed = 0
+        optional_present = [c for c in OPTIONAL if c in (reader.fieldnames or [])]
         for i, r in enumerate(reader):
             if args.limit is not None and i >= args.limit:
                 break
             vals, flags = normalise(r)
             dob_unparsed += flags["dob_unparsed"]
+            ssn_unparsed += flags["ssn_unparsed"]
             rows.append(vals)
     if args.repeat > 1:
         rows = replicate(rows, args.repeat)
@@ -283,6 +310,9 @@ def main(argv: list[str] | None = None) -> int:
         "mean_popcount": round(sum(popcounts) / n, 1) if n else None,
         "empty_clks": sum(1 for p in popcounts if p == 0),
         "dob_unparsed": dob_unparsed,
+        "ssn_unparsed": ssn_unparsed,
+        "optional_columns_present": optional_present,
+        "features_present": {c: sum(1 for r in rows if r[i]) for i, c in enumerate(COLUMNS + OPTIONAL) if i},
         "repeat": args.repeat,
         "dataset": args.dataset or args.input.stem,
         "output": str(args.output) if args.output else None,

@@ -8,7 +8,10 @@ Writes to OUTDIR:
                                suburb, postcode, state, date_of_birth (YYYYMMDD, as in FEBRL), soc_sec_id
   truth.csv                    dataset, record_id, entity_id (dataset = febrl4_a / febrl4_b)
 and with --pii also the clk_encode.py input layout:
-  febrl4_a_pii.csv, febrl4_b_pii.csv   record_id, first_name, last_name, dob (YYYY-MM-DD), sex (blank), zip
+  febrl4_a_pii.csv, febrl4_b_pii.csv   record_id, first_name, last_name, dob (YYYY-MM-DD), sex (blank), zip,
+                                       ssn ("10" + the 7-digit soc_sec_id), address (street_number + address_1),
+                                       middle_initial and suffix (blank: FEBRL has none)
+  (the same mapping as bench_linkage.py's FEBRL4 run, so CLKs get the fields vpdc-ids links on)
 
 Usage: .venv-bench/bin/python bench/peers/febrl.py OUTDIR [--pii]
 Prints one JSON summary object on stdout.
@@ -41,7 +44,10 @@ def _dob_iso(v: str) -> str:
 
 def to_pii(df: pd.DataFrame) -> pd.DataFrame:
     """Map FEBRL columns to the clk_encode.py layout (given_name->first_name, surname->last_name,
-    date_of_birth->dob, postcode->zip; FEBRL has no sex: blank)."""
+    date_of_birth->dob, postcode->zip, soc_sec_id->ssn as "10" + its 7 digits (as bench_linkage.py maps it for
+    the kit, which keeps 9-digit SSNs only), street_number + address_1->address; FEBRL has no sex, middle
+    name or suffix: blank)."""
+    ssn = df["soc_sec_id"].str.strip().map(lambda v: "10" + v if len(v) == 7 and v.isdigit() else "")
     return pd.DataFrame({
         "record_id": df["record_id"],
         "first_name": df["given_name"],
@@ -49,6 +55,10 @@ def to_pii(df: pd.DataFrame) -> pd.DataFrame:
         "dob": df["date_of_birth"].map(_dob_iso),
         "sex": "",
         "zip": df["postcode"],
+        "ssn": ssn,
+        "address": (df["street_number"].str.strip() + " " + df["address_1"].str.strip()).str.strip(),
+        "middle_initial": "",
+        "suffix": "",
     })
 
 
