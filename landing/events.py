@@ -20,7 +20,7 @@ from typing import Any
 import duckdb
 
 __all__ = ["IngestOutcome", "PendingEvent", "ensure_events_table", "ingest_events", "insert_event", "mark_event",
-           "pending_events", "record_event"]
+           "pending_events", "record_event", "unfinished_event_ids"]
 
 
 @dataclass
@@ -117,6 +117,23 @@ def pending_events(warehouse_db: Path) -> list[PendingEvent]:
         out.append(PendingEvent(event_id, status, source or "", dest or "", outcome,
                                 json.loads(reason_json) if reason_json else None, bool(moved), bool(audited)))
     return out
+
+
+def unfinished_event_ids(warehouse_db: Path) -> list[str] | None:
+    """Ids of the events a crash left unfinished (not moved or not audited), read-only: what tells the landing
+    sensor that a recovery run is due even when landing/ is empty. ``None`` when the warehouse is busy (a writer
+    holds it; that run recovers on its own) or unreadable."""
+    if not Path(warehouse_db).exists():
+        return []
+    try:
+        with duckdb.connect(str(warehouse_db), read_only=True) as con:
+            if not _has_events(con):
+                return []
+            rows = con.execute("select event_id from raw.ingest_events where event_id is not null and not "
+                               "(coalesce(moved, true) and coalesce(audited, true)) order by event_at").fetchall()
+    except duckdb.Error:
+        return None
+    return [r[0] for r in rows]
 
 
 def mark_event(warehouse_db: Path, event_id: str, *, moved: bool | None = None, audited: bool | None = None) -> None:

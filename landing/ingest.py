@@ -40,7 +40,8 @@ from workspace import Home
 from workspace.files import atomic_write, private_dir, process_lock
 from workspace.testhooks import step
 
-__all__ = ["IngestError", "IngestOutcome", "ingest_envelope", "quarantine_reason", "record_event", "recover"]
+__all__ = ["IngestError", "IngestOutcome", "finish_interrupted", "ingest_envelope", "quarantine_reason", "record_event",
+           "recover"]
 
 Audit = Callable[[IngestOutcome, datetime], None]
 _LOCK = ".ingest.lock"
@@ -136,6 +137,16 @@ def recover(home: Home, *, linkage_db: Path | None = None, warehouse_db: Path | 
             mark_event(warehouse_db, ev.event_id, audited=True)
         done += 1
     return done
+
+
+def finish_interrupted(home: Home, *, linkage_db: Path | None = None, warehouse_db: Path | None = None,
+                       audit: Audit | None = None, now: datetime | None = None) -> int:
+    """:func:`recover` on its own, under the ingestion lock: for a crash after an envelope left ``landing/``
+    (archived or quarantined) but before its move or audit entry was marked, where no envelope is left to start
+    an ingestion run that would recover it. Returns how many outcomes were completed."""
+    with process_lock(private_dir(home.root / "private") / _LOCK):
+        _clear_private(home)
+        return recover(home, linkage_db=linkage_db, warehouse_db=warehouse_db, audit=audit, now=now)
 
 
 def _recorded_outcome(warehouse_db: Path, source: str) -> IngestOutcome | None:

@@ -206,7 +206,11 @@ def ingest_outcomes(home: Home, runs: list[RunSummary]) -> list[dict]:
         if r.skipped:
             continue
         ev = events.get(r.file)
-        if ev:
+        if r.job == "recover_job":  # no envelope: a crashed run's outcomes completed (they were reported then)
+            rows.append({"file": "(interrupted ingestion)", "partner": None, "extract": None, "period": None,
+                         "status": "recovered" if r.success else "error", "check": None,
+                         "detail": r.error or "moves and audit entries of a killed run completed", "rows": 0})
+        elif ev:
             rows.append({"file": ev["file"], "partner": ev["partner"], "extract": ev["extract_type"],
                          "period": ev["period"], "status": ev["status"], "check": ev["check_name"],
                          "detail": ev["detail"], "rows": ev["rows"]})

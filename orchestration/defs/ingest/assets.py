@@ -13,7 +13,7 @@ import dagster as dg
 
 from envelope.format import EnvelopeRefused, read_manifest
 from landing.arrivals import scan_landing
-from landing.ingest import IngestError, IngestOutcome, ingest_envelope
+from landing.ingest import IngestError, IngestOutcome, finish_interrupted, ingest_envelope
 from landing.validation import settings_for
 from orchestration.defs.ingest.partitions import extract_periods
 from orchestration.resources import DuckDBFile, GovernanceRegistry, VpdcHome, WarehouseKeys
@@ -161,3 +161,18 @@ def quarantine_unroutable(context: dg.OpExecutionContext, config: TriageConfig, 
 @dg.job(description="Quarantine an envelope that no ingestion asset can take.")
 def triage_job() -> None:
     quarantine_unroutable()
+
+
+@dg.op(pool="duckdb_writer")
+def finish_interrupted_ingestion(context: dg.OpExecutionContext, vpdc_home: VpdcHome, linkage_db: DuckDBFile,
+                                 warehouse_db: DuckDBFile, registry: GovernanceRegistry) -> None:
+    """Complete what a killed ingestion left once its envelope had left landing/: the move or audit entry of a
+    recorded outcome (:func:`landing.ingest.finish_interrupted`)."""
+    done = finish_interrupted(vpdc_home.home, linkage_db=linkage_db.path, warehouse_db=warehouse_db.path,
+                              audit=registry.audit_ingest)
+    context.log.info(f"completed {done} interrupted ingestion outcome(s)")
+
+
+@dg.job(description="Finish ingestion outcomes a crash interrupted (move, reason file, audit entry).")
+def recover_job() -> None:
+    finish_interrupted_ingestion()

@@ -1,6 +1,7 @@
 """The landing sensor: one run per new envelope, keyed by envelope id (a file dropped twice loads once)."""
 
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -8,8 +9,9 @@ import dagster as dg
 
 from envelope.format import EnvelopeRefused, read_manifest
 from landing.arrivals import Arrival, scan_landing
+from landing.events import unfinished_event_ids
 from landing.quarantine import retry_attempt
-from orchestration.defs.ingest.assets import asset_keys, ingest_job, op_name, triage_job
+from orchestration.defs.ingest.assets import asset_keys, ingest_job, op_name, recover_job, triage_job
 from orchestration.defs.ingest.partitions import extract_periods
 from orchestration.resources import VpdcHome
 from partner_kit import extract_types, partners
@@ -88,7 +90,19 @@ def landing_run_requests(landing: Path, home_root: Path, known_periods: set[str]
     return requests, sorted(new_periods), given_up
 
 
-@dg.sensor(jobs=[ingest_job, triage_job], minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
+def recovery_request(unfinished: list[str] | None, failed_runs: Callable[[str], int]) -> dg.RunRequest | None:
+    """A run of ``recover_job`` when recorded outcomes are unfinished (``unfinished``: their event ids) and no
+    ingestion run is requested (every ingestion run recovers first). Keyed by those events and by how many
+    recovery runs of them failed (``failed_runs(digest)``), so a failed recovery is retried on the next tick."""
+    if not unfinished:
+        return None
+    digest = hashlib.sha256("\n".join(sorted(unfinished)).encode()).hexdigest()[:16]
+    failed = failed_runs(digest)
+    return dg.RunRequest(run_key=f"recover:{digest}" + (f"#attempt{failed + 1}" if failed else ""),
+                         job_name=recover_job.name, tags={"vpdc/recover": digest})
+
+
+@dg.sensor(jobs=[ingest_job, triage_job, recover_job], minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
            description="Starts ingestion for each new envelope in landing/ (run key = envelope id).")
 def landing_sensor(context: dg.SensorEvaluationContext, vpdc_home: VpdcHome) -> dg.SensorResult:
     home = vpdc_home.home
@@ -101,6 +115,11 @@ def landing_sensor(context: dg.SensorEvaluationContext, vpdc_home: VpdcHome) -> 
         home.landing(), home.root, known,
         crashed_runs=lambda e, f: runs(dg.DagsterRunStatus.FAILURE, **{"vpdc/envelope_id": e, "vpdc/file": f}),
         loaded=lambda e: runs(dg.DagsterRunStatus.SUCCESS, **{"vpdc/envelope_id": e}) > 0)
+    if not requests:
+        recovery = recovery_request(unfinished_event_ids(home.warehouse_db),
+                                    lambda d: runs(dg.DagsterRunStatus.FAILURE, **{"vpdc/recover": d}))
+        if recovery:
+            requests.append(recovery)
     for ignored in scan_landing(home).ignored:
         context.log.warning(f"landing/{ignored.entry[:80]!r}: ignored ({ignored.reason})")
     for rel in given_up:
