@@ -89,6 +89,10 @@ class LinkageParams:
     separate_same_birthday_siblings: bool = True
     #: estimate precision and recall with the SSN held out (``linkage.holdout``, ADR 0012)
     holdout_estimate: bool = True
+    #: DuckDB's memory limit for the run (its default is 80 % of RAM, which DuckDB fills with cached pages and
+    #: in-memory working tables: 10 GB peak at 1,000,000 persons). Above it DuckDB spills to the linkage zone's
+    #: own temp folder (``<linkage db>.tmp``, private like the zone). None keeps DuckDB's default.
+    memory_limit: str | None = "3GB"
 
 
 def _dice(col: str) -> str:

@@ -43,7 +43,7 @@ from linkage.model import (
 )
 from linkage.persons import assign_person_keys, carry_keys_across_rotation, confidence_bands, ensure_tables
 
-__all__ = ["LinkageResult", "export_person_map", "run_linkage"]
+__all__ = ["LinkageMemoryError", "LinkageResult", "export_person_map", "run_linkage"]
 
 TF_COLUMNS = ("fn", "ln", "dob")
 
@@ -83,6 +83,10 @@ def _duckdb_api(con: duckdb.DuckDBPyConnection) -> Any:
     return DuckDBAPI(connection=con)
 
 
+class LinkageMemoryError(Exception):
+    """A run needed more memory than its limit (``LinkageParams.memory_limit``); nothing was committed."""
+
+
 def run_linkage(
     linkage_db: Path,
     *,
@@ -110,11 +114,33 @@ def run_linkage(
     Raises:
         KeyVersionError: mixed key versions in the inputs, or an incremental run asked for with a
             model of another key version.
+        LinkageMemoryError: the run needed more than ``params.memory_limit``; nothing was committed.
     """
+    try:
+        return _run_linkage(linkage_db, now=now, params=params, mode=mode, db_api_factory=db_api_factory,
+                            expected_sources=expected_sources, blocking_analysis=blocking_analysis,
+                            charts_dir=charts_dir)
+    except Exception as exc:
+        # Splink wraps DuckDB's error in its own exception (the original is the cause)
+        if isinstance(exc, duckdb.OutOfMemoryException) or isinstance(exc.__cause__, duckdb.OutOfMemoryException):
+            with duckdb.connect(str(linkage_db)) as con:
+                _drop_splink_tables(con)  # the failed run's working tables: persisted ones would pile up
+            raise LinkageMemoryError(
+                f"linkage of {linkage_db.name} needed more memory than its limit (memory_limit={params.memory_limit}); "
+                "nothing was committed and the previous person keys stand: raise the limit (link_job config "
+                "memory_limit, LinkageParams.memory_limit) or free memory on this machine") from None
+        raise
+
+
+def _run_linkage(linkage_db: Path, *, now: datetime, params: LinkageParams, mode: str,
+                 db_api_factory: Callable[[duckdb.DuckDBPyConnection], Any], expected_sources: tuple[str, ...],
+                 blocking_analysis: bool, charts_dir: Path | None) -> LinkageResult:
     run_id = now.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     with duckdb.connect(str(linkage_db)) as con:
+        if params.memory_limit:
+            con.execute("set memory_limit = ?", [params.memory_limit])
         ensure_tables(con)
         if not con.execute("select count(*) from information_schema.tables where table_name = 'encodings'").fetchall()[0][0]:
             # nothing ingested yet: report every expected source as empty

@@ -10,8 +10,8 @@ import pytest
 from envelope.format import read_manifest
 from envelope.keys import Custodian, WarehouseKeyRing
 from landing.ingest import ingest_envelope
-from linkage.model import KeyVersionError, prepare_inputs
-from linkage.run import export_person_map, run_linkage
+from linkage.model import KeyVersionError, LinkageParams, prepare_inputs
+from linkage.run import LinkageMemoryError, export_person_map, run_linkage
 from partner_kit.profiles import partners
 from scoring.linkage import cluster_metrics, load_truth, pairwise_metrics
 from tests.integration.conftest import boundary
@@ -58,6 +58,13 @@ def truth_scores(home: Home) -> tuple[dict, dict]:
 def person_keys(home: Home) -> dict[tuple[str, str], str]:
     with duckdb.connect(str(home.linkage_db), read_only=True) as con:
         return {(s, r): k for s, r, k in con.execute("select source, source_record_id, person_key from person_keys").fetchall()}
+
+
+def partition(home: Home) -> set[frozenset]:
+    persons: dict[str, set] = {}
+    for record, key in person_keys(home).items():
+        persons.setdefault(key, set()).add(record)
+    return {frozenset(v) for v in persons.values()}
 
 
 def test_full_run_links_people_on_encodings_alone(home):
@@ -281,3 +288,22 @@ def test_incremental_input_refresh_equals_a_full_rebuild_after_a_resent_period(h
         full = con.execute("select * exclude (load_created_at) from link_full order by all").fetchall()
         assert inc == full
         assert con.execute("select count(*) from link_input where load_id = ?", [old]).fetchall()[0][0] == 0
+
+
+def test_a_run_held_to_a_small_memory_limit_gives_the_same_persons(home, tmp_path):
+    # DuckDB's default limit is 80 % of RAM (10 GB peak at 1,000,000 persons); the run sets its own and spills
+    # past it into the zone's temp folder: the limit must never change who is linked to whom
+    other = Home(tmp_path / "other")
+    shutil.copytree(home.root, other.root)
+    run_linkage(home.linkage_db, now=NOW, mode="full")
+    tight = run_linkage(other.linkage_db, now=NOW, mode="full", params=LinkageParams(memory_limit="256MB"))
+    assert tight.persons > 0
+    assert partition(home) == partition(other)  # keys are minted per person, so compare who is with whom
+    # the limit is real: below what the run needs it stops with an error that names the setting, the keys standing
+    before = person_keys(other)
+    with pytest.raises(LinkageMemoryError, match="memory_limit=64MB"):
+        run_linkage(other.linkage_db, now=NOW, mode="full", params=LinkageParams(memory_limit="64MB"))
+    assert person_keys(other) == before
+    with duckdb.connect(str(other.linkage_db), read_only=True) as con:
+        assert not con.execute("select count(*) from information_schema.tables where table_name like '__splink__%'"
+                               ).fetchall()[0][0]

@@ -25,6 +25,9 @@ class LinkageConfig(dg.Config):
     mode: str = "auto"  # auto | full | incremental
     predict_threshold: float = 0.5
     cluster_threshold: float = 0.9
+    #: DuckDB's memory for the run (past it, it spills to the zone's temp folder); a run that needs more stops
+    #: with nothing committed and says so
+    memory_limit: str = LinkageParams.memory_limit or "3GB"
 
 
 @dg.multi_asset(
@@ -37,7 +40,8 @@ class LinkageConfig(dg.Config):
 )
 def link_persons(context: dg.AssetExecutionContext, config: LinkageConfig, vpdc_home: VpdcHome, keyring: WarehouseKeys):
     home = vpdc_home.home
-    params = LinkageParams(predict_threshold=config.predict_threshold, cluster_threshold=config.cluster_threshold)
+    params = LinkageParams(predict_threshold=config.predict_threshold, cluster_threshold=config.cluster_threshold,
+                           memory_limit=config.memory_limit)
     # the linkage zone knows sources by the boundary's labels only (ADR 0010); names are given back here
     names = ZoneBoundary.from_keyring(keyring.keyring()).source_names(partners())
     result = run_linkage(home.linkage_db, now=datetime.now(UTC), params=params, mode=config.mode,
