@@ -140,7 +140,11 @@ def _run_linkage(linkage_db: Path, *, now: datetime, params: LinkageParams, mode
     timings: dict[str, float] = {}
     with duckdb.connect(str(linkage_db)) as con:
         if params.memory_limit:
-            con.execute("set memory_limit = ?", [params.memory_limit])
+            try:
+                con.execute("set memory_limit = ?", [params.memory_limit])
+            except duckdb.Error:
+                raise ValueError(f"memory_limit={params.memory_limit!r} is not a memory size (for example '3GB', "
+                                 "'512MB')") from None
         ensure_tables(con)
         if not con.execute("select count(*) from information_schema.tables where table_name = 'encodings'").fetchall()[0][0]:
             # nothing ingested yet: report every expected source as empty
