@@ -27,7 +27,7 @@ class LinkageConfig(dg.Config):
     cluster_threshold: float = 0.9
     #: DuckDB's memory for the run (past it, it spills to the zone's temp folder); a run that needs more stops
     #: with nothing committed and says so
-    memory_limit: str = LinkageParams.memory_limit or "3GB"
+    memory_limit: str | None = LinkageParams.memory_limit
 
 
 @dg.multi_asset(
