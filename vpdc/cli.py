@@ -404,6 +404,7 @@ def known_errors() -> tuple[type[Exception], ...]:
     errors: list[type[Exception]] = list(kit_errors())
     try:
         from dashboard.published import DashboardRefused
+        from governance.outputs.browse import BrowseViewError
         from governance.registry.audit import AuditError
         from governance.registry.db import RegistryUnavailable
         from governance.registry.policy import PolicyRefused
@@ -416,7 +417,8 @@ def known_errors() -> tuple[type[Exception], ...]:
         from workspace.settings import SettingsError
 
         errors += [PolicyRefused, GovernanceError, RequestFileError, QuarantineError, IngestError, NothingToDo,
-                   SettingsError, RegistryUnavailable, AuditError, HomePermissionError, DashboardRefused]
+                   SettingsError, RegistryUnavailable, AuditError, HomePermissionError, DashboardRefused,
+                   BrowseViewError]
     except ModuleNotFoundError:  # a kit-only install: the warehouse's errors cannot occur
         pass
     return tuple(errors)

@@ -57,6 +57,7 @@ def register(app: typer.Typer) -> None:
                       (retention_app, "retention"), (outputs_app, "outputs")):
         app.add_typer(sub, name=name)
     app.command("evaluate")(evaluate)
+    app.command("browse")(browse)
 
 
 def _now() -> datetime:
@@ -463,3 +464,35 @@ def outputs_check(release: Annotated[int, typer.Argument(help="Release number.")
     status = check_output(reg, checker=actor, release_id=release, decision=decision, comment=comment, now=_now())
     emit(status, True) if as_json else out.print(
         f"release {release}: {status['state']} ({status['approvals']} of {status['required']} checkers approved)")
+
+
+# ------------------------------------------------------------------------------------------- browse
+def browse(view: Annotated[str, typer.Argument(help="events, persons or program_cohorts.")], home: HomeOpt,
+           where: Annotated[list[str] | None, typer.Option(
+               "--where", help="COLUMN=VALUE: only rows where the column has this value (repeatable).")] = None,
+           column: Annotated[list[str] | None, typer.Option(
+               "--column", help="Show only this column (repeatable); default every column.")] = None,
+           limit: Annotated[int, typer.Option(help="Rows to show (1-10000).")] = 20,
+           as_json: JsonOpt = False, actor: AsOpt = None) -> None:
+    """Analysts and evaluators: rows of a k-anonymous view of the marts (no person identifiers; months, bands;
+    rebuilt with the marts). Reads are audited."""
+    from governance.outputs.browse import browse_rows
+
+    filters = []
+    for w in where or []:
+        name, sep, value = w.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--where {w!r}: write COLUMN=VALUE (e.g. --where event_type=ed_visit)")
+        filters.append((name.strip(), value))
+    actor, reg = acting(home, actor, "browse")
+    body = browse_rows(reg, Home(home).analyst_browse_db, actor=actor, view=view, now=_now(), limit=limit,
+                       where=filters, columns=column or ())
+    if as_json:
+        emit(body, True)
+        return
+    about = body["about"]
+    table = Table(*body["columns"], title=f"{view}: {len(body['rows'])} of {body['total']} rows (k = {about['k']}, "
+                                          f"built {about['built_at']})")
+    for r in body["rows"]:
+        table.add_row(*(escape("" if r[c] is None else str(r[c])) for c in body["columns"]))
+    out.print(table)

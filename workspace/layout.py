@@ -162,6 +162,11 @@ class Home:
         return self.root / "dashboard"
 
     @property
+    def analyst_browse_db(self) -> Path:
+        """The analysts' k-anonymous views of the marts (``governance.outputs.browse``), outside the warehouse."""
+        return self.root / "analyst" / "browse.duckdb"
+
+    @property
     def dagster(self) -> Path:
         return self.root / "dagster"
 

@@ -23,7 +23,8 @@ from governance.outputs.gate import (
 from governance.registry.db import Registry
 from governance.registry.models import OutputLevel
 
-__all__ = ["AGE_WIDER", "ALL", "DATASET", "DEFAULT_COLUMNS", "CohortSpec", "approved_columns", "export_cohort"]
+__all__ = ["AGE_WIDER", "ALL", "DATASET", "DEFAULT_COLUMNS", "CohortSpec", "approved_columns", "cohort_generalisers",
+           "export_cohort"]
 
 DATASET = "program_cohorts"
 DEFAULT_COLUMNS = ["program", "enrollment_date", "age_band_at_enrollment", "sex", "race_ethnicity",
@@ -40,6 +41,17 @@ AGE_WIDER = AGE_BANDS_WIDER
 def ALL(series: pd.Series) -> pd.Series:  # noqa: N802 - a generaliser's last level: the attribute withheld
     """Generalise a quasi-identifier fully ("All"): better to withhold one attribute than drop whole records."""
     return pd.Series(["All"] * len(series), index=series.index, dtype=object)
+
+
+def cohort_generalisers(dates: list[str], outcomes: list[str]) -> dict[str, list[Any]]:
+    """How a record-level cohort file is generalised before records are suppressed (dates already coarsened to
+    months): month -> quarter -> year; age bands -> wider -> withheld; sex, race withheld; counts top-coded at 3,
+    then any/none, then withheld. Cohort exports and the analysts' browse view of the cohorts use it."""
+    from governance.disclosure import count_band, period
+
+    return {c: [period("quarter"), period("year")] for c in dates} | {
+        "age_band_at_enrollment": [AGE_WIDER, ALL], "sex": [ALL], "race_ethnicity": [ALL]} | {
+        c: [count_band(3), count_band(1), ALL] for c in outcomes}
 
 
 @dataclass(frozen=True)
@@ -88,7 +100,6 @@ def export_cohort(spec: CohortSpec, *, registry: Registry, warehouse_db: Path, o
         ReleaseRequestError: an invalid option (named) or an empty cohort (audited).
         PolicyRefused: the request is not active or the ask is outside its approval (refusal audited).
     """
-    from governance.disclosure import count_band, period
     from governance.pseudonyms import coarsen_dates, pseudonymise
 
     check_release_request(registry, study_id=spec.study_id, actor=spec.actor, now=now, action="export",
@@ -128,11 +139,7 @@ def export_cohort(spec: CohortSpec, *, registry: Registry, warehouse_db: Path, o
         df = coarsen_dates(df, dates, to="month")
     outcomes = [c for c in df.columns if c.endswith(("_pre", "_post"))]
     before = _effects(df, outcomes)
-    # generalise before suppressing: month -> quarter -> year; age bands -> wider -> withheld; sex, race withheld;
-    # counts top-coded at 3, then any/none, then withheld
-    generalisers = {c: [period("quarter"), period("year")] for c in dates} | {
-        "age_band_at_enrollment": [AGE_WIDER, ALL], "sex": [ALL], "race_ethnicity": [ALL]} | {
-        c: [count_band(3), count_band(1), ALL] for c in outcomes}
+    generalisers = cohort_generalisers(dates, outcomes)
     stem = f"cohort_{spec.program.lower()}_{spec.period_start:%Y%m}-{spec.period_end:%Y%m}_w{spec.window_days}"
     population = {"program": spec.program, "window_days": spec.window_days, "from": spec.period_start.isoformat(),
                   "to": spec.period_end.isoformat(), "comparison_ratio": spec.comparison_ratio}

@@ -28,11 +28,12 @@ class Permission(enum.StrEnum):
     PARTNER_KEYS = "register a partner's public signing key"
     USERS_MANAGE = "add and remove users, stewards and data-sharing agreements, and set how they sign in"
     OUTPUT_CHECK = "check a released output's disclosure report before it can leave (never one's own)"
+    BROWSE = "browse the k-anonymous analyst views of the marts (no person identifiers)"
 
 
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.ANALYST: frozenset({Permission.REQUEST_SUBMIT, Permission.STUDY_RUN}),
-    Role.EVALUATOR: frozenset({Permission.REQUEST_SUBMIT, Permission.COHORT_EXPORT}),
+    Role.ANALYST: frozenset({Permission.REQUEST_SUBMIT, Permission.STUDY_RUN, Permission.BROWSE}),
+    Role.EVALUATOR: frozenset({Permission.REQUEST_SUBMIT, Permission.COHORT_EXPORT, Permission.BROWSE}),
     Role.STEWARD: frozenset({Permission.REVIEW_AS_STEWARD, Permission.REVOKE, Permission.AUDIT_VERIFY,
                              Permission.AUDIT_CHECKPOINT, Permission.OUTPUT_CHECK}),
     Role.COMMUNITY_REVIEWER: frozenset({Permission.REVIEW_AS_COMMUNITY, Permission.REVOKE, Permission.AUDIT_VERIFY,
@@ -61,6 +62,7 @@ ACTIONS: dict[str, tuple[Permission, ...]] = {
     "account.credentials": (Permission.USERS_MANAGE,),
     "agreement.add": (Permission.USERS_MANAGE,),
     "output.check": (Permission.OUTPUT_CHECK,),
+    "browse": (Permission.BROWSE,),
 }
 
 

@@ -1,21 +1,31 @@
-"""The dbt analytics zone on a tiny synthetic warehouse: build, de-identification, suppression, code maps, contracts."""
+"""The dbt analytics zone on a tiny synthetic warehouse: build, de-identification, suppression, code maps, contracts,
+and the analysts' k-anonymous views of the marts."""
 
 from __future__ import annotations
 
 import json
+import random
 import re
 import shutil
 import subprocess
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import numpy as np
+import pandas as pd
 import pytest
 
 from envelope.keys import WarehouseKeyRing
+from governance.defaults import AGE_BANDS_WIDER
+from governance.disclosure import DisclosureRules
+from governance.outputs.browse import BROWSE_VIEWS, BrowseViewError, browse_rows, build_browse_views
+from governance.registry import audit
+from governance.registry.db import Registry
+from governance.registry.errors import PermissionRefused
+from governance.registry.seed import seed_demo
 from landing.ingest import ingest_envelope
 from linkage.run import export_person_map, run_linkage
 from orchestration.dbt_project import DBT_PROJECT_DIR, dbt_command, dbt_env
@@ -337,3 +347,177 @@ def test_every_mart_column_carries_equity_metadata_and_the_dictionary_shows_it(b
     assert "community_violence_indicators" in html and "known_biases" in html
     assert "police data record contact" in html.lower() or "contact with police" in html.lower()
     assert "<script src=\"http" not in html  # self-contained: opens offline
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# The analysts' views of the marts (governance.outputs.browse), on the marts built above: k-anonymous in persons on
+# what an attacker knows, no person identifier, replaced whole, read only with the browse permission and audited.
+BROWSE_NOW = datetime(2026, 11, 22, 9, tzinfo=UTC)
+K = MIN_CELL  # the collaborative k-anonymity default equals the minimum cell
+IDENTIFIERS = {"person_key", "event_id", "cohort_member_id", "study_person_id", "census_tract", "event_code",
+               "event_date", "age_at_event", "birth_year", "age_at_reference"}
+
+
+@pytest.fixture(scope="module")
+def warehouse(built, tmp_path_factory):
+    """The built marts, with 400 more program-cohort members (random bands, dates and counts): the fixture's
+    population has too few enrolments for any cohort row to survive k = 11, and an empty view proves nothing."""
+    path = tmp_path_factory.mktemp("browse-wh") / "warehouse.duckdb"
+    shutil.copyfile(built, path)
+    rng = random.Random(7)
+    with duckdb.connect(str(path)) as con:
+        cols = [r[0] for r in con.execute("select column_name from information_schema.columns where table_schema = "
+                                          "'analytics' and table_name = 'program_cohorts' order by ordinal_position"
+                                          ).fetchall()]
+        rows = []
+        for i in range(400):
+            enrolled = date(2022, 1, 1) + timedelta(days=rng.randrange(900))
+            row = {"cohort_member_id": f"cm-{i}", "person_key": f"wp_synthetic_{i}", "program": rng.choice(["ATV", "HVIP"]),
+                   "enrollment_date": enrolled, "window_days": 365, "pre_window_start": enrolled - timedelta(days=365),
+                   "post_window_end": enrolled + timedelta(days=365), "observation_end_date": date(2026, 6, 30),
+                   "post_window_complete": True, "age_band_at_enrollment": rng.choice(["15-17", "18-24", "25-34"]),
+                   "sex": rng.choice(["Male", "Female"]), "race_ethnicity": rng.choice(["Black", "White", "Hispanic"])}
+            rows.append([row.get(c, rng.choice([0, 0, 0, 1, 2, 5])) for c in cols])
+        con.executemany(f"insert into analytics.program_cohorts values ({', '.join('?' * len(cols))})", rows)
+    return path
+
+
+@pytest.fixture(scope="module")
+def views(warehouse, tmp_path_factory):
+    out = tmp_path_factory.mktemp("browse") / "analyst" / "browse.duckdb"
+    result = build_browse_views(warehouse, out, rules=DisclosureRules(k_anonymity=K), now=BROWSE_NOW)
+    with duckdb.connect(str(out), read_only=True) as con:
+        frames = {v: con.execute(f'select * from "{v}"').df() for v in BROWSE_VIEWS}
+        about = con.execute("select * from about").df()
+    return result, frames, about
+
+
+def _covers(label, value, column: str) -> bool:
+    """Whether a view's (possibly generalised) label is consistent with the mart's exact value: what an attacker
+    who knows the exact value must assume."""
+    if label == "All":
+        return True
+    if pd.isna(label) or pd.isna(value):
+        return pd.isna(label) and pd.isna(value)
+    if isinstance(value, (date, pd.Timestamp)):
+        d = pd.Timestamp(value)
+        return label in (f"{d:%Y-%m}", f"{d.year}Q{(d.month - 1) // 3 + 1}", f"{d.year}")
+    if column.startswith("age_band"):
+        return label == value or AGE_BANDS_WIDER.get(value) == label
+    if isinstance(label, str) and label.endswith("+") and label[:-1].isdigit():
+        return float(value) >= int(label[:-1])
+    return str(label) == str(value)
+
+
+def _mart(built, view: str) -> pd.DataFrame:
+    v = BROWSE_VIEWS[view]
+    cols = ", ".join(f"array_to_string(list_sort({c}), ';') as {c}" if c in v.lists else c for c in v.columns)
+    with duckdb.connect(str(built), read_only=True) as con:
+        return con.execute(f"select person_key, {cols} from analytics.{v.mart}").df()
+
+
+def test_no_view_carries_a_person_identifier_exact_date_or_age(views):
+    _, frames, about = views
+    for view, frame in frames.items():
+        bad = [c for c in frame.columns if c in IDENTIFIERS or FORBIDDEN_COLUMN.search(c)]
+        assert not bad, (view, bad)
+        for c in BROWSE_VIEWS[view].dates:
+            shown = frame[c].dropna().astype(str)
+            assert shown.map(lambda s: bool(re.fullmatch(r"\d{4}(-\d{2}|Q[1-4])?|All", s))).all(), (view, c)
+    assert set(about["view"]) == set(BROWSE_VIEWS)
+    assert (about["k"] == K).all() and (about["smallest_class"] >= K).all()
+
+
+@pytest.mark.parametrize("view", list(BROWSE_VIEWS))
+def test_every_row_is_consistent_with_at_least_k_persons_of_the_mart(views, warehouse, view):
+    """The attacker's view of k-anonymity: for each class of the view (its quasi-identifier labels), count the
+    distinct persons of the MART whose exact values it could stand for. Counted here from the mart, independently
+    of the library's own class sizes."""
+    result, frames, _ = views
+    qis = result.views[view]["quasi_identifiers"]
+    mart = _mart(warehouse, view)
+    frame = frames[view]
+    assert len(frame), f"{view}: everything suppressed, nothing to check"
+    small = []
+    for labels in frame[qis].drop_duplicates().itertuples(index=False):
+        ok = pd.Series(True, index=mart.index)
+        for q, label in zip(qis, labels, strict=True):
+            ok &= pd.Series([_covers(label, v, q) for v in mart[q]], index=mart.index)
+        persons = mart.loc[ok, "person_key"].nunique()
+        if persons < K:
+            small.append((dict(zip(qis, labels, strict=True)), persons))
+    assert not small, small[:3]
+
+
+def test_one_known_event_pins_a_person_in_the_mart_but_not_in_the_view(views, built):
+    """The issue's attack: who knows one police contact (its date, type and neighbourhood) finds that person in the
+    events mart, with their key and whole history; in the view the same knowledge matches at least k persons' rows
+    (or none: the event was suppressed), and no row carries a key to follow."""
+    _, frames, _ = views
+    with duckdb.connect(str(built), read_only=True) as con:
+        police = con.execute("""select event_date, event_type, neighbourhood, age_band_at_event,
+                count(distinct person_key) over (partition by event_date, event_type, neighbourhood) persons
+            from analytics.events where sector = 'police'""").df()
+    pinned_in_mart = float((police["persons"] == 1).mean())
+    assert pinned_in_mart > 0.5, pinned_in_mart  # the attack works on the mart
+
+    view = frames["events"]
+    mart = _mart(built, "events")
+    qis = ["event_month", "event_type", "neighbourhood", "age_band_at_event"]
+    checked = 0
+    for known in police.itertuples(index=False):
+        rows = view[(view["event_type"] == known.event_type)
+                    & view["event_month"].map(lambda s, d=known.event_date: _covers(s, d, "event_month"))
+                    & view["neighbourhood"].map(lambda s, n=known.neighbourhood: _covers(s, n, "neighbourhood"))
+                    & view["age_band_at_event"].map(lambda s, a=known.age_band_at_event: _covers(s, a, "age_band"))]
+        if rows.empty:
+            continue
+        checked += 1
+        # every class among those rows stands for at least k persons of the mart
+        for labels in rows[qis].drop_duplicates().itertuples(index=False):
+            ok = pd.Series(True, index=mart.index)
+            for q, label in zip(qis, labels, strict=True):
+                ok &= pd.Series([_covers(label, v, q) for v in mart[q]], index=mart.index)
+            assert mart.loc[ok, "person_key"].nunique() >= K
+    assert checked >= 20, checked  # events that survived in the view, each checked above
+
+
+def test_a_failed_build_leaves_the_previous_views_whole(views, built, tmp_path):
+    result, frames, _ = views
+    out = tmp_path / "analyst" / "browse.duckdb"
+    out.parent.mkdir()
+    shutil.copyfile(result.path, out)
+    before = out.read_bytes()
+    broken = tmp_path / "broken.duckdb"
+    shutil.copyfile(built, broken)
+    with duckdb.connect(str(broken)) as con:
+        con.execute("alter table analytics.persons drop column sex")
+    with pytest.raises(BrowseViewError, match=r"analytics\.persons: columns sex are not in the mart"):
+        build_browse_views(broken, out, rules=DisclosureRules(k_anonymity=K), now=BROWSE_NOW)
+    assert out.read_bytes() == before
+    assert sorted(p.name for p in out.parent.iterdir()) == ["browse.duckdb"]  # no temporary file left behind
+
+
+def test_only_analysts_and_evaluators_browse_and_every_read_and_refusal_is_audited(views, tmp_path):
+    result, _, _ = views
+    reg = Registry.at(tmp_path / "registry.db")
+    with reg.transaction() as s:
+        seed_demo(s)
+    body = browse_rows(reg, result.path, actor="analyst_isc", view="events", now=BROWSE_NOW, limit=5,
+                       where=[("sector", "police")], columns=["event_month", "event_type"])
+    assert body["columns"] == ["event_month", "event_type"] and 0 < len(body["rows"]) <= 5
+    assert body["total"] >= len(body["rows"]) and body["about"]["k"] == K
+    with pytest.raises(PermissionRefused):
+        browse_rows(reg, result.path, actor="steward_police", view="events", now=BROWSE_NOW)
+    # hostile input: a column that is not the view's (an injection attempt), an unknown view, a huge limit
+    for kwargs, message in ((dict(view="events", where=[('x" = \'\' or 1=1 --', "a")]), "not a column of events"),
+                            (dict(view="events", columns=["person_key"]), "not a column of events"),
+                            (dict(view="warehouse.analytics.events"), "no view named"),
+                            (dict(view="events", limit=10**9), "give a number of rows")):
+        with pytest.raises(BrowseViewError, match=message):
+            browse_rows(reg, result.path, actor="analyst_isc", now=BROWSE_NOW, **kwargs)
+    with reg.read() as s:
+        actions = [e.action for e in s.query(audit.AuditEntry).order_by(audit.AuditEntry.seq)]
+    assert actions.count("browse.read") == 1
+    assert actions.count("refused.browse") == 5, actions[-8:]
+

@@ -15,7 +15,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from orchestration.dbt_project import dbt_executable, dbt_project
 from orchestration.defs.marts.dictionary import write_data_dictionary
-from orchestration.resources import VpdcHome
+from orchestration.resources import GovernanceRegistry, VpdcHome
 from workspace import Home
 
 
@@ -74,10 +74,30 @@ def build_marts(home_root: Path) -> dg.Definitions:
             "bytes": built.bytes, "figures": built.figures, "cells_shown": built.cells_shown,
             "cells_suppressed": built.cells_suppressed, "data_through": built.data_through.isoformat()})
 
+    @dg.asset(key=["analyst", "browse_views"],
+              deps=[dg.AssetKey(["analytics", m]) for m in ("events", "persons", "program_cohorts")],
+              group_name="marts", pool="duckdb_writer",
+              description="The analysts' views of the marts (VPDC_HOME/analyst/browse.duckdb): no person identifier, "
+                          "months and bands instead of dates and ages, k-anonymous on their quasi-identifiers "
+                          "(the strictest partner's k, counted in persons). Replaced whole; audited.")
+    def browse_views(vpdc_home: VpdcHome, registry: GovernanceRegistry) -> dg.MaterializeResult:
+        from datetime import UTC, datetime
+
+        from governance.outputs.browse import browse_rules, build_browse_views
+
+        home, reg = vpdc_home.home, registry.registry()
+        built = build_browse_views(home.warehouse_db, home.analyst_browse_db, rules=browse_rules(reg),
+                                   now=datetime.now(UTC), registry=reg)
+        meta: dict[str, Any] = {"path": dg.MetadataValue.path(built.path)}
+        for name, v in built.views.items():
+            meta |= {f"{name}_rows": v["records_out"], f"{name}_suppressed": v["records_suppressed"],
+                     f"{name}_smallest_class": v["smallest_class"]}
+        return dg.MaterializeResult(metadata=meta)
+
     marts_job = dg.define_asset_job("marts_job", selection=dg.AssetSelection.groups("marts"),
                                     description="Build the analytics zone with dbt (tests included), its data "
-                                                "dictionary and the public dashboard.")
-    return dg.Definitions(assets=[analytics_dbt, data_dictionary, dashboard_site], jobs=[marts_job],
+                                                "dictionary, the public dashboard and the analysts' views.")
+    return dg.Definitions(assets=[analytics_dbt, data_dictionary, dashboard_site, browse_views], jobs=[marts_job],
                           resources={"dbt": DbtCliResource(project_dir=project, dbt_executable=str(dbt_executable()))})
 
 
