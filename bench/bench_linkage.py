@@ -480,6 +480,14 @@ def _vpdc_clustering(con: Any, params: Any) -> Any:
     return cluster
 
 
+def _fresh_copy(pristine: Path, db: Path) -> None:
+    """Copy the prepared zone to ``db``, removing what a killed earlier run left beside it: DuckDB replays a
+    ``.wal`` it finds next to a database, and a stale one corrupts the fresh copy (a FATAL at the first commit)."""
+    Path(str(db) + ".wal").unlink(missing_ok=True)
+    shutil.rmtree(Path(str(db) + ".tmp"), ignore_errors=True)
+    shutil.copy2(pristine, db)
+
+
 def stage_vpdc(spec: dict[str, Any]) -> dict[str, Any]:
     from linkage.run import run_linkage
     from partner_kit.profiles import partners
@@ -999,7 +1007,7 @@ def bench_dataset(name: str, args: argparse.Namespace, persons: int | None) -> d
 
         if "vpdc" in systems:
             db = dsdir / "linkage.full.duckdb"
-            shutil.copy2(pristine, db)
+            _fresh_copy(pristine, db)
             log(f"{name}: (a) vpdc linkage on encodings, full run")
             sysres["vpdc_encodings"] = child("vpdc", {"linkage_db": str(db), "keys": str(home / "keys"),
                                                       "truth": str(truth), "profile": args.profile})
@@ -1010,7 +1018,7 @@ def bench_dataset(name: str, args: argparse.Namespace, persons: int | None) -> d
             if th["best_threshold"]["threshold"] == th["grid"][0] and not args.no_low_floor:
                 # the best sits at the floor of the pairs vpdc keeps (0.5): look below it with a second, untimed run
                 log(f"{name}: (a') vpdc best at its 0.5 floor: untimed run keeping pairs from {SWEEP_FLOOR}")
-                shutil.copy2(pristine, db)
+                _fresh_copy(pristine, db)
                 low = child("vpdc_low_floor", {"linkage_db": str(db), "keys": str(home / "keys"), "truth": str(truth)})
                 db.unlink(missing_ok=True)
                 rows = {r["threshold"]: r for r in low["thresholds"]["sweep"] if r["threshold"] < th["grid"][0]}
@@ -1052,7 +1060,7 @@ def bench_dataset(name: str, args: argparse.Namespace, persons: int | None) -> d
         if "incremental" in systems:
             log(f"{name}: incremental: full run on 90 %, then the held-out 10 % incrementally")
             db = dsdir / "linkage.incremental.duckdb"
-            shutil.copy2(pristine, db)
+            _fresh_copy(pristine, db)
             spec = {"linkage_db": str(db), "keys": str(home / "keys"), "truth": str(truth)}
             held = child("holdout", spec | {"action": "hold", "percent": 10})
             full = child("vpdc_auto", spec | {"mode": "full"})

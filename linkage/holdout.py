@@ -32,7 +32,7 @@ from typing import Any
 
 import duckdb
 
-from linkage.model import LinkageParams, make_linker
+from linkage.model import LinkageParams, make_linker, pruned_rules, pruning
 
 __all__ = ["HELD_OUT_COLUMNS", "MIN_LABELLED_PAIRS", "apply_rates", "estimate_errors", "holdout_rates"]
 
@@ -79,7 +79,12 @@ def holdout_rates(con: duckdb.DuckDBPyConnection, db_api: Any, model: dict[str, 
         views.append(f"_ho_input_{i}")
         con.execute(f"create or replace temp view {views[-1]} as select * from _ho_input where source_dataset = "
                     f"'{src.replace(chr(39), chr(39) * 2)}'")
-    linker = make_linker(db_api, views, model)
+    # pairs that cannot reach the threshold are skipped in the last rule (the one making the most pairs: see
+    # choose_blocking_rules); the SSN comparison is blank on every held-out record, so it is left out of the bound
+    prune = pruning(model, records, params, always_null=("ssn",))
+    rules = [r["blocking_rule"] if isinstance(r, dict) else r for r in model["blocking_rules_to_generate_predictions"]]
+    rules = rules[:-1] + pruned_rules(rules[-1:], prune)
+    linker = make_linker(db_api, views, model | {"blocking_rules_to_generate_predictions": rules})
     pred = linker.inference.predict(threshold_match_probability=params.predict_threshold)
     con.execute(f"create or replace temp table _ho_edges as select source_dataset_l || ':' || unique_id_l node_id_l, "
                 f"source_dataset_r || ':' || unique_id_r node_id_r, match_probability from {pred.physical_name}")

@@ -157,10 +157,22 @@ def _blocking_html(blocking: dict[str, Any] | list[dict[str, Any]] | None) -> li
         return ["<p>(none)</p>"]
     if isinstance(blocking, list):  # runs recorded before rules were chosen from the data
         return [_table(blocking)]
-    cols = ["rule", "comparisons", "comparisons_per_record", "over_budget", "marginal_expected_matches", "kept"]
+    cols = ["rule", "comparisons", "comparisons_per_record", "over_budget", "redundant_with",
+            "marginal_expected_matches", "kept"]
+    prune = blocking.get("pruning") or {}
+    if prune.get("applied"):
+        missing = ", ".join(prune.get("missing_allowed") or []) or "none"
+        pruned = (f"<p>Pairs of rule &ldquo;{html.escape(str(prune.get('rule')))}&rdquo; whose "
+                  f"{html.escape(', '.join(prune.get('comparisons') or []))} all disagree (missing allowed: "
+                  f"{html.escape(missing)}) were not scored: under this model they reach at most match probability "
+                  f"{prune.get('max_match_probability'):.3g}, below the threshold {prune.get('threshold')} (ADR 0013)."
+                  "</p>")
+    else:
+        pruned = (f"<p>Every blocked pair was scored ({html.escape(str(prune.get('reason', 'no bound')))}).</p>"
+                  if prune else "")
     return [f"<p>Estimated recall ceiling of the kept rules: {blocking.get('recall_ceiling_estimate')} "
             f"(expected matches found {blocking.get('expected_matches_found')} of "
-            f"{blocking.get('expected_matches_population')} in the population, from the model)</p>",
+            f"{blocking.get('expected_matches_population')} in the population, from the model)</p>", pruned,
             _table(blocking.get("candidates") or [], cols)]
 
 

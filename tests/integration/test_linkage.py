@@ -290,6 +290,35 @@ def test_incremental_input_refresh_equals_a_full_rebuild_after_a_resent_period(h
         assert con.execute("select count(*) from link_input where load_id = ?", [old]).fetchall()[0][0] == 0
 
 
+def test_pairs_skipped_before_scoring_change_nothing(home, tmp_path, monkeypatch):
+    """Blocked pairs that the trained model bounds under the prediction threshold (names, SSN, address and ZIP all
+    present and all different) are skipped, not scored: the run's scored pairs, persons and held-out estimate must
+    be exactly those of a run that scores every blocked pair."""
+    import linkage.holdout
+    import linkage.model
+
+    other = Home(tmp_path / "other")
+    shutil.copytree(home.root, other.root)
+    pruned = run_linkage(home.linkage_db, now=NOW, mode="full")
+    report = pruned.blocking["pruning"]
+    assert report["applied"] and report["max_match_probability"] < 0.5, report
+    assert report["comparisons"] == ["first_name", "last_name", "ssn", "address", "zip"]
+    monkeypatch.setattr(linkage.model, "pruning", lambda *a, **k: {"condition": None})
+    monkeypatch.setattr(linkage.holdout, "pruning", lambda *a, **k: {"condition": None})
+    full = run_linkage(other.linkage_db, now=NOW, mode="full")
+    assert not full.blocking["pruning"]["applied"]
+
+    def edges(h: Home) -> list[tuple]:
+        with duckdb.connect(str(h.linkage_db), read_only=True) as con:
+            return con.execute("select node_id_l, node_id_r, round(match_probability, 12) from link_edges "
+                               "order by all").fetchall()
+
+    assert edges(home) == edges(other) and len(edges(home)) > 100
+    assert partition(home) == partition(other)
+    # the held-out run skips pairs the same way: its counts are those of scoring every pair
+    assert pruned.error_estimate == full.error_estimate and pruned.error_estimate["rates"]["linked_pairs"] > 0
+
+
 def test_a_run_held_to_a_small_memory_limit_gives_the_same_persons(home, tmp_path):
     # DuckDB's default limit is 80 % of RAM (10 GB peak at 1,000,000 persons); the run sets its own and spills
     # past it into the zone's temp folder: the limit must never change who is linked to whom

@@ -1,5 +1,5 @@
-"""Training on pairs born on one day samples birth days once those pairs outgrow the budget (38 million pairs at
-1,000,000 persons made a 19.6 GiB temp table): below it every pair is used, above it a seeded share of days whose
+"""Training on pairs born on one day (or at one address) samples birth days (addresses) once those pairs outgrow
+the budget (38 million pairs at 1,000,000 persons made a 19.6 GiB temp table): below it every pair is used, above it a seeded share of days whose
 pairs come near the budget."""
 
 from __future__ import annotations
@@ -27,3 +27,18 @@ def test_every_pair_is_used_below_the_budget_and_a_share_of_days_above_it():
     assert 200_000 <= kept <= 400_000
     other = dob_day_sample(con, "link_input", LinkageParams(dob_training_pairs=300_000, seed=7))
     assert other != cond
+
+
+def test_the_address_session_samples_addresses_the_same_way():
+    """The EM session blocked on one address (3 million pairs at 1,000,000 persons) samples addresses like birth
+    days: every pair of a kept address is kept, so the sample is unbiased, and it comes near the budget."""
+    from linkage.model import key_sample
+
+    con = duckdb.connect()
+    con.execute("create table link_input as select 'a' || (i % 3000) as addr, i as unique_id from range(120000) t(i)")
+    assert key_sample(con, "link_input", "addr", 5e6, 1) is None  # 3000 * 780 = 2,340,000 pairs: all used
+    cond = key_sample(con, "link_input", "addr", 500_000, 1)
+    assert cond is not None and cond.startswith("hash(addr, 1) % 1000 < ")
+    kept = con.execute(f"select sum(n * (n - 1) / 2) from (select count(*) n from link_input where {cond} "
+                       "group by addr)").fetchall()[0][0]
+    assert 350_000 <= kept <= 650_000

@@ -1,0 +1,89 @@
+"""The bound that lets linkage skip blocked pairs before scoring (``linkage.model.pruning``): computed from the
+trained model, never applied when it does not fall under the prediction threshold."""
+
+from __future__ import annotations
+
+import math
+
+import duckdb
+import pytest
+
+from linkage.model import LinkageParams, pruned_rules, pruning
+
+
+def _comparison(name: str, levels: list[tuple[str, float | None, float | None]], tf: str | None = None) -> dict:
+    out = []
+    for sql, m, u in levels:
+        lv = {"sql_condition": sql, "label_for_charts": sql}
+        if m is None:
+            lv["is_null_level"] = True
+        else:
+            lv |= {"m_probability": m, "u_probability": u}
+        if tf and sql.startswith(f'"{tf}_l" ='):
+            lv |= {"tf_adjustment_column": tf, "tf_adjustment_weight": 1.0}
+        out.append(lv)
+    return {"output_column_name": name, "comparison_levels": out}
+
+
+def _model(lam: float) -> dict:
+    strong = [_comparison(n, [(f'"{c}_l" IS NULL OR "{c}_r" IS NULL', None, None), (f'"{c}_l" = "{c}_r"', 0.9, 0.001),
+                              ("ELSE", 0.1, 0.999)])
+              for n, c in (("first_name", "fn"), ("last_name", "ln"), ("ssn", "ssn"), ("address", "addr"),
+                           ("zip", "zip"))]
+    weak = [_comparison("dob", [('"dob_l" IS NULL OR "dob_r" IS NULL', None, None), ('"dob_l" = "dob_r"', 0.97, 1e-4),
+                                ("ELSE", 0.03, 0.9999)], tf="dob"),
+            _comparison("sex", [('"sex_l" = "sex_r"', 0.99, 0.5), ("ELSE", 0.01, 0.5)])]
+    return {"probability_two_random_records_match": lam, "comparisons": strong + weak}
+
+
+def test_the_bound_is_the_prior_plus_disagreements_plus_the_best_of_the_rest():
+    lam, records = 1e-6, 50_000
+    got = pruning(_model(lam), records, LinkageParams())
+    # names disagree; SSN, address and ZIP disagree or are missing (a factor of 1); the best date of birth with the
+    # rarest value's term frequency, and agreeing sex
+    weight = (math.log2(lam / (1 - lam)) + 2 * math.log2(0.1 / 0.999) + math.log2(0.97 / 1e-4)
+              + math.log2(1e-4 * records * 2) + math.log2(0.99 / 0.5))
+    assert got["max_match_probability"] == pytest.approx(1 / (1 + 2 ** -weight))
+    assert got["comparisons"] == ["first_name", "last_name", "ssn", "address", "zip"] and got["condition"]
+    assert got["missing_allowed"] == ["ssn", "address", "zip"]
+
+
+def test_missing_values_stand_in_for_disagreement_only_while_the_bound_holds():
+    # a prior at which a missing SSN, address and ZIP would let a pair reach the threshold: only the SSN may be
+    # missing (then nothing: the names alone are not enough)
+    for lam, allowed in ((1e-6, ["ssn", "address", "zip"]), (0.05, ["ssn"]), (0.5, [])):
+        got = pruning(_model(lam), 1000, LinkageParams())
+        assert got["condition"] and got["missing_allowed"] == allowed and got["max_match_probability"] < 0.5, (lam, got)
+
+
+def test_no_pruning_when_the_bound_reaches_the_threshold_or_a_level_is_untrained():
+    assert pruning(_model(0.9), 1000, LinkageParams())["condition"] is None  # a large prior: nothing is safe to skip
+    model = _model(1e-6)
+    model["comparisons"][0]["comparison_levels"][1]["m_probability"] = None
+    assert pruning(model, 1000, LinkageParams())["condition"] is None
+
+
+def test_the_condition_keeps_exactly_the_pairs_where_something_identifying_does_not_disagree():
+    prune = pruning(_model(1e-6), 1000, LinkageParams())
+    con = duckdb.connect()
+    cols = ("fn", "ln", "ssn", "addr", "zip", "dob", "sex")
+    con.execute("create table t (id int, " + ", ".join(f"{c} varchar" for c in cols) + ")")
+    base = ["f", "l", "s", "a", "z", "d", "m"]
+    rows = [(0, *base), (1, "F", "L", "S", "A", "Z", "d", "m"),  # everything identifying differs: skipped
+            (2, "F", "L", None, "A", None, "d", "m"),  # SSN and ZIP missing, the rest differs: skipped
+            (3, "F", "l", "S", "A", "Z", "d", "m"),  # the surname agrees: kept
+            (4, None, "L", "S", "A", "Z", "d", "m")]  # the first name missing: kept (names must be there to differ)
+    con.executemany(f"insert into t values ({', '.join('?' * 8)})", rows)
+    rule = pruned_rules(["l.dob = r.dob"], prune)[0]
+    kept = {r[0] for r in con.execute(f"select r.id from t l join t r on {rule} and l.id = 0 and r.id > 0").fetchall()}
+    assert kept == {3, 4}
+
+
+def test_a_comparison_blank_on_every_record_is_left_out():
+    """The held-out run blanks the SSN: its null level would keep every pair, so it is left out of the condition
+    (it contributes exactly nothing to any score there)."""
+    with_ssn = pruning(_model(1e-6), 1000, LinkageParams())
+    without = pruning(_model(1e-6), 1000, LinkageParams(), always_null=("ssn",))
+    assert "ssn" not in without["comparisons"] and "ssn_l" not in without["condition"].replace("l.ssn", "")
+    assert "l.ssn" in with_ssn["condition"] and "l.ssn" not in without["condition"]
+    assert without["max_match_probability"] == pytest.approx(with_ssn["max_match_probability"])
