@@ -526,6 +526,7 @@ MATRIX = {
     "account.credentials": {"administrator"},
     "agreement.add": {"administrator"},
     "output.check": {"steward", "engineer"},
+    "browse": {"analyst", "evaluator"},
 }
 #: The audit entry each action leaves when it runs (its refusal is always refused.<action>).
 DONE = {"request.submit": "request.submitted", "request.withdraw": "request.withdrawn", "review": "review.approve",
@@ -533,7 +534,7 @@ DONE = {"request.submit": "request.submitted", "request.withdraw": "request.with
         "study.run": "study.released", "audit.verify": "audit.verified", "audit.checkpoint": "audit.checkpointed",
         "retention.sweep": "retention.swept", "partner.register": "partner.key_registered", "user.add": "user.added",
         "user.remove": "user.removed", "account.credentials": "account.credentials", "agreement.add": "agreement.added",
-        "output.check": "output.check.approve"}
+        "output.check": "output.check.approve", "browse": "browse.read"}
 EVENT_COLS = ("event_date", "sector", "event_type", "age_band_at_event", "is_violent_offense_victim")
 
 
@@ -646,6 +647,16 @@ def _perform(action, actor, home, reg):
             s.flush()
             rid = rel.id
         check_output(reg, checker=actor, release_id=rid, decision="approve", now=NOW)
+    elif action == "browse":
+        from governance.outputs.browse import BROWSE_VIEWS, browse_rows
+
+        home.analyst_browse_db.parent.mkdir(parents=True, exist_ok=True)
+        with duckdb.connect(str(home.analyst_browse_db)) as con:
+            con.execute("create or replace table events (" + ", ".join(f'"{c}" varchar'
+                                                                        for c in BROWSE_VIEWS["events"].columns) + ")")
+            con.execute("create or replace table about as select 'events' as view, 11 as k, '[]' as quasi_identifiers, "
+                        "'{}' as levels, 0 as records_suppressed, 11 as smallest_class, '' as built_at")
+        assert browse_rows(reg, home.analyst_browse_db, actor=actor, view="events", now=NOW)["total"] == 0
     else:  # pragma: no cover - the coverage test above keeps MATRIX and this in step
         raise AssertionError(action)
 
