@@ -102,3 +102,21 @@ def build_world(root: Path, *, oidc_issuer: str | None = None, registry_url: str
                 organisation="Community council", role="community_reviewer", email="resident@example.org", now=now)
     cohort_mart(h)
     return w
+
+
+def write_browse_file(home) -> None:
+    """A small analysts' browse file as the marts job writes it (the views themselves are tested in test_marts)."""
+    import duckdb
+
+    from governance.outputs.browse import BROWSE_VIEWS
+
+    path = home.analyst_browse_db
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cols = BROWSE_VIEWS["events"].columns
+    with duckdb.connect(str(path)) as con:
+        con.execute("create or replace table events (" + ", ".join(f'"{c}" varchar' for c in cols) + ")")
+        rows = [[{"event_month": "2024", "sector": s, "event_type": t, "age_band_at_event": "18-24"}.get(c, "All")
+                 for c in cols] for s, t in [("police", "police_contact_victim")] * 12 + [("hospital", "ed_visit")] * 3]
+        con.executemany(f"insert into events values ({', '.join('?' * len(cols))})", rows)
+        con.execute("create or replace table about as select 'events' as view, 11 as k, '[]' as quasi_identifiers, "
+                    "'{}' as levels, 0 as records_suppressed, 12 as smallest_class, '2026-11-22T00:00' as built_at")

@@ -259,7 +259,8 @@ def test_a_stale_sign_in_cannot_decide(browser, portal):
 
 
 PAGES = {
-    "evaluator_one": ["/", "/requests", "/requests/new", "/outputs", "/cli", f"/requests/{STUDY}/summary"],
+    "evaluator_one": ["/", "/requests", "/requests/new", "/outputs", "/cli", f"/requests/{STUDY}/summary", "/browse",
+                      "/browse?view=events&column=sector&value=hospital"],
     "steward_county": ["/", "/queue", f"/requests/{STUDY}", "/audit", "/checks"],
     "engineer_one": ["/engineering", "/audit", "/checks", "/checks/1"],
     "admin_one": ["/admin/users", "/admin/agreements"],
@@ -268,6 +269,9 @@ PAGES = {
 
 @pytest.mark.parametrize("lang", ["en", "es"])
 def test_axe_finds_no_violation_on_any_page(browser, portal, lang):
+    from tests.portal_helpers import write_browse_file
+
+    write_browse_file(portal.world.home)
     page = new_page(browser, portal, lang)
     page.goto("/sign-in")
     assert page.locator("html").get_attribute("lang") == lang
@@ -283,4 +287,11 @@ def test_axe_finds_no_violation_on_any_page(browser, portal, lang):
             assert page.locator("html").get_attribute("lang") == lang
             axe(page)
     page.goto("/requests/does-not-exist")  # a refusal page too
+    axe(page)
+    page.context.clear_cookies()
+    page.context.add_cookies([{"name": "lang", "value": "en", "url": portal.url}])
+    sign_in(page, portal, "evaluator_one")
+    page.context.add_cookies([{"name": "lang", "value": lang, "url": portal.url}])
+    res = page.goto("/browse?view=events&column=person_key&value=x")  # the browse page's refusal message
+    assert res.status == 400 and page.get_by_role("alert").is_visible()
     axe(page)

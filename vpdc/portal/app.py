@@ -41,8 +41,10 @@ SESSION, PRE, LANG = "vpdc_session", "vpdc_pre", "lang"
 NAV: dict[Role, list[tuple[str, str]]] = {
     Role.STEWARD: [("/queue", "Review queue"), ("/checks", "Output checks"), ("/audit", "Audit chain")],
     Role.COMMUNITY_REVIEWER: [("/queue", "Review queue"), ("/audit", "Audit chain")],
-    Role.ANALYST: [("/requests", "My requests"), ("/requests/new", "New request"), ("/outputs", "My outputs")],
-    Role.EVALUATOR: [("/requests", "My requests"), ("/requests/new", "New request"), ("/outputs", "My outputs")],
+    Role.ANALYST: [("/requests", "My requests"), ("/requests/new", "New request"), ("/outputs", "My outputs"),
+                   ("/browse", "Browse the data")],
+    Role.EVALUATOR: [("/requests", "My requests"), ("/requests/new", "New request"), ("/outputs", "My outputs"),
+                     ("/browse", "Browse the data")],
     Role.ENGINEER: [("/engineering", "Quarantine and runs"), ("/checks", "Output checks"), ("/audit", "Audit chain")],
     Role.ADMINISTRATOR: [("/admin/users", "Users"), ("/admin/agreements", "Agreements"), ("/audit", "Audit chain")],
 }
@@ -457,6 +459,24 @@ def create_app(config: PortalConfig) -> Starlette:
             rows = released_outputs(s, actor=ident.user_id)
         return render(request, "outputs.html", rows=rows)
 
+    def browse_page(request, reg, ident, form):
+        """The analysts' k-anonymous views of the marts (governance.outputs.browse): the library checks the
+        permission, the view, the column and audits the read; the page only shows what it returns."""
+        from governance.defaults import K_ANONYMITY
+        from governance.outputs.browse import BROWSE_VIEWS, BrowseViewError, browse_rows
+
+        q = request.query_params
+        view = q.get("view", "events")[:64]
+        column, value = q.get("column", "")[:64], q.get("value", "")[:200]
+        ctx = {"views": list(BROWSE_VIEWS), "view": view, "column": column, "value": value, "k": K_ANONYMITY,
+               "columns": list(BROWSE_VIEWS[view].columns) if view in BROWSE_VIEWS else [], "body": None, "error": ""}
+        try:
+            ctx["body"] = browse_rows(reg, home.analyst_browse_db, actor=ident.user_id, view=view, now=now(), limit=50,
+                                      where=[(column, value)] if column else [])
+        except BrowseViewError as exc:
+            return render(request, "browse.html", status=400, **(ctx | {"error": str(exc)}))
+        return render(request, "browse.html", **ctx)
+
     def download(request, reg, ident, form):
         from governance.outputs.download import open_release
 
@@ -619,6 +639,7 @@ def create_app(config: PortalConfig) -> Starlette:
         post("/requests/{study_id}/export", export, (Role.EVALUATOR,)),
         get("/outputs", outputs_page, requesters),
         get("/outputs/{release_id}/download", download, requesters),
+        get("/browse", browse_page, requesters),
         get("/checks", checks_page, checkers),
         get("/checks/{release_id}", check_page, checkers),
         post("/checks/{release_id}", check_post, checkers),

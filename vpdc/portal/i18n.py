@@ -44,7 +44,8 @@ DYNAMIC = [
     N_("password+totp"), N_("oidc"), N_("email-link"), N_("demo-as"), N_("none"),
     N_("approve"), N_("approve_with_conditions"), N_("deny"),
     N_("Review queue"), N_("Audit chain"), N_("My requests"), N_("New request"), N_("My outputs"),
-    N_("Quarantine and runs"), N_("Users"), N_("Agreements"),
+    N_("Quarantine and runs"), N_("Users"), N_("Agreements"), N_("Browse the data"),
+    N_("events"), N_("persons"), N_("program_cohorts"),
     N_("collection_method"), N_("population"), N_("known_biases"), N_("suppression"),
 ]
 

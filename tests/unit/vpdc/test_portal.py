@@ -261,3 +261,30 @@ def test_a_nul_in_an_address_is_no_such_page(app, world):
     c = sign_in(app, world, "steward_police")
     res = c.get("/requests/a%00b")
     assert res.status_code == 404 and "There is no such page" in res.text
+
+
+def test_analysts_browse_the_views_filter_them_and_every_read_is_audited(app, world):
+    from tests.portal_helpers import write_browse_file
+
+    write_browse_file(world.home)
+    c = sign_in(app, world, "analyst_one")
+    page = c.get("/browse")
+    assert page.status_code == 200 and "the first 15 of 15 rows" in page.text and "police_contact_victim" in page.text
+    assert last_entry(world).action == "browse.read" and last_entry(world).actor == "analyst_one"
+    page = c.get("/browse?view=events&column=sector&value=hospital")
+    assert page.status_code == 200 and "the first 3 of 3 rows" in page.text and "police_contact_victim" not in page.text
+    # hostile or wrong input: a message naming the rule, audited, never a traceback
+    page = c.get("/browse?view=events&column=person_key&value=x")
+    assert page.status_code == 400 and "not a column of events" in page.text and "Traceback" not in page.text
+    assert last_entry(world).action == "refused.browse"
+    page = c.get("/browse?view=analytics.events")
+    assert page.status_code == 400 and "no view named" in page.text
+    c.cookies.set("lang", "es")
+    assert "Explorar los datos" in c.get("/browse").text
+
+
+def test_other_roles_may_not_browse(app, world):
+    c = sign_in(app, world, "steward_police")
+    res = c.get("/browse")
+    assert res.status_code == 403 and "this page is for analyst, evaluator" in res.text
+    assert last_entry(world).action == "refused.portal.page"
