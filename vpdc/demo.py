@@ -183,6 +183,7 @@ def run_demo(home: Home, *, persons: int, seed: int, console: Console, out: Cons
         print_headlines(home, out)
         console.print(f"data dictionary (equity metadata per column): {escape(marts['data_dictionary'])}")
         console.print(f"public dashboard (English; Spanish under es/), opens offline: {escape(marts['dashboard'])}")
+        console.print(f"analysts' k-anonymous views (vpdc browse, the portal's Browse page): {escape(marts['browse'])}")
     else:
         console.print(f"[red]marts failed:[/] {escape(str(marts['error']))}")
 

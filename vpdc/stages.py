@@ -98,6 +98,6 @@ def run_marts(home: Home, *, verbose: bool = False) -> dict[str, Any]:
         res = run_job(home, "marts_job", log_level="INFO" if verbose else "CRITICAL")
     return {"success": res.success, "error": res.error,
             "data_dictionary": str(home.reports / "data_dictionary.html"),
-            "dashboard": str(home.dashboard / "index.html")}
+            "dashboard": str(home.dashboard / "index.html"), "browse": str(home.analyst_browse_db)}
 
 
