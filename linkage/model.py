@@ -401,7 +401,7 @@ def choose_blocking_rules(model: dict[str, Any], db_api: Any, con: duckdb.DuckDB
     # same): in the rule that makes the most pairs, scored last so that no other rule re-tests the condition
     prune = pruning(model, total, params)
     order = sorted(usable, key=lambda c: c["comparisons"])
-    sqls = [c["sql"] for c in order[:-1]] + pruned_rules([order[-1]["sql"]], prune)
+    sqls = [c["sql"] for c in order[:-1]] + pruned_rules([order[-1]["sql"]], prune) if order else []
     linker = make_linker(db_api, views, model | {"blocking_rules_to_generate_predictions": sqls})
     pred = linker.inference.predict(threshold_match_probability=params.predict_threshold)
     con.execute(f"""create or replace temp table _block_cover as
@@ -446,7 +446,7 @@ def choose_blocking_rules(model: dict[str, Any], db_api: Any, con: duckdb.DuckDB
             "share_of_candidates_matches_kept": round(found / expected_all, 5) if expected_all else None,
             "record_sample_proportion": sample, "table": "_block_kept",
             "pruning": {k: v for k, v in prune.items() if k != "condition"} | {
-                "applied": bool(prune.get("condition")), "rule": order[-1]["rule"]}}
+                "applied": bool(prune.get("condition")) and bool(order), "rule": order[-1]["rule"] if order else None}}
 
 
 def prepare_inputs(con: duckdb.DuckDBPyConnection, *, table: str = "link_input", incremental: bool = False) -> dict[str, Any]:
