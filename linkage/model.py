@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -262,8 +263,6 @@ PRUNE_GROWTH = 2.0
 
 def _blocking_sql(condition: str) -> str:
     """A comparison level's condition (``"fn_l"``, ``fn_bf_n_r``) in blocking-rule form (``l.fn``, ``r.fn_bf_n``)."""
-    import re
-
     return re.sub(r'(?<![\w.])"?([A-Za-z_][A-Za-z0-9_]*?)_([lr])"?(?![\w])', r"\2.\1", condition)
 
 
@@ -336,8 +335,6 @@ def _pruning(model: dict[str, Any], records: int, params: LinkageParams, always_
 
 def _equi_columns(sql: str) -> frozenset[str] | None:
     """The columns of a rule made only of ``l.x = r.x`` conjuncts (None for any other rule)."""
-    import re
-
     cols = set()
     for part in re.split(r"\s+and\s+", sql.strip(), flags=re.IGNORECASE):
         m = re.fullmatch(r"\(?\s*l\.(\w+)\s*=\s*r\.(\w+)\s*\)?", part.strip())
@@ -389,10 +386,10 @@ def choose_blocking_rules(model: dict[str, Any], db_api: Any, con: duckdb.DuckDB
         c["over_budget"] = c not in within_budget
     # a rule whose pairs another usable rule makes too (DOB and sex, when DOB is usable) can add nothing: not scored
     usable = []
+    cols = {id(c): _equi_columns(c["sql"]) for c in within_budget}
     for c in within_budget:
-        cols = _equi_columns(c["sql"])
-        wider = next((d for d in within_budget if d is not c and cols and _equi_columns(d["sql"])
-                      and _equi_columns(d["sql"]) < cols), None)
+        mine = cols[id(c)]
+        wider = next((d for d in within_budget if mine and cols[id(d)] and cols[id(d)] < mine), None)
         if wider is not None:
             c |= {"redundant_with": wider["rule"], "marginal_expected_matches": 0.0, "kept": False}
         else:

@@ -71,7 +71,7 @@ def _events_generalisers() -> dict[str, list[Any]]:
     from governance.disclosure import period
 
     return {"event_month": [period("quarter"), period("year")], "age_band_at_event": [AGE_WIDER, ALL],
-            "neighbourhood": [ALL], "priority_area": [ALL], "is_priority_area": [ALL]}
+            "neighbourhood": [ALL], "priority_area": [ALL]}
 
 
 def _persons_generalisers() -> dict[str, list[Any]]:
@@ -108,9 +108,6 @@ BROWSE_VIEWS: dict[str, BrowseView] = {
 class BrowseResult:
     path: str
     views: dict[str, dict[str, Any]]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "views": self.views}
 
 
 def _frame(con: duckdb.DuckDBPyConnection, view: BrowseView, schema: str) -> pd.DataFrame:
