@@ -68,7 +68,7 @@ def _names_target(results: dict[str, Any]) -> dict[str, Any]:
     any attack, at any confidence cut-off, with the strongest reference list."""
     worst: dict[str, Any] = {"rate": 0.0}
     for key, r in results.items():
-        if not key.startswith("scheme2_after/strong"):
+        if not key.startswith("scheme3_after/strong"):
             continue
         for attack, rep in r.items():
             for part in ("first", "last", "first+last"):
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         before_db = home / "linkage.scheme1.duckdb"
         if not before_db.exists():
             hx.write_zone(hx.encode(hx.plaintext(pop), hx.Enc(os.urandom(32)), **hx.CANDIDATES["current"]), before_db)
-        zones = {"scheme1_before": before_db, "scheme2_after": pop.linkage_db}
+        zones = {"scheme1_before": before_db, "scheme3_after": pop.linkage_db}
         zone: dict[str, Any] = {}
         for label, db in zones.items():
             with duckdb.connect(str(db), read_only=True) as con:
@@ -145,6 +145,16 @@ def main(argv: list[str] | None = None) -> int:
                     oracle[label] = hx.oracle_seeded_bloom(db, truth, ref, args.oracle_seeds)
                 except Exception as exc:  # noqa: BLE001 - the attack may not apply to a zone at all
                     oracle[label] = {"not_applicable": f"{type(exc).__name__}: {exc}"[:300]}
+        # scheme 3's whole-name filter: a colluding partner (the largest) knows the names of all its records
+        from bench.attacks import whole_name
+        from bench.attacks.score import score_whole_name
+
+        log("scheme 3 whole-name filter: known-records attack (the largest partner colludes)")
+        colluding = str(truth["source"].value_counts().index[0])
+        known = truth.loc[truth["source"] == colluding, ["source", "source_record_id", "words"]]
+        t1 = time.process_time()
+        whole = score_whole_name(whole_name.attack(pop.linkage_db, known), truth, colluding)
+        whole["cpu_seconds"] = round(time.process_time() - t1, 2)
         sweep: dict[str, Any] = {}
         if args.seed_sweep:
             from bench.attacks import bloom
@@ -162,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
             "benchmark": "attacks", "persons": args.persons, "seed": args.seed, "bloom_seeds": args.seeds,
             "cpu": cpu, "machine": machine(), "zone": zone, "setup_seconds": round(setup_s, 1),
             "summary": {k: summary(r) for k, r in results.items()},
-            "bloom_seed_sweep": sweep, "bloom_with_true_seeds_records": oracle, "results": results,
+            "bloom_seed_sweep": sweep, "bloom_with_true_seeds_records": oracle, "whole_name_known_records": whole,
+            "results": results,
             "target": {"names_persons_max": 0.01, "met": _names_target(results)}, **child_usage(),
         }
         text = json.dumps(out, default=str)

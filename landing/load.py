@@ -278,8 +278,17 @@ def load_payload(
             con.execute(
                 f"create table if not exists encodings as select $src::varchar as source, $ext::varchar as extract_type, "
                 f"$load::varchar as load_id, {select} from {src} limit 0", params)
+            # a newer kit's encodings add columns (scheme 3 added enc_nw_bf): older loads keep them blank, and
+            # linkage refuses to mix schemes until every partner has re-sent (linkage.model.EncodingSchemeError)
+            have = {r[0] for r in con.execute("select column_name from information_schema.columns where "
+                                              "table_name = 'encodings' and table_schema = 'main'").fetchall()}
+            for name, typ in con.execute(f"select column_name, column_type from (describe select {select} from {src})"
+                                         ).fetchall():
+                if name not in have:
+                    con.execute(f"alter table encodings add column {_quote(name)} {typ}")
             con.execute("delete from encodings where load_id = ?", [m.envelope_id])
-            con.execute(f"insert into encodings select $src, $ext, $load, {select} from {src}", params)
+            con.execute(f"insert into encodings by name select $src::varchar as source, $ext::varchar as extract_type, "
+                        f"$load::varchar as load_id, {select} from {src}", params)
             linkage_rows = con.execute("select count(*) from encodings where load_id = ?", [m.envelope_id]).fetchone()[0]
             con.execute(_ALIASES_DDL)
             con.execute("delete from record_aliases where load_id = ?", [m.envelope_id])

@@ -1,10 +1,11 @@
-"""A Fellegi–Sunter model over encodings (scheme 2), with Splink 5 (DESIGN.md, "Linkage on encodings"; ADR 0009).
+"""A Fellegi–Sunter model over encodings (scheme 3), with Splink 5 (DESIGN.md, "Linkage on encodings"; ADR 0009).
 
 Only the linkage zone is read: tokens and hardened Bloom filters keyed by (source, source_record_id). Scheme
 2 salts each field by another (``partner_kit.encode``), so every comparison knows when it *can* compare:
 
 * names (salted by the exact date of birth): where the dates of birth are equal, full token > first/last
-  swapped > (surname) compound part > Dice bands on the folded, balanced bigram filters > else; where they
+  swapped > (surname) compound part > Dice bands on the folded, balanced bigram filters, with the order-free
+  whole-name filter (every name word, scheme 3, ADR 0014) above the lowest band > else; where they
   differ or are missing the names cannot be compared (a null level: no evidence either way), except through
   the name tokens salted by the SSN ("same name, same SSN": pairs with one SSN and a DOB typo);
 * date of birth: full token (term-frequency adjusted) > positional-digit filter Dice >= 0.93 (one or two
@@ -38,9 +39,9 @@ __all__ = ["CANDIDATE_BLOCKING_RULES", "MODEL_VERSION", "PRUNE_ON", "EncodingSch
            "blocking_rules", "build_settings", "sibling_rule", "choose_blocking_rules", "input_fingerprint", "prepare_inputs",
            "pruned_rules", "pruning", "train", "untrained_levels"]
 
-MODEL_VERSION = "vpdc-linkage/2"
+MODEL_VERSION = "vpdc-linkage/3"
 #: the encoding scheme this model reads (``partner_kit.encode.ENCODING_SCHEME``); rows of any other are refused
-ENCODING_SCHEME = "vpdc-encoding-v2"
+ENCODING_SCHEME = "vpdc-encoding-v3"
 
 #: encodings column → short name used in the model (kept short: Splink repeats them in every SQL).
 COLUMNS = {
@@ -50,7 +51,8 @@ COLUMNS = {
     "enc_ssn_full": "ssn", "enc_ssn_last4": "ssn4", "enc_addr": "addr", "enc_fn_ssn": "fn_ssn",
     "enc_ln_ssn": "ln_ssn",
 }
-BLOOMS = {"enc_fn_bf": "fn_bf", "enc_ln_bf": "ln_bf", "enc_dobp_bf": "dob_bf", "enc_ssnp_bf": "ssn_bf"}
+BLOOMS = {"enc_fn_bf": "fn_bf", "enc_ln_bf": "ln_bf", "enc_nw_bf": "nw_bf", "enc_dobp_bf": "dob_bf",
+          "enc_ssnp_bf": "ssn_bf"}
 
 
 class KeyVersionError(Exception):
@@ -77,6 +79,18 @@ class LinkageParams:
     dob_dice_bands: tuple[float, float] = (0.93, 0.89)
     #: on the positional SSN filter: a typo 0.97, a transposition 0.94, unrelated SSNs 0.75-0.86
     ssn_dice: float = 0.92
+    #: on the order-free whole-name filter (scheme 3, ADR 0014): a name level of its own, below the name's own
+    #: Dice bands but above its lowest one, for pairs whose names moved between fields (family name first, a
+    #: middle name merged into the given name) and changed once more besides
+    whole_name_dice: float = 0.92
+    #: two records born on one day whose whole names are at least this close are not held apart as siblings.
+    #: Measured on the demo (same-DOB pairs): twins' whole names reach at most 0.887 (Asian) and 0.910 (others),
+    #: true pairs the sibling rule would hold apart start at 0.903 (Asian); 0.87 let twins through
+    sibling_whole_name_dice: float = 0.89
+    #: ... nor those whose first names are at least this close (a typo, not another name). It was the lowest name
+    #: band (0.89), where two short different names land by chance (different persons with different first names
+    #: reached it in 3.9 % of Asian same-DOB pairs, 2.2 % of others); at 0.92 0.3 %
+    sibling_first_name_dice: float = 0.92
     #: a candidate blocking rule that alone makes more comparisons per record than this is not used
     max_comparisons_per_record: float = 400.0
     #: training on pairs born on one day (EM session and the salted comparisons' u) uses a seeded sample of
@@ -123,8 +137,9 @@ def sibling_rule(params: LinkageParams = LinkageParams(), l: str = "l", r: str =
     one day (twins, triplets) rather than one person (ADR 0012).
 
     Both dates of birth present and equal; both first names present and different (not equal, not swapped with
-    the surname, not within the lowest Dice band of each other: a nickname or a rewritten name, not a typo); the
-    SSNs do not agree (missing on either side, or neither equal nor one typo apart); the middle initials do not
+    the surname, not within ``sibling_first_name_dice`` of each other: a nickname or a rewritten name, not a typo); all
+    their name words, in no order, not within ``sibling_whole_name_dice`` of each other (scheme 3: one name
+    written family name first, or with the middle name moved, is one person, ADR 0014); the SSNs do not agree (missing on either side, or neither equal nor one typo apart); the middle initials do not
     agree (missing or different). Such pairs share a surname, a birthday, an address and a ZIP, which
     Fellegi-Sunter counts as four independent agreements (the match weight of twins was 0.9997 on the demo) when
     for siblings they are one fact. An edge between them does not join two records into one person; the edge is
@@ -133,15 +148,15 @@ def sibling_rule(params: LinkageParams = LinkageParams(), l: str = "l", r: str =
     def dice(col: str) -> str:
         return f"(bit_count({l}.{col} & {r}.{col}) * 2.0 / nullif({l}.{col}_n + {r}.{col}_n, 0))"
 
-    lo = params.dice_bands[-1]
     return (f"coalesce({l}.dob = {r}.dob and {l}.fn <> {r}.fn and coalesce({l}.nm_pair <> {r}.nm_pair, true) "
-            f"and coalesce({dice('fn_bf')} < {lo}, true) "
+            f"and coalesce({dice('fn_bf')} < {params.sibling_first_name_dice}, true) "
+            f"and coalesce({dice('nw_bf')} < {params.sibling_whole_name_dice}, true) "
             f"and not coalesce({l}.ssn = {r}.ssn or {dice('ssn_bf')} >= {params.ssn_dice}, false) "
             f"and not coalesce({l}.mi = {r}.mi, false), false)")
 
 
 def build_settings(params: LinkageParams = LinkageParams(), rules: Sequence[str] | None = None) -> Any:
-    """The Splink settings: comparisons over scheme-2 encodings and the prediction blocking rules (SQL)."""
+    """The Splink settings: comparisons over scheme-3 encodings and the prediction blocking rules (SQL)."""
     import splink.comparison_level_library as cll
     import splink.comparison_library as cl
     from splink import SettingsCreator
@@ -163,6 +178,8 @@ def build_settings(params: LinkageParams = LinkageParams(), rules: Sequence[str]
             *extra,
             cll.CustomLevel(f"{_dice(bf)} >= {hi}", label_for_charts=f"Dice >= {hi}"),
             cll.CustomLevel(f"{_dice(bf)} >= {mid}", label_for_charts=f"Dice >= {mid}"),
+            cll.CustomLevel(f"{_dice('nw_bf')} >= {params.whole_name_dice}",
+                            label_for_charts=f"all name words, in no order: Dice >= {params.whole_name_dice}"),
             cll.CustomLevel(f"{_dice(bf)} >= {lo}", label_for_charts=f"Dice >= {lo}"),
             cll.ElseLevel(),
         ])
@@ -223,7 +240,7 @@ def build_settings(params: LinkageParams = LinkageParams(), rules: Sequence[str]
     return settings
 
 
-#: Candidate prediction blocking rules over scheme-2 encodings (SQL on l./r.), cheapest routes first. Each
+#: Candidate prediction blocking rules over scheme-3 encodings (SQL on l./r.), cheapest routes first. Each
 #: catches one way a true pair can differ: a typo in one name (the other name + DOB), a name change or a
 #: nickname (surname or first name + DOB), swapped fields, a DOB error (names + year, names + month/day,
 #: names + ZIP), records without a DOB (SSN, address), anything else sharing a birthday and sex.
@@ -478,13 +495,14 @@ def prepare_inputs(con: duckdb.DuckDBPyConnection, *, table: str = "link_input",
                               "every partner must re-encode under one version before linkage")
     have = {r[0] for r in con.execute("select column_name from information_schema.columns "
                                       "where table_name = 'encodings' and table_schema = 'main'").fetchall()}
-    schemes = con.execute("select distinct " + ("e.enc_scheme" if "enc_scheme" in have else "null") +
-                          " from encodings e join link_loads l using (load_id)").fetchall()
-    other = sorted(str(r[0]) for r in schemes if r[0] != ENCODING_SCHEME)
+    schemes = con.execute("select " + ("e.enc_scheme" if "enc_scheme" in have else "null") + ", e.source, count(*) "
+                          "from encodings e join link_loads l using (load_id) group by all order by 1, 2").fetchall()
+    other = [(str(v), src, n) for v, src, n in schemes if v != ENCODING_SCHEME]
     if other:
-        raise EncodingSchemeError(f"current encodings include another encoding scheme ({', '.join(other)}; this "
-                                  f"linkage reads {ENCODING_SCHEME}): every partner must re-encode with the current "
-                                  "kit before linkage (ADR 0009)")
+        detail = ", ".join(f"{src} {n:,} rows under {v}" for v, src, n in other)
+        raise EncodingSchemeError(f"current encodings include another encoding scheme ({detail}; this linkage reads "
+                                  f"{ENCODING_SCHEME}): those partners must re-send their extracts encoded with the "
+                                  "current kit before linkage (ADR 0014)")
     cols = ", ".join(f"e.{k} as {v}" for k, v in COLUMNS.items()) + ", e.enc_dob_full as dob_k"
     blooms = ", ".join(f"e.{k}::BIT as {v}, bit_count(e.{k}::BIT)::integer as {v}_n" for k, v in BLOOMS.items())
     select = (f"select e.source as source_dataset, e.source_record_id as unique_id, e.linkage_key_version, "

@@ -113,7 +113,7 @@ def run_linkage(
 
     Raises:
         KeyVersionError: mixed key versions in the inputs, or an incremental run asked for with a
-            model of another key version.
+            model of another key version or another model version (an older release's comparisons).
         LinkageMemoryError: the run needed more than ``params.memory_limit``; nothing was committed.
     """
     try:
@@ -165,6 +165,14 @@ def _run_linkage(linkage_db: Path, *, now: datetime, params: LinkageParams, mode
                                       f"{key_version}: run a full linkage")
             mode = "full"
             info = prepare_inputs(con)  # a new key version: every input is rebuilt for the retrain
+        elif previous and previous[0][1] != MODEL_VERSION and maybe_incremental:
+            # the saved model has other comparisons (an older release; a new encoding scheme): it cannot score
+            # these inputs, and the records it linked were encoded for it, so everything is linked again
+            if mode == "incremental":
+                raise KeyVersionError(f"the saved model is {previous[0][1]}, this release links with {MODEL_VERSION}: "
+                                      "run a full linkage")
+            mode = "full"
+            info = prepare_inputs(con)
         timings["inputs"] = time.perf_counter() - t
         if mode == "auto":
             mode = "incremental" if previous and has_keys else "full"

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from workspace import Home
 from workspace.files import atomic_copy
@@ -159,13 +160,25 @@ def run_landing_sensor_once(home: Home, *, progress=None, log_level: str = "CRIT
                                          tags=tags, asset_selection=rr.asset_selection, raise_on_error=False)
             err = ""
             if not res.success:
-                failures = [e for e in res.all_events if e.event_type_value == "STEP_FAILURE"]
-                err = failures[0].event_specific_data.error.message.strip().splitlines()[0] if failures else "run failed"
+                err = step_failure(res)
             summaries.append(RunSummary(rr.run_key, rr.job_name, rr.partition_key, res.success, False, res.run_id, err,
                                         file=(rr.tags or {}).get("vpdc/file", "")))
             if progress:
                 progress(1)
         return summaries
+
+
+def step_failure(res: Any) -> str:
+    """The first failed step's error as one line for a person: the error itself, not Dagster's wrapper around it
+    ("Error occurred while executing op ...": its cause is what went wrong), never a traceback."""
+    failures = [e for e in res.all_events if e.event_type_value == "STEP_FAILURE"]
+    if not failures:
+        return "run failed"
+    error = failures[0].event_specific_data.error
+    while error.cause is not None and "DagsterExecutionStepExecutionError" in (error.cls_name or error.message):
+        error = error.cause
+    lines = error.message.strip().splitlines()
+    return lines[0] if lines else (error.cls_name or "run failed")
 
 
 def run_job(home: Home, job_name: str, *, run_config: dict | None = None, log_level: str = "CRITICAL") -> RunSummary:
@@ -183,8 +196,7 @@ def run_job(home: Home, job_name: str, *, run_config: dict | None = None, log_le
                                      tags={OWNER_TAG: owner_token()})
         err = ""
         if not res.success:
-            failures = [e for e in res.all_events if e.event_type_value == "STEP_FAILURE"]
-            err = failures[0].event_specific_data.error.message.strip().splitlines()[0] if failures else "run failed"
+            err = step_failure(res)
             checks = [e for e in res.get_asset_check_evaluations() if not e.passed]
             if checks:
                 err += "; failed checks: " + ", ".join(c.check_name for c in checks)

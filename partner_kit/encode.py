@@ -1,4 +1,10 @@
-"""Keyed, salted encodings of normalised identifiers: encoding scheme 2 (ADR 0009).
+"""Keyed, salted encodings of normalised identifiers: encoding scheme 3 (ADR 0009, ADR 0014).
+
+Scheme 3 is scheme 2 plus one filter, ``enc_nw_bf``: the bigrams of every word of the given, middle and
+family names in no order, under its own key and the same DOB salt and hardening as the other name filters.
+Names written family name first, a middle name merged into the given name, transliteration variants of one
+name: the field-by-field name comparisons see two unrelated names where this filter sees most of one
+(ADR 0014 has what it bought and what the attacks make of it). The derivation labels stay ``enc2``.
 
 The linkage zone must not be readable by an insider without the key (issue 13). Scheme 1 (one token per
 identifier and derived feature, unsalted per-bigram Bloom filters, first and last names in one domain)
@@ -55,7 +61,7 @@ __all__ = ["BLOOM_COLUMNS", "ENCODING_COLUMNS", "ENCODING_SCHEME", "FEATURES", "
 
 #: The encoding scheme, written in every row (``enc_scheme``; token-shaped so the landing zone's format
 #: check holds) and in every manifest. Linkage never compares rows of two schemes.
-ENCODING_SCHEME = "vpdc-encoding-v2"
+ENCODING_SCHEME = "vpdc-encoding-v3"
 
 
 @dataclass(frozen=True)
@@ -77,7 +83,8 @@ class EncodingParams:
 
 
 #: The normalised plaintext features the kit derives per record (the input of ``encode_features``).
-FEATURES = ("first", "last", "last_part1", "last_part2", "middle_init", "suffix", "dob", "sex", "ssn", "addr", "zip")
+FEATURES = ("first", "last", "last_part1", "last_part2", "middle_init", "suffix", "dob", "sex", "ssn", "addr", "zip",
+            "name_words")
 
 #: Every encoding column the kit writes, with what it encodes. ``enc_`` marks linkage-zone-only columns.
 #: "salt: dob" = salted by the record's exact date of birth; "salt: name" = by its unordered name pair.
@@ -90,6 +97,8 @@ ENCODING_COLUMNS: dict[str, str] = {
     "enc_ln_part2": "second part of a compound surname (key: last; salt: dob)",
     "enc_ln_bf": "surname bigram filter, folded, masked, balanced (key: last; salt: dob)",
     "enc_nm_pair": "first and last name as an unordered pair: equal when the fields are swapped (key: pair; salt: dob)",
+    "enc_nw_bf": "every word of the given, middle and family names, in no order: bigram filter, folded, masked, "
+                 "balanced (key: words; salt: dob; scheme 3)",
     "enc_mn_init": "middle initial (key: middle; salt: dob)",
     "enc_sfx": "generational suffix JR/SR/II/III/IV (key: suffix; salt: dob)",
     "enc_sex": "sex M/F (key: sex; salt: dob)",
@@ -108,7 +117,7 @@ ENCODING_COLUMNS: dict[str, str] = {
     "enc_addr": "street address, standardised (key: addr; unsalted, near-unique)",
 }
 #: (``p`` for positional; the names also keep clear of the landing zone's identifier-name detector)
-BLOOM_COLUMNS = ("enc_fn_bf", "enc_ln_bf", "enc_dobp_bf", "enc_ssnp_bf")
+BLOOM_COLUMNS = ("enc_fn_bf", "enc_ln_bf", "enc_nw_bf", "enc_dobp_bf", "enc_ssnp_bf")
 
 #: salted token columns: (field key, salt, feature or derived value)
 SALTED_TOKENS: dict[str, tuple[str, str, str]] = {
@@ -138,6 +147,7 @@ PLAIN_TOKENS: dict[str, tuple[str, str]] = {
 FILTERS: dict[str, tuple[str, str, str, str]] = {
     "enc_fn_bf": ("first", "dob", "bigrams", "first"),
     "enc_ln_bf": ("last", "dob", "bigrams", "last"),
+    "enc_nw_bf": ("words", "dob", "bigrams", "name_words"),
     "enc_dobp_bf": ("dob", "name", "date", "dob_iso"),
     "enc_ssnp_bf": ("ssn", "dob", "digits", "ssn"),
 }
@@ -247,7 +257,7 @@ def _xor_code(blocks: np.ndarray, codes: np.ndarray) -> np.ndarray:
 
 
 class Encoder:
-    """Encodes normalised features under one version of the linkage secret (scheme 2).
+    """Encodes normalised features under one version of the linkage secret (scheme 3).
 
     ``encode_features`` is the column-wise path the kit uses; ``encode_record`` the scalar reference.
     """

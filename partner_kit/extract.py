@@ -40,6 +40,7 @@ from partner_kit.encode import ENCODING_SCHEME, Encoder, EncodingParams
 from partner_kit.geocode import AddressPoints
 from partner_kit.normalise import (
     NormaliseError,
+    name_words,
     normalise_address_array,
     normalise_given,
     normalise_sex,
@@ -314,6 +315,7 @@ class _Normalisers:
         self.given = _cached(normalise_given)
         self.surname = _cached(normalise_surname)
         self.suffix = _cached(normalise_suffix)
+        self.words = _cached(name_words)
         self.dob_format, self.today = dob_fmt, today
         self.sex = _cached(lambda v: normalise_sex(v, sex_map))
         self.address_points: AddressPoints | None = None
@@ -478,6 +480,15 @@ def _encode_identifiers(batch: pa.RecordBatch, profile: ExtractProfile, enc: Enc
     raw, idx = _distinct(middle_raw)
     middle = pc.take(pa.array([norm.given(v) for v in raw.to_pylist()], s), idx)
 
+    # every word of every name field, in no order (the whole-name filter): per distinct value of each field,
+    # then joined; the bigrams of the joined words are those of ``name_words`` over all three fields
+    word_cols = []
+    for field_raw in (first_raw, middle_raw, last_raw):
+        raw, idx = _distinct(field_raw)
+        word_cols.append(pc.take(pa.array([norm.words(v) or "" for v in raw.to_pylist()], s), idx))
+    joined = pc.utf8_trim(pc.replace_substring_regex(pc.binary_join_element_wise(*word_cols, " "), " +", " "), " ")
+    all_words = pc.if_else(pc.equal(joined, ""), pa.scalar(None, s), joined)
+
     # suffix: its own column when the profile has one, else the one found inside the last name
     own = _per_unique_array(column("suffix"), norm.suffix, s)
 
@@ -509,6 +520,7 @@ def _encode_identifiers(batch: pa.RecordBatch, profile: ExtractProfile, enc: Enc
         "first": first, "last": last, "last_part1": part1, "last_part2": part2,
         "middle_init": pc.utf8_slice_codeunits(middle, 0, 1), "suffix": pc.coalesce(own, suffix_inside),
         "dob": dob, "sex": _per_unique_array(column("sex"), norm.sex, s), "ssn": ssn, "addr": addr, "zip": zip_,
+        "name_words": all_words,
     }
     out.update(enc.encode_features(features, out["source_record_id"]))
 

@@ -24,6 +24,7 @@ __all__ = [
     "clean_text",
     "normalise_address",
     "normalise_given",
+    "name_words",
     "normalise_sex",
     "normalise_ssn",
     "normalise_surname",
@@ -138,6 +139,29 @@ def _normalise_surname(value: str | None) -> Surname | None:
         return None
     parts = tuple(t for t in tokens if t not in PARTICLES and len(t) > 1) or (compact,)
     return Surname(compact, parts, suffix)
+
+
+def name_words(*parts: str | None) -> str | None:
+    """The words of a person's names, in no order: every word of at least two letters of the given, middle
+    and family names together, without titles, suffixes, particles (DE, VAN, AL ...) or placeholders; sorted,
+    each once, joined by spaces; None when there is none.
+
+    It feeds the order-free whole-name filter (encoding scheme 3, ADR 0014): a name written family name first,
+    a middle name merged into the given name or moved into the surname field gives the same words, where the
+    field-by-field comparison of first and last name sees two different names.
+
+    >>> name_words("Nguyen", "Van Anh", "Thi")
+    'ANH NGUYEN THI'
+    >>> name_words("Anh", None, "Nguyen") == name_words("Nguyen", "", "Anh")
+    True
+    """
+    words: set[str] = set()
+    for part in parts:
+        for w in clean_text(part).split():
+            if len(w) > 1 and w.isalpha() and w not in _NULLS and w not in _TITLES and w not in SUFFIXES \
+                    and w not in PARTICLES:
+                words.add(w)
+    return " ".join(sorted(words)) or None
 
 
 def normalise_suffix(value: str | None) -> str | None:

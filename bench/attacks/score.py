@@ -28,7 +28,7 @@ import pandas as pd
 
 from bench.attacks.common import FIELDS, Guesses, load_zone
 
-__all__ = ["CUTOFFS", "score"]
+__all__ = ["CUTOFFS", "score", "score_whole_name"]
 
 CUTOFFS = (0.0, 0.5, 0.9)
 COMBOS = {"first+last": ("first", "last"), "names+year+zip": ("first", "last", "birth_year", "zip")}
@@ -104,3 +104,39 @@ def _rates(f: pd.DataFrame, cutoff: float, guesses: pd.DataFrame | None = None, 
 
 def _share(a: float, b: float) -> float | None:
     return round(float(a) / float(b), 4) if b else None
+
+
+def score_whole_name(guesses: pd.DataFrame, truth: pd.DataFrame, known_source: str,
+                     threshold: float = 0.92) -> dict[str, Any]:
+    """Grade :func:`bench.attacks.whole_name.attack`: per route, over records outside the colluding source, the
+    share whose name words are guessed exactly at Dice >= ``threshold``. Apart: persons the colluding partner
+    does not hold (a decoding) and persons it holds (membership, what linkage itself computes)."""
+    t = truth[["source", "source_record_id", "person_id", "words"]].dropna(subset=["words"])
+    held = set(t.loc[t["source"] == known_source, "person_id"])
+    others = t[t["source"] != known_source]
+    out: dict[str, Any] = {"known_source": known_source, "threshold": threshold,
+                           "known_records": int((t["source"] == known_source).sum())}
+    for route in ("same_birth_date", "any_birth_date"):
+        g = guesses[guesses["route"] == route]
+        base = others if route == "same_birth_date" else others.merge(g[["source", "source_record_id"]])
+        m = base.merge(g, on=["source", "source_record_id"], how="left")
+        kept = (m["confidence"].fillna(0) >= threshold).to_numpy()
+        right = kept & (m["guess"].astype(object).to_numpy() == m["words"].astype(object).to_numpy())
+        shares_word = kept & np.array([bool(set(str(a).split()) & set(str(b).split()))
+                                       for a, b in zip(m["guess"], m["words"], strict=True)], dtype=bool)
+        block = {}
+        for label, mask in (("persons_the_partner_does_not_hold", ~m["person_id"].isin(held).to_numpy()),
+                            ("persons_the_partner_holds", m["person_id"].isin(held).to_numpy())):
+            n = int(mask.sum())
+            persons = m.loc[mask, "person_id"].nunique()
+            block[label] = {
+                "records": n, "guessed": int((kept & mask).sum()), "recovered": int((right & mask).sum()),
+                "recovered_share": round(float((right & mask).sum()) / n, 5) if n else None,
+                "persons_recovered_share":
+                    round(m.loc[right & mask, "person_id"].nunique() / persons, 5) if persons else None,
+                "precision": round(float((right & mask).sum()) / (kept & mask).sum(), 4) if (kept & mask).sum() else None,
+                "guessed_sharing_a_word": int((shares_word & mask).sum()),
+            }
+        block["max_dice"] = round(float(g["confidence"].max()), 4) if len(g) else None
+        out[route] = block
+    return out

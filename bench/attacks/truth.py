@@ -25,7 +25,8 @@ def _plain_encoder_class():
 
     class PlaintextEncoder(Encoder):
         """Identity "encodings": every ``enc_`` column holds the normalised plaintext it would encode (record ids
-        stay keyed). Scheme 2's columns: names, parts, initials, suffix, sex, ZIP, ISO date, SSN, address."""
+        stay keyed). Scheme 3's columns: names, parts, all name words, initials, suffix, sex, ZIP, ISO date, SSN,
+        address."""
 
         def encode_features(self, features, rids):
             f = {k: (pc.cast(pc.cast(v, pa.date32()), pa.string()) if k == "dob" else
@@ -42,8 +43,8 @@ def _plain_encoder_class():
                    "enc_fn_ssn": f["first"], "enc_ln_ssn": f["last"],
                    "enc_nm_pair": pc.binary_join_element_wise(pc.fill_null(f["first"], ""),
                                                               pc.fill_null(f["last"], ""), "|")}
-            for col, src in (("enc_fn_bf", "first"), ("enc_ln_bf", "last"), ("enc_dobp_bf", "dob"),
-                             ("enc_ssnp_bf", "ssn")):
+            for col, src in (("enc_fn_bf", "first"), ("enc_ln_bf", "last"), ("enc_nw_bf", "name_words"),
+                             ("enc_dobp_bf", "dob"), ("enc_ssnp_bf", "ssn")):
                 out[col] = pc.cast(f[src], pa.binary())
             return {c: out[c] for c in ENCODING_COLUMNS}
 
@@ -89,7 +90,8 @@ def derive_scheme1_plaintext(plain: pd.DataFrame) -> None:
 
 def truth_table(pop: Population) -> pd.DataFrame:
     """One row per person record: source, source_record_id, person_id, race_eth, sex, first, last,
-    birth_year (string), zip, plus every other normalised value the kit encodes (``p_`` columns)."""
+    birth_year (string), zip, words (all name words, scheme 3), plus every other normalised value the kit encodes
+    (``p_`` columns)."""
     from partner_kit import Encoder, load_profile
 
     frames = []
@@ -100,6 +102,8 @@ def truth_table(pop: Population) -> pd.DataFrame:
         frames.append(t)
     plain = pd.concat(frames, ignore_index=True)
     plain = plain.rename(columns={c: "p_" + c.removeprefix("enc_") for c in plain.columns if c.startswith("enc_")})
+    if "p_nw_bf" in plain:  # scheme 3's whole-name filter holds the record's name words
+        plain["words"] = [bytes(v).decode() if v is not None else None for v in plain["p_nw_bf"]]
     plain = plain.drop(columns=[c for c in plain.columns if c.endswith("_bf")])
     derive_scheme1_plaintext(plain)
     plain["first"], plain["last"] = plain["p_fn_full"], plain["p_ln_full"]

@@ -338,6 +338,28 @@ def test_resent_period_supersedes_and_keeps_both_loads(home):
         assert con.execute("select load_id from loads where is_current").fetchall() == [(second,)]
 
 
+def test_a_zone_of_an_older_kit_takes_a_newer_kits_columns_without_losing_its_rows(home):
+    """Upgrading the kit: the first scheme-3 envelope arrives at a linkage zone built from scheme 2 (no
+    ``enc_nw_bf``). The column is added (blank for the older loads) and the rows land by name."""
+    env = envelopes(home, "county", "clients")[0]
+    keep_only(home, [env])
+    held = home.root / "held-original.vpdc"
+    shutil.copy(env, held)
+    run_landing_sensor_once(home)
+    with duckdb.connect(str(home.linkage_db)) as con:  # the zone as scheme 2 left it
+        con.execute("alter table encodings drop column enc_nw_bf")
+        con.execute("update encodings set enc_scheme = 'vpdc-encoding-v2'")
+        before = con.execute("select count(*) from encodings").fetchall()[0][0]
+    resent = reseal(home, encoded(home, held), held)
+    runs = run_landing_sensor_once(home)
+    assert all(r.success for r in runs), [r.error for r in runs]
+    second = entry_manifest(home.archive / "county" / resent.name).envelope_id
+    with duckdb.connect(str(home.linkage_db), read_only=True) as con:
+        rows = dict(con.execute("select load_id = ?, count(enc_nw_bf) from encodings group by 1", [second]).fetchall())
+        n = con.execute("select count(*) from encodings where load_id = ?", [second]).fetchall()[0][0]
+    assert rows == {False: 0, True: n} and n == before  # the old load kept, blank; the new one complete
+
+
 def test_late_arriving_older_envelope_does_not_become_current(home):
     env = envelopes(home, "county", "clients")[0]
     keep_only(home, [])

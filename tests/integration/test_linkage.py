@@ -10,7 +10,7 @@ import pytest
 from envelope.format import read_manifest
 from envelope.keys import Custodian, WarehouseKeyRing
 from landing.ingest import ingest_envelope
-from linkage.model import KeyVersionError, LinkageParams, prepare_inputs
+from linkage.model import EncodingSchemeError, KeyVersionError, LinkageParams, prepare_inputs
 from linkage.run import LinkageMemoryError, export_person_map, run_linkage
 from partner_kit.profiles import partners
 from scoring.linkage import cluster_metrics, load_truth, pairwise_metrics
@@ -135,6 +135,26 @@ def test_model_of_another_key_version_is_not_applied_incrementally(home):
     with pytest.raises(KeyVersionError, match="full linkage"):
         run_linkage(home.linkage_db, now=NOW, mode="incremental")
     assert run_linkage(home.linkage_db, now=NOW, mode="auto").mode == "full"  # auto retrains instead
+
+
+def test_encodings_of_an_older_scheme_are_refused_naming_the_source(home):
+    """A partner still on an older kit: its rows cannot be compared with scheme 3's (other columns, other levels)."""
+    police = boundary(home).source_label("police")
+    with duckdb.connect(str(home.linkage_db)) as con:
+        con.execute("update encodings set enc_scheme = 'vpdc-encoding-v2', enc_nw_bf = null where source = ?", [police])
+        with pytest.raises(EncodingSchemeError, match=f"{police} [0-9,]+ rows under vpdc-encoding-v2.*re-send"):
+            prepare_inputs(con)
+
+
+def test_model_of_an_older_release_is_not_applied_incrementally(home):
+    """A saved model of other comparisons (an older release) never scores new records: auto relinks everything."""
+    run_linkage(home.linkage_db, now=NOW, mode="full")
+    with duckdb.connect(str(home.linkage_db)) as con:
+        con.execute("update linkage_runs set model_version = 'vpdc-linkage/2'")
+    with pytest.raises(KeyVersionError, match="vpdc-linkage/2.*full linkage"):
+        run_linkage(home.linkage_db, now=NOW, mode="incremental")
+    again = run_linkage(home.linkage_db, now=NOW, mode="auto")
+    assert again.mode == "full" and again.new_records == sum(again.records.values())
 
 
 def test_source_with_zero_linkable_records_is_reported_not_a_crash(sent_home, tmp_path):

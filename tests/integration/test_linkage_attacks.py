@@ -2,7 +2,7 @@
 
 An insider with read access to linkage.duckdb and NO key runs the attacks of the literature against the
 encodings; the separate scorer grades their guesses against the synthetic truth. One population is encoded
-twice: by the partner kit (encoding scheme 2, ADR 0009) and by the legacy encoder of the hardening
+twice: by the partner kit (encoding scheme 3, ADR 0009 and 0014) and by the legacy encoder of the hardening
 experiments (scheme 1, the kit before ADR 0009, from the same normalised plaintext under a fresh key).
 Every attack must still WORK on scheme 1 (the suite has not gone blind: thresholds in ``WORKS``) and must
 recover under ``HARDENED_MAX`` (1 %) of records and of persons on scheme 2, at any confidence.
@@ -66,7 +66,18 @@ def reports(tmp_path_factory) -> dict[str, dict]:
     for label, db in (("scheme1", scheme1), ("scheme2", pop.linkage_db)):
         guesses, seconds = run_attacks(db, ref)
         out[label] = grade(db, truth, guesses, seconds)
+    out["whole_name"] = whole_name_report(pop.linkage_db, truth)
     return out
+
+
+def whole_name_report(db: Path, truth) -> dict:
+    """The known-records attack on scheme 3's whole-name filter: the partner with the most records colludes."""
+    from bench.attacks import whole_name
+    from bench.attacks.score import score_whole_name
+
+    source = truth["source"].value_counts().index[0]
+    known = truth.loc[truth["source"] == source, ["source", "source_record_id", "words"]]  # the partner's own
+    return score_whole_name(whole_name.attack(db, known), truth, source)
 
 
 def _block(report: dict, attack: str, part: str) -> dict:
@@ -96,6 +107,21 @@ def test_each_attack_works_on_scheme_1(reports, attack, part):
 @pytest.mark.parametrize("attack,part", list(WORKS))
 def test_each_attack_recovers_under_one_percent_on_scheme_2(reports, attack, part):
     resists(reports, attack, part)
+
+
+def test_whole_name_filter_gives_a_colluding_partner_no_one_else(reports):
+    """Scheme 3's whole-name filter (ADR 0014): a partner who knows the names of all its own records finds its own
+    clients' other records under the same birth date (the attack works: that is what linkage computes), and
+    decodes under 1 % of anyone else's names, by birth date or ignoring the salt (there filters are noise)."""
+    r = reports["whole_name"]
+    held = r["same_birth_date"]["persons_the_partner_holds"]
+    assert held["records"] > 100 and held["recovered_share"] > 0.5 and held["precision"] > 0.9, held
+    for route in ("same_birth_date", "any_birth_date"):
+        other = r[route]["persons_the_partner_does_not_hold"]
+        assert other["records"] > 100, other
+        assert max(other["recovered_share"], other["persons_recovered_share"]) < HARDENED_MAX, (route, other)
+    assert r["any_birth_date"]["max_dice"] < 0.92  # another salt: no filter of another birth date comes close
+    assert r["any_birth_date"]["persons_the_partner_holds"]["recovered"] == 0
 
 
 def test_bloom_attack_knows_which_guesses_are_right_on_scheme_1(reports):

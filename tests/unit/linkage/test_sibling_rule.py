@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from envelope.keys import LinkageSecret
 from linkage.model import BLOOMS, COLUMNS, LinkageParams, sibling_rule
 from partner_kit import Encoder
+from partner_kit.normalise import name_words
 
 ENC = Encoder(LinkageSecret.from_master("v1", b"s" * 32))
 BASE = {"first": "MARIA", "last": "NGUYEN", "middle_init": "T", "dob": date(2011, 5, 14), "sex": "F",
@@ -19,6 +20,8 @@ BASE = {"first": "MARIA", "last": "NGUYEN", "middle_init": "T", "dob": date(2011
 
 
 def _row(features: dict, rid: str) -> dict:
+    # scheme 3: the whole-name filter holds the words of both names (no middle name in these records)
+    features = {"name_words": name_words(features.get("first"), None, features.get("last"))} | features
     enc = ENC.encode_record(features, rid)
     row = {short: enc[col] for col, short in COLUMNS.items()}
     row["dob_k"] = enc["enc_dob_full"]
@@ -54,12 +57,20 @@ def test_twins_without_an_agreeing_ssn_or_middle_initial_are_held_apart():
     {"first": "MARIA"},              # the same first name
     {"first": "MARIAH"},             # a typo-sized difference (Dice band)
     {"first": "NGUYEN", "last": "MARIA"},  # first and last swapped
+    {"first": "NGUYEN", "last": "MARIAH"},  # swapped and a typo besides: only the whole name sees one name (scheme 3)
     {"dob": date(2011, 5, 15)},      # another birthday: not a same-birthday pair
     {"first": None},                 # no first name to compare
 ])
 def test_evidence_of_one_person_keeps_the_link(change):
     other = BASE | {"first": "ROSA", "middle_init": "Q", "ssn": "555443333"} | change
     assert not held_apart(BASE, other), change
+
+
+def test_a_swap_with_a_typo_is_held_apart_without_the_whole_name_filter():
+    """The case scheme 3 is for: without ``enc_nw_bf`` (blank) the rule sees two first names and holds them apart."""
+    other = BASE | {"first": "NGUYEN", "last": "MARIAH", "middle_init": "Q", "ssn": "555443333"}
+    assert held_apart(BASE | {"name_words": None}, other | {"name_words": None})
+    assert not held_apart(BASE, other)
 
 
 def test_run_clustering_drops_held_apart_edges_unless_switched_off():

@@ -1,4 +1,4 @@
-"""Encoding scheme 2 (ADR 0009): per-field keys, cross-field salts, hardened filters with no length leak."""
+"""Encoding scheme 3 (ADR 0009, ADR 0014): per-field keys, cross-field salts, hardened filters with no length leak."""
 
 import os
 from datetime import date
@@ -17,6 +17,7 @@ from partner_kit.encode import (
     EncodingParams,
     dice,
 )
+from partner_kit.normalise import name_words, normalise_given, normalise_surname
 
 SECRET = LinkageSecret.from_master("v1", b"k" * 32)
 OTHER = LinkageSecret.from_master("v1", b"j" * 32)
@@ -35,7 +36,8 @@ def enc(features, secret=SECRET, rid=RID, params=None):
 def test_every_column_is_written_with_the_scheme():
     out = enc(rec(sex="F", zip="28206", ssn="234567890", addr="1 ELM ST", middle_init="A", suffix="JR"))
     assert list(out) == list(ENCODING_COLUMNS) and out["enc_scheme"] == ENCODING_SCHEME
-    assert [c for c, v in out.items() if v is None] == ["enc_ln_part1", "enc_ln_part2"]  # not a compound surname
+    # not a compound surname; no name words given
+    assert [c for c, v in out.items() if v is None] == ["enc_ln_part1", "enc_ln_part2", "enc_nw_bf"]
 
 
 @given(names)
@@ -96,6 +98,39 @@ def test_similar_names_under_one_birthday_score_higher_than_different():
     assert dice(jon, john) > 0.9 > dice(jon, maria)
 
 
+def words(first, last, middle=None, **kw):
+    return rec(first=normalise_given(first), last=normalise_surname(last).compact,
+               name_words=name_words(first, middle, last), **kw)
+
+
+def test_whole_name_filter_ignores_which_field_a_name_is_in():
+    """Scheme 3: family name first, a middle name merged or moved give the same (or nearly the same) words."""
+    a = enc(words("Anh", "Nguyen"))["enc_nw_bf"]
+    assert enc(words("Nguyen", "Anh"))["enc_nw_bf"] == a  # swapped fields: the same filter under one salt
+    assert enc(words("Anh", "Nguyen Thi"))["enc_nw_bf"] != a
+    merged, moved = enc(words("Thi Anh", "Nguyen")), enc(words("Anh", "Nguyen", middle="Thi"))
+    assert dice(merged["enc_nw_bf"], moved["enc_nw_bf"]) == 1
+    # a swap plus a transliteration: both field comparisons see different names, the words are close
+    a, b = enc(words("Xiaoming", "Zhang")), enc(words("Zhang", "Xiaomin"))
+    assert a["enc_fn_full"] != b["enc_fn_full"] and a["enc_nm_pair"] != b["enc_nm_pair"]
+    assert dice(a["enc_nw_bf"], b["enc_nw_bf"]) >= 0.92
+    # twins: one surname, different given names stay below the sibling exception
+    for x, y in (("Jennifer", "Jessica"), ("Michael", "Matthew"), ("Ashley", "Amber")):
+        assert dice(enc(words(x, "Smith"))["enc_nw_bf"], enc(words(y, "Smith"))["enc_nw_bf"]) < 0.9
+    # its own key: the whole-name filter of a one-word name is not that name's first-name filter
+    one = enc(words("Maria", "Maria"))
+    assert dice(one["enc_nw_bf"], one["enc_fn_bf"]) < 0.8
+
+
+@given(st.lists(names, min_size=1, max_size=4), st.randoms())
+def test_whole_name_filter_is_the_same_for_any_order_of_the_words(ws, rnd):
+    shuffled = ws[:]
+    rnd.shuffle(shuffled)
+    a = enc(rec(name_words=" ".join(ws)))["enc_nw_bf"]
+    assert a == enc(rec(name_words=" ".join(shuffled)))["enc_nw_bf"]
+    assert int.from_bytes(a, "big").bit_count() == 256  # balanced: no length leak either
+
+
 def test_dob_filter_is_fuzzy_for_a_digit_typo_and_a_day_month_swap():
     base = enc(rec(dob=date(1990, 3, 7)))["enc_dobp_bf"]
     swap = enc(rec(dob=date(1990, 7, 3)))["enc_dobp_bf"]
@@ -149,6 +184,7 @@ records = st.fixed_dictionaries({
     "ssn": st.one_of(st.none(), st.from_regex(r"\A[1-8][0-9]{8}\Z")),
     "addr": st.one_of(st.none(), st.sampled_from(["1 ELM ST", "9 OAK AVE APT 2", "NOWHERE"])),
     "zip": st.one_of(st.none(), st.from_regex(r"\A28[0-9]{3}\Z")),
+    "name_words": st.one_of(st.none(), st.lists(names, min_size=1, max_size=4).map(" ".join)),
 })
 rids = st.from_regex(r"\A[A-Za-z0-9_-]{20}\Z")
 

@@ -43,7 +43,7 @@ def test_encode_extract_writes_encodings_content_and_rejects(tmp_path, keyring):
     assert t.column("RACE").to_pylist() == ["W", "B", "A"]
     assert t.column("enc_dob_full").null_count == 2 and t.column("enc_fn_full").null_count == 0
     assert set(t.column("linkage_key_version").to_pylist()) == {"v1"}
-    assert set(t.column("enc_scheme").to_pylist()) == {"vpdc-encoding-v2"}
+    assert set(t.column("enc_scheme").to_pylist()) == {"vpdc-encoding-v3"}
     rejects = list(csv.DictReader(open(s.rejects)))
     assert [(r["row"], r["field"], r["rule"]) for r in rejects] == [
         ("4", "FNAME+LNAME", "name_missing"), ("5", "PERSON_ID", "record_id_missing")]
@@ -119,7 +119,8 @@ def test_hospital_b_formatted_names_and_pipe_delimiter(tmp_path, keyring):
     assert s.rows_encoded == 1
     t = pq.read_table(out).to_pylist()[0]
     want = enc.encode_record({"first": "JOHN", "last": "SMITH", "middle_init": "A", "suffix": "JR",
-                              "dob": date(1994, 3, 7), "sex": "M", "zip": "28202"}, t["source_record_id"])
+                              "dob": date(1994, 3, 7), "sex": "M", "zip": "28202", "name_words": "JOHN SMITH"},
+                             t["source_record_id"])
     assert {c: t[c] for c in want} == want
     assert t["birth_year"] == 1994
 

@@ -19,6 +19,7 @@ from partner_kit.extract import _content_parser
 from partner_kit.geocode import AddressPoints
 from partner_kit.normalise import (
     NormaliseError,
+    name_words,
     normalise_address,
     normalise_given,
     normalise_sex,
@@ -79,6 +80,7 @@ def reference(profile, rows: list[dict[str, str]]) -> tuple[list[dict], set[tupl
             "middle_init": middle[0] if middle else None, "suffix": sfx, "dob": dob,
             "sex": normalise_sex(row[ids["sex"]], ids.get("sex_map", {})), "ssn": ssn,
             "addr": normalise_address(row[ids["address"]]), "zip": normalise_zip(row[ids["zip"]]),
+            "name_words": name_words(first_raw, middle_raw, last_raw),
         }
         derived = {}
         if profile.geocode:  # the residence tract: the scalar normalisers' key in the site's address points

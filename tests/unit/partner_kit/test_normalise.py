@@ -5,8 +5,11 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from partner_kit.normalise import (
+    PARTICLES,
+    SUFFIXES,
     NormaliseError,
     clean_text,
+    name_words,
     normalise_address,
     normalise_given,
     normalise_ssn,
@@ -241,3 +244,41 @@ def test_name_fast_paths_equal_the_general_normalisers(s):
 
     assert normalise_given(s) == _normalise_given(s)
     assert normalise_surname(s) == _normalise_surname(s)
+
+
+name_parts = st.one_of(st.none(), st.text(max_size=25),
+                       st.lists(st.sampled_from(["Anh", "Thi", "Nguyen", "van", "de la", "Jr", "Dr.", "José", "O'Brien",
+                                                 "Mary-Ann", "X", "3rd", "NULL"]), max_size=4).map(" ".join))
+
+
+@given(name_parts, name_parts, name_parts)
+def test_name_words_are_order_free_sorted_unique_words_of_letters(a, b, c):
+    out = name_words(a, b, c)
+    assert out == name_words(c, a, b) == name_words(b, c, a) == name_words(f"{a or ''} {b or ''}", None, c)
+    if out is not None:
+        ws = out.split(" ")
+        assert ws == sorted(set(ws)) and all(len(w) > 1 and w.isalpha() and w.isupper() and w.isascii() for w in ws)
+        assert name_words(out) == out  # idempotent
+
+
+@given(name_parts, name_parts, name_parts)
+def test_name_words_hold_every_word_of_the_normalised_names(a, b, c):
+    """A one-word given name of two letters or more the field normaliser keeps, the whole name keeps; and every
+    word of the whole name is a word of one of the fields."""
+    out = set((name_words(a, b, c) or "").split())
+    for part in (a, b):
+        given_name = normalise_given(part)
+        if given_name and len(given_name) > 1 and given_name.isalpha() and len(clean_text(part).split()) == 1 \
+                and given_name not in PARTICLES and given_name not in SUFFIXES:
+            assert given_name in out
+    assert out <= {w for p in (a, b, c) for w in clean_text(p).split()}
+
+
+@pytest.mark.parametrize("parts, words", [
+    (("Nguyen", "Van Anh", "Thi"), "ANH NGUYEN THI"),
+    (("Dr. Mary-Ann", None, "de la Cruz Jr."), "ANN CRUZ MARY"),
+    (("José", "", "O'Brien"), "JOSE OBRIEN"),
+    (("X", "NULL", "3rd"), None),
+])
+def test_name_words_examples(parts, words):
+    assert name_words(*parts) == words
