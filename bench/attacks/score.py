@@ -116,7 +116,7 @@ def score_whole_name(guesses: pd.DataFrame, truth: pd.DataFrame, known_source: s
     others = t[t["source"] != known_source]
     out: dict[str, Any] = {"known_source": known_source, "threshold": threshold,
                            "known_records": int((t["source"] == known_source).sum())}
-    for route in ("same_birth_date", "any_birth_date"):
+    for route in ("same_birth_date", "other_birth_date"):
         g = guesses[guesses["route"] == route]
         base = others if route == "same_birth_date" else others.merge(g[["source", "source_record_id"]])
         m = base.merge(g, on=["source", "source_record_id"], how="left")

@@ -10,7 +10,8 @@ partner** (a few thousand records, each with its filter). For every other record
 
 * **same birth date**: the known record of that date whose filter is closest (Dice); its words are the guess
   when Dice >= ``threshold`` (the linkage's own whole-name level: a pair that close is one person's variants);
-* **any birth date** (an attacker who ignores the salt): the same over all known records, on a sample.
+* **another birth date** (an attacker who ignores the salt): the closest known record of any other birth date,
+  for a sample of records.
 
 Scored against the synthetic truth: a guess is right when the guessed words are the record's words. Reported
 apart: records of persons the colluding partner does **not** hold (a real decoding: what the target is about)
@@ -47,7 +48,8 @@ def attack(linkage_db: Path, known: pd.DataFrame, *, seed: int = 7) -> pd.DataFr
     """The known-records attack on ``enc_nw_bf``. ``known``: the colluding partner's records (``source``,
     ``source_record_id``, ``words``: their true name words). Returns one row per other record the attacker
     guessed: source, source_record_id, guess (words), confidence (Dice), route ("same_birth_date" for every
-    record that shares a birth date with a known one; "any_birth_date" for a sample of all)."""
+    record that shares a birth date with a known one; "other_birth_date": for a sample of all, the closest known
+    record of another birth date)."""
     zone = load_zone(linkage_db, ("enc_dob_full", "enc_nw_bf"))
     cols = ["source", "source_record_id", "guess", "confidence", "route"]
     if "enc_nw_bf" not in zone or zone["enc_nw_bf"].isna().all():
@@ -72,7 +74,10 @@ def attack(linkage_db: Path, known: pd.DataFrame, *, seed: int = 7) -> pd.DataFr
     if len(unknown) and len(known_rows):
         sample = np.random.default_rng(seed).choice(unknown, size=min(ANY_DATE_SAMPLE, len(unknown)), replace=False)
         d = _dice(bits[sample], bits[known_rows])
+        dob = z["enc_dob_full"].to_numpy()
+        same = (dob[sample][:, None] == dob[known_rows][None, :]) & pd.notna(dob[sample])[:, None]
+        d[same] = -1.0  # only other birth dates: the same one is the route above
         best = d.argmax(axis=1)
         for i, b, c in zip(sample, known_rows[best], d[np.arange(len(sample)), best], strict=True):
-            rows.append((z.at[i, "source"], z.at[i, "source_record_id"], words[b], float(c), "any_birth_date"))
+            rows.append((z.at[i, "source"], z.at[i, "source_record_id"], words[b], float(c), "other_birth_date"))
     return pd.DataFrame(rows, columns=cols)
