@@ -18,8 +18,10 @@ import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 from partner_kit.normalise import normalise_address_array, normalise_zip_array
 
@@ -42,48 +44,79 @@ class AddressPoints:
     points: dict[str, str] = field(default_factory=dict)
     ambiguous: int = 0
     source: str = ""
+    #: the lookup as two aligned arrays (keys, tracts): what :meth:`load` builds; ``points`` is for small lookups
+    #: made in code (tests, trials) and is read when the arrays are absent
+    arrays: tuple[pa.Array, pa.Array] | None = None
 
     @classmethod
     def load(cls, path: Path) -> AddressPoints:
+        """Read an address-points file (CSV, UTF-8, header naming at least :data:`ADDRESS_POINT_COLUMNS`).
+
+        Read column-wise with Arrow's CSV reader (a county's list has hundreds of thousands of points; it is read
+        once per kit run). Every tract must be an 11-digit GEOID: the first that is not is named with its line.
+        """
         path = Path(path)
         if not path.is_file():
             raise GeocodeError(f"{path}: no address-points file (columns {', '.join(ADDRESS_POINT_COLUMNS)}; the "
                                "county's master address list with census tracts), needed by the profile's "
                                "\"geocode\"")
-        with path.open(newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            missing = [c for c in ADDRESS_POINT_COLUMNS if c not in (reader.fieldnames or [])]
-            if missing:
-                raise GeocodeError(f"{path}: missing columns {missing} (the header must name "
-                                   f"{', '.join(ADDRESS_POINT_COLUMNS)})")
-            addresses, zips, tracts = [], [], []
-            for line, row in enumerate(reader, start=2):
-                tract = (row["tract"] or "").strip()
-                if not (len(tract) == 11 and tract.isdigit()):
-                    raise GeocodeError(f"{path}: line {line}: tract {tract[:20]!r} is not an 11-digit census tract")
-                addresses.append(row["address"] or "")
-                zips.append(row["zip"] or "")
-                tracts.append(tract)
-        keys = _keys(pa.array(addresses, pa.string()), pa.array(zips, pa.string())).to_pylist()
-        points: dict[str, str] = {}
-        clash: set[str] = set()
-        for k, t in zip(keys, tracts, strict=True):
-            if k is None:
-                continue
-            if points.setdefault(k, t) != t:
-                clash.add(k)
-        for k in clash:
-            del points[k]
-        return cls(points, len(clash), str(path))
+        try:
+            with path.open("rb") as f:
+                header = f.readline().decode("utf-8-sig").strip()
+            names = next(csv.reader([header]), [])
+        except (OSError, UnicodeDecodeError) as exc:
+            raise GeocodeError(f"{path}: not a readable UTF-8 CSV file ({type(exc).__name__})") from None
+        missing = [c for c in ADDRESS_POINT_COLUMNS if c not in names]
+        if missing:
+            raise GeocodeError(f"{path}: missing columns {missing} (the header must name "
+                               f"{', '.join(ADDRESS_POINT_COLUMNS)})")
+        try:
+            table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(encoding="utf-8"),
+                                   convert_options=pacsv.ConvertOptions(
+                                       include_columns=list(ADDRESS_POINT_COLUMNS),
+                                       column_types={c: pa.string() for c in ADDRESS_POINT_COLUMNS},
+                                       strings_can_be_null=False, quoted_strings_can_be_null=False))
+        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+            raise GeocodeError(f"{path}: not a well-formed CSV file: {str(exc).splitlines()[0][:200]}") from None
+        tracts = pc.utf8_trim_whitespace(table.column("tract").combine_chunks())
+        bad = pc.invert(pc.match_substring_regex(tracts, TRACT_PATTERN))
+        if pc.any(bad).as_py():
+            row = pc.index(bad, True).as_py()
+            tract = tracts[row].as_py()
+            raise GeocodeError(f"{path}: line {row + 2}: tract {tract[:20]!r} is not an 11-digit census tract")
+        keys = _keys(table.column("address").combine_chunks(), table.column("zip").combine_chunks())
+        pairs = pa.table({"k": keys, "t": tracts}).filter(pc.is_valid(keys))
+        per_key = pairs.group_by("k").aggregate([("t", "min"), ("t", "max")])
+        single = pc.equal(per_key.column("t_min"), per_key.column("t_max"))
+        kept = per_key.filter(single)
+        return cls({}, per_key.num_rows - kept.num_rows, str(path),
+                   arrays=(kept.column("k").combine_chunks(), kept.column("t_min").combine_chunks()))
+
+    def __len__(self) -> int:
+        return len(self.arrays[0]) if self.arrays is not None else len(self.points)
 
     def tracts(self, normalised_address: pa.Array, normalised_zip: pa.Array) -> pa.Array:
-        """The tract of each (already normalised) address and ZIP, null where the file has no single tract."""
+        """The tract of each (already normalised) address and ZIP, null where the file has no single tract.
+
+        A county's list has about a point per resident; a batch of an extract far fewer distinct addresses. So the
+        batch's distinct keys are hashed and the list is probed against them (hashing the list on every batch
+        was most of the lookup's cost at 1,000,000 persons).
+        """
         keys = pc.binary_join_element_wise(normalised_address, normalised_zip, "|")
-        if not self.points:
+        if self.arrays is not None:
+            index, values = self.arrays
+        elif self.points:
+            index, values = pa.array(list(self.points), pa.string()), pa.array(list(self.points.values()), pa.string())
+        else:
             return pa.nulls(len(keys), pa.string())
-        index = pa.array(list(self.points), pa.string())
-        values = pa.array(list(self.points.values()), pa.string())
-        return pc.take(values, pc.index_in(keys, index))
+        distinct = pc.unique(keys.drop_null())
+        at = pc.index_in(index, value_set=distinct)  # for each point: its key's place among the batch's, or null
+        found = pc.is_valid(at)
+        where = np.full(len(distinct), -1, dtype=np.int64)
+        where[pc.filter(at, found).to_numpy(zero_copy_only=False)] = np.flatnonzero(
+            found.to_numpy(zero_copy_only=False))
+        tract_of_distinct = pc.take(values, pa.array(where, mask=where < 0))
+        return pc.take(tract_of_distinct, pc.index_in(keys, value_set=distinct))
 
 
 def _keys(address: pa.Array, zip_: pa.Array) -> pa.Array:
