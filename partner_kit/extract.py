@@ -57,7 +57,7 @@ from workspace.files import atomic_path, atomic_writer
 __all__ = ["KIT_VERSION", "EncodeSummary", "SchemaError", "encode_extract", "seal_encoded"]
 
 #: Recorded in every manifest (``extra.kit``).
-KIT_VERSION = "vpdc-partner-kit 0.3.0"
+KIT_VERSION = "vpdc-partner-kit 0.4.0"  # 0.4: encoding scheme 3 (ADR 0014); keep in step with kit/pyproject.toml
 
 class SchemaError(Exception):
     """The input file does not have the columns its profile expects. Names the file and the columns."""
