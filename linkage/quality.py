@@ -207,7 +207,12 @@ def write_report(report: dict[str, Any], out_dir: Path, charts: dict[str, str] |
             ("judged by their SSNs", held.get("linked_pairs_judged_by_ssn")),
             ("of which the SSNs disagree", held.get("linked_pairs_ssn_disagree")),
             ("judged at the held-out rates", held.get("linked_pairs_at_held_out_rate")),
-            ("pairs with one SSN in two persons", held.get("true_pairs_by_ssn_apart")))]))
+            ("pairs with one SSN in two persons", held.get("true_pairs_by_ssn_apart")),
+            ("pairs with equal name and birth-date tokens, both with an SSN",
+             (rates.get("ssn_disagreement") or {}).get("pairs")),
+            ("share of those whose SSNs disagree (allowed for as one person's)",
+             (rates.get("ssn_disagreement") or {}).get("rate")),
+            ("true pairs with disagreeing SSNs estimated missed", held.get("true_pairs_ssn_disagree_missed")))]))
     if report["run"].get("held_apart_as_siblings") is not None:
         parts.append(f"<p>Links held apart by the same-birthday sibling rule: {report['run'].get('held_apart_as_siblings')}"
                      "</p>")

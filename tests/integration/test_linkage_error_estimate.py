@@ -37,6 +37,34 @@ def linked(tmp_path_factory):
     return result, report
 
 
+@pytest.fixture(scope="module")
+def linked_with_ssn_errors(tmp_path_factory):
+    """The same kind of population, with one person's SSNs disagreeing far more often than keying typos do: 4 % of
+    the SSN-bearing records get another, unrelated SSN (token, last four, filter, SSN-salted names), as FEBRL's
+    duplicates and records keyed from the wrong family member do."""
+    from bench.attacks.zone import build_population, linkage_secret, register_loads
+    from linkage.pipeline import latest_run
+    from linkage.quality import build_report
+    from linkage.run import run_linkage
+    from scoring.linkage import add_truth, load_truth
+
+    pop = build_population(tmp_path_factory.mktemp("estimate-ssn") / "home", persons=PERSONS, seed=SEED)
+    register_loads(pop.linkage_db)
+    with duckdb.connect(str(pop.linkage_db)) as con:
+        con.execute("select setseed(0.31)")
+        fresh = "substr(md5(random()::varchar), 1, 16)"
+        con.execute(f"""update encodings set enc_ssn_full = {fresh}, enc_ssn_last4 = {fresh}, enc_fn_ssn = {fresh},
+            enc_ln_ssn = {fresh}, enc_ssnp_bf = unhex(md5(random()::varchar) || md5(random()::varchar)
+                                                      || md5(random()::varchar) || md5(random()::varchar))
+            where enc_ssn_full is not null and random() < 0.04""")
+    run_linkage(pop.linkage_db, now=datetime(2026, 2, 28, 12, 0, tzinfo=UTC), mode="full")
+    with duckdb.connect(str(pop.linkage_db)) as con:
+        load_truth(con, pop.truth, linkage_secret(pop), boundary=None)
+    run = latest_run(pop.linkage_db)
+    return add_truth(build_report(pop.linkage_db, run, cluster_threshold=run["params"]["cluster_threshold"]),
+                     pop.linkage_db, as_of_year=2026)
+
+
 def test_the_estimate_is_within_one_point_of_the_true_precision_and_recall(linked):
     _, report = linked
     est, true = report["estimated"], report["truth"]["pairwise"]
@@ -47,6 +75,23 @@ def test_the_estimate_is_within_one_point_of_the_true_precision_and_recall(linke
     lo, hi = est["precision_95"]
     assert lo <= est["precision"] <= hi and lo < hi
     assert est["model"]["precision"] is not None
+
+
+def test_the_estimate_allows_for_one_persons_ssns_disagreeing(linked_with_ssn_errors):
+    """Counted as false links, such SSNs put the precision estimate points off; measured on the pairs with equal name
+    and birth-date tokens, they are allowed for and it stays within a point."""
+    report = linked_with_ssn_errors
+    est, true = report["estimated"], report["truth"]["pairwise"]
+    rate = est["held_out"]["rates"]["ssn_disagreement"]
+    assert rate["applied"] and rate["rate"] > 0.03, rate  # the 4 % of records show: about 8 % of their pairs
+    assert abs(est["precision"] - true["precision"]) <= 0.01, (est, true)
+    # recall rests on the held-out run's recall, which the noisy SSNs move through training (measured: 1.4 points
+    # low here, -0.08 on FEBRL4): held to two points, not one
+    assert abs(est["recall"] - true["recall"]) <= 0.02, (est, true)
+    # without the allowance the judged links alone would put precision below the truth by more than a point
+    judged = est["held_out"]
+    naive = 1 - (judged["linked_pairs_ssn_disagree"] / judged["linked_pairs"])
+    assert true["precision"] - naive > 0.01, (naive, true)
 
 
 def test_every_comparison_level_has_trained_parameters(linked):
