@@ -70,6 +70,9 @@ def print_link(result: dict[str, Any]) -> None:
     run, report = result.get("run"), result.get("report") or {}
     if not result["success"]:
         console.print(f"[red]linkage stopped:[/] {escape(str(result['error']))}")
+        if run:
+            console.print(f"[yellow]the figures below are the previous run's ({escape(str(run['run_id']))}), not this "
+                          "one's: its person keys still stand[/]")
     if not run:
         return
     console.print(f"linkage run {run['run_id']} ({run['mode']}): {run['total_records']:,} records → "
