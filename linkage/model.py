@@ -1,7 +1,7 @@
 """A Fellegi–Sunter model over encodings (scheme 3), with Splink 5 (DESIGN.md, "Linkage on encodings"; ADR 0009).
 
-Only the linkage zone is read: tokens and hardened Bloom filters keyed by (source, source_record_id). Scheme
-2 salts each field by another (``partner_kit.encode``), so every comparison knows when it *can* compare:
+Only the linkage zone is read: tokens and hardened Bloom filters keyed by (source, source_record_id). Schemes
+2 and 3 salt each field by another (``partner_kit.encode``), so every comparison knows when it *can* compare:
 
 * names (salted by the exact date of birth): where the dates of birth are equal, full token > first/last
   swapped > (surname) compound part > Dice bands on the folded, balanced bigram filters, with the order-free
@@ -89,7 +89,7 @@ class LinkageParams:
     sibling_whole_name_dice: float = 0.89
     #: ... nor those whose first names are at least this close (a typo, not another name). It was the lowest name
     #: band (0.89), where two short different names land by chance (different persons with different first names
-    #: reached it in 3.9 % of Asian same-DOB pairs, 2.2 % of others); at 0.92 0.3 %
+    #: reached it in 3.9 % of Asian same-DOB pairs, 2.2 % of others); 0.92 in about 0.25 % of both
     sibling_first_name_dice: float = 0.92
     #: a candidate blocking rule that alone makes more comparisons per record than this is not used
     max_comparisons_per_record: float = 400.0
@@ -137,12 +137,13 @@ def sibling_rule(params: LinkageParams = LinkageParams(), l: str = "l", r: str =
     one day (twins, triplets) rather than one person (ADR 0012).
 
     Both dates of birth present and equal; both first names present and different (not equal, not swapped with
-    the surname, not within ``sibling_first_name_dice`` of each other: a nickname or a rewritten name, not a typo); all
-    their name words, in no order, not within ``sibling_whole_name_dice`` of each other (scheme 3: one name
-    written family name first, or with the middle name moved, is one person, ADR 0014); the SSNs do not agree (missing on either side, or neither equal nor one typo apart); the middle initials do not
-    agree (missing or different). Such pairs share a surname, a birthday, an address and a ZIP, which
-    Fellegi-Sunter counts as four independent agreements (the match weight of twins was 0.9997 on the demo) when
-    for siblings they are one fact. An edge between them does not join two records into one person; the edge is
+    the surname, not within ``sibling_first_name_dice`` of each other: a nickname or a rewritten name, not a
+    typo); all their name words, in no order, not within ``sibling_whole_name_dice`` of each other (scheme 3: one
+    name written family name first, or with the middle name moved, is one person, ADR 0014); the SSNs do not
+    agree (missing on either side, or neither equal nor one typo apart); the middle initials do not agree
+    (missing or different). Such pairs share a surname, a birthday, an address and a ZIP, which Fellegi-Sunter
+    counts as four independent agreements (the match weight of twins was 0.9997 on the demo) when for siblings
+    they are one fact. An edge between them does not join two records into one person; the edge is
     kept (its probability is the model's) and the run counts how many were held apart.
     """
     def dice(col: str) -> str:
