@@ -78,6 +78,10 @@ def child_encode(home: Path, periods: tuple[str, ...], profile_run: bool) -> dic
 
     import_s = time.perf_counter() - t_imp
     h = Home(home)
+    # every encode run starts as a site's first run: the county list's normalised lookup (kept beside the list,
+    # partner_kit.geocode) is built on the first period and reused on the second, as across two monthly runs
+    for cached in h.root.glob("partners/*/reference/.*.lookup.parquet"):
+        cached.unlink()
     keyring = Custodian(h.custodian)  # the same secret every partner holds
     prof = None
     if profile_run:

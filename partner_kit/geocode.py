@@ -15,6 +15,7 @@ guess, and the summary counts how many rows were not placed.
 from __future__ import annotations
 
 import csv
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
 from partner_kit.normalise import normalise_address_array, normalise_zip_array
 
@@ -49,17 +51,33 @@ class AddressPoints:
     arrays: tuple[pa.Array, pa.Array] | None = None
 
     @classmethod
-    def load(cls, path: Path) -> AddressPoints:
+    def load(cls, path: Path, *, cache: bool = True) -> AddressPoints:
         """Read an address-points file (CSV, UTF-8, header naming at least :data:`ADDRESS_POINT_COLUMNS`).
 
-        Read column-wise with Arrow's CSV reader (a county's list has hundreds of thousands of points; it is read
-        once per kit run). Every tract must be an 11-digit GEOID: the first that is not is named with its line.
+        Read column-wise with Arrow's CSV reader. Every tract must be an 11-digit GEOID: the first that is not is
+        named with its line. Normalising a county's list (about a point per resident) was a quarter of a hospital's
+        kit run at 1,000,000 persons, and the list changes a few times a year: the lookup it gives is kept beside
+        it (:func:`lookup_cache_path`, 0600) and reused while the file's SHA-256 and the normaliser's code are
+        unchanged. The list is the county's public data, never a record of the partner. A cache that cannot be
+        read is rebuilt; one that cannot be written (a read-only folder) is skipped.
         """
         path = Path(path)
         if not path.is_file():
             raise GeocodeError(f"{path}: no address-points file (columns {', '.join(ADDRESS_POINT_COLUMNS)}; the "
                                "county's master address list with census tracts), needed by the profile's "
                                "\"geocode\"")
+        stamp = _stamp(path) if cache else None
+        if stamp is not None:
+            cached = _read_cache(path, stamp)
+            if cached is not None:
+                return cached
+        points = cls._parse(path)
+        if stamp is not None:
+            _write_cache(path, stamp, points)
+        return points
+
+    @classmethod
+    def _parse(cls, path: Path) -> AddressPoints:
         try:
             with path.open("rb") as f:
                 header = f.readline().decode("utf-8-sig").strip()
@@ -117,6 +135,52 @@ class AddressPoints:
             found.to_numpy(zero_copy_only=False))
         tract_of_distinct = pc.take(values, pa.array(where, mask=where < 0))
         return pc.take(tract_of_distinct, pc.index_in(keys, value_set=distinct))
+
+
+def lookup_cache_path(path: Path) -> Path:
+    """Where the lookup computed from an address-points file is kept: beside it, hidden."""
+    return path.with_name(f".{path.name}.lookup.parquet")
+
+
+def _stamp(path: Path) -> str:
+    """What the cached lookup depends on: the file's bytes and the normaliser's code."""
+    from partner_kit import normalise
+
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    h.update(b"\0" + Path(normalise.__file__).read_bytes() + b"\0" + Path(__file__).read_bytes())
+    return h.hexdigest()
+
+
+def _read_cache(path: Path, stamp: str) -> AddressPoints | None:
+    cache = lookup_cache_path(path)
+    if not cache.is_file():
+        return None
+    try:
+        table = pq.read_table(cache)
+        meta = table.schema.metadata or {}
+        if meta.get(b"vpdc_stamp", b"").decode() != stamp or table.column_names != ["k", "t"]:
+            return None
+        return AddressPoints({}, int(meta[b"vpdc_ambiguous"]), str(path),
+                             arrays=(table.column("k").combine_chunks(), table.column("t").combine_chunks()))
+    except (OSError, ValueError, KeyError, pa.ArrowException):
+        return None  # unreadable or foreign: rebuilt from the list
+
+
+def _write_cache(path: Path, stamp: str, points: AddressPoints) -> None:
+    from workspace.files import atomic_path
+
+    if points.arrays is None:
+        return
+    table = pa.table({"k": points.arrays[0], "t": points.arrays[1]}).replace_schema_metadata(
+        {"vpdc_stamp": stamp, "vpdc_ambiguous": str(points.ambiguous)})
+    try:
+        with atomic_path(lookup_cache_path(path), mode=0o600) as tmp:
+            pq.write_table(table, tmp)
+    except OSError:
+        pass  # a read-only reference folder: every run normalises the list again
 
 
 def _keys(address: pa.Array, zip_: pa.Array) -> pa.Array:

@@ -109,3 +109,27 @@ def test_an_encoded_hospital_extract_carries_the_tract_and_never_the_address(tmp
     assert table.column("RESIDENCE_TRACT").to_pylist() == ["37119000101", None]
     text = repr(table.to_pylist()).upper()
     assert "OAK" not in text and "UNKNOWN WAY" not in text
+
+
+def test_the_lookup_is_kept_beside_the_list_and_rebuilt_when_the_list_changes(tmp_path, monkeypatch):
+    """A county's list is normalised once, not on every run; a changed list (or a changed normaliser) is read again,
+    and a damaged cache is rebuilt, never trusted."""
+    import os
+
+    from partner_kit import geocode
+
+    path = write_points(tmp_path / "address_points.csv", [["1234 OAK ST", "28216", "37119000101"]])
+    first = AddressPoints.load(path)
+    cache = geocode.lookup_cache_path(path)
+    assert cache.is_file() and (os.stat(cache).st_mode & 0o777) == 0o600
+    calls = []
+    real = geocode.AddressPoints._parse.__func__
+    monkeypatch.setattr(geocode.AddressPoints, "_parse", classmethod(lambda cls, p: calls.append(p) or real(cls, p)))
+    again = AddressPoints.load(path)
+    assert calls == [] and lookup(again, ["1234 Oak Street"], ["28216"]) == lookup(first, ["1234 OAK ST"], ["28216"]) \
+        == ["37119000101"]
+    write_points(path, [["1234 OAK ST", "28216", "37119000999"]])  # the county moved the point to another tract
+    assert lookup(AddressPoints.load(path), ["1234 OAK ST"], ["28216"]) == ["37119000999"] and len(calls) == 1
+    cache.write_bytes(b"not parquet")
+    assert lookup(AddressPoints.load(path), ["1234 OAK ST"], ["28216"]) == ["37119000999"] and len(calls) == 2
+    assert AddressPoints.load(path, cache=False).ambiguous == 0 and len(calls) == 3
