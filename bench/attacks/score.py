@@ -121,7 +121,9 @@ def score_whole_name(guesses: pd.DataFrame, truth: pd.DataFrame, known_source: s
         base = others if route == "same_birth_date" else others.merge(g[["source", "source_record_id"]])
         m = base.merge(g, on=["source", "source_record_id"], how="left")
         kept = (m["confidence"].fillna(0) >= threshold).to_numpy()
-        right = kept & (m["guess"].astype(object).to_numpy() == m["words"].astype(object).to_numpy())
+        same = m["guess"].astype(object).to_numpy() == m["words"].astype(object).to_numpy()
+        right = kept & same
+        any_right = m["confidence"].notna().to_numpy() & same
         shares_word = kept & np.array([bool(set(str(a).split()) & set(str(b).split()))
                                        for a, b in zip(m["guess"], m["words"], strict=True)], dtype=bool)
         block = {}
@@ -136,6 +138,10 @@ def score_whole_name(guesses: pd.DataFrame, truth: pd.DataFrame, known_source: s
                     round(m.loc[right & mask, "person_id"].nunique() / persons, 5) if persons else None,
                 "precision": round(float((right & mask).sum()) / (kept & mask).sum(), 4) if (kept & mask).sum() else None,
                 "guessed_sharing_a_word": int((shares_word & mask).sum()),
+                # an attacker who takes every nearest filter's words, however far (no threshold at all)
+                "recovered_at_any_dice": int((any_right & mask).sum()),
+                "persons_recovered_share_at_any_dice":
+                    round(m.loc[any_right & mask, "person_id"].nunique() / persons, 5) if persons else None,
             }
         block["max_dice"] = round(float(g["confidence"].max()), 4) if len(g) else None
         out[route] = block
