@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 
 from envelope.format import Manifest
 from partner_kit import BLOOM_COLUMNS, ENCODING_COLUMNS, ExtractProfile
+from partner_kit.encode import ENCODING_SCHEME
 from workspace import Home
 from workspace.files import atomic_write
 
@@ -200,6 +201,8 @@ def describe_suite(profile: ExtractProfile, settings: ValidationSettings = Valid
                  + ", ".join(f"{f.name} {f.type}" for f in profile.output_schema())},
         {"engine": "arrow", "check": "key_version_accepted", "column": None,
          "rule": f"linkage key version in {list(settings.accepted_key_versions)}"},
+        {"engine": "arrow", "check": "encoding_scheme", "column": None,
+         "rule": f"manifest encoding_scheme = {ENCODING_SCHEME} (persons extracts)"},
         {"engine": "arrow", "check": "bloom_parameters", "column": None, "rule": f"bloom_bits = {settings.bloom_bytes * 8}"},
         {"engine": "arrow", "check": "row_count", "column": None, "rule": "rows = manifest row_count"},
         {"engine": "duckdb", "check": "unique", "column": "source_record_id", "rule": "no repeated value in the file"},
@@ -317,6 +320,12 @@ def validate_payload(payload: Path, profile: ExtractProfile, manifest: Manifest,
         report.checks.append(CheckOutcome("key_version_accepted", None, "error", ok_key, 1, int(not ok_key),
                                           "" if ok_key else f"{label}linkage key version {str(version)[:20]} is not "
                                           f"accepted (accepted: {', '.join(settings.accepted_key_versions)})"))
+    scheme = manifest.extra.get("encoding_scheme")
+    if scheme is not None and scheme != ENCODING_SCHEME and any(c in ENCODING_COLUMNS for c in actual.names):
+        report.checks.append(CheckOutcome("encoding_scheme", None, "error", False, 1, 1,
+                                          f"encoded with {str(scheme)[:40]}, the warehouse links {ENCODING_SCHEME}: "
+                                          "install the current partner kit and encode this period again"))
+        diff = diff or ["encoding scheme"]
     bloom_bits = manifest.extra.get("bloom_bits")
     if bloom_bits is not None and bloom_bits != settings.bloom_bytes * 8:
         report.checks.append(CheckOutcome("bloom_parameters", None, "error", False, 1, 1,

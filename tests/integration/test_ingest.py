@@ -255,6 +255,26 @@ def test_wrong_schema_version_is_quarantined(home):
     assert reason["check"] == "validation" and "police.persons/2" in reason["detail"]
 
 
+def test_envelope_of_an_older_kit_is_quarantined_naming_the_scheme_and_what_to_do(home):
+    """A partner still on kit 0.3 (encoding scheme 2): refused with the scheme named, not only a missing column."""
+    env = envelopes(home, "police", "persons")[0]
+    keep_only(home, [])
+    held = home.root / "held" / "police" / env.name
+    m = read_manifest(held)
+    old = encoded(home, held).drop_columns(["enc_nw_bf"])
+    tmp = home.root / "old-kit.parquet"
+    pq.write_table(old, tmp)
+    bad = seal_envelope(tmp, partner=m.partner, extract_type=m.extract_type, period=m.period,
+                        schema_version=m.schema_version, row_count=old.num_rows, linkage_key_version=m.linkage_key_version,
+                        keyring=PartnerKeyRing(home.partner_keys("police")), out_dir=home.landing("police"),
+                        extra=m.extra | {"encoding_scheme": "vpdc-encoding-v2", "kit": "vpdc-partner-kit 0.3.0"})
+    runs = run_landing_sensor_once(home)
+    assert not runs[0].success
+    reason = quarantined(home)[bad.name]
+    assert reason["check"] == "validation", reason
+    assert "encoded with vpdc-encoding-v2" in reason["detail"] and "encode this period again" in reason["detail"]
+
+
 def test_column_of_plaintext_names_is_refused_naming_the_column(home):
     env = envelopes(home, "police", "persons")[0]
     keep_only(home, [])
