@@ -177,6 +177,9 @@ def step_failure(res: Any) -> str:
     error = failures[0].event_specific_data.error
     while error.cause is not None and "DagsterExecutionStepExecutionError" in (error.cls_name or error.message):
         error = error.cause
+    if (error.cls_name or "").endswith("Exception"):
+        # a database or Arrow error (DuckDB's ConversionException, ...) may quote a value of a row: name the kind only
+        return f"{error.cls_name} inside the step (details in the Dagster run log)"
     lines = error.message.strip().splitlines()
     return lines[0] if lines else (error.cls_name or "run failed")
 
