@@ -6,9 +6,10 @@ and an address, and each agreement is counted as separate evidence). An honest e
 did not use. Many records carry an SSN, an identifier independent of the names, dates and addresses the model
 otherwise reads. So:
 
-1. **Hold it out.** The records that carry an SSN are linked again by the same model, blocking rules and
-   clustering, with every SSN-derived field blanked (the SSN tokens and filter, the SSN-salted name tokens): the
-   run that a population without SSNs would get.
+1. **Hold it out.** Every record is linked again by the same model, blocking rules and clustering, with every
+   SSN-derived field blanked (the SSN tokens and filter, the SSN-salted name tokens): the run that a population
+   without SSNs would get. Records that never carried one take part as in the run (a link through such a record
+   joins two that carry one); only pairs whose records both carry an SSN are labelled.
 2. **Label by it.** In that run, two records in one cluster whose SSNs agree (the same token, or one typo apart
    by the positional filter) are a correct link, otherwise a false one (the held-out precision); two records with
    the same SSN token are a true pair, and the share of those in one cluster is the held-out recall. One person's
@@ -38,7 +39,7 @@ import duckdb
 
 from linkage.model import LinkageParams, make_linker, pruned_rules, pruning
 
-__all__ = ["HELD_OUT_COLUMNS", "MIN_LABELLED_PAIRS", "apply_rates", "estimate_errors", "holdout_rates",
+__all__ = ["HELD_OUT_COLUMNS", "MIN_LABELLED_PAIRS", "apply_rates", "estimate_errors", "holdout_rates", "holdout_sample",
            "ssn_disagreement"]
 
 #: the fields derived from the SSN, blanked in the held-out run (tokens, filter and the SSN-salted names)
@@ -91,9 +92,21 @@ def _wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
     return (round(max(0.0, c - h), 5), round(min(1.0, c + h), 5))
 
 
+def holdout_sample(total: int, with_ssn: int, params: LinkageParams) -> int | None:
+    """Per mille of SSN values whose records take part in the held-out run, so that it links about
+    ``params.holdout_records`` records (every record without an SSN, and the records of a seeded share of SSN
+    values); None when all records fit. A random set of SSN values is an unbiased sample of the pairs labelled by
+    the SSN: every record of a kept value is kept. At least a tenth of the values is kept."""
+    if total <= params.holdout_records or with_ssn == 0:
+        return None
+    share = (params.holdout_records - (total - with_ssn)) / with_ssn
+    return min(999, max(100, round(1000 * share)))
+
+
 def holdout_rates(con: duckdb.DuckDBPyConnection, db_api: Any, model: dict[str, Any], params: LinkageParams, *,
                   cluster: Any, table: str = "link_input") -> dict[str, Any]:
-    """Link the SSN-bearing records with the SSN hidden; return the held-out precision and recall (aggregates).
+    """Link every record with the SSN hidden; return the held-out precision and recall of the pairs whose records
+    both carry an SSN (aggregates).
 
     Args:
         model: the trained Splink model with the run's blocking rules (``blocking_rules_to_generate_predictions``).
@@ -101,12 +114,18 @@ def holdout_rates(con: duckdb.DuckDBPyConnection, db_api: Any, model: dict[str, 
             run's own clustering (threshold and the same-birthday sibling rule), so the held-out run decides as
             the run does.
     """
-    con.execute(f"create or replace temp table _ho_input as select * replace "
-                f"({', '.join(f'null as {c}' for c in HELD_OUT_COLUMNS)}) from {table} where ssn is not null")
-    records = con.execute("select count(*) from _ho_input").fetchall()[0][0]
+    # every record, the SSN blanked: records without one take part as they do in the run (a link through a record
+    # without an SSN joins two that carry one); the rates are measured on pairs whose records both carry one
+    total, records = con.execute(f"select count(*), count(ssn) from {table}").fetchall()[0]
     out: dict[str, Any] = {"held_out": "SSN", "records": records, "available": False}
     if records < 2:
         return out | {"reason": "no record carries an SSN"}
+    sample = holdout_sample(total, records, params)
+    con.execute(f"create or replace temp table _ho_input as select * replace "
+                f"({', '.join(f'null as {c}' for c in HELD_OUT_COLUMNS)}) from {table}"
+                + (f" where ssn is null or hash(ssn, {int(params.seed)}) % 1000 < {sample}" if sample else ""))
+    out |= {"records_linked": con.execute("select count(*) from _ho_input").fetchall()[0][0],
+            "ssn_values_sampled_per_mille": sample or 1000}
     views = []
     for i, (src,) in enumerate(con.execute("select distinct source_dataset from _ho_input order by 1").fetchall()):
         views.append(f"_ho_input_{i}")
@@ -114,7 +133,8 @@ def holdout_rates(con: duckdb.DuckDBPyConnection, db_api: Any, model: dict[str, 
                     f"'{src.replace(chr(39), chr(39) * 2)}'")
     # pairs that cannot reach the threshold are skipped in the last rule (the one making the most pairs: see
     # choose_blocking_rules); the SSN comparison is blank on every held-out record, so it is left out of the bound
-    prune = pruning(model, records, params, always_null=("ssn",))
+    prune = pruning(model, con.execute("select count(*) from _ho_input").fetchall()[0][0], params,
+                    always_null=("ssn",))
     rules = [r["blocking_rule"] if isinstance(r, dict) else r for r in model["blocking_rules_to_generate_predictions"]]
     rules = rules[:-1] + pruned_rules(rules[-1:], prune)
     linker = make_linker(db_api, views, model | {"blocking_rules_to_generate_predictions": rules})
@@ -131,7 +151,8 @@ def holdout_rates(con: duckdb.DuckDBPyConnection, db_api: Any, model: dict[str, 
         from _ho_clusters x join _ho_clusters y
           on x.cluster_id = y.cluster_id and (x.source, x.source_record_id) < (y.source, y.source_record_id)
         join {table} a on a.source_dataset = x.source and a.unique_id = x.source_record_id
-        join {table} b on b.source_dataset = y.source and b.unique_id = y.source_record_id""").fetchall()[0]
+        join {table} b on b.source_dataset = y.source and b.unique_id = y.source_record_id
+        where a.ssn is not null and b.ssn is not null""").fetchall()[0]
     pairs, together = con.execute(f"""
         select count(*), count(*) filter (x.cluster_id = y.cluster_id)
         from {table} a join {table} b

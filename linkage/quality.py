@@ -109,7 +109,7 @@ def estimated(run: dict[str, Any], at: dict[str, Any]) -> dict[str, Any]:
         return {"precision": held["precision"], "recall": held["recall"], "method": "held-out SSN",
                 "precision_95": held.get("precision_95"), "recall_95": held.get("recall_95"),
                 "note": "pairwise, over the run's persons: links judged by the SSN where both records carry one, the "
-                        "rest at the error rates of a second linkage of the SSN-bearing records with the SSN hidden",
+                        "rest at the error rates of a second linkage of every record with the SSN hidden",
                 "held_out": held, "model": model}
     reason = (held.get("rates") or {}).get("reason") or ("not measured in this run" if not held else "not available")
     return {"precision": model["precision"], "recall": model["recall"], "method": "model",
@@ -199,8 +199,11 @@ def write_report(report: dict[str, Any], out_dir: Path, charts: dict[str, str] |
     if held:
         rates = held.get("rates", {})
         parts.append(_table([{"figure": k, "value": v} for k, v in (
-            ("SSN-bearing records linked with the SSN hidden", rates.get("records")),
-            ("their links", rates.get("linked_pairs")), ("of which the SSNs agree", rates.get("linked_pairs_ssn_agree")),
+            ("records carrying an SSN", rates.get("records")),
+            ("records linked again with the SSN hidden (all without one, and those of a sample of SSN values "
+             "on large runs)", rates.get("records_linked")),
+            ("SSN values in that sample, per mille", rates.get("ssn_values_sampled_per_mille")),
+            ("links between records that both carry an SSN", rates.get("linked_pairs")), ("of which the SSNs agree", rates.get("linked_pairs_ssn_agree")),
             ("pairs with one SSN", rates.get("true_pairs_by_ssn")),
             ("of which linked with the SSN hidden", rates.get("true_pairs_by_ssn_linked")),
             ("this run's within-person pairs", held.get("linked_pairs")),

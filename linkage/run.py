@@ -394,8 +394,8 @@ def _error_estimate(con: duckdb.DuckDBPyConnection, db_api: Any, params: Linkage
                     mode: str, model_run_id: str | None) -> dict[str, Any]:
     """Precision and recall of this run's clustering with the SSN held out (``linkage.holdout``, ADR 0012).
 
-    A full run measures the held-out rates (a second linkage of the SSN-bearing records with every SSN field
-    blanked); an increment reuses those of the run that trained its model and applies them to the whole current
+    A full run measures the held-out rates (a second linkage of every record with every SSN field blanked,
+    labelled by the records that carry one); an increment reuses those of the run that trained its model and applies them to the whole current
     clustering (the new keys with the old)."""
     from linkage.holdout import apply_rates, holdout_rates
 

@@ -42,3 +42,15 @@ def test_the_address_session_samples_addresses_the_same_way():
     kept = con.execute(f"select sum(n * (n - 1) / 2) from (select count(*) n from link_input where {cond} "
                        "group by addr)").fetchall()[0][0]
     assert 350_000 <= kept <= 650_000
+
+
+def test_the_held_out_run_samples_ssn_values_only_above_its_budget():
+    from linkage.holdout import holdout_sample
+
+    params = LinkageParams(holdout_records=1_000_000)
+    assert holdout_sample(900_000, 600_000, params) is None  # every record takes part
+    # 1.4 million records, 950,000 with an SSN: all 450,000 without one and 579 per mille of the SSN values
+    assert holdout_sample(1_400_000, 950_000, params) == 579
+    # records without an SSN alone over the budget: a tenth of the SSN values still labels pairs
+    assert holdout_sample(3_000_000, 1_000_000, params) == 100
+    assert holdout_sample(2_000_000, 0, params) is None  # nothing to label: the caller reports it
