@@ -270,7 +270,12 @@ def run_governance_demo(home: Home, *, now: datetime | None = None) -> dict[str,
             with reg.transaction() as s:
                 review_request(s, reviewer=who, study_id=study, decision="approve", now=now,
                                comment="Approved for the ATV evaluation as described.")
-    export = export_cohort(CohortSpec(study, "evaluator_atv", "ATV", date(2021, 1, 1), now.date(), comparison_ratio=1),
+    with reg.read() as s:
+        repins_before = _repins(s, study)
+    # a demo run again re-links everyone: its evaluator accepts the new linkage for its own study (the gate refuses a
+    # release after person-key merges or splits otherwise; the repin is audited as study.repinned)
+    export = export_cohort(CohortSpec(study, "evaluator_atv", "ATV", date(2021, 1, 1), now.date(), comparison_ratio=1,
+                                      repin=exists),
                            registry=reg, warehouse_db=home.warehouse_db, outputs_dir=home.outputs, keys_dir=home.keys,
                            now=now)
     # output checking: two independent checkers (the demo's count, governance.defaults.OUTPUT_CHECKERS) approve it
@@ -299,7 +304,16 @@ def run_governance_demo(home: Home, *, now: datetime | None = None) -> dict[str,
         refused = str(exc)
     with reg.read() as s:
         chain = audit.verify(s)
-    return {"study": study, "export": export, "refused": refused, "audit_ok": chain.ok, "audit_entries": chain.entries}
+        repinned = _repins(s, study) > repins_before
+    return {"study": study, "export": export, "refused": refused, "audit_ok": chain.ok, "audit_entries": chain.entries,
+            "repinned": repinned}
+
+
+def _repins(session: Any, study: str) -> int:
+    from governance.registry.models import AuditEntry
+
+    return session.query(AuditEntry).filter(AuditEntry.action == "study.repinned",
+                                            AuditEntry.subject == study).count()
 
 
 def print_governance(home: Home, out: Console) -> dict[str, Any]:
@@ -307,6 +321,9 @@ def print_governance(home: Home, out: Console) -> dict[str, Any]:
     export = result["export"]
     table = Table("step", "outcome", title="governance")
     table.add_row(f"request {result['study']}", "approved by every steward and the community reviewer")
+    if result.get("repinned"):
+        table.add_row("linkage pin", "this run changed person keys since the study's last release: its evaluator "
+                                     "accepted the new linkage (audited as study.repinned)")
     table.add_row("cohort export", f"{export.rows:,} rows released ({export.suppressed_rows:,} suppressed for "
                                    f"k-anonymity) to {escape(export.files[0])}")
     table.add_row("output checking", "approved by two independent checkers (engineer_ids, steward_county)")
@@ -355,7 +372,7 @@ def run_evaluation_demo(home: Home, *, now: datetime | None = None) -> list[Any]
     for program in ("ATV", "HVIP"):
         area = (EVAL_AREA, EVAL_AREA_START) if program == "ATV" else (None, None)
         results.append(run_evaluation(EvaluationSpec(study, "evaluator_atv", program, area=area[0],
-                                                     area_start=area[1]),
+                                                     area_start=area[1], repin=exists),
                                       registry=reg, warehouse_db=home.warehouse_db, reports_dir=home.reports, now=now))
     return results
 
