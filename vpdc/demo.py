@@ -310,10 +310,9 @@ def run_governance_demo(home: Home, *, now: datetime | None = None) -> dict[str,
 
 
 def _repins(session: Any, study: str) -> int:
-    from governance.registry.models import AuditEntry
+    from governance.registry import audit
 
-    return session.query(AuditEntry).filter(AuditEntry.action == "study.repinned",
-                                            AuditEntry.subject == study).count()
+    return audit.entry_count(session, action="study.repinned", subject=study)
 
 
 def print_governance(home: Home, out: Console) -> dict[str, Any]:

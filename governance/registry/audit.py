@@ -40,7 +40,7 @@ from sqlalchemy.orm import Session
 from governance.registry.checkpoints import load_checkpoints
 from governance.registry.models import AuditEntry, AuditHead, Base
 
-__all__ = ["GENESIS", "AuditContext", "AuditError", "AuditState", "AuditVerification", "append", "audited_ids",
+__all__ = ["GENESIS", "AuditContext", "AuditError", "AuditState", "AuditVerification", "append", "audited_ids", "entry_count",
            "init_audit_key", "row_digest", "row_problems", "state", "verify"]
 
 GENESIS = "0" * 64
@@ -321,6 +321,11 @@ def row_problems(session: Session, rows: list[Base] | tuple[Base, ...]) -> list[
         elif row.audit_digest != b.digest or not hmac.compare_digest(row_digest(key, row), b.digest):
             out.append(f"{what} differs from its audit entry {b.seq}")
     return out
+
+
+def entry_count(session: Session, *, action: str, subject: str) -> int:
+    """How many audit entries record ``action`` on ``subject`` (e.g. a study's repins)."""
+    return session.query(AuditEntry).filter(AuditEntry.action == action, AuditEntry.subject == subject).count()
 
 
 def audited_ids(session: Session, table: str, subject: str) -> set[Any]:

@@ -307,3 +307,16 @@ def test_a_tampered_chain_from_before_the_key_is_not_sealed(reg):
     with pytest.raises(audit.AuditError, match="broken at entry 3"):
         audit.init_audit_key(reg, now=NOW)
     assert not (reg.audit.keys_dir / "audit.key").exists()
+
+
+def test_entries_are_counted_by_action_and_subject(reg):
+    submit(reg)
+    approve_all(reg)
+    with reg.transaction() as s:
+        for subject in ("atv-eval", "atv-eval", "other-study"):
+            audit.append(s, actor="evaluator_atv", action="study.repinned", subject=subject, at=NOW)
+    with reg.read() as s:
+        assert audit.entry_count(s, action="study.repinned", subject="atv-eval") == 2
+        assert audit.entry_count(s, action="study.repinned", subject="other-study") == 1
+        assert audit.entry_count(s, action="study.repinned", subject="nobody") == 0
+    assert verification(reg).ok
