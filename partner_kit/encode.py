@@ -397,15 +397,17 @@ class Encoder:
         s_name = np.where(vp[:, None], _aes(self._key("salt/name"), pair), record)
         d, vs = self._digests("ssn", features["ssn"])  # near-unique: a salt per person, no frequency at all
         s_ssn = np.where(vs[:, None], _aes(self._key("salt/ssn"), d), record)
-        return {"dob": s_dob, "name": s_name, "ssn": s_ssn, "pair": pair, "pair_valid": vp}
+        return {"dob": s_dob, "name": s_name, "ssn": s_ssn, "pair": pair, "pair_valid": vp, "ssn_digests": (d, vs)}
 
     # -- encodings ----------------------------------------------------------------------------------
     def _salted_tokens(self, field: str, salt: np.ndarray, digests: np.ndarray, valid: np.ndarray) -> pa.Array:
         return _b64_array(_aes(self._key(f"token/{field}"), salt ^ digests), 12, valid)
 
-    def _plain_tokens(self, field: str, values: pa.Array) -> pa.Array:
-        """Unsalted keyed tokens (near-unique or frequency-free fields): HMAC under the field's own key."""
-        digests, valid = self._digests(field, values)
+    def _plain_tokens(self, field: str, values: pa.Array,
+                      digests: tuple[np.ndarray, np.ndarray] | None = None) -> pa.Array:
+        """Unsalted keyed tokens (near-unique or frequency-free fields): HMAC under the field's own key.
+        ``digests``: the column's digests when already computed (the SSN's, for its salt)."""
+        digests, valid = digests or self._digests(field, values)
         return _b64_array(_aes(self._key(f"token/{field}"), digests), 12, valid)
 
     def _filters(self, field: str, salt: np.ndarray, kind: str, values: pa.Array) -> pa.Array:
@@ -461,7 +463,8 @@ class Encoder:
                 digests, valid = self._digests(field, derived[value])
             out[col] = self._salted_tokens(field, salts[salt], digests, valid)
         for col, (field, value) in PLAIN_TOKENS.items():
-            out[col] = self._plain_tokens(field, derived[value])
+            # the SSN's digests were made for its salt: near-unique values are not cached, so not made twice
+            out[col] = self._plain_tokens(field, derived[value], salts["ssn_digests"] if value == "ssn" else None)
         for col, (field, salt, kind, value) in FILTERS.items():
             out[col] = self._filters(field, salts[salt], kind, derived[value])
         return {c: out[c] for c in ENCODING_COLUMNS}
