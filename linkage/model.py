@@ -504,11 +504,14 @@ def prepare_inputs(con: duckdb.DuckDBPyConnection, *, table: str = "link_input",
                               "every partner must re-encode under one version before linkage")
     have = {r[0] for r in con.execute("select column_name from information_schema.columns "
                                       "where table_name = 'encodings' and table_schema = 'main'").fetchall()}
-    schemes = con.execute("select " + ("e.enc_scheme" if "enc_scheme" in have else "null") + ", e.source, count(*) "
-                          "from encodings e join link_loads l using (load_id) group by all order by 1, 2").fetchall()
-    other = [(str(v), src, n) for v, src, n in schemes if v != ENCODING_SCHEME]
+    # per source: its rows on each scheme and the periods they came in (what the partner must encode again)
+    schemes = con.execute("select " + ("e.enc_scheme" if "enc_scheme" in have else "null") + ", e.source, count(*), "
+                          "string_agg(distinct lo.period, ', ' order by lo.period) from encodings e "
+                          "join link_loads l using (load_id) join loads lo using (load_id) "
+                          "group by all order by 1, 2").fetchall()
+    other = [(str(v), src, n, periods) for v, src, n, periods in schemes if v != ENCODING_SCHEME]
     if other:
-        detail = ", ".join(f"{src} {n:,} rows under {v}" for v, src, n in other)
+        detail = ", ".join(f"{src} {n:,} rows under {v} (periods {periods})" for v, src, n, periods in other)
         raise EncodingSchemeError(f"current encodings include another encoding scheme ({detail}; this linkage reads "
                                   f"{ENCODING_SCHEME}): those partners must re-send their extracts encoded with the "
                                   "current kit before linkage (ADR 0014)")

@@ -142,7 +142,11 @@ def test_encodings_of_an_older_scheme_are_refused_naming_the_source(home):
     police = boundary(home).source_label("police")
     with duckdb.connect(str(home.linkage_db)) as con:
         con.execute("update encodings set enc_scheme = 'vpdc-encoding-v2', enc_nw_bf = null where source = ?", [police])
-        with pytest.raises(EncodingSchemeError, match=f"{police} [0-9,]+ rows under vpdc-encoding-v2.*re-send"):
+        periods = ", ".join(r[0] for r in con.execute(
+            "select distinct period from loads where source = ? order by 1", [police]).fetchall())
+        assert periods
+        with pytest.raises(EncodingSchemeError,
+                           match=f"{police} [0-9,]+ rows under vpdc-encoding-v2 \\(periods {periods}\\).*re-send"):
             prepare_inputs(con)
 
 
