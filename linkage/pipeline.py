@@ -12,7 +12,7 @@ import duckdb
 from linkage.quality import QualityFloors, build_report, check_floors, write_report
 from workspace import Home
 
-__all__ = ["NothingToDo", "latest_run", "linkage_summary", "name_sources", "report_latest_run", "require_inputs",
+__all__ = ["NothingToDo", "latest_run", "linkage_summary", "name_sources", "with_source_names", "report_latest_run", "require_inputs",
            "require_person_map"]
 
 
@@ -67,6 +67,14 @@ def latest_run(linkage_db: Path) -> dict[str, Any] | None:
         return None
     total, params, result = rows[0]
     return json.loads(result) | {"total_records": total, "params": json.loads(params)}
+
+
+def with_source_names(message: str, names: dict[str, str]) -> str:
+    """``message`` (an error of the linkage zone, which knows sources by the boundary's labels only) with each
+    label followed by its partner's name, for the person who must act on it: ``s_ab12... (police)``."""
+    for label, name in names.items():
+        message = message.replace(label, f"{label} ({name})")
+    return message
 
 
 def name_sources(run: dict[str, Any], names: dict[str, str]) -> None:

@@ -150,6 +150,18 @@ def test_encodings_of_an_older_scheme_are_refused_naming_the_source(home):
             prepare_inputs(con)
 
 
+def test_link_job_names_the_partners_on_an_older_scheme(home):
+    """Through Dagster (what `vpdc link` and the demo run), the refusal names the partner, not only its opaque label."""
+    from orchestration.runner import run_job
+
+    police = boundary(home).source_label("police")
+    with duckdb.connect(str(home.linkage_db)) as con:
+        con.execute("update encodings set enc_scheme = 'vpdc-encoding-v2', enc_nw_bf = null where source = ?", [police])
+    res = run_job(home, "link_job")
+    assert not res.success
+    assert f"{police} (police)" in res.error and "vpdc-encoding-v2" in res.error and "re-send" in res.error, res.error
+
+
 def test_model_of_an_older_release_is_not_applied_incrementally(home):
     """A saved model of other comparisons (an older release) never scores new records: auto relinks everything."""
     run_linkage(home.linkage_db, now=NOW, mode="full")

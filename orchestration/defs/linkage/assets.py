@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from landing.boundary import ZoneBoundary
-from linkage.model import LinkageParams
-from linkage.pipeline import report_latest_run
+from linkage.model import KeyVersionError, LinkageParams
+from linkage.pipeline import report_latest_run, with_source_names
 from linkage.quality import QualityFloors
 from linkage.run import export_person_map, run_linkage
 from orchestration.resources import VpdcHome, WarehouseKeys
@@ -44,8 +44,11 @@ def link_persons(context: dg.AssetExecutionContext, config: LinkageConfig, vpdc_
                            memory_limit=config.memory_limit)
     # the linkage zone knows sources by the boundary's labels only (ADR 0010); names are given back here
     names = ZoneBoundary.from_keyring(keyring.keyring()).source_names(partners())
-    result = run_linkage(home.linkage_db, now=datetime.now(UTC), params=params, mode=config.mode,
-                         expected_sources=tuple(names), charts_dir=home.reports / "linkage")
+    try:
+        result = run_linkage(home.linkage_db, now=datetime.now(UTC), params=params, mode=config.mode,
+                             expected_sources=tuple(names), charts_dir=home.reports / "linkage")
+    except KeyVersionError as exc:  # names the sources to re-send by label: say which partners they are
+        raise type(exc)(with_source_names(str(exc), names)) from None
     context.log.info(f"linkage run {result.run_id}: {result.mode}, {sum(result.records.values())} records, "
                      f"{result.persons} persons")
     common = {"run_id": result.run_id, "mode": result.mode}
