@@ -124,8 +124,8 @@ def holdout_rates(con: duckdb.DuckDBPyConnection, db_api: Any, model: dict[str, 
     con.execute(f"create or replace temp table _ho_input as select * replace "
                 f"({', '.join(f'null as {c}' for c in HELD_OUT_COLUMNS)}) from {table}"
                 + (f" where ssn is null or hash(ssn, {int(params.seed)}) % 1000 < {sample}" if sample else ""))
-    out |= {"records_linked": con.execute("select count(*) from _ho_input").fetchall()[0][0],
-            "ssn_values_sampled_per_mille": sample or 1000}
+    linked_records = con.execute("select count(*) from _ho_input").fetchall()[0][0]
+    out |= {"records_linked": linked_records, "ssn_values_sampled_per_mille": sample or 1000}
     views = []
     for i, (src,) in enumerate(con.execute("select distinct source_dataset from _ho_input order by 1").fetchall()):
         views.append(f"_ho_input_{i}")
@@ -133,8 +133,7 @@ def holdout_rates(con: duckdb.DuckDBPyConnection, db_api: Any, model: dict[str, 
                     f"'{src.replace(chr(39), chr(39) * 2)}'")
     # pairs that cannot reach the threshold are skipped in the last rule (the one making the most pairs: see
     # choose_blocking_rules); the SSN comparison is blank on every held-out record, so it is left out of the bound
-    prune = pruning(model, con.execute("select count(*) from _ho_input").fetchall()[0][0], params,
-                    always_null=("ssn",))
+    prune = pruning(model, linked_records, params, always_null=("ssn",))
     rules = [r["blocking_rule"] if isinstance(r, dict) else r for r in model["blocking_rules_to_generate_predictions"]]
     rules = rules[:-1] + pruned_rules(rules[-1:], prune)
     linker = make_linker(db_api, views, model | {"blocking_rules_to_generate_predictions": rules})

@@ -12,8 +12,8 @@ import duckdb
 from linkage.quality import QualityFloors, build_report, check_floors, write_report
 from workspace import Home
 
-__all__ = ["NothingToDo", "latest_run", "linkage_summary", "name_sources", "with_source_names", "report_latest_run", "require_inputs",
-           "require_person_map"]
+__all__ = ["NothingToDo", "latest_run", "linkage_summary", "name_sources", "report_latest_run", "require_inputs",
+           "require_person_map", "with_source_names"]
 
 
 class NothingToDo(Exception):

@@ -203,7 +203,8 @@ def write_report(report: dict[str, Any], out_dir: Path, charts: dict[str, str] |
             ("records linked again with the SSN hidden (all without one, and those of a sample of SSN values "
              "on large runs)", rates.get("records_linked")),
             ("SSN values in that sample, per mille", rates.get("ssn_values_sampled_per_mille")),
-            ("links between records that both carry an SSN", rates.get("linked_pairs")), ("of which the SSNs agree", rates.get("linked_pairs_ssn_agree")),
+            ("links between records that both carry an SSN", rates.get("linked_pairs")),
+            ("of which the SSNs agree", rates.get("linked_pairs_ssn_agree")),
             ("pairs with one SSN", rates.get("true_pairs_by_ssn")),
             ("of which linked with the SSN hidden", rates.get("true_pairs_by_ssn_linked")),
             ("this run's within-person pairs", held.get("linked_pairs")),

@@ -395,8 +395,8 @@ def _error_estimate(con: duckdb.DuckDBPyConnection, db_api: Any, params: Linkage
     """Precision and recall of this run's clustering with the SSN held out (``linkage.holdout``, ADR 0012).
 
     A full run measures the held-out rates (a second linkage of every record with every SSN field blanked,
-    labelled by the records that carry one); an increment reuses those of the run that trained its model and applies them to the whole current
-    clustering (the new keys with the old)."""
+    labelled by the records that carry one); an increment reuses those of the run that trained its model and
+    applies them to the whole current clustering (the new keys with the old)."""
     from linkage.holdout import apply_rates, holdout_rates
 
     if mode == "full":

@@ -271,7 +271,7 @@ def run_governance_demo(home: Home, *, now: datetime | None = None) -> dict[str,
                 review_request(s, reviewer=who, study_id=study, decision="approve", now=now,
                                comment="Approved for the ATV evaluation as described.")
     with reg.read() as s:
-        repins_before = _repins(s, study)
+        repins_before = audit.entry_count(s, action="study.repinned", subject=study)
     # a demo run again re-links everyone: its evaluator accepts the new linkage for its own study (the gate refuses a
     # release after person-key merges or splits otherwise; the repin is audited as study.repinned)
     export = export_cohort(CohortSpec(study, "evaluator_atv", "ATV", date(2021, 1, 1), now.date(), comparison_ratio=1,
@@ -304,15 +304,9 @@ def run_governance_demo(home: Home, *, now: datetime | None = None) -> dict[str,
         refused = str(exc)
     with reg.read() as s:
         chain = audit.verify(s)
-        repinned = _repins(s, study) > repins_before
+        repinned = audit.entry_count(s, action="study.repinned", subject=study) > repins_before
     return {"study": study, "export": export, "refused": refused, "audit_ok": chain.ok, "audit_entries": chain.entries,
             "repinned": repinned}
-
-
-def _repins(session: Any, study: str) -> int:
-    from governance.registry import audit
-
-    return audit.entry_count(session, action="study.repinned", subject=study)
 
 
 def print_governance(home: Home, out: Console) -> dict[str, Any]:
