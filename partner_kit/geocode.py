@@ -103,12 +103,17 @@ class AddressPoints:
             tract = tracts[row].as_py()
             raise GeocodeError(f"{path}: line {row + 2}: tract {tract[:20]!r} is not an 11-digit census tract")
         keys = _keys(table.column("address").combine_chunks(), table.column("zip").combine_chunks())
-        pairs = pa.table({"k": keys, "t": tracts}).filter(pc.is_valid(keys))
-        per_key = pairs.group_by("k").aggregate([("t", "min"), ("t", "max")])
-        single = pc.equal(per_key.column("t_min"), per_key.column("t_max"))
-        kept = per_key.filter(single)
-        return cls({}, per_key.num_rows - kept.num_rows, str(path),
-                   arrays=(kept.column("k").combine_chunks(), kept.column("t_min").combine_chunks()))
+        placed = pc.is_valid(keys)
+        k, t = pc.dictionary_encode(keys.filter(placed)), pc.dictionary_encode(tracts.filter(placed))
+        # per distinct key, the tract of one of its points (the last written); a key any of whose points lies in
+        # another tract is ambiguous
+        ki, ti = k.indices.to_numpy(zero_copy_only=False), t.indices.to_numpy(zero_copy_only=False)
+        some = np.zeros(len(k.dictionary), dtype=ti.dtype)
+        some[ki] = ti
+        single = np.ones(len(k.dictionary), dtype=bool)
+        single[ki[ti != some[ki]]] = False
+        return cls({}, int((~single).sum()), str(path),
+                   arrays=(k.dictionary.filter(pa.array(single)), t.dictionary.take(pa.array(some[single]))))
 
     def __len__(self) -> int:
         return len(self.arrays[0]) if self.arrays is not None else len(self.points)

@@ -16,6 +16,9 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import numpy as np
     import pyarrow as pa
 
 __all__ = [
@@ -309,31 +312,83 @@ def _street_lookup() -> "tuple[pa.Array, pa.Array]":
     return pa.array(list(_STREET_WORDS)), pa.array(list(_STREET_WORDS.values()))
 
 
+def _rows_with_bytes(values: "pa.Array", flagged: "np.ndarray") -> "np.ndarray":
+    """Per row of a string array: does it hold any byte ``b`` with ``flagged[b]``? (False for null.)
+
+    One pass over the data buffer with numpy: a regex per row cost more than the rest of the address normaliser.
+    """
+    import numpy as np
+    import pyarrow.compute as pc
+
+    n = len(values)
+    _, offs_buf, data_buf = values.buffers()
+    offsets = np.frombuffer(offs_buf, dtype=np.int32)[values.offset: values.offset + n + 1]
+    start, end = int(offsets[0]), int(offsets[-1])
+    data = np.frombuffer(data_buf, dtype=np.uint8)[start:end] if data_buf is not None else np.zeros(0, np.uint8)
+    # the row of each flagged byte (few): the last row starting at or before it (empty rows start there too)
+    rows = np.searchsorted(offsets, np.flatnonzero(flagged[data]) + start, side="right") - 1
+    out = np.zeros(n, dtype=bool)
+    out[rows] = True
+    return out & pc.is_valid(values).to_numpy(zero_copy_only=False)  # Arrow lets a null slot hold bytes
+
+
+@functools.cache
+def _byte_table(allowed: bytes) -> "np.ndarray":
+    """True for every byte not in ``allowed``."""
+    import numpy as np
+
+    table = np.ones(256, dtype=bool)
+    table[np.frombuffer(allowed, dtype=np.uint8)] = False
+    return table
+
+
+_PRINTABLE_BYTES = bytes(range(32, 127))
+_ADDRESS_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 "
+_UNIT_FOUND_RE2 = r"\b(APT|APARTMENT|UNIT|STE|SUITE|LOT|RM|ROOM|BLDG|FL)\b|#"
+
+
+def _replace_where(s: "pa.Array", rows: "np.ndarray", fn: "Callable[[pa.Array], pa.Array]") -> "pa.Array":
+    """``s`` with ``fn`` applied to the rows flagged in ``rows`` only (the regex passes touch only the rows they
+    can change; most addresses have no unit, no punctuation)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not rows.any():
+        return s
+    mask = pa.array(rows)
+    return pc.replace_with_mask(s, mask, fn(s.filter(mask)))
+
+
 def normalise_address_array(values: "pa.Array") -> "pa.Array":
     """Column-wise :func:`normalise_address` (same results; None for missing)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    values = pc.cast(values, pa.string())
+    values = _string_array(values)
     if len(values) == 0:
         return values
-    simple = pc.fill_null(pc.match_substring_regex(values, _PRINTABLE), False)
-    s = pc.utf8_upper(values)
-    s = pc.replace_substring_regex(s, _UNIT_RE2, "")
-    s = pc.replace_substring_regex(s, r"[-_.,/\\;:()\[\]]+", " ")
-    s = pc.replace_substring_regex(s, r"[^A-Z0-9 ]+", "")  # apostrophes too: they join, as in clean_text
+    # printable ASCII takes the fast path (so does null: its result is null anyway)
+    simple = ~_rows_with_bytes(values, _byte_table(_PRINTABLE_BYTES))
+    s = pc.ascii_upper(values)  # rows that are not ASCII take the scalar path below
+    unit = pc.fill_null(pc.match_substring_regex(s, _UNIT_FOUND_RE2), False).to_numpy(zero_copy_only=False)
+    s = _replace_where(s, unit, lambda v: pc.replace_substring_regex(v, _UNIT_RE2, ""))
+    s = _replace_where(s, _rows_with_bytes(s, _byte_table(_ADDRESS_BYTES)),  # apostrophes join, as in clean_text
+                       lambda v: pc.replace_substring_regex(pc.replace_substring_regex(v, r"[-_.,/\\;:()\[\]]+", " "),
+                                                            r"[^A-Z0-9 ]+", ""))
     # street words: split at runs of spaces, map each word through one lookup, join with single spaces
     # (one pass instead of a regex pass per abbreviation; no abbreviation is itself a key, so the same)
     words = pc.ascii_split_whitespace(s)
     flat = pc.list_flatten(words)
     keys, abbreviations = _street_lookup()
-    mapped = pc.coalesce(pc.take(abbreviations, pc.index_in(flat, keys)), flat)
+    words_d = pc.dictionary_encode(flat)  # mapped per distinct word: gathering strings per word cost 3x
+    mapped = pc.take(pc.coalesce(pc.take(abbreviations, pc.index_in(words_d.dictionary, keys)), words_d.dictionary),
+                     words_d.indices)
     s = pc.ascii_trim_whitespace(pc.binary_join(pa.ListArray.from_arrays(words.offsets, mapped), " "))
     s = pc.if_else(pc.match_substring_regex(s, "[A-Z]"), s, pa.scalar(None, pa.string()))
-    if pc.all(simple).as_py():
+    if simple.all():
         return s
-    slow = [normalise_address(v) if not ok else None for v, ok in zip(values.to_pylist(), simple.to_pylist(), strict=True)]
-    return pc.if_else(simple, s, pa.array(slow, pa.string()))
+    slow = [normalise_address(v) if not ok else None for v, ok in zip(values.to_pylist(), simple.tolist(), strict=True)]
+    return pc.if_else(pa.array(simple), s, pa.array(slow, pa.string()))
 
 
 # -- more column-wise normalisers ------------------------------------------------------------------------
@@ -355,7 +410,9 @@ def normalise_ssn_array(values: "pa.Array") -> "pa.Array":
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    digits = pc.replace_substring_regex(pc.fill_null(_string_array(values), ""), "[^0-9]", "")
+    values = pc.fill_null(_string_array(values), "")
+    digits = _replace_where(values, _rows_with_bytes(values, _byte_table(b"0123456789")),
+                            lambda v: pc.replace_substring_regex(v, "[^0-9]", ""))
     area, group, serial = (pc.utf8_slice_codeunits(digits, a, b) for a, b in ((0, 3), (3, 5), (5, 9)))
     bad = pc.or_(pc.not_equal(pc.utf8_length(digits), 9), pc.is_in(digits, pa.array(sorted(_INVALID_SSNS))))
     bad = pc.or_(bad, pc.is_in(area, pa.array(["000", "666"])))
@@ -369,7 +426,9 @@ def normalise_zip_array(values: "pa.Array") -> "pa.Array":
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    digits = pc.replace_substring_regex(pc.fill_null(_string_array(values), ""), "[^0-9]", "")
+    values = pc.fill_null(_string_array(values), "")
+    digits = _replace_where(values, _rows_with_bytes(values, _byte_table(b"0123456789")),
+                            lambda v: pc.replace_substring_regex(v, "[^0-9]", ""))
     five = pc.utf8_slice_codeunits(digits, 0, 5)
     ok = pc.and_(pc.is_in(pc.utf8_length(digits), pa.array([5, 9], pa.int32())), pc.not_equal(five, "00000"))
     return pc.if_else(ok, five, pa.scalar(None, pa.string()))
@@ -442,13 +501,53 @@ def parse_date_array(values: "pa.Array", fmt: str, *, earliest: date = date(1900
 def split_formatted_name_array(values: "pa.Array") -> "tuple[pa.Array, pa.Array, pa.Array]":
     """Column-wise :func:`split_formatted_name`: (last, first, middle) raw string arrays, null when absent.
 
-    Once per distinct value in Python: an Arrow version with ``extract_regex`` measured twice as slow
-    (capture groups take RE2 off its fast path).
+    Printable-ASCII values (where the only whitespace is the space) are split with Arrow kernels and numpy index
+    arithmetic on the words; any other value once per distinct value in Python. (Formatted names are near-unique,
+    so the per-value Python split was a tenth of a hospital's kit run; ``extract_regex`` measured twice as slow
+    as Python: capture groups take RE2 off its fast path.)
     """
+    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
     values = pc.fill_null(_string_array(values), "")
-    d = pc.dictionary_encode(values)
-    parts = [split_formatted_name(v) for v in d.dictionary.to_pylist()]
-    return tuple(pc.take(pa.array([p[k] for p in parts], pa.string()), d.indices) for k in range(3))  # type: ignore[return-value]
+    s = pa.string()
+    if len(values) == 0:
+        return pa.array([], s), pa.array([], s), pa.array([], s)
+    # partition at the first comma: before it the last name; after it (or the whole value) the words
+    comma = pc.fill_null(pc.match_substring(values, ","), False).to_numpy(zero_copy_only=False)
+    parts = pc.split_pattern(values, ",", max_splits=1)
+    p_off = pc.list_value_length(parts).to_numpy(zero_copy_only=False).astype(np.int64)
+    p_start = np.concatenate(([0], np.cumsum(p_off)[:-1]))
+    flat_parts = pc.list_flatten(parts)
+    before = pc.ascii_trim_whitespace(pc.take(flat_parts, pa.array(p_start)))
+    after = pc.take(flat_parts, pa.array(np.where(comma, p_start + 1, p_start)))
+    seq = pc.ascii_trim_whitespace(pc.if_else(pa.array(comma), after, values))
+    words = pc.ascii_split_whitespace(seq)
+    count = np.where(pc.equal(seq, "").to_numpy(zero_copy_only=False), 0,
+                     pc.list_value_length(words).to_numpy(zero_copy_only=False)).astype(np.int64)
+    w_start = np.concatenate(([0], np.cumsum(pc.list_value_length(words).to_numpy(zero_copy_only=False))[:-1]))
+    flat = pc.list_flatten(words)
+
+    def word(at: np.ndarray, present: np.ndarray) -> pa.Array:
+        return pc.take(flat, pa.array(np.where(present, at, 0), mask=~present))
+
+    # comma: (before or None, words[0], words[1:]); no comma: 1 word (it, None, None), more (last, first, middle)
+    last = pc.if_else(pa.array(comma), pc.if_else(pc.equal(before, ""), pa.scalar(None, s), before),
+                      word(w_start + count - 1, count >= 1))
+    first = word(w_start, (count >= 1) & (comma | (count >= 2)))
+    # middle words: positions 1 .. count-1 (comma) or 1 .. count-2 (no comma) of each row's words
+    mid_n = np.maximum(0, np.where(comma, count - 1, count - 2))
+    take = np.repeat(w_start + 1, mid_n) + (np.arange(mid_n.sum()) - np.repeat(np.cumsum(mid_n) - mid_n, mid_n))
+    middle = pc.binary_join(pa.ListArray.from_arrays(pa.array(np.concatenate(([0], np.cumsum(mid_n))), pa.int32()),
+                                                     pc.take(flat, pa.array(take, pa.int64()))), " ")
+    middle = pc.if_else(pc.equal(middle, ""), pa.scalar(None, s), middle)
+    out = [last, first, middle]
+    other = _rows_with_bytes(values, _byte_table(_PRINTABLE_BYTES))
+    if other.any():  # not printable ASCII (accents, tabs, other whitespace): the scalar split, per distinct value
+        d = pc.dictionary_encode(values.filter(pa.array(other)))
+        split = [split_formatted_name(v) for v in d.dictionary.to_pylist()]
+        mask = pa.array(other)
+        out = [pc.replace_with_mask(col, mask, pc.take(pa.array([p[k] for p in split], s), d.indices))
+               for k, col in enumerate(out)]
+    return out[0], out[1], out[2]
