@@ -158,6 +158,9 @@ def name_words(*parts: str | None) -> str | None:
     >>> name_words("Anh", None, "Nguyen") == name_words("Nguyen", "", "Anh")
     True
     """
+    if len(parts) == 1 and parts[0] and _ONE_WORD(parts[0]):  # one field of one ASCII word (the kit's usual call)
+        w = parts[0].upper()
+        return w if len(w) > 1 and w not in _NOT_NAME_WORDS else None
     words: set[str] = set()
     for part in parts:
         for w in clean_text(part).split():
@@ -165,6 +168,9 @@ def name_words(*parts: str | None) -> str | None:
                     and w not in PARTICLES:
                 words.add(w)
     return " ".join(sorted(words)) or None
+
+
+_NOT_NAME_WORDS = frozenset(_NULLS | _TITLES | set(SUFFIXES) | set(PARTICLES))
 
 
 def normalise_suffix(value: str | None) -> str | None:

@@ -235,7 +235,8 @@ def test_vectorised_formatted_name_split_agrees_with_the_scalar_one(values):
 
 
 one_word = st.one_of(st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=1, max_size=12),
-                     st.sampled_from(["DR", "Mr", "jr", "II", "De", "st", "Unknown", "NFN", "x", "Y"]))
+                     st.sampled_from(["DR", "Mr", "jr", "II", "De", "st", "Unknown", "NFN", "x", "Y", "Null", "van",
+                                      "Prof", "Senior", "iv", "NA"]))
 
 
 @given(one_word)
@@ -244,6 +245,7 @@ def test_name_fast_paths_equal_the_general_normalisers(s):
 
     assert normalise_given(s) == _normalise_given(s)
     assert normalise_surname(s) == _normalise_surname(s)
+    assert name_words(s) == name_words(s, None)  # one field of one word: the fast path; two fields: the general one
 
 
 name_parts = st.one_of(st.none(), st.text(max_size=25),
