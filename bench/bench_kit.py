@@ -7,6 +7,8 @@ Target: full encoding of person records at >= 100,000 records/s on ONE core.
 2. encode: every partner's person extract(s) of that run through ``encode_extract``, in a fresh
    process pinned to one CPU (``os.sched_setaffinity(0, {cpu})``): CPU seconds and wall, records/s
    overall and per partner, peak RSS. One ``Encoder`` per partner (each partner runs its own kit).
+   Twice: as a site's first run (the county address list normalised into its lookup: ``encode``, what
+   the target is judged on) and as a monthly run (the lookup reused: ``encode_monthly``).
 3. clkhash: the same person records, parsed from the raw files of all partners into one CSV
    (record_id, first_name, last_name, dob YYYY-MM-DD, sex, zip), through
    ``bench/peers/clk_encode.py --single-core`` (also pinned to one CPU) and its default mode
@@ -65,7 +67,7 @@ def child_synth(home: Path, persons: int, seed: int, periods: tuple[str, ...]) -
     }
 
 
-def child_encode(home: Path, periods: tuple[str, ...], profile_run: bool) -> dict[str, Any]:
+def child_encode(home: Path, periods: tuple[str, ...], profile_run: bool, keep_lookup: bool = False) -> dict[str, Any]:
     cpu_pinned = benchlib.pin_one_core()
     t_imp = time.perf_counter()
     import pandas  # noqa: F401  pyarrow imports it lazily on the first pa.array(): a one-off, kept out of the rates
@@ -78,10 +80,12 @@ def child_encode(home: Path, periods: tuple[str, ...], profile_run: bool) -> dic
 
     import_s = time.perf_counter() - t_imp
     h = Home(home)
-    # every encode run starts as a site's first run: the county list's normalised lookup (kept beside the list,
-    # partner_kit.geocode) is built on the first period and reused on the second, as across two monthly runs
-    for cached in h.root.glob("partners/*/reference/.*.lookup.parquet"):
-        cached.unlink()
+    # a site's first run (the default): the county list's normalised lookup (kept beside the list,
+    # partner_kit.geocode) is built on the first period and reused on the second; a monthly run (keep_lookup)
+    # finds it built by an earlier run, as every run does until the county publishes a new list
+    if not keep_lookup:
+        for cached in h.root.glob("partners/*/reference/.*.lookup.parquet"):
+            cached.unlink()
     keyring = Custodian(h.custodian)  # the same secret every partner holds
     prof = None
     if profile_run:
@@ -245,8 +249,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         # process, and report the median run (by records per CPU second) with the spread beside it.
         runs = [benchlib.run_child(child) for _ in range(max(1, args.repeat))]
         runs.sort(key=lambda r: r["records_per_cpu_s"] or 0)
-        result["encode"] = {**runs[len(runs) // 2], "repeats": len(runs),
+        result["encode"] = {**runs[len(runs) // 2], "repeats": len(runs), "lookup": "built (a site's first run)",
                             "records_per_cpu_s_all_runs": [r["records_per_cpu_s"] for r in runs]}
+        # the same encoding as a monthly run: the county address list's lookup already built (by the runs above)
+        log("encode again: monthly runs (address-list lookup built)")
+        monthly = [benchlib.run_child([*child, "--keep-lookup"]) for _ in range(max(1, args.repeat))]
+        monthly.sort(key=lambda r: r["records_per_cpu_s"] or 0)
+        result["encode_monthly"] = {**monthly[len(monthly) // 2], "repeats": len(monthly),
+                                    "lookup": "reused (every later run)",
+                                    "records_per_cpu_s_all_runs": [r["records_per_cpu_s"] for r in monthly]}
         if args.no_clkhash:
             result["clkhash"] = {"skipped": "--no-clkhash"}
         elif not BENCH_PYTHON.exists():
@@ -262,7 +273,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "measured_records_per_s_wall": enc["records_per_s_wall"],
             "met": bool(enc["records_per_cpu_s"] and enc["records_per_cpu_s"] >= TARGET_ONE_CORE),
             "met_wall": bool(enc["records_per_s_wall"] and enc["records_per_s_wall"] >= TARGET_ONE_CORE),
-            "basis": "records per CPU second of the pinned process (met); per wall second (met_wall)",
+            "measured_records_per_cpu_s_monthly": result["encode_monthly"]["records_per_cpu_s"],
+            "met_monthly": bool(result["encode_monthly"]["records_per_cpu_s"]
+                                and result["encode_monthly"]["records_per_cpu_s"] >= TARGET_ONE_CORE),
+            "basis": "records per CPU second of the pinned process on a site's first run, the county address list "
+                     "normalised (met); per wall second (met_wall); on a monthly run, its lookup reused (met_monthly)",
         }
         single = result.get("clkhash", {}).get("single_core", {})
         if single.get("records_per_s"):
@@ -286,6 +301,7 @@ def parser() -> argparse.ArgumentParser:
                                                           "is reported (default 3)")
     ap.add_argument("--profile", action="store_true",
                     help="run the encoding under cProfile and add the top functions (timings are inflated)")
+    ap.add_argument("--keep-lookup", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--child", choices=["synth", "encode"], help=argparse.SUPPRESS)
     ap.add_argument("--home", help=argparse.SUPPRESS)
     return ap
@@ -296,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child == "synth":
         print(json.dumps(child_synth(Path(args.home), args.persons, args.seed, tuple(args.periods))))
     elif args.child == "encode":
-        print(json.dumps(child_encode(Path(args.home), tuple(args.periods), args.profile)))
+        print(json.dumps(child_encode(Path(args.home), tuple(args.periods), args.profile, args.keep_lookup)))
     else:
         print(json.dumps(run(args)), flush=True)
     return 0

@@ -502,10 +502,8 @@ def _encode_identifiers(batch: pa.RecordBatch, profile: ExtractProfile, enc: Enc
     dob = pc.take(dates, idx)
     out["birth_year"] = pc.cast(pc.year(dob), pa.int16())
 
-    raw, idx = _distinct(column("ssn"))
-    ssn = pc.take(normalise_ssn_array(raw), idx)
-    raw, idx = _distinct(column("address"))
-    addr = pc.take(normalise_address_array(raw), idx)
+    # SSNs and addresses are near-unique: normalised row by row (deduplicating them cost more than it saved)
+    ssn, addr = normalise_ssn_array(column("ssn")), normalise_address_array(column("address"))
     raw, idx = _distinct(column("zip"))
     zip_ = pc.take(normalise_zip_array(raw), idx)
     if profile.geocode and norm.address_points is not None:
