@@ -348,6 +348,8 @@ def _byte_table(allowed: bytes) -> "np.ndarray":
     return table
 
 
+#: a street word the word pass abbreviates, or spaces it collapses or trims (the rows it would change)
+_WORD_PASS_RE2 = r"^ | $|  |\b(" + "|".join(sorted(k for k, v in _STREET_WORDS.items() if k != v)) + r")\b"
 _PRINTABLE_BYTES = bytes(range(32, 127))
 _ADDRESS_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 "
 _UNIT_FOUND_RE2 = r"\b(APT|APARTMENT|UNIT|STE|SUITE|LOT|RM|ROOM|BLDG|FL)\b|#"
@@ -382,14 +384,18 @@ def normalise_address_array(values: "pa.Array") -> "pa.Array":
                        lambda v: pc.replace_substring_regex(pc.replace_substring_regex(v, r"[-_.,/\\;:()\[\]]+", " "),
                                                             r"[^A-Z0-9 ]+", ""))
     # street words: split at runs of spaces, map each word through one lookup, join with single spaces
-    # (one pass instead of a regex pass per abbreviation; no abbreviation is itself a key, so the same)
-    words = pc.ascii_split_whitespace(s)
-    flat = pc.list_flatten(words)
-    keys, abbreviations = _street_lookup()
-    words_d = pc.dictionary_encode(flat)  # mapped per distinct word: gathering strings per word cost 3x
-    mapped = pc.take(pc.coalesce(pc.take(abbreviations, pc.index_in(words_d.dictionary, keys)), words_d.dictionary),
-                     words_d.indices)
-    s = pc.ascii_trim_whitespace(pc.binary_join(pa.ListArray.from_arrays(words.offsets, mapped), " "))
+    # (one pass instead of a regex pass per abbreviation; no abbreviation is itself a key, so the same), on the
+    # rows with a word to abbreviate or spaces to collapse or trim only (most lists are abbreviated already)
+    def words_mapped(v: "pa.Array") -> "pa.Array":
+        words = pc.ascii_split_whitespace(v)
+        keys, abbreviations = _street_lookup()
+        words_d = pc.dictionary_encode(pc.list_flatten(words))  # mapped per distinct word: per word cost 3x
+        mapped = pc.take(pc.coalesce(pc.take(abbreviations, pc.index_in(words_d.dictionary, keys)),
+                                     words_d.dictionary), words_d.indices)
+        return pc.ascii_trim_whitespace(pc.binary_join(pa.ListArray.from_arrays(words.offsets, mapped), " "))
+
+    s = _replace_where(s, pc.fill_null(pc.match_substring_regex(s, _WORD_PASS_RE2), False).to_numpy(
+        zero_copy_only=False), words_mapped)
     s = pc.if_else(pc.match_substring_regex(s, "[A-Z]"), s, pa.scalar(None, pa.string()))
     if simple.all():
         return s
