@@ -127,6 +127,11 @@ def main(argv: list[str] | None = None) -> int:
                     "select count(*), count(distinct enc_fn_full), count(distinct enc_ln_full), count(distinct source) "
                     "from encodings").fetchone(), strict=True))
         zone["persons"] = int(truth["person_id"].nunique())
+        # "scheme3_after" names the kit's zone (a stable key for reading results side by side); which scheme it
+        # holds is recorded here (scheme 4, ADR 0015, differs from 3 only in how digests are computed)
+        from partner_kit.encode import ENCODING_SCHEME
+
+        zone["after_encoding_scheme"] = ENCODING_SCHEME
         results: dict[str, Any] = {}
         oracle: dict[str, Any] = {}
         for label, db in zones.items():

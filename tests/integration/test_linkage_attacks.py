@@ -2,7 +2,7 @@
 
 An insider with read access to linkage.duckdb and NO key runs the attacks of the literature against the
 encodings; the separate scorer grades their guesses against the synthetic truth. One population is encoded
-twice: by the partner kit (encoding scheme 3, ADR 0009 and 0014) and by the legacy encoder of the hardening
+twice: by the partner kit (encoding scheme 4, ADR 0009, 0014 and 0015) and by the legacy encoder of the hardening
 experiments (scheme 1, the kit before ADR 0009, from the same normalised plaintext under a fresh key).
 Every attack must still WORK on scheme 1 (the suite has not gone blind: thresholds in ``WORKS``) and must
 recover under ``HARDENED_MAX`` (1 %) of records and of persons on scheme 2, at any confidence.
