@@ -75,8 +75,11 @@ keys_app = typer.Typer(help="This site's keys: make the signing key, install the
                             "warehouse's public key, end a rotation.", no_args_is_help=True)
 profile_app = typer.Typer(help="Partner profiles: list them, check one against a sample extract.",
                           no_args_is_help=True)
+reference_app = typer.Typer(help="Reference files (the county's address-points list): check a new one and "
+                                 "prepare its lookup.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(profile_app, name="profile")
+app.add_typer(reference_app, name="reference")
 
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
@@ -280,6 +283,31 @@ def profile_check(partner: PartnerOpt, extract: Annotated[str, typer.Option(help
     emit(report.as_dict(), as_json, table)
     if not report.passed:
         raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------------------------------- reference
+@reference_app.command("check")
+def reference_check(partner: PartnerOpt, site: SiteOpt = None, as_json: JsonOpt = False) -> None:
+    """Check the address-points file(s) in the site's reference/ folder and build their lookup now.
+
+    Run it when the county publishes a new list: a malformed file is named here, with its line, rather than in
+    the month's encode run, and the list is normalised once (every encode run reuses the lookup while the file is
+    unchanged). Reports counts only: the list is public data, never a record of this site.
+    """
+    from partner_kit.geocode import prepare_reference
+    from partner_kit.profiles import extract_types, load_profile
+
+    s = resolve_site(site, partner)
+    _check_partner(partner, s)
+    pdir = _profiles_dir(s)
+    rows = prepare_reference([load_profile(partner, e, pdir) for e in extract_types(partner, pdir)], s.reference)
+    if not rows:
+        raise UsageError(f"partner {partner}: no profile computes residence tracts, so no reference file is read")
+    table = Table("file", "points", "ambiguous (dropped)", "lookup", "seconds",
+                  title=f"reference files at {s.reference}")
+    for r in rows:
+        table.add_row(escape(r["file"]), f"{r['points']:,}", f"{r['ambiguous']:,}", r["lookup"], f"{r['seconds']:.1f}")
+    emit(rows, as_json, table)
 
 
 # ------------------------------------------------------------------------------------- encode/send

@@ -133,3 +133,43 @@ def test_the_lookup_is_kept_beside_the_list_and_rebuilt_when_the_list_changes(tm
     cache.write_bytes(b"not parquet")
     assert lookup(AddressPoints.load(path), ["1234 OAK ST"], ["28216"]) == ["37119000999"] and len(calls) == 2
     assert AddressPoints.load(path, cache=False).ambiguous == 0 and len(calls) == 3
+
+
+def test_reference_check_builds_the_lookup_once_and_names_a_bad_file(tmp_path, monkeypatch):
+    """`vpdc-kit reference check`: a new county list is checked and normalised before the month's run (which then
+    reuses the lookup); a malformed one is named with its line, exit 2, no traceback; a partner that computes no
+    tract is told so."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from partner_kit import geocode
+    from partner_kit.cli import app
+
+    monkeypatch.delenv("VPDC_DEBUG", raising=False)
+    site = tmp_path / "site"
+    (site / "reference").mkdir(parents=True)
+    write_points(site / "reference" / "address_points.csv",
+                 [["12 Oak Street", "28216", "37119000101"], ["12 OAK ST", "28216", "37119000101"],
+                  ["77 MAPLE AVE", "28205", "37119000801"], ["77 Maple Avenue", "28205", "37119000802"],
+                  ["5 ELM DR", "28205", "37119000801"]])
+    run = CliRunner().invoke(app, ["reference", "check", "--partner", "hospital_a", "--site", str(site), "--json"])
+    assert run.exit_code == 0, run.output
+    row, = json.loads(run.stdout)
+    assert (row["file"], row["points"], row["ambiguous"], row["lookup"]) == ("address_points.csv", 2, 1, "built")
+    calls = []
+    real = geocode.AddressPoints._parse.__func__
+    monkeypatch.setattr(geocode.AddressPoints, "_parse", classmethod(lambda cls, p: calls.append(p) or real(cls, p)))
+    again = CliRunner().invoke(app, ["reference", "check", "--partner", "hospital_a", "--site", str(site), "--json"])
+    assert json.loads(again.stdout)[0]["lookup"] == "reused" and calls == []
+    profile = load_profile("hospital_a", "patients")
+    assert lookup(geocode.site_address_points(profile, site / "reference"), ["12 OAK ST"], ["28216"]) == \
+        ["37119000101"] and calls == []  # the encode run's load reuses what the check built
+
+    write_points(site / "reference" / "address_points.csv",
+                 [["1 A ST", "28216", "37119000101"], ["2 A ST", "28216", "2811"]])
+    bad = CliRunner().invoke(app, ["reference", "check", "--partner", "hospital_a", "--site", str(site)])
+    assert bad.exit_code == 2 and "line 3: tract '2811' is not an 11-digit census tract" in bad.output
+    assert "Traceback" not in bad.output and "address_points.csv" in bad.output
+    none = CliRunner().invoke(app, ["reference", "check", "--partner", "police", "--site", str(site)])
+    assert none.exit_code == 2 and "no profile computes residence tracts" in none.output
