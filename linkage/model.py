@@ -1,4 +1,5 @@
-"""A Fellegi–Sunter model over encodings (scheme 3), with Splink 5 (DESIGN.md, "Linkage on encodings"; ADR 0009).
+"""A Fellegi–Sunter model over encodings (scheme 4: scheme 3 with CMAC digests, ADR 0015), with Splink 5
+(DESIGN.md, "Linkage on encodings"; ADR 0009).
 
 Only the linkage zone is read: tokens and hardened Bloom filters keyed by (source, source_record_id). Schemes
 2 and 3 salt each field by another (``partner_kit.encode``), so every comparison knows when it *can* compare:
