@@ -82,8 +82,9 @@ class EncodingParams:
     bloom_k: int = 4  # measured: 8 cost the kit a third of its speed for no gain in linkage (ADR 0009)
 
     def __post_init__(self) -> None:
-        if self.bloom_bits % 64 or not 128 <= self.bloom_bits <= 65536 or self.bloom_bits & (self.bloom_bits - 1):
-            raise ValueError("bloom_bits must be a power of two between 128 and 65536")
+        # the mask is one AES block per 128 folded bits, numbered by one byte: at least one block, at most 256
+        if self.bloom_bits % 64 or not 256 <= self.bloom_bits <= 32768 or self.bloom_bits & (self.bloom_bits - 1):
+            raise ValueError("bloom_bits must be a power of two between 256 and 32768")
         if not 1 <= self.bloom_k <= 8:
             raise ValueError("bloom_k must be between 1 and 8")
 

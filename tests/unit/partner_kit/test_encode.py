@@ -246,3 +246,13 @@ def test_cmac_matches_the_published_test_vectors():
     got = _cmac(key, pa.array([b"", msg], pa.binary()).cast(pa.string(), safe=False))
     assert got[0].tobytes().hex() == "028962f61b7bf89efc6b551f4667d983"
     assert got[1].tobytes().hex() == "aaf3d8f1de5640c232f5b169b9c911e6"
+
+
+def test_filter_sizes_the_mask_cannot_cover_are_refused():
+    """128 bits would leave the folded filter unmasked and 65,536 would wrap the mask's block counter."""
+    import pytest
+
+    for bits in (128, 65536, 300):
+        with pytest.raises(ValueError, match="between 256 and 32768"):
+            EncodingParams(bloom_bits=bits)
+    assert EncodingParams(bloom_bits=256).bloom_bits == 256 and EncodingParams(bloom_bits=32768).bloom_bits == 32768
