@@ -64,9 +64,7 @@ class AddressPoints:
         """
         path = Path(path)
         if not path.is_file():
-            raise GeocodeError(f"{path}: no address-points file (columns {', '.join(ADDRESS_POINT_COLUMNS)}; the "
-                               "county's master address list with census tracts), needed by the profile's "
-                               "\"geocode\"")
+            raise _missing(path, "the profile's \"geocode\"")
         stamp = _stamp(path) if cache else None
         if stamp is not None:
             cached = _read_cache(path, stamp)
@@ -148,6 +146,11 @@ def lookup_cache_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.lookup.parquet")
 
 
+def _missing(path: Path, needed_by: str) -> GeocodeError:
+    return GeocodeError(f"{path}: no address-points file (columns {', '.join(ADDRESS_POINT_COLUMNS)}; the county's "
+                        f"master address list with census tracts), needed by {needed_by}")
+
+
 def _stamp(path: Path) -> str:
     """What the cached lookup depends on: the file's bytes and the normaliser's code."""
     from partner_kit import normalise
@@ -223,9 +226,7 @@ def prepare_reference(profiles, reference_dir: Path) -> list[dict]:
             continue
         seen.add(path)
         if not path.is_file():
-            raise GeocodeError(f"{path}: no address-points file (columns {', '.join(ADDRESS_POINT_COLUMNS)}; the "
-                               f"county's master address list with census tracts), needed by profile "
-                               f"{profile.partner}/{profile.extract_type}")
+            raise _missing(path, f"profile {profile.partner}/{profile.extract_type}")
         t0 = time.perf_counter()
         stamp = _stamp(path)
         points = _read_cache(path, stamp)
