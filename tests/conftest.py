@@ -91,7 +91,14 @@ def postgres_url(var: str) -> str | None:
     return url
 
 
+#: the files that take longest (`make test --durations`), started first so that no worker is left running one
+#: alone at the end: Spark's end-to-end linkage (about two minutes) and the killed link-and-marts job
+LONGEST_FILES = ("test_spark.py", "test_landing_kills_jobs.py")
+
+
 def pytest_collection_modifyitems(config, items):
-    """Integration and browser files first, unit files last: `make test`'s workers take whole files in this
-    order, so the long files start at once and the many short unit files fill the gaps at the end."""
-    items.sort(key=lambda item: 0 if "/tests/unit/" not in str(item.path) else 1)
+    """The longest files first, then the other integration and browser files, unit files last: `make test`'s
+    workers take whole files in this order, so the long files start at once and the many short unit files fill
+    the gaps at the end."""
+    items.sort(key=lambda item: 0 if item.path.name in LONGEST_FILES else 1 if "/tests/unit/" not in str(item.path)
+               else 2)
