@@ -13,7 +13,8 @@ child's whole process tree (the Python process and, for Spark, its JVM), sampled
 Quality against the simulator's truth as ``bench_linkage``: pairwise precision/recall/F1, exact-cluster F1.
 
 ``--million`` adds a Spark-only run at 1,000,000 persons (records/s), under ``--time-limit`` seconds per run:
-a run that does not finish in time is reported as skipped, with the time and stage it reached.
+a run that does not finish in time is reported as skipped, with the time and stage it reached. With
+``--million`` and no ``--persons``, only that run.
 
     .venv/bin/python bench/bench_spark.py [--persons 20000 --persons 200000] [--master local[2]]
         [--shuffle-partitions 8] [--million] [--time-limit 5400] [--workdir DIR] [--keep]
@@ -182,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--child", choices=sorted(STAGES), help=argparse.SUPPRESS)
     ap.add_argument("--spec", help=argparse.SUPPRESS)
-    ap.add_argument("--persons", type=int, action="append", help="persons (repeatable; default 20,000 and 200,000)")
+    ap.add_argument("--persons", type=int, action="append", help="persons (repeatable; default 20,000 and 200,000, none with --million)")
     ap.add_argument("--million", action="store_true", help="also a Spark-only run at 1,000,000 persons")
     ap.add_argument("--master", default="local[2]")
     ap.add_argument("--shuffle-partitions", type=int, default=None)
@@ -201,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     os.umask(0o077)
     work = Path(tempfile.mkdtemp(prefix="vpdc-bench-spark-", dir=args.workdir))
     try:
-        for persons in args.persons or [20_000, 200_000]:
+        for persons in args.persons if args.persons is not None else [] if args.million else [20_000, 200_000]:
             print(json.dumps(bench_population(persons, args, work, duckdb_too=True) | {"machine": machine()}),
                   flush=True)
         if args.million:
