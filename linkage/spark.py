@@ -68,12 +68,17 @@ class SparkOptions:
         driver_memory: the driver's heap (``spark.driver.memory``) when this process starts the JVM.
         work_dir: the Spark folder (None: :func:`spark_dir` of the linkage zone); on a cluster, a path every
             executor sees.
+        codegen: Spark compiles each query's plan to Java (whole-stage code generation, Janino for expressions),
+            its default. False interprets the plans instead: the same results, faster only on tiny runs, where
+            compiling costs more than the code saves (the 400-person test population, about 1,000 records: 53 s
+            instead of 70 s) and much slower on real ones (20,000 persons, 28,565 records: 270 s instead of 155 s).
     """
 
     master: str = "local[2]"
     shuffle_partitions: int | None = None
     driver_memory: str | None = None
     work_dir: Path | None = None
+    codegen: bool = True
 
 
 def spark_dir(linkage_db: Path) -> Path:
@@ -169,26 +174,18 @@ def _local_cores(master: str) -> int:
     return max(1, int(inner.split(",")[0]))
 
 
-#: runs with fewer records than this interpret Spark's plans instead of compiling them (:class:`SparkEngine`)
-INTERPRET_BELOW = 50_000
-
-
 class SparkEngine:
     """:class:`linkage.engine.Engine` on a Spark session: working tables are cached temporary views."""
 
     dialect = "spark"
 
-    def __init__(self, spark: Any, work: Path, master: str, records: int | None = None) -> None:
+    def __init__(self, spark: Any, work: Path, master: str, codegen: bool = True) -> None:
         from splink.backends.spark import SparkAPI
 
         self.spark, self.work, self.master = spark, work, master
-        # Spark compiles every query's plan to Java (whole-stage code generation, then Janino for each expression):
-        # on a small run compiling costs more than the code saves. Below INTERPRET_BELOW records the run's plans are
-        # interpreted (same results, Spark's own fallback path): on the 400-person test population the run took
-        # 53 s instead of 70 s. Set per run: a shared session may serve runs of both sizes
-        small = records is not None and records < INTERPRET_BELOW
-        spark.conf.set("spark.sql.codegen.wholeStage", "false" if small else "true")
-        spark.conf.set("spark.sql.codegen.factoryMode", "NO_CODEGEN" if small else "FALLBACK")
+        # set per run (SparkOptions.codegen): a shared session may serve runs of both kinds
+        spark.conf.set("spark.sql.codegen.wholeStage", "true" if codegen else "false")
+        spark.conf.set("spark.sql.codegen.factoryMode", "FALLBACK" if codegen else "NO_CODEGEN")
         # "parquet": each of Splink's intermediate tables is written out and read back, which cuts its lineage.
         # With "persist" (the first version) every later query carried the whole plan of every table before it
         # (Splink's SQL is hundreds of chained CTEs and views): Catalyst re-analysed and re-optimised those plans
@@ -334,12 +331,12 @@ def open_spark_engine(con: duckdb.DuckDBPyConnection, linkage_db: Path, options:
     try:
         t = time.perf_counter()
         path = run_dir / "link_input.parquet"
-        records = export_inputs(con, path)
+        export_inputs(con, path)
         timings["export_inputs"] = time.perf_counter() - t
         t = time.perf_counter()
         spark = spark_session(options, work)
         timings["spark_session"] = time.perf_counter() - t
-        engine = SparkEngine(spark, run_dir, options.master, records)
+        engine = SparkEngine(spark, run_dir, options.master, options.codegen)
         # the inputs are read many times (training, blocking analysis, scoring): cached once
         engine._drop("link_input")
         spark.read.parquet(str(path)).persist().createOrReplaceTempView("link_input")
