@@ -36,8 +36,10 @@ demo: setup
 	$(VENV)/bin/vpdc demo
 
 # Two workers (pytest-xdist): the integration tests wait on subprocesses, dbt and DuckDB, so both cores stay busy.
+# Whole files per worker, in the order tests/conftest.py gives (longest first); xdist's own reordering (files with
+# the most tests first) is off: it started the two-minute Spark file ten minutes in.
 test: setup
-	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-ci} $(VENV)/bin/python -m pytest -q -n $${TEST_WORKERS:-2} --dist loadfile --durations=25
+	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-ci} $(VENV)/bin/python -m pytest -q -n $${TEST_WORKERS:-2} --dist loadfile --no-loadscope-reorder --durations=25
 
 bench: setup
 	bash bench/peers/setup.sh

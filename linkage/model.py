@@ -20,8 +20,9 @@ Only the linkage zone is read: tokens and hardened Bloom filters keyed by (sourc
 Blocking rules are chosen from the data at hand (:func:`choose_blocking_rules`); every comparison's m is
 trained by EM (:func:`train`), and the run refuses a model that left any level untrained.
 
-The database API is a parameter (DuckDB by default) so the same settings can run on Splink's Spark
-backend for partners who outgrow one machine.
+The engine is a parameter (:mod:`linkage.engine`: DuckDB by default, or Apache Spark through Splink's
+Spark backend, :mod:`linkage.spark`, for collaboratives that outgrow one machine): the same settings in
+either SQL dialect, and a model trained on one is saved in DuckDB's (:func:`model_in_dialect`).
 """
 
 from __future__ import annotations
@@ -36,9 +37,12 @@ from typing import Any
 
 import duckdb
 
-__all__ = ["CANDIDATE_BLOCKING_RULES", "MODEL_VERSION", "PRUNE_ON", "EncodingSchemeError", "KeyVersionError", "LinkageParams",
-           "blocking_rules", "build_settings", "sibling_rule", "choose_blocking_rules", "input_fingerprint", "prepare_inputs",
-           "pruned_rules", "pruning", "train", "untrained_levels"]
+from linkage.engine import Engine
+
+__all__ = ["CANDIDATE_BLOCKING_RULES", "MODEL_VERSION", "PRUNE_ON", "EncodingSchemeError", "KeyVersionError",
+           "LinkageParams", "blocking_rules", "build_settings", "choose_blocking_rules", "dice_sql", "dob_day_sample",
+           "input_fingerprint", "model_in_dialect", "prepare_inputs", "pruned_rules", "pruning", "sibling_rule",
+           "train", "untrained_levels"]
 
 MODEL_VERSION = "vpdc-linkage/3"
 #: the encoding scheme this model reads (``partner_kit.encode.ENCODING_SCHEME``); rows of any other are refused
@@ -72,6 +76,11 @@ class LinkageParams:
     cluster_threshold: float = 0.9  # pairs that join records into one person
     seed: int = 20261121
     u_max_pairs: float = 2e6
+    #: Splink samples u in this many chunks per comparison and stops once every level has 100 pairs (its default,
+    #: 10). 1: one query per comparison and no early stop. On a small population few levels reach 100 pairs, so all
+    #: ten run: on Spark in local mode each chunk is a query with about 0.4 s of planning (33 of 96 s on the
+    #: 400-person test population), on DuckDB a few milliseconds
+    u_chunks: int = 10
     #: on the folded, balanced name filters (0.5 = unrelated bits; names under one salt share the mask, so
     #: two unrelated names sit near 0.8-0.9, one differing bigram near 0.96)
     dice_bands: tuple[float, float, float] = (0.95, 0.92, 0.89)
@@ -124,9 +133,29 @@ class LinkageParams:
     memory_limit: str | None = "3GB"
 
 
-def _dice(col: str) -> str:
-    # the filters' own bit counts are precomputed per record (``<col>_n``): per pair only the AND is counted
-    return f"(bit_count({col}_l & {col}_r) * 2.0 / nullif({col}_n_l + {col}_n_r, 0))"
+def dice_sql(col: str, dialect: str = "duckdb") -> str:
+    """Dice similarity of the Bloom filter ``col`` between the two records of a pair, as SQL of ``dialect``.
+
+    The filters' own bit counts are precomputed per record (``<col>_n``): per pair only the AND is counted.
+    DuckDB holds a filter as ``BIT`` and counts the AND in one ``bit_count``. Spark's ``bit_count`` takes
+    integers only, so there a filter is an array of 64-bit words (:func:`linkage.spark.export_inputs`) and the
+    popcounts of the word-wise ANDs are summed. Both then compute ``2 * common / (n_l + n_r)`` in double
+    precision from the same integers: the same value, bit for bit (tests/integration/test_spark.py).
+    Null where either filter is null (a missing field), in both.
+    """
+    return _dice_of(f"{col}_l", f"{col}_r", f"{col}_n_l", f"{col}_n_r", dialect)
+
+
+def _dice_of(a: str, b: str, n_a: str, n_b: str, dialect: str) -> str:
+    if dialect == "spark":
+        common = f"aggregate(zip_with({a}, {b}, (x, y) -> bit_count(x & y)), 0, (s, c) -> s + c)"
+        return f"(cast({common} as double) * 2.0 / nullif({n_a} + {n_b}, 0))"
+    if dialect != "duckdb":
+        raise ValueError(f"no Dice expression for SQL dialect {dialect!r} (duckdb or spark)")
+    return f"(bit_count({a} & {b}) * 2.0 / nullif({n_a} + {n_b}, 0))"
+
+
+_dice = dice_sql  # the name earlier tests import
 
 
 #: ``dob_k`` is the DOB token again under another name: Splink leaves out of an EM session every comparison
@@ -165,8 +194,16 @@ def sibling_rule(params: LinkageParams = LinkageParams(), l: str = "l", r: str =
             f"and not coalesce({l}.mi = {r}.mi, false), false)")
 
 
-def build_settings(params: LinkageParams = LinkageParams(), rules: Sequence[str] | None = None) -> Any:
-    """The Splink settings: comparisons over scheme-3 encodings and the prediction blocking rules (SQL)."""
+def build_settings(params: LinkageParams = LinkageParams(), rules: Sequence[str] | None = None,
+                   dialect: str = "duckdb") -> Any:
+    """The Splink settings: comparisons over scheme-4 encodings and the prediction blocking rules (SQL).
+
+    ``dialect`` is the engine's SQL dialect ("duckdb" or "spark"): only the Dice expressions differ.
+    """
+
+    def _dice(col: str) -> str:
+        return dice_sql(col, dialect)
+
     import splink.comparison_level_library as cll
     import splink.comparison_library as cl
     from splink import SettingsCreator
@@ -290,7 +327,8 @@ PRUNE_GROWTH = 2.0
 
 def _blocking_sql(condition: str) -> str:
     """A comparison level's condition (``"fn_l"``, ``fn_bf_n_r``) in blocking-rule form (``l.fn``, ``r.fn_bf_n``)."""
-    return re.sub(r'(?<![\w.])"?([A-Za-z_][A-Za-z0-9_]*?)_([lr])"?(?![\w])', r"\2.\1", condition)
+    # quoted as DuckDB ("fn_l") or Spark (`fn_l`) quotes identifiers
+    return re.sub(r'(?<![\w.])["`]?([A-Za-z_][A-Za-z0-9_]*?)_([lr])["`]?(?![\w])', r"\2.\1", condition)
 
 
 def pruning(model: dict[str, Any], records: int, params: LinkageParams, *,
@@ -377,8 +415,8 @@ def pruned_rules(rules: Sequence[str], prune: dict[str, Any]) -> list[str]:
     return [f"({r}) and ({cond})" if cond else r for r in rules]
 
 
-def choose_blocking_rules(model: dict[str, Any], db_api: Any, con: duckdb.DuckDBPyConnection, views: Sequence[str],
-                          total: int, params: LinkageParams) -> dict[str, Any]:
+def choose_blocking_rules(model: dict[str, Any], engine: Engine, views: Sequence[str], total: int,
+                          params: LinkageParams) -> dict[str, Any]:
     """Blocking rules chosen from the data at hand, with Splink's blocking analysis and the trained model.
 
     1. Splink's ``count_comparisons_from_blocking_rules`` counts each candidate's comparisons on these
@@ -394,12 +432,14 @@ def choose_blocking_rules(model: dict[str, Any], db_api: Any, con: duckdb.DuckDB
     Returns the report: per candidate its comparisons, marginal expected matches and whether it is kept;
     ``rules`` (the kept SQL, in order); ``table``: the scored pairs (above ``predict_threshold``) that the
     kept rules make, the run's predictions; ``pruning``: whether pairs that cannot reach the threshold were
-    skipped before scoring (:func:`pruning`) and the bound that allowed it. ``model`` is the trained Splink model (``save_model_to_json``).
+    skipped before scoring (:func:`pruning`) and the bound that allowed it. ``model`` is the trained Splink model
+    (``save_model_to_json``). ``engine``: where the pairs are counted and scored (:mod:`linkage.engine`).
     """
     from splink.blocking_analysis import count_comparisons_from_blocking_rules
 
+    db_api = engine.db_api
     sample = 1.0 if total <= 50_000 else max(0.05, 50_000 / total)
-    dfs = [db_api.register(con.table(v)) for v in views]
+    dfs = [db_api.register(engine.frame(v)) for v in views]
     counts = []
     for label, sql in CANDIDATE_BLOCKING_RULES:
         r = count_comparisons_from_blocking_rules(dfs, blocking_rules=[sql], link_type="link_and_dedupe",
@@ -428,20 +468,22 @@ def choose_blocking_rules(model: dict[str, Any], db_api: Any, con: duckdb.DuckDB
     sqls = [c["sql"] for c in order[:-1]] + pruned_rules([order[-1]["sql"]], prune) if order else []
     linker = make_linker(db_api, views, model | {"blocking_rules_to_generate_predictions": sqls})
     pred = linker.inference.predict(threshold_match_probability=params.predict_threshold)
-    con.execute(f"""create or replace temp table _block_cover as
+    engine.table("_block_cover", f"""
         select p.source_dataset_l, p.unique_id_l, p.source_dataset_r, p.unique_id_r, p.match_probability,
                {", ".join(f"coalesce({c['sql']}, false) as r{i}" for i, c in enumerate(usable))}
         from {pred.physical_name} p
         join link_input l on l.source_dataset = p.source_dataset_l and l.unique_id = p.unique_id_l
         join link_input r on r.source_dataset = p.source_dataset_r and r.unique_id = p.unique_id_r""")
-    expected_all = con.execute("select coalesce(sum(match_probability), 0) from _block_cover").fetchall()[0][0]
+
+    def gain(i: int, covered: str) -> str:  # a sum over the pairs of rule i not yet covered, in either dialect
+        return f"coalesce(sum(case when r{i} and not ({covered}) then match_probability end), 0)"
+
+    expected_all = engine.rows("select coalesce(sum(match_probability), 0) from _block_cover")[0][0]
     kept: list[int] = []
     covered = "false"
     remaining = list(range(len(usable)))
     while remaining:
-        gains = con.execute("select " + ", ".join(
-            f"coalesce(sum(match_probability) filter (r{i} and not ({covered})), 0)" for i in remaining)
-            + " from _block_cover").fetchall()[0]
+        gains = engine.rows("select " + ", ".join(gain(i, covered) for i in remaining) + " from _block_cover")[0]
         best = max(range(len(remaining)), key=lambda j: (gains[j], -usable[remaining[j]]["comparisons"]))
         if expected_all <= 0 or gains[best] < params.min_marginal_match_share * expected_all:
             break
@@ -450,16 +492,15 @@ def choose_blocking_rules(model: dict[str, Any], db_api: Any, con: duckdb.DuckDB
         kept.append(i)
         covered = " or ".join(f"r{j}" for j in kept)
     for i in remaining:
-        usable[i]["marginal_expected_matches"] = round(float(con.execute(
-            f"select coalesce(sum(match_probability) filter (r{i} and not ({covered})), 0) from _block_cover"
-        ).fetchall()[0][0]), 2)
+        usable[i]["marginal_expected_matches"] = round(float(engine.rows(
+            f"select {gain(i, covered)} from _block_cover")[0][0]), 2)
     for i, c in enumerate(usable):
         c["kept"] = i in kept
     lam = model.get("probability_two_random_records_match")
     pairs_all = total * (total - 1) / 2
-    found = con.execute(f"select coalesce(sum(match_probability), 0) from _block_cover where {covered}").fetchall()[0][0]
-    con.execute(f"create or replace temp table _block_kept as select * exclude ({', '.join(f'r{i}' for i in range(len(usable)))}) "
-                f"from _block_cover where {covered}")
+    found = engine.rows(f"select coalesce(sum(match_probability), 0) from _block_cover where {covered}")[0][0]
+    engine.table("_block_kept", "select source_dataset_l, unique_id_l, source_dataset_r, unique_id_r, "
+                 f"match_probability from _block_cover where {covered}")
     # the kept rules with the one that makes the most pairs last (where pruning applies: linkage.holdout)
     rules = [usable[i]["sql"] for i in sorted(kept, key=lambda i: usable[i]["comparisons"])]
     return {"candidates": counts, "rules": rules, "kept_labels": [usable[i]["rule"] for i in kept],
@@ -583,14 +624,13 @@ def input_fingerprint(con: duckdb.DuckDBPyConnection, table: str = "link_input")
     return hashlib.sha256(f"{n}|{x}|{total}".encode()).hexdigest()
 
 
-def source_views(con: duckdb.DuckDBPyConnection, table: str = "link_input") -> list[str]:
-    """One view per source (``<table>_<source>``): Splink's link_and_dedupe takes one input per dataset."""
+def source_views(engine: Engine, table: str = "link_input") -> list[str]:
+    """One view per source: Splink's link_and_dedupe takes one input per dataset."""
     names = []
-    for (src,) in con.execute(f"select distinct source_dataset from {table} order by 1").fetchall():
+    for (src,) in engine.rows(f"select distinct source_dataset from {table} order by 1"):
         name = f"{table}_{src}"
-        # DuckDB views cannot take parameters: inline the literal, quoted
-        con.execute(f"create or replace view {name} as select * from {table} where source_dataset = "
-                    f"'{src.replace(chr(39), chr(39) * 2)}'")
+        # views cannot take parameters: inline the literal, quoted (source names are partner ids: [a-z0-9_])
+        engine.view(name, f"select * from {table} where source_dataset = '{src.replace(chr(39), chr(39) * 2)}'")
         names.append(name)
     return names
 
@@ -599,8 +639,8 @@ def source_views(con: duckdb.DuckDBPyConnection, table: str = "link_input") -> l
 SALTED_BY_DOB = ("first_name", "last_name", "sex", "zip", "mi", "sfx")
 
 
-def train(linker: Any, params: LinkageParams, con: duckdb.DuckDBPyConnection, db_api: Any,
-          views: Sequence[str], table: str = "link_input") -> dict[str, Any]:
+def train(linker: Any, params: LinkageParams, engine: Engine, views: Sequence[str],
+          table: str = "link_input") -> dict[str, Any]:
     """Train the model; returns it (Splink's model JSON) with every level estimated from these records.
 
     1. lambda from two deterministic rules, u of every comparison by seeded random sampling.
@@ -620,15 +660,16 @@ def train(linker: Any, params: LinkageParams, con: duckdb.DuckDBPyConnection, db
     _clamp_underflowing_em_parameters()
     linker.training.estimate_probability_two_random_records_match(
         ["l.fn = r.fn and l.ln = r.ln", "l.ssn = r.ssn and l.dob = r.dob"], recall=0.8)
-    linker.training.estimate_u_using_random_sampling(max_pairs=params.u_max_pairs, seed=params.seed)
+    linker.training.estimate_u_using_random_sampling(max_pairs=params.u_max_pairs, seed=params.seed,
+                                                     num_chunks=params.u_chunks)
     model = linker.misc.save_model_to_json()
-    days = dob_day_sample(con, table, params)
-    _salted_u(model, con, table, days)
-    linker = make_linker(db_api, views, model)
+    days = dob_day_sample(engine, table, params)
+    _salted_u(model, engine, table, days)
+    linker = make_linker(engine.db_api, views, model)
     linker.training.estimate_parameters_using_expectation_maximisation(
         block_on("dob") if days is None else f"l.dob = r.dob and {days.replace('dob', 'l.dob')}")
     linker.training.estimate_parameters_using_expectation_maximisation(block_on("ssn"))
-    addresses = key_sample(con, table, "addr", params.addr_training_pairs, params.seed)
+    addresses = key_sample(engine, table, "addr", params.addr_training_pairs, params.seed)
     linker.training.estimate_parameters_using_expectation_maximisation(
         block_on("addr") if addresses is None else f"l.addr = r.addr and {addresses.replace('addr', 'l.addr')}")
     return linker.misc.save_model_to_json()
@@ -659,36 +700,47 @@ def _clamp_underflowing_em_parameters() -> None:
     em.m_u_records_to_lookup_dict = clamped
 
 
-def dob_day_sample(con: duckdb.DuckDBPyConnection, table: str, params: LinkageParams) -> str | None:
+def dob_day_sample(engine: Engine | duckdb.DuckDBPyConnection, table: str, params: LinkageParams) -> str | None:
     """A SQL condition on ``dob`` keeping a seeded share of birth days, so that the pairs born on one day number
     about ``params.dob_training_pairs``; None when all of them are fewer (every pair is used)."""
-    return key_sample(con, table, "dob", params.dob_training_pairs, params.seed)
+    return key_sample(engine, table, "dob", params.dob_training_pairs, params.seed)
 
 
-def key_sample(con: duckdb.DuckDBPyConnection, table: str, column: str, budget: float, seed: int) -> str | None:
+def key_sample(engine: Engine | duckdb.DuckDBPyConnection, table: str, column: str, budget: float,
+               seed: int) -> str | None:
     """A SQL condition on ``column`` keeping a seeded share of its values, so that the pairs sharing a value
     number about ``budget``; None when all of them are fewer (every pair is used). A random set of values is an
-    unbiased sample of the pairs blocked on the column: every pair of a kept value is kept."""
-    pairs = con.execute(f"select coalesce(sum(n * (n - 1) / 2), 0) from (select count(*) n from {table} "
-                        f"where {column} is not null group by {column})").fetchall()[0][0]
+    unbiased sample of the pairs blocked on the column: every pair of a kept value is kept. ``engine``: an
+    engine (:mod:`linkage.engine`) or the linkage zone's DuckDB connection."""
+    sql = (f"select coalesce(sum(n * (n - 1) / 2), 0) from (select count(*) n from {table} "
+           f"where {column} is not null group by {column})")
+    pairs = engine.rows(sql)[0][0] if hasattr(engine, "rows") else engine.execute(sql).fetchall()[0][0]
     if pairs <= budget:
         return None
     keep = max(1, round(1000 * budget / pairs))
+    if getattr(engine, "dialect", "duckdb") == "spark":  # Spark's hash is another (signed) function: another sample
+        return f"pmod(hash({column}, {int(seed)}), 1000) < {keep}"
     return f"hash({column}, {int(seed)}) % 1000 < {keep}"
 
 
-def _salted_u(model: dict[str, Any], con: duckdb.DuckDBPyConnection, table: str, days: str | None = None) -> int:
+#: each unordered pair of records once, in the SQL both engines read (DuckDB's row comparison is not Spark's)
+ORDERED_PAIR = ("(l.source_dataset < r.source_dataset or "
+                "(l.source_dataset = r.source_dataset and l.unique_id < r.unique_id))")
+
+
+def _salted_u(model: dict[str, Any], engine: Engine, table: str, days: str | None = None) -> int:
     """Set u of the DOB-salted comparisons from held-out non-matches born on one day (on the sampled days when
     ``days`` is given: :func:`dob_day_sample`); returns their number."""
     cols = [c for c in (*COLUMNS.values(), *BLOOMS.values(), *(f"{b}_n" for b in BLOOMS.values()), "dob_k")]
     sel = ", ".join(f"l.{c} as {c}_l, r.{c} as {c}_r" for c in cols)
-    con.execute(f"""create or replace temp table _u_pairs as
-        select {sel} from {table} l join {table} r
-          on l.dob = r.dob and (l.source_dataset, l.unique_id) < (r.source_dataset, r.unique_id)
+    # on the joined records' own columns: Spark's WHERE cannot read the select list's aliases (DuckDB's can)
+    ssn_dice = _dice_of("l.ssn_bf", "r.ssn_bf", "l.ssn_bf_n", "r.ssn_bf_n", engine.dialect)
+    engine.table("_u_pairs", f"""
+        select {sel} from {table} l join {table} r on l.dob = r.dob and {ORDERED_PAIR}
         where l.ssn is not null and r.ssn is not null and l.ssn <> r.ssn
           {'and ' + days.replace('dob', 'l.dob') if days else ''}
-          and coalesce({_dice('ssn_bf')}, 0) < {LinkageParams.ssn_dice} and coalesce(l.addr <> r.addr, true)""")
-    n = con.execute("select count(*) from _u_pairs").fetchall()[0][0]
+          and coalesce({ssn_dice}, 0) < {LinkageParams.ssn_dice} and coalesce(l.addr <> r.addr, true)""")
+    n = engine.rows("select count(*) from _u_pairs")[0][0]
     if n == 0:  # nothing to learn from: keep the sampled u
         return n
     for comp in model["comparisons"]:
@@ -697,8 +749,8 @@ def _salted_u(model: dict[str, Any], con: duckdb.DuckDBPyConnection, table: str,
         levels = comp["comparison_levels"]
         case = " ".join(f"when {lv['sql_condition']} then {i}" for i, lv in enumerate(levels)
                         if lv.get("sql_condition") and lv["sql_condition"].strip().upper() != "ELSE")
-        counts = dict(con.execute(f"select case {case} else {len(levels) - 1} end g, count(*) from _u_pairs "
-                                  "group by 1").fetchall())
+        counts = dict(engine.rows(f"select case {case} else {len(levels) - 1} end g, count(*) from _u_pairs "
+                                  "group by 1"))
         null_levels = {i for i, lv in enumerate(levels) if lv.get("is_null_level")}
         scored = [i for i in range(len(levels)) if i not in null_levels
                   and levels[i].get("label_for_charts") not in (NAMES_ZIP_LABEL, SSN_NAME_LABEL)]
@@ -714,18 +766,18 @@ def _salted_u(model: dict[str, Any], con: duckdb.DuckDBPyConnection, table: str,
                 # reached only by pairs with a missing date of birth, which random sampling cannot weigh against
                 # pairs born on one day: u is the share of ALL pairs with the same names and ZIP and a missing
                 # date of birth (an upper bound: the same persons among them are counted as non-matches)
-                records = con.execute(f"select count(*) from {table}").fetchall()[0][0]
-                same = con.execute(f"""select count(*) from {table} l join {table} r
-                    on l.nm_zip = r.nm_zip and (l.source_dataset, l.unique_id) < (r.source_dataset, r.unique_id)
-                    where l.dob is null or r.dob is null""").fetchall()[0][0]
+                records = engine.rows(f"select count(*) from {table}")[0][0]
+                same = engine.rows(f"""select count(*) from {table} l join {table} r
+                    on l.nm_zip = r.nm_zip and {ORDERED_PAIR}
+                    where l.dob is null or r.dob is null""")[0][0]
                 lv["u_probability"] = max(same, 1) / max(records * (records - 1) / 2, 1)
             elif lv.get("label_for_charts") == SSN_NAME_LABEL:
                 # likewise: the share of all pairs with one SSN, the same name and different dates of birth
                 col = "fn_ssn" if comp["output_column_name"] == "first_name" else "ln_ssn"
-                records = con.execute(f"select count(*) from {table}").fetchall()[0][0]
-                same = con.execute(f"""select count(*) from {table} l join {table} r
-                    on l.{col} = r.{col} and (l.source_dataset, l.unique_id) < (r.source_dataset, r.unique_id)
-                    where l.dob is null or r.dob is null or l.dob <> r.dob""").fetchall()[0][0]
+                records = engine.rows(f"select count(*) from {table}")[0][0]
+                same = engine.rows(f"""select count(*) from {table} l join {table} r
+                    on l.{col} = r.{col} and {ORDERED_PAIR}
+                    where l.dob is null or r.dob is null or l.dob <> r.dob""")[0][0]
                 lv["u_probability"] = max(same, 1) / max(records * (records - 1) / 2, 1)
     return n
 
@@ -786,3 +838,34 @@ def model_json(linker: Any, *, key_version: str | None, fingerprint: str, params
     """The saved model: Splink's settings and parameters with our version, key version and data fingerprint."""
     return {"model_version": MODEL_VERSION, "linkage_key_version": key_version, "training_fingerprint": fingerprint,
             "params": asdict(params), "splink": linker.misc.save_model_to_json()}
+
+
+def model_in_dialect(model: dict[str, Any], params: LinkageParams, dialect: str) -> dict[str, Any]:
+    """The same trained Splink model with its SQL in another engine's dialect.
+
+    Splink refuses settings of another dialect than its database API's, and the Dice levels cannot be
+    transpiled (``BIT`` against arrays of words). So each comparison level takes the SQL that
+    :func:`build_settings` writes for ``dialect``, level by level; every trained value (lambda, m, u, term
+    frequencies) and the blocking rules (plain equalities) stay as they are. Saved models are kept in DuckDB's
+    dialect, so either engine's run can read the other's model.
+
+    Raises:
+        ValueError: the model's comparisons are not the ones :func:`build_settings` makes (another model version).
+    """
+    import copy
+
+    target = build_settings(params, [], dialect).get_settings(dialect).as_dict()
+    out = copy.deepcopy(model)
+    if [c["output_column_name"] for c in out["comparisons"]] != [c["output_column_name"] for c in target["comparisons"]]:
+        raise ValueError("the model's comparisons are not this version's: retrain with a full run")
+    for comp, want in zip(out["comparisons"], target["comparisons"], strict=True):
+        if [lv.get("label_for_charts") for lv in comp["comparison_levels"]] != \
+                [lv.get("label_for_charts") for lv in want["comparison_levels"]]:
+            raise ValueError(f"{comp['output_column_name']}: the model's levels are not this version's: retrain")
+        for level, new in zip(comp["comparison_levels"], want["comparison_levels"], strict=True):
+            level["sql_condition"] = new["sql_condition"]
+    out["sql_dialect"] = dialect
+    for rule in out.get("blocking_rules_to_generate_predictions", []):
+        if isinstance(rule, dict):
+            rule["sql_dialect"] = dialect
+    return out

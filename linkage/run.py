@@ -8,6 +8,11 @@ held together by membership edges), so a monthly increment does not re-link ever
 Both end in :func:`linkage.persons.assign_person_keys`, then the (source, source_record_id) →
 person_key map with a confidence band is copied to the analytics zone, translated at the zone boundary
 (the linkage zone's labels to the warehouse's ids, its person keys to the analytics ones): nothing else crosses.
+
+A full run can train and score on Apache Spark instead of DuckDB (``engine="spark"``, :mod:`linkage.spark`):
+the same model, blocking choice and predictions through Splink's Spark backend. The edges come back to the
+linkage zone, where the same sibling rule (:func:`strong_edges`), connected components, held-out error estimate
+and key assignment run on DuckDB as for a DuckDB run.
 """
 
 from __future__ import annotations
@@ -16,15 +21,17 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from landing.boundary import ZoneBoundary
+from linkage.engine import DuckDBEngine, Engine
 from linkage.model import (
     MODEL_VERSION,
     KeyVersionError,
@@ -34,6 +41,7 @@ from linkage.model import (
     fill_unobserved,
     input_fingerprint,
     make_linker,
+    model_in_dialect,
     model_json,
     prepare_inputs,
     sibling_rule,
@@ -43,7 +51,13 @@ from linkage.model import (
 )
 from linkage.persons import assign_person_keys, carry_keys_across_rotation, confidence_bands, ensure_tables
 
-__all__ = ["LinkageMemoryError", "LinkageResult", "export_person_map", "run_linkage"]
+if TYPE_CHECKING:
+    from linkage.spark import SparkOptions
+
+__all__ = ["ENGINES", "LinkageMemoryError", "LinkageResult", "export_person_map", "run_linkage"]
+
+#: where the pairs are scored: DuckDB (the default) or Apache Spark (the ``spark`` extra)
+ENGINES = ("duckdb", "spark")
 
 TF_COLUMNS = ("fn", "ln", "dob")
 
@@ -72,6 +86,9 @@ class LinkageResult:
     #: precision and recall estimated with the SSN held out (``linkage.holdout``; the rates come from the full
     #: run that trained the model and are applied to every run's clustering)
     error_estimate: dict[str, Any] = field(default_factory=dict)
+    #: where pairs were scored and clustered ("duckdb" or "spark"), and the Spark master of a Spark run
+    engine: str = "duckdb"
+    spark_master: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -97,6 +114,8 @@ def run_linkage(
     expected_sources: tuple[str, ...] = (),
     blocking_analysis: bool = True,
     charts_dir: Path | None = None,
+    engine: str = "duckdb",
+    spark: SparkOptions | None = None,
 ) -> LinkageResult:
     """Link every current record of the linkage zone; give persons stable keys.
 
@@ -110,16 +129,31 @@ def run_linkage(
             backend-neutral so the same model can run on Splink's Spark backend).
         expected_sources: sources that should have records; any with none is reported, not a crash.
         charts_dir: where a full run saves Splink's parameter charts (match weights, m/u), self-contained.
+        engine: "duckdb" (default) or "spark": where a full run trains, scores and clusters. A Spark run is
+            always a full run ("auto" means full there); keys and history are assigned in DuckDB either way.
+        spark: the Spark master and settings of a Spark run (:class:`linkage.spark.SparkOptions`).
 
     Raises:
         KeyVersionError: mixed key versions in the inputs, or an incremental run asked for with a
             model of another key version or another model version (an older release's comparisons).
         LinkageMemoryError: the run needed more than ``params.memory_limit``; nothing was committed.
+        linkage.spark.SparkEngineError: Spark asked for and not installed (no pyspark, no Java), or an
+            incremental run asked of the Spark engine.
     """
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    if engine == "spark":
+        from linkage.spark import SparkEngineError, require_spark
+
+        if mode == "incremental":
+            raise SparkEngineError("the Spark engine runs full linkages only (person keys still carry over "
+                                   "from run to run); run increments with --engine duckdb")
+        require_spark()
+        mode = "full"
     try:
         return _run_linkage(linkage_db, now=now, params=params, mode=mode, db_api_factory=db_api_factory,
                             expected_sources=expected_sources, blocking_analysis=blocking_analysis,
-                            charts_dir=charts_dir)
+                            charts_dir=charts_dir, engine=engine, spark=spark)
     except Exception as exc:
         # Splink wraps DuckDB's error in its own exception (the original is the cause)
         if isinstance(exc, duckdb.OutOfMemoryException) or isinstance(exc.__cause__, duckdb.OutOfMemoryException):
@@ -134,7 +168,8 @@ def run_linkage(
 
 def _run_linkage(linkage_db: Path, *, now: datetime, params: LinkageParams, mode: str,
                  db_api_factory: Callable[[duckdb.DuckDBPyConnection], Any], expected_sources: tuple[str, ...],
-                 blocking_analysis: bool, charts_dir: Path | None) -> LinkageResult:
+                 blocking_analysis: bool, charts_dir: Path | None, engine: str,
+                 spark: SparkOptions | None) -> LinkageResult:
     run_id = now.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
@@ -188,16 +223,24 @@ def _run_linkage(linkage_db: Path, *, now: datetime, params: LinkageParams, mode
         # working tables of one run live in memory, not in the file: only inputs, edges and keys persist
         for name in ("link_new", "link_nodes", "link_cluster_edges", "link_clusters", "link_membership"):
             con.execute(f"drop table if exists main.{name}")
-        db_api = db_api_factory(con)
-        t = time.perf_counter()
-        if mode == "full":
-            model = _predict_full(con, db_api, params, result, total=total, run_id=run_id, key_version=key_version,
-                                  blocking_analysis=blocking_analysis, charts_dir=charts_dir, timings=timings)
-        else:
-            model = _predict_increment(con, db_api, params, result, model_run_id=previous[0][0], timings=timings)
-        timings["predict"] = time.perf_counter() - t
+        with _open_engine(engine, con, linkage_db, db_api_factory, spark, timings) as eng:
+            result.engine = eng.dialect
+            result.spark_master = getattr(eng, "master", None)
+            t = time.perf_counter()
+            if mode == "full":
+                model = _predict_full(con, eng, params, result, total=total, run_id=run_id, key_version=key_version,
+                                      blocking_analysis=blocking_analysis, charts_dir=charts_dir, timings=timings)
+            else:
+                model = _predict_increment(con, eng.db_api, params, result, model_run_id=previous[0][0],
+                                           timings=timings)
+            timings["predict"] = time.perf_counter() - t
+            t = time.perf_counter()
+            # the run's edges (kept: the quality report reads them) come back to the linkage zone, where the
+            # sibling rule, clustering, error estimate and keys run on DuckDB whichever engine scored the pairs
+            eng.to_duckdb(con, "link_edges", persist=True)
+            timings["to_linkage_zone"] = time.perf_counter() - t
+            db_api = eng.db_api if eng.dialect == "duckdb" else db_api_factory(con)
         result.pairs = con.execute("select count(*) from link_edges").fetchall()[0][0]
-
         t = time.perf_counter()
         result.held_apart_as_siblings = _cluster(con, db_api, params, mode)
         timings["cluster"] = time.perf_counter() - t
@@ -226,37 +269,57 @@ def _run_linkage(linkage_db: Path, *, now: datetime, params: LinkageParams, mode
     return result
 
 
-def _predict_full(con: duckdb.DuckDBPyConnection, db_api: Any, params: LinkageParams, result: LinkageResult, *,
+@contextmanager
+def _open_engine(engine: str, con: duckdb.DuckDBPyConnection, linkage_db: Path,
+                 db_api_factory: Callable[[duckdb.DuckDBPyConnection], Any], spark: SparkOptions | None,
+                 timings: dict[str, float]) -> Iterator[Engine]:
+    """The engine of this run; a Spark one is given the run's inputs (exported from the linkage zone) and
+    removes its working files when the run ends, however it ends."""
+    if engine == "duckdb":
+        yield DuckDBEngine(con, db_api_factory(con))
+        return
+    from linkage.spark import SparkOptions, open_spark_engine
+
+    with open_spark_engine(con, linkage_db, spark or SparkOptions(), timings) as eng:
+        yield eng
+
+
+def _predict_full(con: duckdb.DuckDBPyConnection, engine: Engine, params: LinkageParams, result: LinkageResult, *,
                   total: int, run_id: str, key_version: str | None, blocking_analysis: bool,
                   charts_dir: Path | None, timings: dict[str, float]) -> dict[str, Any]:
     """A full run: train the model (EM, fixed seeds) and score every blocked pair into ``link_edges``.
 
-    Returns the model to save (Splink settings and parameters, key version, training fingerprint).
+    Returns the model to save (Splink settings and parameters, key version, training fingerprint), in
+    DuckDB's SQL dialect whichever engine trained it.
     """
     t = time.perf_counter()
+    # the nodes of clustering, which runs in the linkage zone's DuckDB whichever engine scores the pairs
     con.execute("create or replace temp table link_nodes as select source_dataset || ':' || unique_id as node_id, "
                 "source_dataset as source, unique_id as source_record_id from link_input")
-    views = source_views(con)
-    linker = make_linker(db_api, views, build_settings(params))
+    views = source_views(engine)
+    linker = make_linker(engine.db_api, views, build_settings(params, dialect=engine.dialect))
     timings["setup"] = time.perf_counter() - t
     t = time.perf_counter()
-    trained = train(linker, params, con, db_api, views)
+    trained = train(linker, params, engine, views)
     timings["train"] = time.perf_counter() - t
     result.untrained_levels = fill_unobserved(trained) + untrained_levels(trained)
     t = time.perf_counter()
     # blocking from the data at hand: Splink's blocking analysis, then each rule's share of the expected
     # matches under the trained model; its scored pairs are this run's predictions
-    choice = choose_blocking_rules(trained, db_api, con, views, total, params)
+    choice = choose_blocking_rules(trained, engine, views, total, params)
     result.blocking = choice
     timings["blocking_and_predict"] = time.perf_counter() - t
-    con.execute("create or replace table link_edges as select source_dataset_l || ':' || unique_id_l node_id_l, "
-                "source_dataset_r || ':' || unique_id_r node_id_r, match_probability from _block_kept")
+    engine.table("link_edges", "select source_dataset_l || ':' || unique_id_l node_id_l, "
+                 "source_dataset_r || ':' || unique_id_r node_id_r, match_probability from _block_kept", persist=True)
     result.model_run_id, result.new_records = run_id, total
     del blocking_analysis  # the analysis is part of every full run now (the rules depend on it)
-    final = make_linker(db_api, views, trained | {"blocking_rules_to_generate_predictions": choice["rules"]})
+    final = make_linker(engine.db_api, views, trained | {"blocking_rules_to_generate_predictions": choice["rules"]})
     if charts_dir is not None:
         result.charts = _save_charts(final, charts_dir, run_id)
-    return model_json(final, key_version=key_version, fingerprint=input_fingerprint(con), params=params)
+    model = model_json(final, key_version=key_version, fingerprint=input_fingerprint(con), params=params)
+    if engine.dialect != "duckdb":  # saved models are read by DuckDB's incremental runs
+        model["splink"] = model_in_dialect(model["splink"], params, "duckdb")
+    return model
 
 
 def _predict_increment(con: duckdb.DuckDBPyConnection, db_api: Any, params: LinkageParams, result: LinkageResult, *,

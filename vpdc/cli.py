@@ -218,12 +218,25 @@ def link(
     mode: Annotated[str, typer.Option(help="auto (incremental when a model exists), full, or incremental.")] = "auto",
     evaluate: Annotated[bool, typer.Option(help="Also score against the synthetic ground truth (synthetic data only).")]
     = False,
+    engine: Annotated[str, typer.Option(help="duckdb (default), or spark: train, score and cluster on Apache Spark "
+                                             "(full runs; needs the spark extra and Java 17; docs/spark.md).")]
+    = "duckdb",
+    spark_master: Annotated[str | None, typer.Option(
+        "--spark-master", help="With --engine spark: local[N] (N cores of this machine; default local[2]) or a "
+                               "cluster's master URL (spark://host:7077).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Link persons across partners on encodings alone, report quality, export the person map (Dagster link_job)."""
     if mode not in ("auto", "full", "incremental"):
         raise UsageError("--mode must be auto, full or incremental")
-    result = run_link(Home(home), mode=mode, evaluate=evaluate)
+    if engine not in ("duckdb", "spark"):
+        raise UsageError("--engine must be duckdb or spark")
+    if spark_master and engine != "spark":
+        raise UsageError("--spark-master needs --engine spark")
+    if engine == "spark" and mode == "incremental":
+        raise UsageError("the Spark engine runs full linkages only (keys carry over between runs); "
+                         "use --engine duckdb for an incremental run")
+    result = run_link(Home(home), mode=mode, evaluate=evaluate, engine=engine, spark_master=spark_master)
     emit(result, as_json) if as_json else print_link(result)
     if not result["success"]:
         raise typer.Exit(1)
@@ -413,12 +426,13 @@ def known_errors() -> tuple[type[Exception], ...]:
         from landing.ingest import IngestError
         from landing.quarantine import QuarantineError
         from linkage.pipeline import NothingToDo
+        from linkage.spark import SparkEngineError
         from workspace.permissions import HomePermissionError
         from workspace.settings import SettingsError
 
         errors += [PolicyRefused, GovernanceError, RequestFileError, QuarantineError, IngestError, NothingToDo,
                    SettingsError, RegistryUnavailable, AuditError, HomePermissionError, DashboardRefused,
-                   BrowseViewError]
+                   BrowseViewError, SparkEngineError]
     except ModuleNotFoundError:  # a kit-only install: the warehouse's errors cannot occur
         pass
     return tuple(errors)

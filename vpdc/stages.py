@@ -47,14 +47,22 @@ def print_ingest(rows: list[dict[str, Any]], as_json: bool) -> None:
                       f"{sum(r['status'] == 'error' for r in rows)} errors")
 
 
-def run_link(home: Home, *, mode: str = "auto", evaluate: bool = False) -> dict[str, Any]:
+def run_link(home: Home, *, mode: str = "auto", evaluate: bool = False, engine: str = "duckdb",
+             spark_master: str | None = None) -> dict[str, Any]:
     from linkage.pipeline import linkage_summary, require_inputs
     from orchestration.runner import run_job
 
     require_inputs(home)
+    config: dict[str, Any] = {"mode": mode, "engine": engine}
+    if engine == "spark":
+        from linkage.spark import require_spark
+
+        require_spark()  # before the job starts: a missing pyspark or Java is one line naming what to install
+        if spark_master:
+            config["spark_master"] = spark_master
     with _progress() as prog:
-        prog.add_task("linking persons on encodings", total=None)
-        summary = run_job(home, "link_job", run_config={"ops": {"link_persons": {"config": {"mode": mode}}}})
+        prog.add_task(f"linking persons on encodings ({engine})", total=None)
+        summary = run_job(home, "link_job", run_config={"ops": {"link_persons": {"config": config}}})
     out = linkage_summary(home, success=summary.success, error=summary.error)
     if evaluate and out["run"]:
         from scoring.linkage import (
@@ -75,7 +83,8 @@ def print_link(result: dict[str, Any]) -> None:
                           "one's: its person keys still stand[/]")
     if not run:
         return
-    console.print(f"linkage run {run['run_id']} ({run['mode']}): {run['total_records']:,} records → "
+    engine = f", on {run.get('engine', 'duckdb')}" + (f" {run['spark_master']}" if run.get("spark_master") else "")
+    console.print(f"linkage run {run['run_id']} ({run['mode']}{escape(engine)}): {run['total_records']:,} records → "
                   f"{run['persons']:,} persons; {run['new_records']:,} records scored; {run['pairs']:,} pairs")
     est = report.get("estimated", {})
     console.print(f"estimated precision {est.get('precision')}, recall {est.get('recall')}")

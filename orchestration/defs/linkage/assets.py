@@ -10,6 +10,7 @@ from linkage.model import KeyVersionError, LinkageParams
 from linkage.pipeline import report_latest_run, with_source_names
 from linkage.quality import QualityFloors
 from linkage.run import export_person_map, run_linkage
+from linkage.spark import SparkOptions
 from orchestration.resources import VpdcHome, WarehouseKeys
 from partner_kit import extract_types, load_profile, partners
 
@@ -28,6 +29,12 @@ class LinkageConfig(dg.Config):
     #: DuckDB's memory for the run (past it, it spills to the zone's temp folder); a run that needs more stops
     #: with nothing committed and says so
     memory_limit: str | None = LinkageParams.memory_limit
+    #: duckdb (default) | spark: where a full run trains and scores pairs (docs/spark.md)
+    engine: str = "duckdb"
+    #: the Spark master of a Spark run: local[N] (in this process) or a cluster URL (spark://host:7077, yarn, k8s://...)
+    spark_master: str = "local[2]"
+    #: Spark's shuffle partitions (0: 4 per local core, or the cluster's default)
+    spark_shuffle_partitions: int = 0
 
 
 @dg.multi_asset(
@@ -44,16 +51,19 @@ def link_persons(context: dg.AssetExecutionContext, config: LinkageConfig, vpdc_
                            memory_limit=config.memory_limit)
     # the linkage zone knows sources by the boundary's labels only (ADR 0010); names are given back here
     names = ZoneBoundary.from_keyring(keyring.keyring()).source_names(partners())
+    spark = SparkOptions(master=config.spark_master, shuffle_partitions=config.spark_shuffle_partitions or None)
     try:
         result = run_linkage(home.linkage_db, now=datetime.now(UTC), params=params, mode=config.mode,
-                             expected_sources=tuple(names), charts_dir=home.reports / "linkage")
+                             expected_sources=tuple(names), charts_dir=home.reports / "linkage",
+                             engine=config.engine, spark=spark if config.engine == "spark" else None)
     except KeyVersionError as exc:  # names the sources to re-send by label: say which partners they are
         raise type(exc)(with_source_names(str(exc), names)) from None
-    context.log.info(f"linkage run {result.run_id}: {result.mode}, {sum(result.records.values())} records, "
-                     f"{result.persons} persons")
+    context.log.info(f"linkage run {result.run_id}: {result.mode} on {result.engine}, "
+                     f"{sum(result.records.values())} records, {result.persons} persons")
     common = {"run_id": result.run_id, "mode": result.mode}
     yield dg.MaterializeResult(asset_key=["linkage", "model"], metadata={
-        **common, "model_run_id": result.model_run_id or "", "linkage_key_version": result.linkage_key_version or "",
+        **common, "engine": result.engine, "model_run_id": result.model_run_id or "",
+        "linkage_key_version": result.linkage_key_version or "",
         "seconds_train": round(result.seconds.get("train", 0.0), 2)})
     yield dg.MaterializeResult(asset_key=["linkage", "predictions"], metadata={**common, "pairs": result.pairs})
     yield dg.MaterializeResult(asset_key=["linkage", "clusters"], metadata={**common, "persons": result.persons})

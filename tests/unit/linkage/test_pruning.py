@@ -87,3 +87,12 @@ def test_a_comparison_blank_on_every_record_is_left_out():
     assert "ssn" not in without["comparisons"] and "ssn_l" not in without["condition"].replace("l.ssn", "")
     assert "l.ssn" in with_ssn["condition"] and "l.ssn" not in without["condition"]
     assert without["max_match_probability"] == pytest.approx(with_ssn["max_match_probability"])
+
+
+def test_level_conditions_become_blocking_sql_in_either_dialect():
+    """Splink quotes a model's columns as DuckDB does ("fn_l") or as Spark does (`fn_l`): both become l./r."""
+    from linkage.model import _blocking_sql
+
+    assert _blocking_sql('"fn_bf_l" IS NULL OR "fn_bf_r" IS NULL') == "l.fn_bf IS NULL OR r.fn_bf IS NULL"
+    assert _blocking_sql("`fn_bf_l` IS NULL OR `fn_bf_r` IS NULL") == "l.fn_bf IS NULL OR r.fn_bf IS NULL"
+    assert _blocking_sql("fn_bf_n_l + fn_bf_n_r > 0 and l.x_l = 1") == "l.fn_bf_n + r.fn_bf_n > 0 and l.x_l = 1"
