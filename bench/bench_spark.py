@@ -183,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--child", choices=sorted(STAGES), help=argparse.SUPPRESS)
     ap.add_argument("--spec", help=argparse.SUPPRESS)
-    ap.add_argument("--persons", type=int, action="append", help="persons (repeatable; default 20,000 and 200,000, none with --million)")
+    ap.add_argument("--persons", type=int, action="append",
+                    help="persons (repeatable; default 20,000 and 200,000, none with --million)")
     ap.add_argument("--million", action="store_true", help="also a Spark-only run at 1,000,000 persons")
     ap.add_argument("--master", default="local[2]")
     ap.add_argument("--shuffle-partitions", type=int, default=None)

@@ -71,7 +71,8 @@ class SparkOptions:
         codegen: Spark compiles each query's plan to Java (whole-stage code generation, Janino for expressions),
             its default. False interprets the plans instead: the same results, faster only on tiny runs, where
             compiling costs more than the code saves (the 400-person test population, about 1,000 records: 53 s
-            instead of 70 s) and much slower on real ones (20,000 persons, 28,565 records: 270 s instead of 155 s).
+            instead of 70 s) and much slower on real ones (20,000 persons, 28,565 records: 270 s against
+            155 s compiled, two runs with different driver heaps, 16 GB and the default).
     """
 
     master: str = "local[2]"
