@@ -524,6 +524,10 @@ def error_estimate_vs_truth(estimate: dict[str, Any], true: dict[str, Any]) -> d
         out["precision_error_points"] = round(100 * (estimate["precision"] - true["precision"]), 2)
         out["recall_error_points"] = round(100 * (estimate["recall"] - true["recall"]), 2)
         out["within_one_point"] = abs(out["precision_error_points"]) <= 1 and abs(out["recall_error_points"]) <= 1
+        # does the stated 95 % range hold the truth (ranges count merge and split events, ADR 0012)
+        for figure in ("precision", "recall"):
+            rng = estimate.get(f"{figure}_95")
+            out[f"true_{figure}_within_95"] = bool(rng) and rng[0] <= true[figure] <= rng[1]
     return out
 
 

@@ -109,7 +109,9 @@ def estimated(run: dict[str, Any], at: dict[str, Any]) -> dict[str, Any]:
         return {"precision": held["precision"], "recall": held["recall"], "method": "held-out SSN",
                 "precision_95": held.get("precision_95"), "recall_95": held.get("recall_95"),
                 "note": "pairwise, over the run's persons: links judged by the SSN where both records carry one, the "
-                        "rest at the error rates of a second linkage of every record with the SSN hidden",
+                        "rest at the error rates of a second linkage of every record with the SSN hidden; where a "
+                        "source records no SSN at all, its links' rates are assumed equal to those, and the 95 % "
+                        "range runs up to none of them being wrong",
                 "held_out": held, "model": model}
     reason = (held.get("rates") or {}).get("reason") or ("not measured in this run" if not held else "not available")
     return {"precision": model["precision"], "recall": model["recall"], "method": "model",
@@ -211,6 +213,9 @@ def write_report(report: dict[str, Any], out_dir: Path, charts: dict[str, str] |
             ("judged by their SSNs", held.get("linked_pairs_judged_by_ssn")),
             ("of which the SSNs disagree", held.get("linked_pairs_ssn_disagree")),
             ("judged at the held-out rates", held.get("linked_pairs_at_held_out_rate")),
+            ("of which with a record from a source that records no SSN (no held-out label reaches them: their "
+             "rates are assumed, and the 95 % range allows them to be error-free)",
+             held.get("linked_pairs_with_a_source_without_ssn")),
             ("pairs with one SSN in two persons", held.get("true_pairs_by_ssn_apart")),
             ("pairs with equal name and birth-date tokens, both with an SSN",
              (rates.get("ssn_disagreement") or {}).get("pairs")),

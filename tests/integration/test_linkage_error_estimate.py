@@ -2,7 +2,7 @@
 
 A 4,000-person population encoded by the partner kit (the attack suite's zone, with its loads registered) is linked
 by the real run; the report's estimate (the SSN held out) must be within one point of the true pairwise precision
-and recall, where the model's own figure was two points off on the demo. The same run must show a trained m and u
+and recall, where the model's own figure was two points off on the demo, and its 95 % range must hold the truth. The same run must show a trained m and u
 for every comparison level and hold twins apart.
 """
 
@@ -19,74 +19,72 @@ PERSONS, SEED = 4_000, 7
 
 
 @pytest.fixture(scope="module")
-def linked(tmp_path_factory):
-    from bench.attacks.zone import build_population, linkage_secret, register_loads
+def population(tmp_path_factory):
+    """One population (a fresh linkage key, as every real deployment has), its loads registered; each variant
+    below links its own copy of the linkage zone, so the full and the sampled estimates describe the same records."""
+    from bench.attacks.zone import build_population, register_loads
+
+    pop = build_population(tmp_path_factory.mktemp("estimate") / "home", persons=PERSONS, seed=SEED)
+    register_loads(pop.linkage_db)
+    return pop
+
+
+def _link_copy(pop, name: str, params=None, *, before=None):
+    """Link a copy of the population's linkage zone (``before(con)`` may alter its encodings first); return the
+    report with the synthetic truth beside the estimate."""
+    import shutil
+
+    from bench.attacks.zone import linkage_secret
     from linkage.pipeline import latest_run
     from linkage.quality import build_report
     from linkage.run import run_linkage
     from scoring.linkage import add_truth, load_truth
 
-    pop = build_population(tmp_path_factory.mktemp("estimate") / "home", persons=PERSONS, seed=SEED)
-    register_loads(pop.linkage_db)
-    result = run_linkage(pop.linkage_db, now=datetime(2026, 2, 28, 12, 0, tzinfo=UTC), mode="full")
-    with duckdb.connect(str(pop.linkage_db)) as con:
+    db = pop.linkage_db.with_name(f"{name}.duckdb")
+    shutil.copy(pop.linkage_db, db)
+    if before is not None:
+        with duckdb.connect(str(db)) as con:
+            before(con)
+    kwargs = {"params": params} if params is not None else {}
+    result = run_linkage(db, now=datetime(2026, 2, 28, 12, 0, tzinfo=UTC), mode="full", **kwargs)
+    with duckdb.connect(str(db)) as con:
         load_truth(con, pop.truth, linkage_secret(pop), boundary=None)
-    run = latest_run(pop.linkage_db)
-    report = add_truth(build_report(pop.linkage_db, run, cluster_threshold=run["params"]["cluster_threshold"]),
-                       pop.linkage_db, as_of_year=2026)
+    run = latest_run(db)
+    report = add_truth(build_report(db, run, cluster_threshold=run["params"]["cluster_threshold"]), db, as_of_year=2026)
     return result, report
 
 
 @pytest.fixture(scope="module")
-def linked_with_ssn_errors(tmp_path_factory):
-    """The same kind of population, with one person's SSNs disagreeing far more often than keying typos do: 4 % of
-    the SSN-bearing records get another, unrelated SSN (token, last four, filter, SSN-salted names), as FEBRL's
-    duplicates and records keyed from the wrong family member do."""
-    from bench.attacks.zone import build_population, linkage_secret, register_loads
-    from linkage.pipeline import latest_run
-    from linkage.quality import build_report
-    from linkage.run import run_linkage
-    from scoring.linkage import add_truth, load_truth
+def linked(population):
+    return _link_copy(population, "full")
 
-    pop = build_population(tmp_path_factory.mktemp("estimate-ssn") / "home", persons=PERSONS, seed=SEED)
-    register_loads(pop.linkage_db)
-    with duckdb.connect(str(pop.linkage_db)) as con:
+
+@pytest.fixture(scope="module")
+def linked_with_ssn_errors(population):
+    """The same population, with one person's SSNs disagreeing far more often than keying typos do: 4 % of the
+    SSN-bearing records get another, unrelated SSN (token, last four, filter, SSN-salted names), as FEBRL's
+    duplicates and records keyed from the wrong family member do."""
+    def replace_ssns(con):
         con.execute("select setseed(0.31)")
         fresh = "substr(md5(random()::varchar), 1, 16)"
         con.execute(f"""update encodings set enc_ssn_full = {fresh}, enc_ssn_last4 = {fresh}, enc_fn_ssn = {fresh},
             enc_ln_ssn = {fresh}, enc_ssnp_bf = unhex(md5(random()::varchar) || md5(random()::varchar)
                                                       || md5(random()::varchar) || md5(random()::varchar))
             where enc_ssn_full is not null and random() < 0.04""")
-    run_linkage(pop.linkage_db, now=datetime(2026, 2, 28, 12, 0, tzinfo=UTC), mode="full")
-    with duckdb.connect(str(pop.linkage_db)) as con:
-        load_truth(con, pop.truth, linkage_secret(pop), boundary=None)
-    run = latest_run(pop.linkage_db)
-    return add_truth(build_report(pop.linkage_db, run, cluster_threshold=run["params"]["cluster_threshold"]),
-                     pop.linkage_db, as_of_year=2026)
+
+    return _link_copy(population, "ssn-errors", before=replace_ssns)[1]
 
 
 @pytest.fixture(scope="module")
-def linked_with_a_sample(tmp_path_factory):
+def linked_with_a_sample(population):
     """The same population linked with a held-out run capped below its size: all records without an SSN and those
     of a seeded sample of SSN values take part (``LinkageParams.holdout_records``, as at a million persons)."""
-    from bench.attacks.zone import build_population, linkage_secret, register_loads
     from linkage.model import LinkageParams
-    from linkage.pipeline import latest_run
-    from linkage.quality import build_report
-    from linkage.run import run_linkage
-    from scoring.linkage import add_truth, load_truth
 
-    pop = build_population(tmp_path_factory.mktemp("estimate-sample") / "home", persons=PERSONS, seed=SEED)
-    register_loads(pop.linkage_db)
-    with duckdb.connect(str(pop.linkage_db)) as con:
+    with duckdb.connect(str(population.linkage_db), read_only=True) as con:
         total, without = con.execute("select count(*), count(*) - count(enc_ssn_full) from encodings").fetchall()[0]
-    run_linkage(pop.linkage_db, now=datetime(2026, 2, 28, 12, 0, tzinfo=UTC), mode="full",
-                params=LinkageParams(holdout_records=without + (total - without) * 6 // 10))
-    with duckdb.connect(str(pop.linkage_db)) as con:
-        load_truth(con, pop.truth, linkage_secret(pop), boundary=None)
-    run = latest_run(pop.linkage_db)
-    report = add_truth(build_report(pop.linkage_db, run, cluster_threshold=run["params"]["cluster_threshold"]),
-                       pop.linkage_db, as_of_year=2026)
+    _, report = _link_copy(population, "sample",
+                           LinkageParams(holdout_records=without + (total - without) * 6 // 10))
     return total, without, report
 
 
@@ -98,15 +96,23 @@ def test_the_held_out_run_links_records_without_an_ssn_too(linked):
     assert rates["ssn_values_sampled_per_mille"] == 1000
 
 
-def test_a_sample_of_ssn_values_keeps_the_estimate_within_one_point(linked_with_a_sample):
+def test_a_sample_of_ssn_values_keeps_the_estimate_within_its_range(linked_with_a_sample, linked):
+    """Sampling SSN values (above a million records) is an unbiased sample of the labelled pairs: the estimate moves
+    only by sampling error, which its 95 % range carries. At 4,000 persons a 60 % sample keeps about 870 labelled
+    pairs, and over 14 fresh keys the sampled recall estimate sat 0.33-1.13 points below the truth (the full one
+    0.56-0.79): within a point is a claim for the sizes where sampling applies (1,000,000 persons: -0.34, bench/),
+    not for this one. Here: the full estimate of the same records, and the truth, lie within the sampled range."""
     total, without, report = linked_with_a_sample
     rates = report["estimated"]["held_out"]["rates"]
     assert rates["ssn_values_sampled_per_mille"] == 600, rates
     # every record without an SSN, and about 60 % of the others (whole SSN values: each true pair kept or not)
     assert without + 0.5 * (total - without) < rates["records_linked"] < without + 0.7 * (total - without), rates
-    est, true = report["estimated"], report["truth"]["pairwise"]
+    est, true, full = report["estimated"], report["truth"]["pairwise"], linked[1]["estimated"]
+    for figure in ("precision", "recall"):
+        lo, hi = est[f"{figure}_95"]
+        assert lo <= full[figure] <= hi, (figure, est, full)
+        assert lo <= true[figure] <= hi, (figure, est, true)
     assert abs(est["precision"] - true["precision"]) <= 0.01, (est, true)
-    assert abs(est["recall"] - true["recall"]) <= 0.01, (est, true)
 
 
 def test_the_estimate_is_within_one_point_of_the_true_precision_and_recall(linked):
@@ -115,10 +121,28 @@ def test_the_estimate_is_within_one_point_of_the_true_precision_and_recall(linke
     assert est["method"] == "held-out SSN", est
     assert abs(est["precision"] - true["precision"]) <= 0.01, (est, true)
     assert abs(est["recall"] - true["recall"]) <= 0.01, (est, true)
-    # its 95 % range is a range, and the model's own figure is kept beside it
-    lo, hi = est["precision_95"]
-    assert lo <= est["precision"] <= hi and lo < hi
+    # its 95 % range is a range that holds the truth, and the model's own figure is kept beside it
+    for figure in ("precision", "recall"):
+        lo, hi = est[f"{figure}_95"]
+        assert lo <= est[figure] <= hi and lo < hi, (figure, est)
+        assert lo <= true[figure] <= hi, (figure, est, true)
     assert est["model"]["precision"] is not None
+
+
+def test_links_no_ssn_can_judge_are_counted_and_widen_the_range(linked):
+    """The school district records no SSN: no held-out label reaches its links. Their rates are the held-out ones
+    in the point estimate (which is why the recall estimate errs low here: those records are the cleanest), and
+    the range's upper end lets them be error-free; without that the range excluded the true recall."""
+    _, report = linked
+    held = report["estimated"]["held_out"]
+    assert held["sources_without_ssn"] == 1, held
+    unreached = held["linked_pairs_with_a_source_without_ssn"]
+    assert 0 < unreached < held["linked_pairs_at_held_out_rate"], held
+    # the upper end with those links error-free, the others at the held-out upper bounds: above the point
+    # estimate by more than the sampling error of the held-out rates alone would allow
+    rates = held["rates"]
+    assert report["estimated"]["recall_95"][1] - report["estimated"]["recall"] > \
+        rates["recall_95"][1] - rates["recall"], (report["estimated"], rates)
 
 
 def test_the_estimate_allows_for_one_persons_ssns_disagreeing(linked_with_ssn_errors):

@@ -1,0 +1,89 @@
+"""The held-out estimate's 95 % range counts units, not pairs (linkage.holdout._ratio_interval).
+
+One merge of two persons in the held-out run makes several false pairs, one missed person several missed pairs: the
+range must be as wide as the number of such events allows, not as narrow as the number of pairs suggests.
+"""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from linkage.holdout import _ratio_interval
+
+
+def _units(rows: list[tuple[float, float]]) -> list[float]:
+    """[units, sum y, sum x, sum y², sum x², sum xy] of (y, x) unit totals, as holdout_rates computes them in SQL."""
+    return [len(rows), sum(y for y, _ in rows), sum(x for _, x in rows), sum(y * y for y, _ in rows),
+            sum(x * x for _, x in rows), sum(x * y for y, x in rows)]
+
+
+def _wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    p = k / n
+    d = 1 + z * z / n
+    c = (p + z * z / (2 * n)) / d
+    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return round(max(0.0, c - h), 5), round(min(1.0, c + h), 5)
+
+
+units = st.lists(st.tuples(st.integers(1, 12), st.integers(0, 12)).map(lambda t: (float(min(t)), float(max(t)))),
+                 min_size=2, max_size=60).filter(lambda rows: sum(x for _, x in rows) > 0)
+
+
+@given(units)
+def test_the_share_lies_within_its_range_and_the_range_within_zero_and_one(rows):
+    pairs = int(sum(x for _, x in rows))
+    share, (lo, hi) = _ratio_interval(_units(rows), pairs)
+    assert share == round(sum(y for y, _ in rows) / pairs, 5)
+    assert 0.0 <= lo <= share <= hi <= 1.0
+
+
+@given(units, st.floats(1.0, 1.5))
+def test_a_scaled_share_is_capped_at_one(rows, scale):
+    share, (lo, hi) = _ratio_interval(_units(rows), int(sum(x for _, x in rows)), scale)
+    assert share <= 1.0 and hi <= 1.0 and lo <= share
+
+
+@given(st.integers(200, 2_000), st.integers(0, 40))
+def test_one_pair_per_unit_is_wilsons_interval_on_pairs(n, misses):
+    """Independent pairs (every unit a single pair): the design effect is about one, the range Wilson's."""
+    rows = [(0.0, 1.0)] * misses + [(1.0, 1.0)] * (n - misses)
+    share, (lo, hi) = _ratio_interval(_units(rows), n)
+    wlo, whi = _wilson(n - misses, n)
+    assert abs(lo - wlo) < 0.002 and abs(hi - whi) < 0.002, ((lo, hi), (wlo, whi))
+
+
+@given(st.integers(2, 6), st.integers(300, 1_500))
+def test_false_pairs_that_come_in_few_merges_widen_the_range(merges, clean_clusters):
+    """The same pairs, counted once as ``merges`` clusters of six false pairs each and once as independent pairs:
+    the clustered range is wider (a handful of merge events is what the precision rests on)."""
+    clustered = [(4.0, 10.0)] * merges + [(1.0, 1.0)] * clean_clusters
+    flat = [(0.0, 1.0)] * (6 * merges) + [(1.0, 1.0)] * (4 * merges + clean_clusters)
+    pairs = int(sum(x for _, x in clustered))
+    share_c, (lo_c, hi_c) = _ratio_interval(_units(clustered), pairs)
+    share_f, (lo_f, hi_f) = _ratio_interval(_units(flat), pairs)
+    assert share_c == share_f
+    assert lo_c < lo_f and hi_c - lo_c > hi_f - lo_f
+
+
+def test_without_a_varying_unit_the_range_counts_units():
+    """Every link correct: no variance to estimate, so the range is Wilson's over the clusters, not the pairs."""
+    rows = [(3.0, 3.0)] * 100
+    share, (lo, hi) = _ratio_interval(_units(rows), 300)
+    assert share == 1.0 and hi == 1.0
+    assert lo == _wilson(100, 100)[0] < _wilson(300, 300)[0]
+
+
+def test_no_pairs_give_no_range():
+    assert _ratio_interval([0, 0, 0, 0, 0, 0], 0) == (0.0, None)
+
+
+def test_with_no_false_link_in_a_sample_the_range_allows_for_those_the_sample_could_not_see():
+    """A sample of 60 % of SSN values sees a false link (two values) with 0.36, a cluster with 0.6: seeing none in
+    100 clusters bounds the false links less tightly than seeing none in 100 clusters of the whole population."""
+    rows = [(3.0, 3.0)] * 100
+    _, (lo_all, _) = _ratio_interval(_units(rows), 300)
+    _, (lo_sample, _) = _ratio_interval(_units(rows), 300, failure_weight=0.6)
+    assert lo_sample == _wilson(60, 60)[0] < lo_all
