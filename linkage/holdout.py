@@ -78,7 +78,9 @@ def ssn_disagreement(con: duckdb.DuckDBPyConnection, params: LinkageParams,
     if pairs < MIN_LABELLED_PAIRS:
         return {"pairs": pairs, "rate": 0.0, "applied": False,
                 "reason": f"fewer than {MIN_LABELLED_PAIRS} pairs with equal names and date of birth"}
-    return {"pairs": pairs, "disagree": disagree, "rate": round(disagree / pairs, 5), "applied": True}
+    lo, hi = _wilson_share(disagree / pairs, pairs)
+    return {"pairs": pairs, "disagree": disagree, "rate": round(disagree / pairs, 5),
+            "rate_95": (round(lo, 5), round(hi, 5)), "applied": True}
 
 
 def _correct(agree: int, total: int, rate: float) -> float:
@@ -258,14 +260,22 @@ def apply_rates(con: duckdb.DuckDBPyConnection, clusters: str, rates: dict[str, 
                             [unreached_sources, unreached_sources]).fetchall()[0][0] if unreached_sources else 0
     other = n - both - unreached
 
-    rate = (rates.get("ssn_disagreement") or {}).get("rate", 0.0)
-    both_correct = _correct(both_agree, both, rate)
+    disagreement = rates.get("ssn_disagreement") or {}
+    rate = disagreement.get("rate", 0.0)
+    rate_lo, rate_hi = disagreement.get("rate_95") or (rate, rate)
 
-    # true pairs whose SSNs disagree are not among the same-SSN pairs: as many as the rate says there are, less
-    # those the run linked (its SSN-judged links beyond the agreeing ones), are missed too
-    disagreeing_missed = max(0.0, ssn_pairs * rate / (1 - rate) - (both_correct - both_agree)) if rate < 1 else 0.0
+    def missed_for(rate: float) -> tuple[float, float]:
+        """Correct SSN-judged links, and true pairs whose SSNs disagree that the run missed, at this rate."""
+        correct = _correct(both_agree, both, rate)
+        # true pairs whose SSNs disagree are not among the same-SSN pairs: as many as the rate says there are,
+        # less those the run linked (its SSN-judged links beyond the agreeing ones), are missed too
+        return correct, max(0.0, ssn_pairs * rate / (1 - rate) - (correct - both_agree)) if rate < 1 else 0.0
 
-    def estimate(p: float, r: float, p_unreached: float, r_unreached: float) -> tuple[float | None, float | None]:
+    both_correct, disagreeing_missed = missed_for(rate)
+
+    def estimate(p: float, r: float, p_unreached: float, r_unreached: float,
+                 rate: float = rate) -> tuple[float | None, float | None]:
+        both_correct, disagreeing_missed = missed_for(rate)
         false_links = (both - both_correct) + other * (1 - p) + unreached * (1 - p_unreached)
         correct = n - false_links
         missed = ((ssn_pairs - ssn_together) + disagreeing_missed + other * p * (1 / r - 1)
@@ -279,11 +289,13 @@ def apply_rates(con: duckdb.DuckDBPyConnection, clusters: str, rates: dict[str, 
     # source without SSNs), from the held-out rates' lower bounds to no error at all, since nothing measured here
     # says those links are worse or better than the rest (on the synthetic populations they were better: the
     # school district's records are the cleanest, and the point estimate sat 0.2-0.9 points below the true recall)
+    # and the range of the rate at which one person's SSNs disagree (a higher rate: more correct SSN-judged links,
+    # and more missed pairs with disagreeing SSNs)
     (p_lo, p_hi), (r_lo, r_hi) = rates["precision_95"], rates["recall_95"]
-    lo = estimate(p_lo, r_lo, p_lo, r_lo)
-    hi = estimate(p_hi, r_hi, 1.0, 1.0)
+    precision_95 = (estimate(p_lo, r_lo, p_lo, r_lo, rate_lo)[0], estimate(p_hi, r_hi, 1.0, 1.0, rate_hi)[0])
+    recall_95 = (estimate(p_lo, r_lo, p_lo, r_lo, rate_hi)[1], estimate(p_hi, r_hi, 1.0, 1.0, rate_lo)[1])
     return out | {"available": True, "precision": precision, "recall": recall,
-                  "precision_95": (lo[0], hi[0]), "recall_95": (lo[1], hi[1]),
+                  "precision_95": precision_95, "recall_95": recall_95,
                   "linked_pairs": n, "linked_pairs_judged_by_ssn": both, "linked_pairs_ssn_disagree": both - both_agree,
                   "linked_pairs_at_held_out_rate": other + unreached,
                   "linked_pairs_with_a_source_without_ssn": unreached, "sources_without_ssn": len(unreached_sources),
