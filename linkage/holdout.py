@@ -294,6 +294,11 @@ def apply_rates(con: duckdb.DuckDBPyConnection, clusters: str, rates: dict[str, 
     (p_lo, p_hi), (r_lo, r_hi) = rates["precision_95"], rates["recall_95"]
     precision_95 = (estimate(p_lo, r_lo, p_lo, r_lo, rate_lo)[0], estimate(p_hi, r_hi, 1.0, 1.0, rate_hi)[0])
     recall_95 = (estimate(p_lo, r_lo, p_lo, r_lo, rate_hi)[1], estimate(p_hi, r_hi, 1.0, 1.0, rate_lo)[1])
+    # recall is not monotone in the disagreement rate (more correct links, and more missed pairs): whatever the
+    # ends give, the range holds the point estimate
+    if None not in (precision, recall, *precision_95, *recall_95):
+        precision_95 = (min(precision_95[0], precision), max(precision_95[1], precision))
+        recall_95 = (min(recall_95[0], recall), max(recall_95[1], recall))
     return out | {"available": True, "precision": precision, "recall": recall,
                   "precision_95": precision_95, "recall_95": recall_95,
                   "linked_pairs": n, "linked_pairs_judged_by_ssn": both, "linked_pairs_ssn_disagree": both - both_agree,
