@@ -106,10 +106,12 @@ def _ratio_interval(units: list[float], pairs: int, scale: float = 1.0, *, failu
     share = y / x
     resid = max(0.0, yy - 2 * share * xy + share * share * xx)
     var = n / (n - 1) * resid / (x * x) if n > 1 else 0.0
-    n_eff = min(float(pairs), share * (1 - share) / var) if var > 0 else min(float(pairs), n * failure_weight)
-    p = min(1.0, share * scale)
-    lo, hi = _wilson_share(p, n_eff, z)
-    return round(p, 5), (round(lo, 5), round(hi, 5))
+    # never more than the units allow: with a handful of failing units the variance itself is underestimated
+    n_eff = min(float(pairs), n * failure_weight)
+    if var > 0:
+        n_eff = min(n_eff, share * (1 - share) / var)
+    lo, hi = _wilson_share(share, n_eff, z)
+    return round(min(1.0, share * scale), 5), (round(min(1.0, lo * scale), 5), round(min(1.0, hi * scale), 5))
 
 
 def _wilson_share(p: float, n: float, z: float = 1.96) -> tuple[float, float]:
@@ -292,10 +294,13 @@ def apply_rates(con: duckdb.DuckDBPyConnection, clusters: str, rates: dict[str, 
     # and the range of the rate at which one person's SSNs disagree (a higher rate: more correct SSN-judged links,
     # and more missed pairs with disagreeing SSNs)
     (p_lo, p_hi), (r_lo, r_hi) = rates["precision_95"], rates["recall_95"]
-    precision_95 = (estimate(p_lo, r_lo, p_lo, r_lo, rate_lo)[0], estimate(p_hi, r_hi, 1.0, 1.0, rate_hi)[0])
-    recall_95 = (estimate(p_lo, r_lo, p_lo, r_lo, rate_hi)[1], estimate(p_hi, r_hi, 1.0, 1.0, rate_lo)[1])
-    # recall is not monotone in the disagreement rate (more correct links, and more missed pairs): whatever the
-    # ends give, the range holds the point estimate
+    # recall is monotone neither in the held-out precision nor in the disagreement rate: every corner is evaluated
+    corners = [estimate(pp, rr, pu, ru, rt) for pp in (p_lo, p_hi) for rr in (r_lo, r_hi)
+               for pu, ru in ((pp, rr), (1.0, 1.0), (p_lo, r_lo)) for rt in (rate_lo, rate_hi)]
+    precs = [c[0] for c in corners if c[0] is not None]
+    recs = [c[1] for c in corners if c[1] is not None]
+    precision_95 = (min(precs), max(precs)) if precs else (None, None)
+    recall_95 = (min(recs), max(recs)) if recs else (None, None)
     if None not in (precision, recall, *precision_95, *recall_95):
         precision_95 = (min(precision_95[0], precision), max(precision_95[1], precision))
         recall_95 = (min(recall_95[0], recall), max(recall_95[1], recall))

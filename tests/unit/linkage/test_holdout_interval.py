@@ -87,3 +87,20 @@ def test_with_no_false_link_in_a_sample_the_range_allows_for_those_the_sample_co
     _, (lo_all, _) = _ratio_interval(_units(rows), 300)
     _, (lo_sample, _) = _ratio_interval(_units(rows), 300, failure_weight=0.6)
     assert lo_sample == _wilson(60, 60)[0] < lo_all
+
+
+@given(units, st.floats(1.0, 1.2))
+def test_a_scaled_range_is_the_unscaled_one_scaled(rows, scale):
+    """Scaling (one person's disagreeing SSNs counted correct) moves the range with the share, never narrows it."""
+    pairs = int(sum(x for _, x in rows))
+    _, (lo, hi) = _ratio_interval(_units(rows), pairs)
+    _, (lo_s, hi_s) = _ratio_interval(_units(rows), pairs, scale)
+    assert abs(lo_s - min(1.0, lo * scale)) < 1e-4 and abs(hi_s - min(1.0, hi * scale)) < 1e-4
+
+
+def test_one_failing_unit_never_bounds_tighter_than_none():
+    none = [(3.0, 3.0)] * 100
+    one = [(3.0, 3.0)] * 99 + [(0.0, 3.0)]
+    _, (lo_none, _) = _ratio_interval(_units(none), 300)
+    _, (lo_one, _) = _ratio_interval(_units(one), 300)
+    assert lo_one <= lo_none
