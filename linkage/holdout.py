@@ -288,8 +288,7 @@ def apply_rates(con: duckdb.DuckDBPyConnection, clusters: str, rates: dict[str, 
     p, r = rates["precision"], rates["recall"]
     precision, recall = estimate(p, r, p, r)
     # the range: the held-out rates' own 95 % ranges (:func:`_ratio_interval`) where the labels reach; where they
-    # cannot (a
-    # source without SSNs), from the held-out rates' lower bounds to no error at all, since nothing measured here
+    # cannot (a source without SSNs), from the held-out rates' lower bounds to no error at all, since nothing measured here
     # says those links are worse or better than the rest (on the synthetic populations they were better: the
     # school district's records are the cleanest, and the point estimate sat 0.2-0.9 points below the true recall)
     # and the range of the rate at which one person's SSNs disagree (a higher rate: more correct SSN-judged links,
