@@ -42,14 +42,34 @@ class GeocodeError(Exception):
 
 @dataclass
 class AddressPoints:
-    """Normalised ``address|zip`` -> tract, ambiguous points dropped."""
+    """Normalised ``address|zip`` -> tract; an address whose points lie in more than one tract gets none."""
 
     points: dict[str, str] = field(default_factory=dict)
-    ambiguous: int = 0
     source: str = ""
-    #: the lookup as two aligned arrays (keys, tracts): what :meth:`load` builds; ``points`` is for small lookups
-    #: made in code (tests, trials) and is read when the arrays are absent
+    #: the lookup as two aligned arrays (keys, tracts), one row per point of the list, a key repeated where the list
+    #: has several points at one address: what :meth:`load` builds; ``points`` is for small lookups made in code
+    #: (tests, trials) and is read when the arrays are absent. Which keys are ambiguous is decided per lookup, for
+    #: the keys looked up: finding the distinct keys of the whole list (a hash of 1,300,000 strings) was half of
+    #: building the lookup, on a hospital's first run after a new list
     arrays: tuple[pa.Array, pa.Array] | None = None
+    #: (distinct addresses with one tract, ambiguous addresses), counted when first asked (:attr:`ambiguous`)
+    _counts: tuple[int, int] | None = field(default=None, repr=False)
+
+    @property
+    def ambiguous(self) -> int:
+        """How many addresses of the list have points in more than one tract (they get no tract)."""
+        return self._count()[1]
+
+    def _count(self) -> tuple[int, int]:
+        if self._counts is None:
+            if self.arrays is None:
+                self._counts = (len(self.points), 0)
+            else:
+                k, t = self.arrays
+                g = pa.table({"k": k, "t": t}).group_by("k").aggregate([("t", "count_distinct")])
+                n = g.column("t_count_distinct").to_numpy()
+                self._counts = (int((n == 1).sum()), int((n > 1).sum()))
+        return self._counts
 
     @classmethod
     def load(cls, path: Path, *, cache: bool = True) -> AddressPoints:
@@ -103,19 +123,11 @@ class AddressPoints:
             raise GeocodeError(f"{path}: line {row + 2}: tract {tract[:20]!r} is not an 11-digit census tract")
         keys = _keys(table.column("address").combine_chunks(), table.column("zip").combine_chunks())
         placed = pc.is_valid(keys)
-        k, t = pc.dictionary_encode(keys.filter(placed)), pc.dictionary_encode(tracts.filter(placed))
-        # per distinct key, the tract of one of its points (the last written); a key any of whose points lies in
-        # another tract is ambiguous
-        ki, ti = k.indices.to_numpy(zero_copy_only=False), t.indices.to_numpy(zero_copy_only=False)
-        some = np.zeros(len(k.dictionary), dtype=ti.dtype)
-        some[ki] = ti
-        single = np.ones(len(k.dictionary), dtype=bool)
-        single[ki[ti != some[ki]]] = False
-        return cls({}, int((~single).sum()), str(path),
-                   arrays=(k.dictionary.filter(pa.array(single)), t.dictionary.take(pa.array(some[single]))))
+        return cls({}, str(path), arrays=(keys.filter(placed), tracts.filter(placed)))
 
     def __len__(self) -> int:
-        return len(self.arrays[0]) if self.arrays is not None else len(self.points)
+        """Distinct addresses the lookup places (one tract each)."""
+        return self._count()[0]
 
     def tracts(self, normalised_address: pa.Array, normalised_zip: pa.Array) -> pa.Array:
         """The tract of each (already normalised) address and ZIP, null where the file has no single tract.
@@ -134,9 +146,14 @@ class AddressPoints:
         distinct = pc.unique(keys.drop_null())
         at = pc.index_in(index, value_set=distinct)  # for each point: its key's place among the batch's, or null
         found = pc.is_valid(at)
+        pos = pc.filter(at, found).to_numpy(zero_copy_only=False)
+        point = np.flatnonzero(found.to_numpy(zero_copy_only=False))
+        # per key looked up, one of its points (the last written); a key with a point in another tract gets none
         where = np.full(len(distinct), -1, dtype=np.int64)
-        where[pc.filter(at, found).to_numpy(zero_copy_only=False)] = np.flatnonzero(
-            found.to_numpy(zero_copy_only=False))
+        where[pos] = point
+        tract = pc.take(values, pa.array(point))
+        other = pc.not_equal(tract, pc.take(values, pa.array(where[pos]))).to_numpy(zero_copy_only=False)
+        where[pos[other]] = -1
         tract_of_distinct = pc.take(values, pa.array(where, mask=where < 0))
         return pc.take(tract_of_distinct, pc.index_in(keys, value_set=distinct))
 
@@ -172,7 +189,7 @@ def _read_cache(path: Path, stamp: str) -> AddressPoints | None:
         meta = table.schema.metadata or {}
         if meta.get(b"vpdc_stamp", b"").decode() != stamp or table.column_names != ["k", "t"]:
             return None
-        return AddressPoints({}, int(meta[b"vpdc_ambiguous"]), str(path),
+        return AddressPoints({}, str(path),
                              arrays=(table.column("k").combine_chunks(), table.column("t").combine_chunks()))
     except (OSError, ValueError, KeyError, pa.ArrowException):
         return None  # unreadable or foreign: rebuilt from the list
@@ -183,8 +200,7 @@ def _write_cache(path: Path, stamp: str, points: AddressPoints) -> None:
 
     if points.arrays is None:
         return
-    table = pa.table({"k": points.arrays[0], "t": points.arrays[1]}).replace_schema_metadata(
-        {"vpdc_stamp": stamp, "vpdc_ambiguous": str(points.ambiguous)})
+    table = pa.table({"k": points.arrays[0], "t": points.arrays[1]}).replace_schema_metadata({"vpdc_stamp": stamp})
     try:
         with atomic_path(lookup_cache_path(path), mode=0o600) as tmp:
             pq.write_table(table, tmp)

@@ -173,3 +173,21 @@ def test_reference_check_builds_the_lookup_once_and_names_a_bad_file(tmp_path, m
     assert "Traceback" not in bad.output and "address_points.csv" in bad.output
     none = CliRunner().invoke(app, ["reference", "check", "--partner", "police", "--site", str(site)])
     assert none.exit_code == 2 and "no profile computes residence tracts" in none.output
+
+
+@given(st.lists(st.tuples(st.sampled_from(["1 OAK ST", "2 OAK ST", "3 ELM AVE", "4 ELM AVE", "5 PINE RD"]),
+                          st.sampled_from(["28202", "28205"]),
+                          st.sampled_from(["37119000101", "37119000102", "37119000201"])), max_size=30),
+       st.lists(st.tuples(st.sampled_from(["1 OAK ST", "2 OAK ST", "3 ELM AVE", "4 ELM AVE", "5 PINE RD", "9 NEW LN"]),
+                          st.sampled_from(["28202", "28205"])), min_size=1, max_size=12))
+def test_the_lookup_places_an_address_only_where_all_its_points_agree(tmp_path_factory, points, asked):
+    """Ambiguity is decided per lookup (the list keeps every point): an address gets a tract exactly when every
+    point of the list at that address and ZIP lies in that one tract; counts say the same of the whole list."""
+    path = write_points(tmp_path_factory.mktemp("pts") / "p.csv", [list(p) for p in points])
+    pts = AddressPoints.load(path, cache=False)
+    tracts: dict[tuple[str, str], set[str]] = {}
+    for a, z, t in points:
+        tracts.setdefault((a, z), set()).add(t)
+    want = [next(iter(tracts[q])) if len(tracts.get(q, ())) == 1 else None for q in asked]
+    assert lookup(pts, [a for a, _ in asked], [z for _, z in asked]) == want
+    assert (len(pts), pts.ambiguous) == (sum(len(v) == 1 for v in tracts.values()), sum(len(v) > 1 for v in tracts.values()))
