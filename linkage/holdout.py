@@ -48,7 +48,7 @@ __all__ = ["HELD_OUT_COLUMNS", "MIN_LABELLED_PAIRS", "apply_rates", "estimate_er
            "ssn_disagreement"]
 
 #: the fields derived from the SSN, blanked in the held-out run (tokens, filter and the SSN-salted names)
-HELD_OUT_COLUMNS = ("ssn", "ssn4", "fn_ssn", "ln_ssn", "ssn_bf")
+HELD_OUT_COLUMNS = ("ssn", "ssn4", "fn_ssn", "ln_ssn", "ssn_bf", "nws_bf")
 #: below this many labelled pairs (held-out links, or true pairs by SSN) no estimate is made
 MIN_LABELLED_PAIRS = 200
 

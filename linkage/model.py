@@ -1,4 +1,4 @@
-"""A Fellegi–Sunter model over encodings (scheme 4: scheme 3 with CMAC digests, ADR 0015), with Splink 5
+"""A Fellegi–Sunter model over encodings (scheme 5: scheme 4 plus the SSN-salted whole-name filter, ADR 0016), with Splink 5
 (DESIGN.md, "Linkage on encodings"; ADR 0009).
 
 Only the linkage zone is read: tokens and hardened Bloom filters keyed by (source, source_record_id). Schemes
@@ -44,9 +44,9 @@ __all__ = ["CANDIDATE_BLOCKING_RULES", "MODEL_VERSION", "PRUNE_ON", "EncodingSch
            "input_fingerprint", "model_in_dialect", "prepare_inputs", "pruned_rules", "pruning", "sibling_rule",
            "train", "untrained_levels"]
 
-MODEL_VERSION = "vpdc-linkage/3"
+MODEL_VERSION = "vpdc-linkage/4"
 #: the encoding scheme this model reads (``partner_kit.encode.ENCODING_SCHEME``); rows of any other are refused
-ENCODING_SCHEME = "vpdc-encoding-v4"
+ENCODING_SCHEME = "vpdc-encoding-v5"
 
 #: encodings column → short name used in the model (kept short: Splink repeats them in every SQL).
 COLUMNS = {
@@ -56,8 +56,8 @@ COLUMNS = {
     "enc_ssn_full": "ssn", "enc_ssn_last4": "ssn4", "enc_addr": "addr", "enc_fn_ssn": "fn_ssn",
     "enc_ln_ssn": "ln_ssn",
 }
-BLOOMS = {"enc_fn_bf": "fn_bf", "enc_ln_bf": "ln_bf", "enc_nw_bf": "nw_bf", "enc_dobp_bf": "dob_bf",
-          "enc_ssnp_bf": "ssn_bf"}
+BLOOMS = {"enc_fn_bf": "fn_bf", "enc_ln_bf": "ln_bf", "enc_nw_bf": "nw_bf", "enc_nws_bf": "nws_bf",
+          "enc_dobp_bf": "dob_bf", "enc_ssnp_bf": "ssn_bf"}
 
 
 class KeyVersionError(Exception):
@@ -96,6 +96,12 @@ class LinkageParams:
     #: of 512 bits, so short names sit closer) reached 0.92 by chance; Asian false links 1.67x -> 1.43x the overall
     #: rate, F1 0.99086 -> 0.99093 (ADR 0014, amendment)
     whole_name_dice: float = 0.94
+    #: on the whole-name filter salted by the SSN (scheme 5, ADR 0016): names compare where the SSNs agree and the
+    #: dates of birth differ or one is missing, with typos and swapped fields. The filter of two different names
+    #: under one SSN sits near 0.7 (short names: both folded halves sparse) and one surname with another short
+    #: given name reaches 0.89 (a parent's SSN on a child's record), so the level sits where the DOB-salted
+    #: whole-name level does
+    ssn_whole_name_dice: float = 0.94
     #: two records born on one day whose whole names are at least this close are not held apart as siblings.
     #: Measured on the demo (same-DOB pairs): twins' whole names reach at most 0.887 (Asian) and 0.910 (others),
     #: true pairs the sibling rule would hold apart start at 0.903 (Asian); 0.87 let twins through
@@ -166,6 +172,8 @@ DOB_DIFFERS = "(dob_k_l is null or dob_k_r is null or dob_k_l <> dob_k_r)"
 
 #: the name level of pairs with one SSN and different (or missing) dates of birth (its u is counted, not sampled)
 SSN_NAME_LABEL = "DOB differs: same name, same SSN"
+#: the name level of such pairs whose names are close but not equal, field by field or in no order (scheme 5)
+SSN_WORDS_LABEL = "DOB differs: same SSN, all name words close"
 #: the ZIP level that also says "same names" (never reached by pairs born on one day: its u is sampled)
 NAMES_ZIP_LABEL = "DOB missing: same names and ZIP"
 
@@ -219,6 +227,8 @@ def build_settings(params: LinkageParams = LinkageParams(), rules: Sequence[str]
             cll.NullLevel(bf),
             # where the dates differ, the SSN-salted name token still says "same name" for pairs with one SSN
             cll.CustomLevel(f"{col}_ssn_l = {col}_ssn_r and {DOB_DIFFERS}", label_for_charts=SSN_NAME_LABEL),
+            cll.CustomLevel(f"{_dice('nws_bf')} >= {params.ssn_whole_name_dice} and {DOB_DIFFERS}",
+                            label_for_charts=SSN_WORDS_LABEL),
             not_comparable("dates of birth differ: not comparable"),
             cll.ExactMatchLevel(col),
             cll.CustomLevel(f"nm_pair_l = nm_pair_r and {col}_l <> {col}_r", label_for_charts="first/last swapped"),
@@ -664,7 +674,7 @@ def train(linker: Any, params: LinkageParams, engine: Engine, views: Sequence[st
                                                      num_chunks=params.u_chunks)
     model = linker.misc.save_model_to_json()
     days = dob_day_sample(engine, table, params)
-    _salted_u(model, engine, table, days)
+    _salted_u(model, engine, table, days, params)
     linker = make_linker(engine.db_api, views, model)
     linker.training.estimate_parameters_using_expectation_maximisation(
         block_on("dob") if days is None else f"l.dob = r.dob and {days.replace('dob', 'l.dob')}")
@@ -728,7 +738,8 @@ ORDERED_PAIR = ("(l.source_dataset < r.source_dataset or "
                 "(l.source_dataset = r.source_dataset and l.unique_id < r.unique_id))")
 
 
-def _salted_u(model: dict[str, Any], engine: Engine, table: str, days: str | None = None) -> int:
+def _salted_u(model: dict[str, Any], engine: Engine, table: str, days: str | None = None,
+              params: LinkageParams = LinkageParams()) -> int:
     """Set u of the DOB-salted comparisons from held-out non-matches born on one day (on the sampled days when
     ``days`` is given: :func:`dob_day_sample`); returns their number."""
     cols = [c for c in (*COLUMNS.values(), *BLOOMS.values(), *(f"{b}_n" for b in BLOOMS.values()), "dob_k")]
@@ -753,7 +764,7 @@ def _salted_u(model: dict[str, Any], engine: Engine, table: str, days: str | Non
                                   "group by 1"))
         null_levels = {i for i, lv in enumerate(levels) if lv.get("is_null_level")}
         scored = [i for i in range(len(levels)) if i not in null_levels
-                  and levels[i].get("label_for_charts") not in (NAMES_ZIP_LABEL, SSN_NAME_LABEL)]
+                  and levels[i].get("label_for_charts") not in (NAMES_ZIP_LABEL, SSN_NAME_LABEL, SSN_WORDS_LABEL)]
         total = sum(counts.get(i, 0) for i in scored)
         # no held-out non-match compares on this field (e.g. a suffix, recorded on few records): keep the sampled
         # u rather than the smoothing's even split, which would say nothing while looking trained
@@ -779,7 +790,18 @@ def _salted_u(model: dict[str, Any], engine: Engine, table: str, days: str | Non
                     on l.{col} = r.{col} and {ORDERED_PAIR}
                     where l.dob is null or r.dob is null or l.dob <> r.dob""")[0][0]
                 lv["u_probability"] = max(same, 1) / max(records * (records - 1) / 2, 1)
+            elif lv.get("label_for_charts") == SSN_WORDS_LABEL:
+                # likewise: all pairs with one SSN, close name words and different dates of birth (the filter is
+                # salted by the SSN, so no pair of two SSNs reaches the level)
+                records = engine.rows(f"select count(*) from {table}")[0][0]
+                words = _dice_of("l.nws_bf", "r.nws_bf", "l.nws_bf_n", "r.nws_bf_n", engine.dialect)
+                same = engine.rows(f"""select count(*) from {table} l join {table} r
+                    on l.ssn = r.ssn and {ORDERED_PAIR}
+                    where (l.dob is null or r.dob is null or l.dob <> r.dob)
+                      and coalesce({words}, 0) >= {params.ssn_whole_name_dice}""")[0][0]
+                lv["u_probability"] = max(same, 1) / max(records * (records - 1) / 2, 1)
     return n
+
 
 
 def fill_unobserved(model: dict[str, Any]) -> list[str]:

@@ -1,4 +1,9 @@
-"""Keyed, salted encodings of normalised identifiers: encoding scheme 4 (ADR 0009, ADR 0014, ADR 0015).
+"""Keyed, salted encodings of normalised identifiers: encoding scheme 5 (ADR 0009, ADR 0014, ADR 0015, ADR 0016).
+
+Scheme 5 is scheme 4 plus one filter, ``enc_nws_bf``: the name words of ``enc_nw_bf`` under their own key
+(``words_ssn``) and salted by the SSN instead of the date of birth, written only where the SSN is known. Names were
+comparable across two dates of birth only through exact SSN-salted tokens, so a pair whose date differs (or is
+missing on one side) and whose names carry a typo or sit in swapped fields lost all name evidence (ADR 0016).
 
 Scheme 4 is scheme 3 with every keyed digest of a value made by AES-CMAC (NIST SP 800-38B) instead of HMAC-SHA256
 truncated to 16 bytes: both are pseudorandom functions under the field's key, so what an attacker can do with the
@@ -67,7 +72,7 @@ __all__ = ["BLOOM_COLUMNS", "ENCODING_COLUMNS", "ENCODING_SCHEME", "FEATURES", "
 
 #: The encoding scheme, written in every row (``enc_scheme``; token-shaped so the landing zone's format
 #: check holds) and in every manifest. Linkage never compares rows of two schemes.
-ENCODING_SCHEME = "vpdc-encoding-v4"
+ENCODING_SCHEME = "vpdc-encoding-v5"
 
 
 @dataclass(frozen=True)
@@ -118,13 +123,15 @@ ENCODING_COLUMNS: dict[str, str] = {
     "enc_nm_zip": "five-digit ZIP (key: name_zip; salt: name)",
     "enc_fn_ssn": "first name (key: first_ssn; salt: ssn): names compare where the SSNs agree and the dates do not",
     "enc_ln_ssn": "surname, compact (key: last_ssn; salt: ssn)",
+    "enc_nws_bf": "every word of the given, middle and family names, in no order: bigram filter, folded, masked, "
+                  "balanced (key: words_ssn; salt: ssn; blank without an SSN; scheme 5)",
     "enc_ssn_full": "SSN, nine digits (key: ssn; unsalted, near-unique)",
     "enc_ssn_last4": "SSN last four (key: ssn4; unsalted, uniform)",
     "enc_ssnp_bf": "SSN positional digits, folded, masked, balanced (key: ssn; salt: dob)",
     "enc_addr": "street address, standardised (key: addr; unsalted, near-unique)",
 }
 #: (``p`` for positional; the names also keep clear of the landing zone's identifier-name detector)
-BLOOM_COLUMNS = ("enc_fn_bf", "enc_ln_bf", "enc_nw_bf", "enc_dobp_bf", "enc_ssnp_bf")
+BLOOM_COLUMNS = ("enc_fn_bf", "enc_ln_bf", "enc_nw_bf", "enc_nws_bf", "enc_dobp_bf", "enc_ssnp_bf")
 
 #: salted token columns: (field key, salt, feature or derived value)
 SALTED_TOKENS: dict[str, tuple[str, str, str]] = {
@@ -155,6 +162,7 @@ FILTERS: dict[str, tuple[str, str, str, str]] = {
     "enc_fn_bf": ("first", "dob", "bigrams", "first"),
     "enc_ln_bf": ("last", "dob", "bigrams", "last"),
     "enc_nw_bf": ("words", "dob", "bigrams", "name_words"),
+    "enc_nws_bf": ("words_ssn", "ssn", "bigrams", "name_words_ssn"),
     "enc_dobp_bf": ("dob", "name", "date", "dob_iso"),
     "enc_ssnp_bf": ("ssn", "dob", "digits", "ssn"),
 }
@@ -508,7 +516,9 @@ class Encoder:
         iso = pc.cast(f["dob"], pa.string())
         derived = {**f, "dob_iso": iso, "dob_year": pc.utf8_slice_codeunits(iso, 0, 4),
                    "dob_monthday": pc.utf8_slice_codeunits(iso, 5, 10),
-                   "ssn_last4": pc.utf8_slice_codeunits(f["ssn"], 5, 9)}
+                   "ssn_last4": pc.utf8_slice_codeunits(f["ssn"], 5, 9),
+                   # only where the SSN (the salt) is known: a per-record salt would match nothing, for a filter's cost
+                   "name_words_ssn": pc.if_else(pc.is_valid(f["ssn"]), f["name_words"], pa.scalar(None, pa.string()))}
         out: dict[str, pa.Array] = {"enc_scheme": pa.array([ENCODING_SCHEME] * n, pa.string())}
         for col, (field, salt, value) in SALTED_TOKENS.items():
             if value == "pair":
@@ -552,7 +562,8 @@ def _reference(enc: Encoder, features: Mapping[str, Any], rid: str) -> dict[str,
     s_ssn = _aes1(enc._key("salt/ssn"), enc._digest("ssn", f["ssn"])) if f["ssn"] else record
     salts = {"dob": s_dob, "name": s_name, "ssn": s_ssn}
     derived = {**f, "dob_iso": iso, "dob_year": iso[:4] if iso else None, "dob_monthday": iso[5:] if iso else None,
-               "ssn_last4": f["ssn"][5:9] if f["ssn"] else None}
+               "ssn_last4": f["ssn"][5:9] if f["ssn"] else None,
+               "name_words_ssn": f["name_words"] if f["ssn"] else None}
     out: dict[str, Any] = {"enc_scheme": ENCODING_SCHEME}
     for col, (field, salt, value) in SALTED_TOKENS.items():
         digest = pair if value == "pair" else (enc._digest(field, derived[value]) if derived[value] is not None else None)

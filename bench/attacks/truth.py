@@ -46,6 +46,9 @@ def _plain_encoder_class():
             for col, src in (("enc_fn_bf", "first"), ("enc_ln_bf", "last"), ("enc_nw_bf", "name_words"),
                              ("enc_dobp_bf", "dob"), ("enc_ssnp_bf", "ssn")):
                 out[col] = pc.cast(f[src], pa.binary())
+            # scheme 5: the whole name where the SSN (its salt) is known
+            out["enc_nws_bf"] = pc.cast(pc.if_else(pc.is_valid(f["ssn"]), f["name_words"],
+                                                   pa.scalar(None, pa.string())), pa.binary())
             return {c: out[c] for c in ENCODING_COLUMNS}
 
     return PlaintextEncoder

@@ -13,6 +13,10 @@ partner** (a few thousand records, each with its filter). For every other record
 * **another birth date** (an attacker who ignores the salt): the closest known record of any other birth date,
   for a sample of records.
 
+Scheme 5's whole-name filter salted by the SSN (``enc_nws_bf``, ADR 0016) is attacked the same way with
+``column="enc_nws_bf", salt="enc_ssn_full"``: the unsalted SSN token says which records share its salt, so the
+route "same_birth_date" then means "same salt" (records of one SSN) and "other_birth_date" another SSN.
+
 Scored against the synthetic truth: a guess is right when the guessed words are the record's words. Reported
 apart: records of persons the colluding partner does **not** hold (a real decoding: what the target is about)
 and records of persons it holds (membership: the partner learns where else its own clients appear, which is
@@ -44,24 +48,26 @@ def _dice(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return 2 * inter / (a.sum(axis=1)[:, None] + b.sum(axis=1)[None, :])
 
 
-def attack(linkage_db: Path, known: pd.DataFrame, *, seed: int = 7) -> pd.DataFrame:
-    """The known-records attack on ``enc_nw_bf``. ``known``: the colluding partner's records (``source``,
+def attack(linkage_db: Path, known: pd.DataFrame, *, seed: int = 7, column: str = "enc_nw_bf",
+           salt: str = "enc_dob_full") -> pd.DataFrame:
+    """The known-records attack on ``column`` (``enc_nw_bf``, or ``enc_nws_bf`` with ``salt="enc_ssn_full"``), whose
+    records share a salt where their ``salt`` token is equal. ``known``: the colluding partner's records (``source``,
     ``source_record_id``, ``words``: their true name words). Returns one row per other record the attacker
     guessed: source, source_record_id, guess (words), confidence (Dice), route ("same_birth_date" for every
     record that shares a birth date with a known one; "other_birth_date": for a sample of all, the closest known
     record of another birth date)."""
-    zone = load_zone(linkage_db, ("enc_dob_full", "enc_nw_bf"))
+    zone = load_zone(linkage_db, (salt, column))
     cols = ["source", "source_record_id", "guess", "confidence", "route"]
-    if "enc_nw_bf" not in zone or zone["enc_nw_bf"].isna().all():
+    if column not in zone or zone[column].isna().all():
         return pd.DataFrame(columns=cols)
-    z = zone.dropna(subset=["enc_nw_bf"]).merge(known[["source", "source_record_id", "words"]],
+    z = zone.dropna(subset=[column]).merge(known[["source", "source_record_id", "words"]],
                                                on=["source", "source_record_id"], how="left")
     z = z.reset_index(drop=True)
     is_known = z["words"].notna().to_numpy()
     words = z["words"].to_numpy()
-    bits = _bits(list(z["enc_nw_bf"]))
+    bits = _bits(list(z[column]))
     rows: list[tuple] = []
-    for _, idx in z[z["enc_dob_full"].notna()].groupby("enc_dob_full").indices.items():
+    for _, idx in z[z[salt].notna()].groupby(salt).indices.items():
         k, u = idx[is_known[idx]], idx[~is_known[idx]]
         if len(k) == 0 or len(u) == 0:
             continue
@@ -74,7 +80,7 @@ def attack(linkage_db: Path, known: pd.DataFrame, *, seed: int = 7) -> pd.DataFr
     if len(unknown) and len(known_rows):
         sample = np.random.default_rng(seed).choice(unknown, size=min(ANY_DATE_SAMPLE, len(unknown)), replace=False)
         d = _dice(bits[sample], bits[known_rows])
-        dob = z["enc_dob_full"].to_numpy()
+        dob = z[salt].to_numpy()
         same = (dob[sample][:, None] == dob[known_rows][None, :]) & pd.notna(dob[sample])[:, None]
         d[same] = -1.0  # only other birth dates: the same one is the route above
         best = d.argmax(axis=1)

@@ -2,7 +2,7 @@
 
 An insider with read access to linkage.duckdb and NO key runs the attacks of the literature against the
 encodings; the separate scorer grades their guesses against the synthetic truth. One population is encoded
-twice: by the partner kit (encoding scheme 4, ADR 0009, 0014 and 0015) and by the legacy encoder of the hardening
+twice: by the partner kit (encoding scheme 5, ADR 0009, 0014, 0015 and 0016) and by the legacy encoder of the hardening
 experiments (scheme 1, the kit before ADR 0009, from the same normalised plaintext under a fresh key).
 Every attack must still WORK on scheme 1 (the suite has not gone blind: thresholds in ``WORKS``) and must
 recover under ``HARDENED_MAX`` (1 %) of records and of persons on scheme 2, at any confidence.
@@ -67,17 +67,19 @@ def reports(tmp_path_factory) -> dict[str, dict]:
         guesses, seconds = run_attacks(db, ref)
         out[label] = grade(db, truth, guesses, seconds)
     out["whole_name"] = whole_name_report(pop.linkage_db, truth)
+    out["whole_name_ssn"] = whole_name_report(pop.linkage_db, truth, column="enc_nws_bf", salt="enc_ssn_full")
     return out
 
 
-def whole_name_report(db: Path, truth) -> dict:
-    """The known-records attack on scheme 3's whole-name filter: the partner with the most records colludes."""
+def whole_name_report(db: Path, truth, **kw) -> dict:
+    """The known-records attack on scheme 3's whole-name filter (or, with ``column`` and ``salt``, scheme 5's
+    SSN-salted one): the partner with the most records colludes."""
     from bench.attacks import whole_name
     from bench.attacks.score import score_whole_name
 
     source = truth["source"].value_counts().index[0]
     known = truth.loc[truth["source"] == source, ["source", "source_record_id", "words"]]  # the partner's own
-    return score_whole_name(whole_name.attack(db, known), truth, source)
+    return score_whole_name(whole_name.attack(db, known, **kw), truth, source)
 
 
 def _block(report: dict, attack: str, part: str) -> dict:
@@ -109,11 +111,13 @@ def test_each_attack_recovers_under_one_percent_on_scheme_2(reports, attack, par
     resists(reports, attack, part)
 
 
-def test_whole_name_filter_gives_a_colluding_partner_no_one_else(reports):
-    """Scheme 3's whole-name filter (ADR 0014): a partner who knows the names of all its own records finds its own
-    clients' other records under the same birth date (the attack works: that is what linkage computes), and
-    decodes under 1 % of anyone else's names, under the same birth date or another (there filters are noise)."""
-    r = reports["whole_name"]
+@pytest.mark.parametrize("filter_", ["whole_name", "whole_name_ssn"])
+def test_whole_name_filter_gives_a_colluding_partner_no_one_else(reports, filter_):
+    """Scheme 3's whole-name filter (ADR 0014) and scheme 5's SSN-salted one (ADR 0016; "birth date" reads "SSN"):
+    a partner who knows the names of all its own records finds its own clients' other records under the same salt
+    (the attack works: that is what linkage computes), and decodes under 1 % of anyone else's names, under the same
+    salt or another (there filters are noise)."""
+    r = reports[filter_]
     held = r["same_birth_date"]["persons_the_partner_holds"]
     assert held["records"] > 100 and held["guessed"] > 0.3 * held["records"], held
     assert held["guessed_sharing_a_word"] >= 0.95 * held["guessed"], held  # its guesses are the same persons

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 
 from envelope.keys import LinkageSecret
-from linkage.model import BLOOMS, COLUMNS, SSN_NAME_LABEL, LinkageParams, build_settings
+from linkage.model import BLOOMS, COLUMNS, SSN_NAME_LABEL, SSN_WORDS_LABEL, LinkageParams, build_settings
 from partner_kit.encode import Encoder, dice
 from partner_kit.normalise import normalise_surname
 
@@ -20,13 +20,15 @@ pytestmark = pytest.mark.integration
 ENC = Encoder(LinkageSecret.from_master("v1", b"k" * 32))
 
 
-def record(first: str, last: str, dob: date, *, sex="M", ssn=None, addr=None, zip_="28208", rid="A" * 20) -> dict:
-    """One record as the model reads it (``linkage.model.prepare_inputs``' short column names), kit-encoded."""
+def record(first: str, last: str, dob: date, *, sex="M", ssn=None, addr=None, zip_="28208", rid="A" * 20,
+           words: bool = False) -> dict:
+    """One record as the model reads it (``linkage.model.prepare_inputs``' short column names), kit-encoded.
+    ``words``: also the whole-name filters (the name words of both fields, as the kit joins them)."""
     sn = normalise_surname(last)
     two = len(sn.parts) > 1
     enc = ENC.encode_record({"first": first, "last": sn.compact, "last_part1": sn.parts[0] if two else None,
                              "last_part2": sn.parts[-1] if two else None, "dob": dob, "sex": sex, "ssn": ssn,
-                             "addr": addr, "zip": zip_}, rid)
+                             "addr": addr, "zip": zip_, "name_words": f"{first} {last}" if words else None}, rid)
     return {**{short: enc[col] for col, short in {**COLUMNS, **BLOOMS}.items()}, "dob_k": enc["enc_dob_full"]}
 
 
@@ -137,3 +139,29 @@ def test_names_compare_through_the_ssn_where_the_dates_of_birth_differ():
     other = [{**b[0], **{k: v for k, v in record("JONATHAN", "SMITH", date(1990, 5, 4), ssn="234567891",
                                                    rid="b" * 20).items()}}]
     assert compare(a, other)["p"]["first_name"] == "null"  # another SSN: not comparable
+
+
+def test_names_with_typos_or_swapped_compare_through_the_ssn_where_a_date_of_birth_is_missing():
+    """Scheme 5: the SSN-salted whole-name filter gives close names a level of their own where the dates differ
+    or one is missing (swapped fields, a typo); under another SSN, or for other names, it gives nothing."""
+    def pair(first, last, dob, ssn="234567890"):
+        a = [{"unique_id": "a0", "source_dataset": "a", "pair": "p",
+              **record("JONATHAN", "SMITH", date(1990, 3, 4), ssn="234567890", rid="a" * 20, words=True)}]
+        b = [{"unique_id": "b0", "source_dataset": "b", "pair": "p",
+              **record(first, last, dob, ssn=ssn, rid="b" * 20, words=True)}]
+        return compare(a, b)["p"]
+
+    for first, last, dob in (("SMITH", "JONATHAN", None), ("JONATHAN", "SMITHE", None),
+                             ("JONATHON", "SMITH", date(1989, 3, 4))):
+        d = dice(record("JONATHAN", "SMITH", date(1990, 3, 4), ssn="234567890", words=True)["nws_bf"],
+                 record(first, last, dob, ssn="234567890", words=True)["nws_bf"])
+        want = SSN_WORDS_LABEL if d >= LinkageParams().ssn_whole_name_dice else "null"
+        got = pair(first, last, dob)
+        # a field that is equal keeps its exact SSN-salted level; the other gets the whole-name one
+        assert got["first_name"] == (SSN_NAME_LABEL if first == "JONATHAN" else want), (first, last, round(d, 3), got)
+        assert got["last_name"] == (SSN_NAME_LABEL if last == "SMITH" else want), (first, last, round(d, 3), got)
+        assert d >= 0.94 or (first, last) != ("SMITH", "JONATHAN")
+    assert pair("SMITH", "JONATHAN", None)["first_name"] == SSN_WORDS_LABEL  # a swap is the same filter
+    assert pair("SMITH", "JONATHAN", None, ssn="234567891")["first_name"] == "null"  # another SSN
+    assert pair("MARY", "OKAFOR", None)["first_name"] == "null"  # other names under one SSN
+    assert pair("JONATHAN", "SMITH", None)["first_name"] == SSN_NAME_LABEL  # equal names: the exact level first

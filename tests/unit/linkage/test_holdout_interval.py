@@ -104,3 +104,20 @@ def test_one_failing_unit_never_bounds_tighter_than_none():
     _, (lo_none, _) = _ratio_interval(_units(none), 300)
     _, (lo_one, _) = _ratio_interval(_units(one), 300)
     assert lo_one <= lo_none
+
+
+def test_the_held_out_run_hides_every_encoding_derived_from_the_ssn():
+    """A column salted by the SSN says "same SSN" as surely as the SSN token does (two filters under one salt are
+    close, under two salts noise): the held-out run must blank every one, or the SSN it holds out leaks back in
+    and the estimate grades the run against labels it saw."""
+    from linkage.holdout import HELD_OUT_COLUMNS
+    from linkage.model import BLOOMS, COLUMNS
+    from partner_kit.encode import FILTERS, PLAIN_TOKENS, SALTED_TOKENS
+
+    short = {**COLUMNS, **BLOOMS}
+    from_ssn = {col for col, (_, salt, *_rest) in {**SALTED_TOKENS, **FILTERS}.items() if salt == "ssn"}
+    from_ssn |= {col for col, (field, _value) in PLAIN_TOKENS.items() if field.startswith("ssn")}
+    from_ssn |= {col for col, (field, *_rest) in FILTERS.items() if field.startswith("ssn")}
+    assert {"enc_nws_bf", "enc_fn_ssn", "enc_ssn_full", "enc_ssnp_bf"} <= from_ssn
+    missing = sorted(short[c] for c in from_ssn if c in short and short[c] not in HELD_OUT_COLUMNS)
+    assert not missing, f"derived from the SSN but not held out: {missing}"
