@@ -68,19 +68,24 @@ def ssn_disagreement(con: duckdb.DuckDBPyConnection, params: LinkageParams,
 
     Those pairs are the cleanest records, so where errors cluster in sloppy records the rate is an underestimate:
     the correction it drives errs towards the uncorrected estimate, never past the truth.
+
+    Its 95 % range counts persons, not pairs (:func:`_ratio_interval` over the groups of one name and birthday): one
+    person with a wrong SSN on one of several records makes several disagreeing pairs, not several independent ones.
     """
-    pairs, disagree = con.execute(f"""
-        select count(*), count(*) filter (not {_agree('a', 'b', params)})
-        from {table} a join {table} b
-          on a.fn = b.fn and a.ln = b.ln and a.dob = b.dob
-         and (a.source_dataset, a.unique_id) < (b.source_dataset, b.unique_id)
-        where a.ssn is not null and b.ssn is not null""").fetchall()[0]
+    pairs, disagree, units = con.execute(f"""
+        select coalesce(sum(n), 0)::bigint, coalesce(sum(k), 0)::bigint,
+               [count(*), sum(k), sum(n), sum(k * k), sum(n * n), sum(k * n)]
+        from (select a.fn, a.ln, a.dob, count(*)::double n, count(*) filter (not {_agree('a', 'b', params)})::double k
+              from {table} a join {table} b
+                on a.fn = b.fn and a.ln = b.ln and a.dob = b.dob
+               and (a.source_dataset, a.unique_id) < (b.source_dataset, b.unique_id)
+              where a.ssn is not null and b.ssn is not null group by 1, 2, 3)""").fetchall()[0]
     if pairs < MIN_LABELLED_PAIRS:
         return {"pairs": pairs, "rate": 0.0, "applied": False,
                 "reason": f"fewer than {MIN_LABELLED_PAIRS} pairs with equal names and date of birth"}
-    lo, hi = _wilson_share(disagree / pairs, pairs)
-    return {"pairs": pairs, "disagree": disagree, "rate": round(disagree / pairs, 5),
-            "rate_95": (round(lo, 5), round(hi, 5)), "applied": True}
+    rate, rate_95 = _ratio_interval(units, pairs)
+    return {"pairs": pairs, "disagree": disagree, "persons": int(units[0]), "rate": round(disagree / pairs, 5),
+            "rate_95": rate_95, "applied": True}
 
 
 def _correct(agree: int, total: int, rate: float) -> float:
@@ -112,6 +117,22 @@ def _ratio_interval(units: list[float], pairs: int, scale: float = 1.0, *, failu
         n_eff = min(n_eff, share * (1 - share) / var)
     lo, hi = _wilson_share(share, n_eff, z)
     return round(min(1.0, share * scale), 5), (round(min(1.0, lo * scale), 5), round(min(1.0, hi * scale), 5))
+
+
+def _held_out_precision(units: list[float], linked: int, failure_weight: float, rate: float,
+                        rate_95: tuple[float, float] | None) -> tuple[float, tuple[float, float] | None]:
+    """The held-out precision: agreeing links over all labelled links, scaled by 1 / (1 - ``rate``) (a true link
+    whose SSNs disagree is not a false one). Its range is the ratio's own (:func:`_ratio_interval`) widened by the
+    rate's: the lower end at the rate's lower bound, the upper end at its upper bound."""
+    def scale(r: float) -> float:
+        return 1 / (1 - r) if r < 1 else 1.0
+
+    precision, out = _ratio_interval(units, linked, scale(rate), failure_weight=failure_weight)
+    if out is not None and rate_95 is not None:
+        low = _ratio_interval(units, linked, scale(rate_95[0]), failure_weight=failure_weight)[1]
+        high = _ratio_interval(units, linked, scale(rate_95[1]), failure_weight=failure_weight)[1]
+        out = (min(out[0], low[0]), max(out[1], high[1]))
+    return precision, out
 
 
 def _wilson_share(p: float, n: float, z: float = 1.96) -> tuple[float, float]:
@@ -216,9 +237,7 @@ def holdout_rates(con: duckdb.DuckDBPyConnection, db_api: Any, model: dict[str, 
         return out | {"reason": f"too few labelled pairs (links {linked}, true pairs {pairs}; at least "
                                 f"{MIN_LABELLED_PAIRS} of each)"}
     # a true link whose SSNs disagree is not a false one: agreeing links are the correct ones less those SSN errors
-    rate = err["rate"]
-    scale = 1 / (1 - rate) if rate < 1 else 1.0
-    precision, precision_95 = _ratio_interval(prec_units, linked, scale, failure_weight=f)
+    precision, precision_95 = _held_out_precision(prec_units, linked, f, err["rate"], err.get("rate_95"))
     recall, recall_95 = _ratio_interval(rec_units, pairs)
     return out | {"available": True, "precision": precision, "recall": recall,
                   "precision_95": precision_95, "recall_95": recall_95,

@@ -121,3 +121,50 @@ def test_the_held_out_run_hides_every_encoding_derived_from_the_ssn():
     assert {"enc_nws_bf", "enc_fn_ssn", "enc_ssn_full", "enc_ssnp_bf"} <= from_ssn
     missing = sorted(short[c] for c in from_ssn if c in short and short[c] not in HELD_OUT_COLUMNS)
     assert not missing, f"derived from the SSN but not held out: {missing}"
+
+
+def _disagreement(groups: list[list[str]]) -> dict:
+    """ssn_disagreement on a table of records: each group one person (one name and birthday), its SSN tokens."""
+    import duckdb
+
+    from linkage.holdout import ssn_disagreement
+    from linkage.model import LinkageParams
+
+    rows = [(f"s{g % 3}", f"r{g}-{i}", f"fn{g}", f"ln{g}", f"dob{g}", ssn)
+            for g, ssns in enumerate(groups) for i, ssn in enumerate(ssns)]
+    con = duckdb.connect()
+    con.execute("create table t (source_dataset varchar, unique_id varchar, fn varchar, ln varchar, dob varchar, "
+                "ssn varchar)")
+    con.executemany("insert into t values (?, ?, ?, ?, ?, ?)", rows)
+    con.execute("create table link_input as select *, null::BIT ssn_bf, null::integer ssn_bf_n from t")
+    return ssn_disagreement(con, LinkageParams())
+
+
+def test_the_ssn_disagreement_range_counts_persons_not_pairs():
+    """Ten disagreeing pairs from one person with a wrong SSN on one of eleven records, or from ten persons with
+    two records each: the same pairs and the same rate, but one event against ten: the first range is wider."""
+    agreeing = [[f"a{g}", f"a{g}"] for g in range(400)]
+    one = _disagreement(agreeing + [["x"] * 10 + ["y"]] + [[f"b{g}", f"b{g}"] for g in range(45)])
+    ten = _disagreement(agreeing + [[f"x{g}", f"y{g}"] for g in range(10)] + [[f"c{g}", f"c{g}"] for g in range(90)])
+    assert one["pairs"] == ten["pairs"] == 500
+    assert one["disagree"] == ten["disagree"] == 10 and one["rate"] == ten["rate"]
+    (lo1, hi1), (lo10, hi10) = one["rate_95"], ten["rate_95"]
+    assert lo1 <= one["rate"] <= hi1 and lo10 <= ten["rate"] <= hi10
+    assert hi1 - lo1 > 1.5 * (hi10 - lo10), (one["rate_95"], ten["rate_95"])
+    assert one["persons"] == 446 and ten["persons"] == 500
+
+
+@given(st.integers(1, 400), st.integers(0, 40), st.floats(0.0, 0.05), st.floats(0.0, 0.05), st.floats(0.0, 0.05))
+def test_the_held_out_precision_range_covers_the_range_of_the_ssn_disagreement_rate(units, failing, a, b, c):
+    """The share is scaled by 1 / (1 - rate); the range must hold the scaled shares at both ends of the rate's own
+    range, and the point (at the rate itself) inside it."""
+    from linkage.holdout import _held_out_precision
+
+    lo_rate, rate, hi_rate = sorted((a, b, c))
+    failing = min(failing, units)
+    rows = [(3.0, 3.0)] * (units - failing) + [(1.0, 3.0)] * failing  # clusters: (agreeing, linked) pairs
+    u = _units(rows)
+    p, (lo, hi) = _held_out_precision(u, int(u[2]), 1.0, rate, (lo_rate, hi_rate))
+    _, (lo_at_low, _) = _held_out_precision(u, int(u[2]), 1.0, lo_rate, None)
+    _, (_, hi_at_high) = _held_out_precision(u, int(u[2]), 1.0, hi_rate, None)
+    assert lo <= lo_at_low and hi >= hi_at_high and lo <= p <= hi
