@@ -338,3 +338,35 @@ def test_a_request_is_revoked_once_and_the_first_revocation_stands(reg):
         req = s.query(Request).filter_by(study_id="atv-eval").one()
         assert req.revoked_by == "steward_police"
         assert [e.actor for e in s.query(audit.AuditEntry) if e.action == "request.revoked"] == ["steward_police"]
+
+
+def test_a_migration_that_dies_half_way_leaves_no_half_schema(tmp_path, monkeypatch):
+    """The first migration creates many tables; a process killed between two of them must not leave some tables and
+    no version stamp (every later start then failed with "table ... already exists", found by a kill test). The
+    migrations run in one SQLite transaction: a failure after the second table rolls back all of it, and the next
+    start migrates a clean file."""
+    import sqlite3
+
+    from alembic.operations import Operations
+
+    from governance.registry.db import Registry, sqlite_url, upgrade
+
+    path = tmp_path / "registry.db"
+    real, made = Operations.create_table, []
+
+    def dies_after_two(self, name, *cols, **kw):
+        if len(made) == 2:
+            raise KeyboardInterrupt("killed between two CREATE TABLE statements")
+        made.append(name)
+        return real(self, name, *cols, **kw)
+
+    monkeypatch.setattr(Operations, "create_table", dies_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        upgrade(sqlite_url(path))
+    assert len(made) == 2
+    with sqlite3.connect(path) as con:
+        assert con.execute("select name from sqlite_master where type = 'table'").fetchall() == []
+    monkeypatch.setattr(Operations, "create_table", real)
+    reg = Registry(sqlite_url(path))  # the next start: the whole schema, stamped
+    with reg.read() as s:
+        assert s.execute(text("select count(*) from audit_head")).scalar_one() >= 0
