@@ -341,9 +341,10 @@ def test_a_request_is_revoked_once_and_the_first_revocation_stands(reg):
 
 
 def test_a_migration_that_dies_half_way_leaves_no_half_schema(tmp_path, monkeypatch):
-    """The first migration creates many tables; a process killed between two of them must not leave some tables and
-    no version stamp (every later start then failed with "table ... already exists", found by a kill test). The
-    migrations run in one SQLite transaction: a failure after the second table rolls back all of it, and the next
+    """The migrations create many tables; a process killed between two of them must not leave some tables and no
+    version stamp (every later start then failed with "table ... already exists", found by a kill test). All the
+    migrations run in one SQLite transaction: a failure at the last CREATE TABLE of the last migration that makes
+    one rolls back every earlier one too (two processes starting on a new file cannot interleave), and the next
     start migrates a clean file."""
     import sqlite3
 
@@ -351,22 +352,51 @@ def test_a_migration_that_dies_half_way_leaves_no_half_schema(tmp_path, monkeypa
 
     from governance.registry.db import Registry, sqlite_url, upgrade
 
-    path = tmp_path / "registry.db"
     real, made = Operations.create_table, []
 
-    def dies_after_two(self, name, *cols, **kw):
-        if len(made) == 2:
-            raise KeyboardInterrupt("killed between two CREATE TABLE statements")
+    def counting(self, name, *cols, **kw):
         made.append(name)
         return real(self, name, *cols, **kw)
 
-    monkeypatch.setattr(Operations, "create_table", dies_after_two)
+    monkeypatch.setattr(Operations, "create_table", counting)
+    upgrade(sqlite_url(tmp_path / "count.db"))
+    total, made[:] = len(made), []
+
+    def dies_at_the_last(self, name, *cols, **kw):
+        if len(made) == total - 1:
+            raise KeyboardInterrupt("killed before the last CREATE TABLE")
+        made.append(name)
+        return real(self, name, *cols, **kw)
+
+    path = tmp_path / "registry.db"
+    monkeypatch.setattr(Operations, "create_table", dies_at_the_last)
     with pytest.raises(KeyboardInterrupt):
         upgrade(sqlite_url(path))
-    assert len(made) == 2
+    assert total > 3 and len(made) == total - 1
     with sqlite3.connect(path) as con:
         assert con.execute("select name from sqlite_master where type = 'table'").fetchall() == []
     monkeypatch.setattr(Operations, "create_table", real)
     reg = Registry(sqlite_url(path))  # the next start: the whole schema, stamped
     with reg.read() as s:
         assert s.execute(text("select count(*) from audit_head")).scalar_one() >= 0
+
+
+def test_an_up_to_date_registry_opens_while_a_writer_holds_the_lock(tmp_path):
+    """Every start runs the migrations; at the newest one they must not wait for the write lock (a reviewer's
+    long transaction would otherwise stop every other start)."""
+    import sqlite3
+    import time
+
+    from governance.registry.db import Registry, sqlite_url
+
+    path = tmp_path / "registry.db"
+    Registry(sqlite_url(path))
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("begin immediate")
+    try:
+        t0 = time.monotonic()
+        Registry(sqlite_url(path))
+        assert time.monotonic() - t0 < 3
+    finally:
+        writer.execute("rollback")
+        writer.close()
