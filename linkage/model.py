@@ -8,7 +8,8 @@ Only the linkage zone is read: tokens and hardened Bloom filters keyed by (sourc
   swapped > (surname) compound part > Dice bands on the folded, balanced bigram filters, with the order-free
   whole-name filter (every name word, scheme 3, ADR 0014) above the lowest band > else; where they
   differ or are missing the names cannot be compared (a null level: no evidence either way), except through
-  the name tokens salted by the SSN ("same name, same SSN": pairs with one SSN and a DOB typo);
+  the name tokens salted by the SSN ("same name, same SSN": pairs with one SSN and a DOB typo) and, where both
+  name fields changed, the whole-name filter salted by the SSN (scheme 5, ADR 0016: typos, swapped fields);
 * date of birth: full token (term-frequency adjusted) > positional-digit filter Dice >= 0.93 (one or two
   digits, a day/month swap) > same year > same month and day > Dice >= 0.89 > else. The filter and both
   tokens are salted by the names, so these fuzzy levels say "same name, nearly the same birthday";
@@ -98,9 +99,9 @@ class LinkageParams:
     whole_name_dice: float = 0.94
     #: on the whole-name filter salted by the SSN (scheme 5, ADR 0016): names compare where the SSNs agree and the
     #: dates of birth differ or one is missing, with typos and swapped fields. The filter of two different names
-    #: under one SSN sits near 0.7 (short names: both folded halves sparse) and one surname with another short
-    #: given name reaches 0.89 (a parent's SSN on a child's record), so the level sits where the DOB-salted
-    #: whole-name level does
+    #: under one SSN sits near 0.7 (short names: both folded halves sparse); the level sits where the DOB-salted
+    #: whole-name level does, and only for pairs whose two name fields both changed (:data:`BOTH_CHANGED`: one
+    #: surname with a close given name, DANIEL / DANIELLE, MARIA / MARIO, reaches 0.94-0.98 under one SSN)
     ssn_whole_name_dice: float = 0.94
     #: two records born on one day whose whole names are at least this close are not held apart as siblings.
     #: Measured on the demo (same-DOB pairs): twins' whole names reach at most 0.887 (Asian) and 0.910 (others),
@@ -174,6 +175,10 @@ DOB_DIFFERS = "(dob_k_l is null or dob_k_r is null or dob_k_l <> dob_k_r)"
 SSN_NAME_LABEL = "DOB differs: same name, same SSN"
 #: the name level of such pairs whose names are close but not equal, field by field or in no order (scheme 5)
 SSN_WORDS_LABEL = "DOB differs: same SSN, all name words close"
+#: ... reached only when neither name field is unchanged under that SSN: one surname and a close given name under one
+#: SSN is as often a parent's SSN on a child's record (DANIEL / DANIELLE LEE: whole-name Dice 0.97) as a typo, and
+#: the unchanged field keeps its exact SSN-salted level anyway
+BOTH_CHANGED = "not coalesce(fn_ssn_l = fn_ssn_r or ln_ssn_l = ln_ssn_r, false)"
 #: the ZIP level that also says "same names" (never reached by pairs born on one day: its u is sampled)
 NAMES_ZIP_LABEL = "DOB missing: same names and ZIP"
 
@@ -227,7 +232,7 @@ def build_settings(params: LinkageParams = LinkageParams(), rules: Sequence[str]
             cll.NullLevel(bf),
             # where the dates differ, the SSN-salted name token still says "same name" for pairs with one SSN
             cll.CustomLevel(f"{col}_ssn_l = {col}_ssn_r and {DOB_DIFFERS}", label_for_charts=SSN_NAME_LABEL),
-            cll.CustomLevel(f"{_dice('nws_bf')} >= {params.ssn_whole_name_dice} and {DOB_DIFFERS}",
+            cll.CustomLevel(f"{_dice('nws_bf')} >= {params.ssn_whole_name_dice} and {DOB_DIFFERS} and {BOTH_CHANGED}",
                             label_for_charts=SSN_WORDS_LABEL),
             not_comparable("dates of birth differ: not comparable"),
             cll.ExactMatchLevel(col),
@@ -798,7 +803,8 @@ def _salted_u(model: dict[str, Any], engine: Engine, table: str, days: str | Non
                 same = engine.rows(f"""select count(*) from {table} l join {table} r
                     on l.ssn = r.ssn and {ORDERED_PAIR}
                     where (l.dob is null or r.dob is null or l.dob <> r.dob)
-                      and coalesce({words}, 0) >= {params.ssn_whole_name_dice}""")[0][0]
+                      and coalesce({words}, 0) >= {params.ssn_whole_name_dice}
+                      and not coalesce(l.fn_ssn = r.fn_ssn or l.ln_ssn = r.ln_ssn, false)""")[0][0]
                 lv["u_probability"] = max(same, 1) / max(records * (records - 1) / 2, 1)
     return n
 
