@@ -181,6 +181,8 @@ SSN_WORDS_LABEL = "DOB differs: same SSN, all name words close"
 BOTH_CHANGED = "not coalesce(fn_ssn_l = fn_ssn_r or ln_ssn_l = ln_ssn_r, false)"
 #: the ZIP level that also says "same names" (never reached by pairs born on one day: its u is sampled)
 NAMES_ZIP_LABEL = "DOB missing: same names and ZIP"
+#: the agreement levels whose u is counted over all pairs rather than sampled (:func:`_salted_u`)
+COUNTED_U_LABELS = (SSN_NAME_LABEL, SSN_WORDS_LABEL, NAMES_ZIP_LABEL)
 
 
 def sibling_rule(params: LinkageParams = LinkageParams(), l: str = "l", r: str = "r") -> str:
@@ -824,6 +826,11 @@ def fill_unobserved(model: dict[str, Any]) -> list[str]:
                 continue
             m, u = lv.get("m_probability"), lv.get("u_probability")
             ok_m, ok_u = (isinstance(v, (int, float)) and v > 0 for v in (m, u))
+            if ok_m and m <= 1e-290 and lv.get("label_for_charts") in COUNTED_U_LABELS:
+                # an agreement level whose u is counted: EM left m at Splink's clamp floor because no training pair
+                # reached it (scheme 5's SSN-salted level is rare on a small population); left so, it would weigh
+                # about -900 bits against the few pairs that reach it in prediction. Not observed: weight 0
+                ok_m = False
             if ok_m and ok_u:
                 continue
             us = [x["u_probability"] for x in comp["comparison_levels"] if not x.get("is_null_level")

@@ -47,7 +47,7 @@ def model_parameters(model_json: dict[str, Any]) -> list[dict[str, Any]]:
             m, u = level.get("m_probability"), level.get("u_probability")
             weight = math.log2(m / u) if m and u else None
             rows.append({"comparison": comp["output_column_name"], "level": level.get("label_for_charts", ""),
-                         "m": round(m, 6) if m is not None else None, "u": round(u, 8) if u is not None else None,
+                         "m": float(f"{m:.6g}") if m is not None else None, "u": float(f"{u:.6g}") if u is not None else None,
                          "match_weight": round(weight, 3) if weight is not None else None,
                          "tf_adjusted": bool(level.get("tf_adjustment_column"))})
     return rows

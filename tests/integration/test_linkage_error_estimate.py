@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 import duckdb
 import pytest
 
+from linkage.model import SSN_WORDS_LABEL
+
 pytestmark = pytest.mark.integration
 
 PERSONS, SEED = 4_000, 7
@@ -172,6 +174,8 @@ def test_every_comparison_level_has_trained_parameters(linked):
     # a level no training pair reached (a rare pattern at 4,000 persons) is listed by name with what it was given,
     # never silently left at Splink's default; the names, which EM once left untrained, are all trained
     listed = {lv.split(" (")[0] for lv in result.untrained_levels}
+    # scheme 5's SSN-salted level needs a DOB error, one SSN and both name fields changed: rare at 4,000 persons
+    listed -= {f"{c}: {SSN_WORDS_LABEL}" for c in ("first_name", "last_name")}
     assert all(lv.startswith(("dob:", "ssn:", "sfx:", "mi:", "sex:", "zip:")) for lv in listed), listed
     assert report["run"]["untrained_levels"] == result.untrained_levels
 

@@ -96,3 +96,19 @@ def test_level_conditions_become_blocking_sql_in_either_dialect():
     assert _blocking_sql('"fn_bf_l" IS NULL OR "fn_bf_r" IS NULL') == "l.fn_bf IS NULL OR r.fn_bf IS NULL"
     assert _blocking_sql("`fn_bf_l` IS NULL OR `fn_bf_r` IS NULL") == "l.fn_bf IS NULL OR r.fn_bf IS NULL"
     assert _blocking_sql("fn_bf_n_l + fn_bf_n_r > 0 and l.x_l = 1") == "l.fn_bf_n + r.fn_bf_n > 0 and l.x_l = 1"
+
+
+def test_an_agreement_level_em_never_reached_weighs_nothing_but_a_disagreement_level_keeps_its_evidence():
+    """EM leaves m at Splink's clamp floor (1e-300) for a level no training pair reached; for a counted agreement
+    level (scheme 5's SSN-salted names) that would weigh about -900 bits against the pairs reaching it in prediction.
+    It is listed and weighs nothing; an "else" level at the floor stays strong evidence of a non-match."""
+    from linkage.model import SSN_WORDS_LABEL, fill_unobserved
+
+    model = {"comparisons": [{"output_column_name": "first_name", "comparison_levels": [
+        {"label_for_charts": SSN_WORDS_LABEL, "m_probability": 1e-300, "u_probability": 6e-8},
+        {"label_for_charts": "All other comparisons", "m_probability": 1e-300, "u_probability": 0.9}]}]}
+    filled = fill_unobserved(model)
+    words, other = model["comparisons"][0]["comparison_levels"]
+    assert words["m_probability"] == words["u_probability"] == 6e-8
+    assert other["m_probability"] == 1e-300
+    assert filled == [f"first_name: {SSN_WORDS_LABEL} (not observed in training: weight 0)"]
