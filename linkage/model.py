@@ -771,7 +771,7 @@ def _salted_u(model: dict[str, Any], engine: Engine, table: str, days: str | Non
                                   "group by 1"))
         null_levels = {i for i, lv in enumerate(levels) if lv.get("is_null_level")}
         scored = [i for i in range(len(levels)) if i not in null_levels
-                  and levels[i].get("label_for_charts") not in (NAMES_ZIP_LABEL, SSN_NAME_LABEL, SSN_WORDS_LABEL)]
+                  and levels[i].get("label_for_charts") not in COUNTED_U_LABELS]
         total = sum(counts.get(i, 0) for i in scored)
         # no held-out non-match compares on this field (e.g. a suffix, recorded on few records): keep the sampled
         # u rather than the smoothing's even split, which would say nothing while looking trained
@@ -806,10 +806,13 @@ def _salted_u(model: dict[str, Any], engine: Engine, table: str, days: str | Non
                     on l.ssn = r.ssn and {ORDERED_PAIR}
                     where (l.dob is null or r.dob is null or l.dob <> r.dob)
                       and coalesce({words}, 0) >= {params.ssn_whole_name_dice}
-                      and not coalesce(l.fn_ssn = r.fn_ssn or l.ln_ssn = r.ln_ssn, false)""")[0][0]
+                      and not coalesce(l.fn_ssn = r.fn_ssn or l.ln_ssn = r.ln_ssn, false)""")[0][0]  # BOTH_CHANGED
                 lv["u_probability"] = max(same, 1) / max(records * (records - 1) / 2, 1)
     return n
 
+
+#: Splink's floor for m and u (``splink.internals.comparison_level.M_U_CLAMP_MIN``): where EM leaves a level it never saw
+M_U_CLAMP_MIN = 1e-300
 
 
 def fill_unobserved(model: dict[str, Any]) -> list[str]:
@@ -826,7 +829,7 @@ def fill_unobserved(model: dict[str, Any]) -> list[str]:
                 continue
             m, u = lv.get("m_probability"), lv.get("u_probability")
             ok_m, ok_u = (isinstance(v, (int, float)) and v > 0 for v in (m, u))
-            if ok_m and m <= 1e-290 and lv.get("label_for_charts") in COUNTED_U_LABELS:
+            if ok_m and m <= 10 * M_U_CLAMP_MIN and lv.get("label_for_charts") in COUNTED_U_LABELS:
                 # an agreement level whose u is counted: EM left m at Splink's clamp floor because no training pair
                 # reached it (scheme 5's SSN-salted level is rare on a small population); left so, it would weigh
                 # about -900 bits against the few pairs that reach it in prediction. Not observed: weight 0

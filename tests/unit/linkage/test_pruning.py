@@ -102,7 +102,12 @@ def test_an_agreement_level_em_never_reached_weighs_nothing_but_a_disagreement_l
     """EM leaves m at Splink's clamp floor (1e-300) for a level no training pair reached; for a counted agreement
     level (scheme 5's SSN-salted names) that would weigh about -900 bits against the pairs reaching it in prediction.
     It is listed and weighs nothing; an "else" level at the floor stays strong evidence of a non-match."""
+    from splink.internals.comparison_level import M_U_CLAMP_MIN
+
+    from linkage.model import M_U_CLAMP_MIN as OURS
     from linkage.model import SSN_WORDS_LABEL, fill_unobserved
+
+    assert OURS == M_U_CLAMP_MIN  # the floor Splink's EM clamps to, copied
 
     model = {"comparisons": [{"output_column_name": "first_name", "comparison_levels": [
         {"label_for_charts": SSN_WORDS_LABEL, "m_probability": 1e-300, "u_probability": 6e-8},
