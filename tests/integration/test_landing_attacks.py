@@ -85,6 +85,8 @@ def test_every_plaintext_disguise_is_quarantined_at_every_share_with_the_check_n
         assert len(refused) == 1 and refused[0]["check"] == "plaintext_identifier"
         reason = quarantine_reason(home.quarantine / out.file)
         assert reason["arrived_in"] == disguise.partner and reason["check"] == "plaintext_identifier"
+        # stage timings to the millisecond: a float's 16 digits once held a planted date by chance
+        assert reason["seconds"] and all(round(v, 3) == v for v in reason["seconds"].values()), reason["seconds"]
     # never a planted value in what was written about it
     written = " ".join(p.read_text() for p in home.quarantine.glob("*.json")) + json.dumps(audit_entries(home))
     for i in range(table.num_rows):
