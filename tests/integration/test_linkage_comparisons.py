@@ -171,3 +171,49 @@ def test_names_with_typos_or_swapped_compare_through_the_ssn_where_a_date_of_bir
     assert pair("SMITH", "JONATHAN", None, ssn="234567891")["first_name"] == "null"  # another SSN
     assert pair("MARY", "OKAFOR", None)["first_name"] == "null"  # other names under one SSN
     assert pair("JONATHAN", "SMITH", None)["first_name"] == SSN_NAME_LABEL  # equal names: the exact level first
+
+
+def _u(model: dict, comparison: str, label: str) -> float:
+    comp = next(c for c in model["comparisons"] if c["output_column_name"] == comparison)
+    return next(lv["u_probability"] for lv in comp["comparison_levels"] if lv.get("label_for_charts") == label)
+
+
+def test_salted_u_is_counted_where_the_other_name_differs_so_true_pairs_do_not_pass_as_non_matches():
+    """The u of the DOB-salted names comes from pairs born on one day whose SSNs and addresses differ. Records of
+    one person with a mistyped SSN and a new address pass that test; on FEBRL4 they were 6 % of the pairs and made
+    an exact first name 12 times likelier among "non-matches" than among the true ones. Counted only where the
+    other name differs plainly, they drop out, while twins (one surname, two given names) still count for the
+    surname."""
+    from linkage.engine import DuckDBEngine
+    from linkage.model import _salted_u
+
+    firsts = ["JONATHAN", "MARY", "DESHAWN", "LUCIA", "KWAME", "ROSA", "TREVOR", "AALIYAH"]
+    lasts = ["SMITH", "OKAFOR", "NGUYEN", "GARCIA", "WASHINGTON", "JOHNSON", "PATEL", "MURPHY"]
+    rows, n = [], 0
+
+    def add(first, last, day, ssn, addr):
+        nonlocal n
+        rows.append({"unique_id": f"r{n}", "source_dataset": "a",
+                     **record(first, last, day, ssn=ssn, addr=addr, rid=f"r{n:019d}")})
+        n += 1
+
+    for d in range(12):
+        day = date(1980 + d, 1 + d % 12, 1 + d)
+        for i in range(6):  # six persons born that day, no two sharing a name: every name agreement is a true pair
+            first, last = firsts[(i + d) % 8], lasts[(3 * i + d) % 8]
+            add(first, last, day, f"{(d * 10 + i) * 1111 + 123456789}", f"{i} MAIN ST")
+            if i < 3:  # the same person again: SSN mistyped past one typo, another address
+                add(first, last, day, f"{(d * 10 + i) * 1111 + 987654321 - 11111}", f"{i} OAK AVE")
+        add(firsts[(6 + d) % 8], lasts[d % 8], day, f"{d * 7777 + 300000001}", "9 ELM ST")  # a twin of person 0
+    con = duckdb.connect()
+    con.register("rows_arrow", pa.Table.from_pylist(rows))
+    con.execute(f"create table link_input as select * replace ({BITS}), {COUNTS} from rows_arrow")
+    model = build_settings(LinkageParams(), []).get_settings("duckdb").as_dict()
+    assert _salted_u(model, DuckDBEngine(con, None), "link_input") > 0
+    # no non-match shares a first name: the level's u is the add-one floor over what was counted, not 36 true pairs
+    first_exact = _u(model, "first_name", "Exact match on fn")
+    last_exact = _u(model, "last_name", "Exact match on ln")
+    pairs = 12 * 10 * 9 // 2
+    assert first_exact < 2 / pairs, first_exact
+    # the twins share a surname and are not the same person: 12 of the surname's pairs agree, and they count
+    assert 10 / pairs < last_exact < 0.2, last_exact
