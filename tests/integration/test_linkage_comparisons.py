@@ -217,3 +217,42 @@ def test_salted_u_is_counted_where_the_other_name_differs_so_true_pairs_do_not_p
     assert first_exact < 2 / pairs, first_exact
     # the twins share a surname and are not the same person: 12 of the surname's pairs agree, and they count
     assert 10 / pairs < last_exact < 0.2, last_exact
+
+
+def test_names_and_zip_u_counts_namesakes_not_the_same_person_without_a_date():
+    """The names-and-ZIP level is reached only where a date of birth is missing, and nearly every pair with the same
+    names and ZIP and a missing date is one person: counted as non-matches they made u an upper bound. u is the
+    share of pairs with a missing date times the share of dated pairs that are namesakes in one ZIP with plainly
+    different dates (different persons)."""
+    from linkage.engine import DuckDBEngine
+    from linkage.model import NAMES_ZIP_LABEL, _salted_u
+
+    rows, n = [], 0
+
+    def add(first, last, day, zip_="28208"):
+        nonlocal n
+        rows.append({"unique_id": f"r{n}", "source_dataset": "a",
+                     **record(first, last, day, ssn=f"{n * 1111 + 123456789}", addr=f"{n} MAIN ST", zip_=zip_,
+                              rid=f"r{n:019d}")})
+        n += 1
+
+    firsts = ["JONATHAN", "MARY", "DESHAWN", "LUCIA", "KWAME", "ROSA", "TREVOR", "AALIYAH", "OMAR", "GRACE"]
+    lasts = ["SMITH", "OKAFOR", "NGUYEN", "GARCIA", "WASHINGTON", "JOHNSON", "PATEL", "MURPHY", "KIM", "BROWN"]
+    for i in range(40):  # forty persons, each once with a date and once without it: 40 true pairs, no date between
+        first, last, day = firsts[i % 10], lasts[i // 4], date(1950 + i, 1 + i % 12, 1 + i % 28)
+        add(first, last, day)
+        add(first, last, None)
+    add("JONATHAN", "SMITH", date(1999, 12, 30))  # a namesake of person 0 in the same ZIP, born another day
+    con = duckdb.connect()
+    con.register("rows_arrow", pa.Table.from_pylist(rows))
+    con.execute(f"create table link_input as select * replace ({BITS}), {COUNTS} from rows_arrow")
+    model = build_settings(LinkageParams(), []).get_settings("duckdb").as_dict()
+    _salted_u(model, DuckDBEngine(con, None), "link_input")
+    u = _u(model, "zip", NAMES_ZIP_LABEL)
+    records, dated = 81, 41
+    pairs, dated_pairs = records * (records - 1) / 2, dated * (dated - 1) / 2
+    missing_share = 1 - dated_pairs / pairs
+    # the namesake pair is the one non-match (the two persons' filters are the only dated pair with one name and ZIP)
+    assert u == pytest.approx(missing_share * 1 / dated_pairs)
+    # the same-person pairs without a date (40, plus the namesake against person 0's undated record) are not counted
+    assert u < 0.1 * 41 / pairs
