@@ -166,6 +166,12 @@ def main(argv: list[str] | None = None) -> int:
                                                        salt="enc_ssn_full"), truth, colluding)
         whole_ssn["cpu_seconds"] = round(time.process_time() - t1, 2)
         whole_ssn["routes"] = "same_birth_date = records of one SSN (one salt); other_birth_date = another SSN"
+        log("scheme 6 whole-name filter salted by the street address: the same attack, records grouped by address")
+        t1 = time.process_time()
+        whole_addr = score_whole_name(whole_name.attack(pop.linkage_db, known, column="enc_nwa_bf",
+                                                        salt="enc_addr"), truth, colluding)
+        whole_addr["cpu_seconds"] = round(time.process_time() - t1, 2)
+        whole_addr["routes"] = "same_birth_date = records at one address (one salt); other_birth_date = another address"
         sweep: dict[str, Any] = {}
         if args.seed_sweep:
             from bench.attacks import bloom
@@ -184,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             "cpu": cpu, "machine": machine(), "zone": zone, "setup_seconds": round(setup_s, 1),
             "summary": {k: summary(r) for k, r in results.items()},
             "bloom_seed_sweep": sweep, "bloom_with_true_seeds_records": oracle, "whole_name_known_records": whole,
-            "whole_name_ssn_salted_known_records": whole_ssn,
+            "whole_name_ssn_salted_known_records": whole_ssn, "whole_name_address_salted_known_records": whole_addr,
             "results": results,
             "target": {"names_persons_max": 0.01, "met": _names_target(results)}, **child_usage(),
         }

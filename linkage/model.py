@@ -1,4 +1,5 @@
-"""A Fellegi–Sunter model over encodings (scheme 5: scheme 4 plus the SSN-salted whole-name filter, ADR 0016), with Splink 5
+"""A Fellegi–Sunter model over encodings (scheme 6: scheme 4 plus the whole-name filters salted by the SSN and by the
+street address, ADR 0016 and ADR 0017), with Splink 5
 (DESIGN.md, "Linkage on encodings"; ADR 0009).
 
 Only the linkage zone is read: tokens and hardened Bloom filters keyed by (source, source_record_id). Schemes
@@ -9,7 +10,9 @@ Only the linkage zone is read: tokens and hardened Bloom filters keyed by (sourc
   whole-name filter (every name word, scheme 3, ADR 0014) above the lowest band > else; where they
   differ or are missing the names cannot be compared (a null level: no evidence either way), except through
   the name tokens salted by the SSN ("same name, same SSN": pairs with one SSN and a DOB typo) and, where both
-  name fields changed, the whole-name filter salted by the SSN (scheme 5, ADR 0016: typos, swapped fields);
+  name fields changed, the whole-name filter salted by the SSN (scheme 5, ADR 0016: typos, swapped fields), and
+  the whole-name filter salted by the street address (scheme 6, ADR 0017: pairs at one address, one of them
+  without a date of birth or with another);
 * date of birth: full token (term-frequency adjusted) > positional-digit filter Dice >= 0.93 (one or two
   digits, a day/month swap) > same year > same month and day > Dice >= 0.89 > else. The filter and both
   tokens are salted by the names, so these fuzzy levels say "same name, nearly the same birthday";
@@ -45,9 +48,9 @@ __all__ = ["CANDIDATE_BLOCKING_RULES", "MODEL_VERSION", "PRUNE_ON", "EncodingSch
            "input_fingerprint", "model_in_dialect", "prepare_inputs", "pruned_rules", "pruning", "sibling_rule",
            "train", "untrained_levels"]
 
-MODEL_VERSION = "vpdc-linkage/4"
+MODEL_VERSION = "vpdc-linkage/5"
 #: the encoding scheme this model reads (``partner_kit.encode.ENCODING_SCHEME``); rows of any other are refused
-ENCODING_SCHEME = "vpdc-encoding-v5"
+ENCODING_SCHEME = "vpdc-encoding-v6"
 
 #: encodings column → short name used in the model (kept short: Splink repeats them in every SQL).
 COLUMNS = {
@@ -58,7 +61,7 @@ COLUMNS = {
     "enc_ln_ssn": "ln_ssn",
 }
 BLOOMS = {"enc_fn_bf": "fn_bf", "enc_ln_bf": "ln_bf", "enc_nw_bf": "nw_bf", "enc_nws_bf": "nws_bf",
-          "enc_dobp_bf": "dob_bf", "enc_ssnp_bf": "ssn_bf"}
+          "enc_nwa_bf": "nwa_bf", "enc_dobp_bf": "dob_bf", "enc_ssnp_bf": "ssn_bf"}
 
 
 class KeyVersionError(Exception):
@@ -103,6 +106,11 @@ class LinkageParams:
     #: whole-name level does, and only for pairs whose two name fields both changed (:data:`BOTH_CHANGED`: one
     #: surname with a close given name, DANIEL / DANIELLE, MARIA / MARIO, reaches 0.94-0.98 under one SSN)
     ssn_whole_name_dice: float = 0.94
+    #: on the whole-name filter salted by the street address (scheme 6, ADR 0017): names compare at one address where
+    #: the dates of birth differ or one is missing. At one address live relatives with one surname and close given
+    #: names; the level's u is counted among such pairs (dates plainly different), so a household's likeness is
+    #: priced in, and it sits where the other whole-name levels do
+    addr_whole_name_dice: float = 0.94
     #: two records born on one day whose whole names are at least this close are not held apart as siblings.
     #: Measured on the demo (same-DOB pairs): twins' whole names reach at most 0.887 (Asian) and 0.910 (others),
     #: true pairs the sibling rule would hold apart start at 0.903 (Asian); 0.87 let twins through
@@ -179,10 +187,13 @@ SSN_WORDS_LABEL = "DOB differs: same SSN, all name words close"
 #: SSN is as often a parent's SSN on a child's record (DANIEL / DANIELLE LEE: whole-name Dice 0.97) as a typo, and
 #: the unchanged field keeps its exact SSN-salted level anyway
 BOTH_CHANGED = "not coalesce(fn_ssn_l = fn_ssn_r or ln_ssn_l = ln_ssn_r, false)"
+#: the address level of pairs at one address, one of them without a date of birth, whose name words are close
+#: (scheme 6)
+ADDR_WORDS_LABEL = "DOB missing: same address and all name words close"
 #: the ZIP level that also says "same names" (never reached by pairs born on one day: its u is sampled)
 NAMES_ZIP_LABEL = "DOB missing: same names and ZIP"
 #: the agreement levels whose u is counted over all pairs rather than sampled (:func:`_salted_u`)
-COUNTED_U_LABELS = (SSN_NAME_LABEL, SSN_WORDS_LABEL, NAMES_ZIP_LABEL)
+COUNTED_U_LABELS = (SSN_NAME_LABEL, SSN_WORDS_LABEL, ADDR_WORDS_LABEL, NAMES_ZIP_LABEL)
 
 
 def sibling_rule(params: LinkageParams = LinkageParams(), l: str = "l", r: str = "r") -> str:
@@ -271,6 +282,12 @@ def build_settings(params: LinkageParams = LinkageParams(), rules: Sequence[str]
     ])
     address = cl.CustomComparison(output_column_name="address", comparison_levels=[
         cll.NullLevel("addr"),
+        # where a date of birth is missing the names compare only here (scheme 6): one level for "same address and
+        # close names", not one in each name comparison, which would count one fact twice. Not where both dates
+        # exist and differ: at one address that is as often a parent and a child of one name (on the demo 55 % of
+        # such pairs were one person, 96 % where a date was missing), and the date's own levels weigh it
+        cll.CustomLevel(f"addr_l = addr_r and {_dice('nwa_bf')} >= {params.addr_whole_name_dice} "
+                        "and (dob_k_l is null or dob_k_r is null)", label_for_charts=ADDR_WORDS_LABEL),
         cll.ExactMatchLevel("addr"),
         cll.ElseLevel(),
     ])
@@ -796,7 +813,8 @@ def _salted_u(model: dict[str, Any], engine: Engine, table: str, days: str | Non
             # add-one smoothing: a level no held-out non-match reached (an exact name among a few hundred
             # pairs born on one day) gets a small u, not none; none would make the level evidence of nothing
             levels[i]["u_probability"] = (counts.get(i, 0) + 1) / (total + len(scored))
-        for lv in levels:
+    for comp in model["comparisons"]:  # the counted levels, in whichever comparison they sit
+        for lv in comp["comparison_levels"]:
             label = lv.get("label_for_charts")
             if label in counted:
                 lv["u_probability"] = counted[label](comp["output_column_name"])
@@ -827,6 +845,7 @@ def _counted_u(engine: Engine, table: str, params: LinkageParams) -> dict[str, A
         return max(n, 1) / dated
 
     words = _dice_of("l.nws_bf", "r.nws_bf", "l.nws_bf_n", "r.nws_bf_n", engine.dialect)
+    at_home = _dice_of("l.nwa_bf", "r.nwa_bf", "l.nwa_bf_n", "r.nwa_bf_n", engine.dialect)
     return {
         NAMES_ZIP_LABEL: lambda _: missing_share * share("l.nm_zip = r.nm_zip"),
         SSN_NAME_LABEL: lambda comp: share(f"l.{'fn_ssn' if comp == 'first_name' else 'ln_ssn'} = "
@@ -834,6 +853,10 @@ def _counted_u(engine: Engine, table: str, params: LinkageParams) -> dict[str, A
         # the filter is salted by the SSN: no pair of two SSNs reaches the level
         SSN_WORDS_LABEL: lambda _: share("l.ssn = r.ssn", f"coalesce({words}, 0) >= {params.ssn_whole_name_dice} "
                                          "and not coalesce(l.fn_ssn = r.fn_ssn or l.ln_ssn = r.ln_ssn, false)"),
+        # salted by the address, reached where a date is missing: relatives of one name at one address (a parent and
+        # a child, plainly other dates) are its non-matches
+        ADDR_WORDS_LABEL: lambda _: missing_share * share("l.addr = r.addr",
+                                                          f"coalesce({at_home}, 0) >= {params.addr_whole_name_dice}"),
     }
 
 

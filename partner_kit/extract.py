@@ -57,7 +57,7 @@ from workspace.files import atomic_path, atomic_writer
 __all__ = ["KIT_VERSION", "EncodeSummary", "SchemaError", "encode_extract", "seal_encoded"]
 
 #: Recorded in every manifest (``extra.kit``).
-KIT_VERSION = "vpdc-partner-kit 0.6.0"  # 0.6: encoding scheme 5 (ADR 0016); 0.5: scheme 4 (ADR 0015); 0.4: scheme 3 (ADR 0014); keep in step with kit/pyproject.toml
+KIT_VERSION = "vpdc-partner-kit 0.7.0"  # 0.7: encoding scheme 6 (ADR 0017); 0.6: scheme 5 (ADR 0016); 0.5: scheme 4 (ADR 0015); 0.4: scheme 3 (ADR 0014); keep in step with kit/pyproject.toml
 
 class SchemaError(Exception):
     """The input file does not have the columns its profile expects. Names the file and the columns."""
@@ -219,7 +219,7 @@ def encode_extract(
 
 _NEAR_UNIQUE = {"source_record_id", "source_record_id_prev", "enc_ssn_full", "enc_addr", "enc_fn_full", "enc_ln_full",
                 "enc_nm_pair", "enc_nm_y", "enc_nm_md", "enc_nm_zip", "enc_zip", "enc_sex", "enc_dob_full",
-                "enc_fn_bf", "enc_ln_bf", "enc_nw_bf", "enc_nws_bf", "enc_dobp_bf", "enc_ssnp_bf", "enc_fn_ssn", "enc_ln_ssn"}
+                "enc_fn_bf", "enc_ln_bf", "enc_nw_bf", "enc_nws_bf", "enc_nwa_bf", "enc_dobp_bf", "enc_ssnp_bf", "enc_fn_ssn", "enc_ln_ssn"}
 
 
 @contextlib.contextmanager

@@ -15,7 +15,9 @@ partner** (a few thousand records, each with its filter). For every other record
 
 Scheme 5's whole-name filter salted by the SSN (``enc_nws_bf``, ADR 0016) is attacked the same way with
 ``column="enc_nws_bf", salt="enc_ssn_full"``: the unsalted SSN token says which records share its salt, so the
-route "same_birth_date" then means "same salt" (records of one SSN) and "other_birth_date" another SSN.
+route "same_birth_date" then means "same salt" (records of one SSN) and "other_birth_date" another SSN. Scheme 6's
+filter salted by the street address (``enc_nwa_bf``, ADR 0017) likewise with ``salt="enc_addr"``: the same salt is a
+household, where relatives' close names are what a colluding partner could learn.
 
 Scored against the synthetic truth: a guess is right when the guessed words are the record's words. Reported
 apart: records of persons the colluding partner does **not** hold (a real decoding: what the target is about)

@@ -38,7 +38,8 @@ def test_every_column_is_written_with_the_scheme():
     out = enc(rec(sex="F", zip="28206", ssn="234567890", addr="1 ELM ST", middle_init="A", suffix="JR"))
     assert list(out) == list(ENCODING_COLUMNS) and out["enc_scheme"] == ENCODING_SCHEME
     # not a compound surname; no name words given
-    assert [c for c, v in out.items() if v is None] == ["enc_ln_part1", "enc_ln_part2", "enc_nw_bf", "enc_nws_bf"]
+    assert [c for c, v in out.items() if v is None] == ["enc_ln_part1", "enc_ln_part2", "enc_nw_bf", "enc_nws_bf",
+                                                             "enc_nwa_bf"]
 
 
 @given(names)
@@ -168,6 +169,23 @@ def test_whole_name_filter_salted_by_the_ssn_is_fuzzy_across_dates_of_birth():
     assert nws("JAMIE", "HOFFMAN", ssn=None) is None  # no SSN, no salt: not written at all
     assert int.from_bytes(a, "big").bit_count() == 256 and dice(a, enc(rec(
         first="JAMIE", last="HOFFMAN", ssn="234567890", name_words="JAMIE HOFFMAN"))["enc_nw_bf"]) < 0.85  # own key
+
+def test_whole_name_filter_salted_by_the_address_is_fuzzy_across_dates_of_birth():
+    """Scheme 6: at one street address, with the dates different or one missing, typos and swapped fields in the
+    names still compare; at another address, or without one, the filter says nothing; its key is its own."""
+    def nwa(first, last, dob=date(1990, 3, 7), addr="1 ELM ST", rid=RID):
+        return enc(rec(first=first, last=last, dob=dob, addr=addr, name_words=f"{first} {last}"), rid=rid)["enc_nwa_bf"]
+
+    a = nwa("JAMIE", "HOFFMAN")
+    assert nwa("HOFFMAN", "JAMIE", dob=None) == a  # swapped fields, no date of birth: the same filter
+    assert dice(a, nwa("JAMIE", "HOFMAN", dob=None)) >= 0.94  # a typo, no date of birth
+    assert dice(a, nwa("PRIYA", "SHARMA")) < 0.85  # another name at one address
+    assert dice(a, nwa("JAMIE", "HOFFMAN", addr="3 ELM ST")) < 0.85  # the same name at another address
+    assert nwa("JAMIE", "HOFFMAN", addr=None) is None  # no address, no salt: not written at all
+    same = enc(rec(first="JAMIE", last="HOFFMAN", ssn="234567890", addr="1 ELM ST", name_words="JAMIE HOFFMAN"))
+    assert int.from_bytes(a, "big").bit_count() == 256
+    assert dice(a, same["enc_nws_bf"]) < 0.85 and dice(a, same["enc_nw_bf"]) < 0.85  # own key and salt
+
 
 def test_missing_date_of_birth_salts_by_the_record_and_links_on_nothing_salted():
     a = enc(rec(dob=None), rid="AAAAAAAAAAAAAAAAAAAA")
