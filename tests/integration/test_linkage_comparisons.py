@@ -12,7 +12,15 @@ import pyarrow as pa
 import pytest
 
 from envelope.keys import LinkageSecret
-from linkage.model import BLOOMS, COLUMNS, SSN_NAME_LABEL, SSN_WORDS_LABEL, LinkageParams, build_settings
+from linkage.model import (
+    ADDR_WORDS_LABEL,
+    BLOOMS,
+    COLUMNS,
+    SSN_NAME_LABEL,
+    SSN_WORDS_LABEL,
+    LinkageParams,
+    build_settings,
+)
 from partner_kit.encode import Encoder, dice
 from partner_kit.normalise import normalise_surname
 
@@ -82,7 +90,7 @@ def compare(rows_a: list[dict], rows_b: list[dict]) -> dict[str, dict[str, str]]
     out = {}
     for _, r in linker.inference.predict().as_pandas_dataframe().iterrows():
         out[r["pair_l"]] = {c: labels[c][int(r[f"gamma_{c}"])] if r[f"gamma_{c}"] >= 0 else "null"
-                            for c in ("first_name", "last_name", "dob")}
+                            for c in ("first_name", "last_name", "dob", "address")}
     return out
 
 
@@ -256,3 +264,23 @@ def test_names_and_zip_u_counts_namesakes_not_the_same_person_without_a_date():
     assert u == pytest.approx(missing_share * 1 / dated_pairs)
     # the same-person pairs without a date (40, plus the namesake against person 0's undated record) are not counted
     assert u < 0.1 * 41 / pairs
+
+
+def test_names_compare_at_one_address_where_a_date_of_birth_is_missing():
+    """Scheme 6: a record without a date of birth compares its name words with a record at the same street address
+    (typos, swapped fields), as one address level; not where both dates exist and differ (a parent and a child of
+    one name at one address: the date's levels weigh that), nor at another address, nor for other names."""
+    def pair(first, last, dob, addr="12 OAK ST"):
+        a = [{"unique_id": "a0", "source_dataset": "a", "pair": "p",
+              **record("JONATHAN", "SMITH", date(1990, 3, 4), addr="12 OAK ST", rid="a" * 20, words=True)}]
+        b = [{"unique_id": "b0", "source_dataset": "b", "pair": "p",
+              **record(first, last, dob, addr=addr, rid="b" * 20, words=True)}]
+        return compare(a, b)["p"]
+
+    got = pair("JONATHAN", "SMYTH", None)
+    assert got["address"] == ADDR_WORDS_LABEL and got["first_name"] == got["last_name"] == "null", got
+    assert pair("SMITH", "JONATHAN", None)["address"] == ADDR_WORDS_LABEL  # swapped fields: the same words
+    assert pair("JONATHAN", "SMYTH", date(1960, 8, 21))["address"] == "Exact match on addr"  # two dates that differ
+    assert pair("JONATHAN", "SMITH", date(1990, 3, 4))["address"] == "Exact match on addr"  # one date: names compare
+    assert pair("JONATHAN", "SMYTH", None, addr="14 OAK ST")["address"] == "All other comparisons"
+    assert pair("MARY", "OKAFOR", None)["address"] == "Exact match on addr"  # another person at that address
