@@ -61,7 +61,7 @@ COLUMNS = {
     "enc_ln_ssn": "ln_ssn",
 }
 BLOOMS = {"enc_fn_bf": "fn_bf", "enc_ln_bf": "ln_bf", "enc_nw_bf": "nw_bf", "enc_nws_bf": "nws_bf",
-          "enc_nwa_bf": "nwa_bf", "enc_adr_bf": "adr_bf", "enc_dobp_bf": "dob_bf", "enc_ssnp_bf": "ssn_bf"}
+          "enc_nwa_bf": "nwa_bf", "enc_dobp_bf": "dob_bf", "enc_ssnp_bf": "ssn_bf"}
 
 
 class KeyVersionError(Exception):
@@ -111,11 +111,6 @@ class LinkageParams:
     #: names; the level's u is counted among such pairs (dates plainly different), so a household's likeness is
     #: priced in, and it sits where the other whole-name levels do
     addr_whole_name_dice: float = 0.94
-    #: on the address filter salted by the date of birth (scheme 6, ADR 0017), measured under one salt: a typo in the
-    #: street name or type 0.88-0.96, a mistyped or changed house number 0.88-0.95 (as are neighbours of one street:
-    #: the level's u is counted among records of one birthday that are not one person), unrelated addresses
-    #: 0.64-0.74
-    addr_dice_bands: tuple[float, float] = (0.93, 0.87)
     #: two records born on one day whose whole names are at least this close are not held apart as siblings.
     #: Measured on the demo (same-DOB pairs): twins' whole names reach at most 0.887 (Asian) and 0.910 (others),
     #: true pairs the sibling rule would hold apart start at 0.903 (Asian); 0.87 let twins through
@@ -195,9 +190,6 @@ BOTH_CHANGED = "not coalesce(fn_ssn_l = fn_ssn_r or ln_ssn_l = ln_ssn_r, false)"
 #: the address level of pairs at one address, one of them without a date of birth, whose name words are close
 #: (scheme 6)
 ADDR_WORDS_LABEL = "DOB missing: same address and all name words close"
-#: the address levels on the DOB-salted address filter (scheme 6): chart label prefix (their u is counted by
-#: :func:`_salted_u` among held-out non-matches born on one day)
-ADDR_DICE_LABEL = "same date of birth, address filter Dice"
 #: the ZIP level that also says "same names" (never reached by pairs born on one day: its u is sampled)
 NAMES_ZIP_LABEL = "DOB missing: same names and ZIP"
 #: the agreement levels whose u is counted over all pairs rather than sampled (:func:`_salted_u`)
@@ -297,9 +289,6 @@ def build_settings(params: LinkageParams = LinkageParams(), rules: Sequence[str]
         cll.CustomLevel(f"addr_l = addr_r and {_dice('nwa_bf')} >= {params.addr_whole_name_dice} "
                         "and (dob_k_l is null or dob_k_r is null)", label_for_charts=ADDR_WORDS_LABEL),
         cll.ExactMatchLevel("addr"),
-        # where the dates of birth agree, the address filter salted by them (scheme 6): typos, another number
-        *(cll.CustomLevel(f"not {DOB_DIFFERS} and {_dice('adr_bf')} >= {band}",
-                          label_for_charts=f"{ADDR_DICE_LABEL} >= {band}") for band in params.addr_dice_bands),
         cll.ElseLevel(),
     ])
     zip_code = cl.CustomComparison(output_column_name="zip", comparison_levels=[
@@ -824,17 +813,6 @@ def _salted_u(model: dict[str, Any], engine: Engine, table: str, days: str | Non
             # add-one smoothing: a level no held-out non-match reached (an exact name among a few hundred
             # pairs born on one day) gets a small u, not none; none would make the level evidence of nothing
             levels[i]["u_probability"] = (counts.get(i, 0) + 1) / (total + len(scored))
-    address = next((c for c in model["comparisons"] if c["output_column_name"] == "address"), None)
-    bands = [i for i, lv in enumerate(address["comparison_levels"] if address else [])
-             if str(lv.get("label_for_charts", "")).startswith(ADDR_DICE_LABEL)]
-    if bands and n:  # the DOB-salted address filter: the same held-out pairs, both names plainly different
-        levels = address["comparison_levels"]
-        case = " ".join(f"when {levels[i]['sql_condition']} then {i}" for i in bands)
-        counts = dict(engine.rows(f"select case {case} else -1 end g, count(*) from _u_pairs where adr_bf_l is not "
-                                  f"null and adr_bf_r is not null and {apart('fn')} and {apart('ln')} group by 1"))
-        total = sum(counts.values())
-        for i in bands if total else ():
-            levels[i]["u_probability"] = (counts.get(i, 0) + 1) / (total + len(bands) + 1)
     for comp in model["comparisons"]:  # the counted levels, in whichever comparison they sit
         for lv in comp["comparison_levels"]:
             label = lv.get("label_for_charts")

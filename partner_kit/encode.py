@@ -1,10 +1,9 @@
 """Keyed, salted encodings of normalised identifiers: encoding scheme 6 (ADR 0009, ADR 0014-0017).
 
-Scheme 6 is scheme 5 plus two filters: ``enc_nwa_bf``, the same name words under their own key (``words_addr``),
-salted by the standardised street address, written only where the address is known (a record without a date of
-birth compared no name at all where it also had no SSN: names now compare where the address agrees); and
-``enc_adr_bf``, the standardised street address itself as a bigram filter salted by the date of birth, so an
-address with a typo or another house number still compares between records of one birthday (ADR 0017).
+Scheme 6 is scheme 5 plus one filter, ``enc_nwa_bf``: the same name words under their own key (``words_addr``),
+salted by the standardised street address, written only where the address is known. A record without a date of
+birth (a fifth of police records) had no name comparison at all where it also had no SSN: names compare where the
+address agrees, so a typo in a name no longer leaves such a pair with the address alone (ADR 0017).
 
 Scheme 5 is scheme 4 plus one filter, ``enc_nws_bf``: the name words of ``enc_nw_bf`` under their own key
 (``words_ssn``) and salted by the SSN instead of the date of birth, written only where the SSN is known. Names were
@@ -133,16 +132,13 @@ ENCODING_COLUMNS: dict[str, str] = {
                   "balanced (key: words_ssn; salt: ssn; blank without an SSN; scheme 5)",
     "enc_nwa_bf": "every word of the given, middle and family names, in no order: bigram filter, folded, masked, "
                   "balanced (key: words_addr; salt: street address; blank without an address; scheme 6)",
-    "enc_adr_bf": "street address, standardised: bigram filter, folded, masked, balanced (key: addr; salt: dob; "
-                  "scheme 6)",
     "enc_ssn_full": "SSN, nine digits (key: ssn; unsalted, near-unique)",
     "enc_ssn_last4": "SSN last four (key: ssn4; unsalted, uniform)",
     "enc_ssnp_bf": "SSN positional digits, folded, masked, balanced (key: ssn; salt: dob)",
     "enc_addr": "street address, standardised (key: addr; unsalted, near-unique)",
 }
 #: (``p`` for positional; the names also keep clear of the landing zone's identifier-name detector)
-BLOOM_COLUMNS = ("enc_fn_bf", "enc_ln_bf", "enc_nw_bf", "enc_nws_bf", "enc_nwa_bf", "enc_dobp_bf", "enc_ssnp_bf",
-                 "enc_adr_bf")
+BLOOM_COLUMNS = ("enc_fn_bf", "enc_ln_bf", "enc_nw_bf", "enc_nws_bf", "enc_nwa_bf", "enc_dobp_bf", "enc_ssnp_bf")
 
 #: salted token columns: (field key, salt, feature or derived value)
 SALTED_TOKENS: dict[str, tuple[str, str, str]] = {
@@ -177,7 +173,6 @@ FILTERS: dict[str, tuple[str, str, str, str]] = {
     "enc_nwa_bf": ("words_addr", "addr", "bigrams", "name_words_addr"),
     "enc_dobp_bf": ("dob", "name", "date", "dob_iso"),
     "enc_ssnp_bf": ("ssn", "dob", "digits", "ssn"),
-    "enc_adr_bf": ("addr", "dob", "bigrams", "addr"),
 }
 _NEAR_UNIQUE = {"ssn", "addr"}  # features not worth deduplicating
 

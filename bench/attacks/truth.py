@@ -49,7 +49,6 @@ def _plain_encoder_class():
             # scheme 5: the whole name where the SSN (its salt) is known
             out["enc_nws_bf"] = pc.cast(pc.if_else(pc.is_valid(f["ssn"]), f["name_words"],
                                                    pa.scalar(None, pa.string())), pa.binary())
-            out["enc_adr_bf"] = pc.cast(f["addr"], pa.binary())  # scheme 6: the address, salted by the DOB
             # scheme 6: the whole name where the street address (its salt) is known
             out["enc_nwa_bf"] = pc.cast(pc.if_else(pc.is_valid(f["addr"]), f["name_words"],
                                                    pa.scalar(None, pa.string())), pa.binary())
