@@ -31,6 +31,7 @@ either SQL dialect, and a model trained on one is saved in DuckDB's (:func:`mode
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import math
@@ -839,6 +840,7 @@ def _counted_u(engine: Engine, table: str, params: LinkageParams) -> dict[str, A
     missing_share = max(pairs - dated, 1) / max(pairs, 1)  # add-one here too: no record without a date, no zero
     other = _plainly_other_dob(params, engine.dialect)
 
+    @functools.cache  # a level in both name comparisons asks twice
     def share(join: str, where: str = "true") -> float:
         n = engine.rows(f"select count(*) from {table} l join {table} r on {join} and {ORDERED_PAIR} "
                         f"where {other} and {where}")[0][0]
