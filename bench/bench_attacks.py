@@ -157,21 +157,23 @@ def main(argv: list[str] | None = None) -> int:
         log("scheme 3 whole-name filter: known-records attack (the largest partner colludes)")
         colluding = str(truth["source"].value_counts().index[0])
         known = truth.loc[truth["source"] == colluding, ["source", "source_record_id", "words"]]
-        t1 = time.process_time()
-        whole = score_whole_name(whole_name.attack(pop.linkage_db, known), truth, colluding)
-        whole["cpu_seconds"] = round(time.process_time() - t1, 2)
-        log("scheme 5 whole-name filter salted by the SSN: the same attack, records grouped by the SSN token")
-        t1 = time.process_time()
-        whole_ssn = score_whole_name(whole_name.attack(pop.linkage_db, known, column="enc_nws_bf",
-                                                       salt="enc_ssn_full"), truth, colluding)
-        whole_ssn["cpu_seconds"] = round(time.process_time() - t1, 2)
-        whole_ssn["routes"] = "same_birth_date = records of one SSN (one salt); other_birth_date = another SSN"
-        log("scheme 6 whole-name filter salted by the street address: the same attack, records grouped by address")
-        t1 = time.process_time()
-        whole_addr = score_whole_name(whole_name.attack(pop.linkage_db, known, column="enc_nwa_bf",
-                                                        salt="enc_addr"), truth, colluding)
-        whole_addr["cpu_seconds"] = round(time.process_time() - t1, 2)
-        whole_addr["routes"] = "same_birth_date = records at one address (one salt); other_birth_date = another address"
+        filters = {  # key: (column, salt, log line, what the routes mean)
+            "whole": ("enc_nw_bf", "enc_dob_full", None, None),
+            "ssn": ("enc_nws_bf", "enc_ssn_full", "scheme 5 whole-name filter salted by the SSN: records grouped by "
+                    "the SSN token", "same_birth_date = records of one SSN (one salt); other_birth_date = another SSN"),
+            "addr": ("enc_nwa_bf", "enc_addr", "scheme 6 whole-name filter salted by the street address: records "
+                     "grouped by address", "same_birth_date = records at one address (one salt); other_birth_date = "
+                     "another address"),
+        }
+        known_records: dict[str, dict[str, Any]] = {}
+        for key, (column, salt, line, routes) in filters.items():
+            if line:
+                log(line)
+            t1 = time.process_time()
+            r = score_whole_name(whole_name.attack(pop.linkage_db, known, column=column, salt=salt), truth, colluding)
+            r["cpu_seconds"] = round(time.process_time() - t1, 2)
+            known_records[key] = r | ({"routes": routes} if routes else {})
+        whole, whole_ssn, whole_addr = known_records["whole"], known_records["ssn"], known_records["addr"]
         sweep: dict[str, Any] = {}
         if args.seed_sweep:
             from bench.attacks import bloom
