@@ -49,9 +49,9 @@ __all__ = ["CANDIDATE_BLOCKING_RULES", "MODEL_VERSION", "PRUNE_ON", "EncodingSch
            "input_fingerprint", "model_in_dialect", "prepare_inputs", "pruned_rules", "pruning", "sibling_rule",
            "train", "untrained_levels"]
 
-MODEL_VERSION = "vpdc-linkage/5"
+MODEL_VERSION = "vpdc-linkage/6"
 #: the encoding scheme this model reads (``partner_kit.encode.ENCODING_SCHEME``); rows of any other are refused
-ENCODING_SCHEME = "vpdc-encoding-v6"
+ENCODING_SCHEME = "vpdc-encoding-v7"
 
 #: encodings column → short name used in the model (kept short: Splink repeats them in every SQL).
 COLUMNS = {

@@ -1,4 +1,9 @@
-"""Keyed, salted encodings of normalised identifiers: encoding scheme 6 (ADR 0009, ADR 0014-0017).
+"""Keyed, salted encodings of normalised identifiers: encoding scheme 7 (ADR 0009, ADR 0014-0018).
+
+Scheme 7 is scheme 6 with the street address standardised further before it is encoded (ADR 0018): every street
+type of USPS Publication 28 and AS/NZS 4819 abbreviated (CRESCENT -> CRES, not only STREET -> ST), and the type
+corrected where it carries one typo, a space or no space before it (STREET written SITREET, S TREET or glued to
+the name). No column is added; the address tokens and the salts made from them differ from scheme 6's.
 
 Scheme 6 is scheme 5 plus one filter, ``enc_nwa_bf``: the same name words under their own key (``words_addr``),
 salted by the standardised street address, written only where the address is known. A record without a date of
@@ -77,7 +82,7 @@ __all__ = ["BLOOM_COLUMNS", "ENCODING_COLUMNS", "ENCODING_SCHEME", "FEATURES", "
 
 #: The encoding scheme, written in every row (``enc_scheme``; token-shaped so the landing zone's format
 #: check holds) and in every manifest. Linkage never compares rows of two schemes.
-ENCODING_SCHEME = "vpdc-encoding-v6"
+ENCODING_SCHEME = "vpdc-encoding-v7"
 
 
 @dataclass(frozen=True)

@@ -281,25 +281,100 @@ def normalise_sex(value: str | None, mapping: dict[str, str | None]) -> str | No
     return out if out in ("M", "F") else None
 
 
-_STREET_WORDS = {"STREET": "ST", "STR": "ST", "AVENUE": "AVE", "AV": "AVE", "ROAD": "RD", "DRIVE": "DR",
-                 "LANE": "LN", "COURT": "CT", "BOULEVARD": "BLVD", "PLACE": "PL", "CIRCLE": "CIR",
-                 "PARKWAY": "PKWY", "HIGHWAY": "HWY", "TERRACE": "TER", "TRAIL": "TRL", "WAY": "WAY",
-                 "NORTH": "N", "SOUTH": "S", "EAST": "E", "WEST": "W", "NORTHEAST": "NE", "NORTHWEST": "NW",
-                 "SOUTHEAST": "SE", "SOUTHWEST": "SW"}
+#: street types in full -> standard abbreviation: USPS Publication 28 (appendix C1, primary names) and the common
+#: types of AS/NZS 4819 (Australia, New Zealand: CIRCUIT, CLOSE, PARADE ...; public benchmark sets use them)
+_STREET_TYPES = {
+    "ALLEY": "ALY", "ANNEX": "ANX", "ARCADE": "ARC", "AVENUE": "AVE", "BAYOU": "BYU", "BOULEVARD": "BLVD",
+    "BRANCH": "BR", "BRIDGE": "BRG", "BYPASS": "BYP", "CANYON": "CYN", "CAUSEWAY": "CSWY", "CENTER": "CTR",
+    "CENTRE": "CTR", "CIRCLE": "CIR", "CIRCUIT": "CCT", "CLOSE": "CL", "COMMON": "CMN", "CORNER": "COR",
+    "COURSE": "CRSE", "COURT": "CT", "CRESCENT": "CRES", "CROSSING": "XING", "CURVE": "CURV", "DRIVE": "DR",
+    "ESPLANADE": "ESP", "ESTATES": "ESTS", "EXPRESSWAY": "EXPY", "EXTENSION": "EXT", "FREEWAY": "FWY",
+    "GARDENS": "GDNS", "GATEWAY": "GTWY", "GROVE": "GRV", "HARBOR": "HBR", "HEIGHTS": "HTS", "HIGHWAY": "HWY",
+    "HOLLOW": "HOLW", "JUNCTION": "JCT", "LANDING": "LNDG", "LANE": "LN", "MEADOWS": "MDWS", "PARADE": "PDE",
+    "PARKWAY": "PKWY", "PLACE": "PL", "PLAZA": "PLZ", "RIDGE": "RDG", "ROAD": "RD", "SQUARE": "SQ",
+    "STREET": "ST", "TERRACE": "TER", "TRACE": "TRCE", "TRAIL": "TRL", "TURNPIKE": "TPKE",
+}
+_DIRECTIONS = {"NORTH": "N", "SOUTH": "S", "EAST": "E", "WEST": "W", "NORTHEAST": "NE", "NORTHWEST": "NW",
+               "SOUTHEAST": "SE", "SOUTHWEST": "SW"}
+_STREET_WORDS = {**_STREET_TYPES, "STR": "ST", "AV": "AVE", "WAY": "WAY", **_DIRECTIONS}
+#: a street type as written after normalisation (abbreviated, or short in full): nothing to correct
+_TYPE_WORDS = frozenset(_STREET_TYPES.values()) | {"WAY", "LOOP", "PATH", "PIKE", "ROW", "RUN", "WALK", "MALL",
+                                                      "OVAL", "PARK", "PASS", "SPUR", "BEND", "COVE", "GLEN"}
+
+
 _UNIT = re.compile(r"\b(APT|APARTMENT|UNIT|STE|SUITE|LOT|RM|ROOM|BLDG|FL)\b.*$|#.*$")
 
 
+def _one_edit(word: str) -> set[str]:
+    """Every string one deletion, transposition, substitution or insertion (A-Z) away from ``word``."""
+    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
+    return ({a + b[1:] for a, b in splits if b} | {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1}
+            | {a + c + b[1:] for a, b in splits if b for c in letters} | {a + c + b for a, b in splits for c in letters})
+
+
+@functools.cache
+def _type_typos() -> dict[str, str]:
+    """A street type of five letters or more with one typo -> its abbreviation (STREEET, CRESCNET, SITREET ...).
+
+    Only typos that reach a single type, are four letters or more and are not themselves a word of the tables.
+    """
+    reach: dict[str, set[str]] = {}
+    for full, abbreviation in _STREET_TYPES.items():
+        if len(full) >= 5:
+            for typo in _one_edit(full):
+                reach.setdefault(typo, set()).add(abbreviation)
+    return {typo: next(iter(a)) for typo, a in reach.items()
+            if len(a) == 1 and len(typo) >= 4 and typo not in _STREET_WORDS and typo not in _TYPE_WORDS}
+
+
+#: a street type of five letters or more glued to the street name (WALKERCRESCENT, SHERLOCKSTREET)
+_GLUED_TYPE = re.compile(r"^([A-Z]{3,})(" + "|".join(sorted((t for t in _STREET_TYPES if len(t) >= 5),
+                                                          key=len, reverse=True)) + ")$")
+
+
+def _street_type_corrected(address: str) -> str:
+    """The address with its street type (last word, or the one before a trailing direction) standardised where it
+    was mistyped (one typo in a type of five letters or more), split by a space (S TREET, CO URT) or glued to the
+    name (WALKERCRESCENT). Clerks mistype the type as often as the name, and an exact address token otherwise
+    differs for one letter of STREET. Words are standardised already; anything else is returned as it is.
+    """
+    words = address.split(" ")
+    i = len(words) - 1
+    if i >= 2 and words[i] in _DIRECTIONS.values():
+        i -= 1
+    word = words[i]
+    if i < 1 or word in _TYPE_WORDS or not word.isalpha():
+        return address
+    # a space inside the type: only where a street name stays before it
+    if i >= 2 and words[i - 1].isalpha() and any(c.isalpha() for w in words[:i - 1] for c in w):
+        joined = words[i - 1] + word
+        fixed = _STREET_TYPES.get(joined) or _type_typos().get(joined)
+        if fixed:
+            return " ".join([*words[:i - 1], fixed, *words[i + 1:]])
+    fixed = _type_typos().get(word)
+    if fixed:
+        return " ".join([*words[:i], fixed, *words[i + 1:]])
+    glued = _GLUED_TYPE.match(word)
+    if glued:
+        return " ".join([*words[:i], glued.group(1), _STREET_TYPES[glued.group(2)], *words[i + 1:]])
+    return address
+
+
 def normalise_address(value: str | None) -> str | None:
-    """Street address with standard abbreviations and no unit designator; None when missing.
+    """Street address with standard abbreviations, the street type corrected, and no unit designator; None when
+    missing.
 
     >>> normalise_address("1200 North Tryon Street, Apt 4B")
     '1200 N TRYON ST'
+    >>> normalise_address("8 Conlon Cresent"), normalise_address("5 Sherlockstreet"), normalise_address("9 Genoa S treet")
+    ('8 CONLON CRES', '5 SHERLOCK ST', '9 GENOA ST')
     """
     if not value:
         return None
     s = _UNIT.sub("", str(value).upper())
     words = [_STREET_WORDS.get(w, w) for w in clean_text(s).split()]
-    out = " ".join(words)
+    out = _street_type_corrected(" ".join(words)) if words else ""
     return out if out and any(c.isalpha() for c in out) else None
 
 
@@ -352,6 +427,9 @@ def _byte_table(allowed: bytes) -> "np.ndarray":
 _WORD_PASS_RE2 = r"^ | $|  |\b(" + "|".join(sorted(k for k, v in _STREET_WORDS.items() if k != v)) + r")\b"
 _PRINTABLE_BYTES = bytes(range(32, 127))
 _ADDRESS_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 "
+_DIRECTION_RE2 = "(?: (?:" + "|".join(sorted(_DIRECTIONS.values())) + "))?$"
+_ENDS_IN_LETTER_RE2 = "[A-Z]" + _DIRECTION_RE2
+_ENDS_IN_TYPE_RE2 = "(?:^| )(?:" + "|".join(sorted(_TYPE_WORDS)) + ")" + _DIRECTION_RE2
 _UNIT_FOUND_RE2 = r"\b(APT|APARTMENT|UNIT|STE|SUITE|LOT|RM|ROOM|BLDG|FL)\b|#"
 
 
@@ -396,6 +474,11 @@ def normalise_address_array(values: "pa.Array") -> "pa.Array":
 
     s = _replace_where(s, pc.fill_null(pc.match_substring_regex(s, _WORD_PASS_RE2), False).to_numpy(
         zero_copy_only=False), words_mapped)
+    # the street type: rows not ending in a known one (nor one before a direction) go through the scalar pass
+    ends_in_letter = pc.fill_null(pc.match_substring_regex(s, _ENDS_IN_LETTER_RE2), False)
+    typed = pc.fill_null(pc.match_substring_regex(s, _ENDS_IN_TYPE_RE2), False)
+    s = _replace_where(s, pc.and_(ends_in_letter, pc.invert(typed)).to_numpy(zero_copy_only=False),
+                       lambda v: pa.array([_street_type_corrected(x) for x in v.to_pylist()], pa.string()))
     s = pc.if_else(pc.match_substring_regex(s, "[A-Z]"), s, pa.scalar(None, pa.string()))
     if simple.all():
         return s

@@ -43,7 +43,7 @@ def test_encode_extract_writes_encodings_content_and_rejects(tmp_path, keyring):
     assert t.column("RACE").to_pylist() == ["W", "B", "A"]
     assert t.column("enc_dob_full").null_count == 2 and t.column("enc_fn_full").null_count == 0
     assert set(t.column("linkage_key_version").to_pylist()) == {"v1"}
-    assert set(t.column("enc_scheme").to_pylist()) == {"vpdc-encoding-v6"}
+    assert set(t.column("enc_scheme").to_pylist()) == {"vpdc-encoding-v7"}
     rejects = list(csv.DictReader(open(s.rejects)))
     assert [(r["row"], r["field"], r["rule"]) for r in rejects] == [
         ("4", "FNAME+LNAME", "name_missing"), ("5", "PERSON_ID", "record_id_missing")]
@@ -157,3 +157,18 @@ def test_content_strings_are_trimmed_and_a_blank_required_one_is_rejected(tmp_pa
     rejects = {(r["row"], r["field"], r["rule"]) for r in csv.DictReader(open(s.rejects))}
     assert rejects == {("3", "DAYS_ABSENT", "int_format"), ("4", "SCHOOL_YEAR", "required"),
                        ("4", "STUDENT_ID+SCHOOL_YEAR+SCHOOL_CODE", "record_id_missing")}
+
+
+def test_a_mistyped_street_type_gives_the_same_address_token(tmp_path, keyring):
+    """Scheme 7 (ADR 0018): the kit standardises the street type before encoding, so one typo in STREET, a space
+    inside it or a type glued to the name does not make one household two addresses; another street stays apart."""
+    rows = [["A1", "Hand", "Ethan", "", "", "19411222", "M", "W", "N", "", address, "28206"]
+            for address in ("1 Lambrigg Sitreet", "1 LAMBRIGG STREET", "1 Lambrigg S treet", "1 Lambriggstreet",
+                            "1 Lambrigg Crescent", "2 Lambrigg Street")]
+    for i, row in enumerate(rows):
+        row[0] = f"A{i}"
+    src = write_csv(tmp_path / "persons.csv", HEADER, rows)
+    out = tmp_path / "persons.parquet"
+    encode_extract(load_profile("police", "persons"), src, out, Encoder(keyring.linkage_secret()), today=TODAY)
+    tokens = pq.read_table(out).column("enc_addr").to_pylist()
+    assert len(set(tokens[:4])) == 1 and len(set(tokens)) == 3

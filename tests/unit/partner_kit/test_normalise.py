@@ -142,10 +142,64 @@ def test_normalise_address_standardises():
     assert normalise_address("  ") is None
 
 
+@pytest.mark.parametrize(("written", "standard"), [
+    ("1 Lambrigg Sitreet", "1 LAMBRIGG ST"),        # one letter inserted
+    ("3 Partridge Stret", "3 PARTRIDGE ST"),        # one deleted
+    ("33 Benson Drescent", "33 BENSON CRES"),       # one replaced
+    ("14 Pandanus Tsreet", "14 PANDANUS ST"),       # two swapped
+    ("9 Genoa S treet", "9 GENOA ST"),              # a space inside the type
+    ("16 Howie Co urt", "16 HOWIE CT"),
+    ("5 Sherlockstreet", "5 SHERLOCK ST"),          # glued to the name
+    ("41 Disneycourt", "41 DISNEY CT"),
+    ("42 Denovan Circuit", "42 DENOVAN CCT"),       # AS/NZS 4819 types
+    ("26 Wybalena Grove", "26 WYBALENA GRV"),
+    ("100 Main Stret North", "100 MAIN ST N"),      # the type before a trailing direction
+])
+def test_a_mistyped_split_or_glued_street_type_is_the_type(written, standard):
+    assert normalise_address(written) == standard
+
+
+@pytest.mark.parametrize("address", [
+    "10 BROADWAY",        # no type: nothing to correct
+    "12 E ST",            # a type already
+    "7 PEACHTREE",        # a name two edits or more from every type
+    "12 ST REET",         # joining would leave no street name: left as written
+    "HWY 49",             # a number last
+    "WALKERCRESCENT",     # a glued type with no house or name before it
+    "4 X",
+])
+def test_an_address_without_a_type_to_correct_is_unchanged(address):
+    assert normalise_address(address) == address
+
+
+def test_two_addresses_differing_only_in_the_type_typo_agree_and_others_stay_apart():
+    assert normalise_address("8 Conlon Cresent") == normalise_address("8 CONLON CRESCENT")
+    assert normalise_address("8 Conlon Crescent") != normalise_address("8 Conlan Crescent")
+    assert normalise_address("8 Conlon Crescent") != normalise_address("8 Conlon Circuit")
+
+
+_STREET_LIKE = st.builds(
+    lambda number, name, type_, direction: " ".join(w for w in (number, name, type_, direction) if w),
+    st.sampled_from(["", "1", "200", "7B"]),
+    st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ ", min_size=1, max_size=14),
+    st.one_of(st.sampled_from(["STREET", "ST", "CRESCENT", "CIRCUIT", "PLACE", "ROAD", "WAY", ""]),
+              st.text(alphabet="ACDEINRSTUZ ", max_size=9)),
+    st.sampled_from(["", "N", "SOUTH", "NW"]))
+
+
+@given(_STREET_LIKE)
+def test_street_type_correction_is_idempotent_and_keeps_the_house_number(address):
+    once = normalise_address(address)
+    assert once is None or normalise_address(once) == once
+    numbers = [w for w in address.split() if any(c.isdigit() for c in w)]
+    assert once is None or [w for w in once.split() if any(c.isdigit() for c in w)] == numbers
+
+
 @settings(deadline=None)  # the first call compiles the regexes
 @given(st.lists(st.one_of(st.none(), st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126)), st.text(),
                           st.sampled_from(["1200 North Tryon Street Apt 4", "9 Elm St. #3", "55 Beatties Ford Road",
-                                           "12 Avenue Rd", "Calle José 5", "North  South Street", "STR AV"])),
+                                           "12 Avenue Rd", "Calle José 5", "North  South Street", "STR AV",
+                                           "9 Genoa S treet", "5 Sherlockstreet", "1 Lambrigg Sitreet N"])),
                 max_size=40))
 def test_vectorised_address_normaliser_agrees_with_the_scalar_one(values):
     import pyarrow as pa
