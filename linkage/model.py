@@ -59,7 +59,7 @@ COLUMNS = {
     "enc_nm_pair": "nm_pair", "enc_mn_init": "mi", "enc_sfx": "sfx", "enc_sex": "sex", "enc_zip": "zip",
     "enc_dob_full": "dob", "enc_nm_y": "nm_y", "enc_nm_md": "nm_md", "enc_nm_zip": "nm_zip",
     "enc_ssn_full": "ssn", "enc_ssn_last4": "ssn4", "enc_addr": "addr", "enc_fn_ssn": "fn_ssn",
-    "enc_ln_ssn": "ln_ssn",
+    "enc_ln_ssn": "ln_ssn", "enc_fn_addr": "fn_addr",
 }
 BLOOMS = {"enc_fn_bf": "fn_bf", "enc_ln_bf": "ln_bf", "enc_nw_bf": "nw_bf", "enc_nws_bf": "nws_bf",
           "enc_nwa_bf": "nwa_bf", "enc_dobp_bf": "dob_bf", "enc_ssnp_bf": "ssn_bf"}
@@ -191,10 +191,15 @@ BOTH_CHANGED = "not coalesce(fn_ssn_l = fn_ssn_r or ln_ssn_l = ln_ssn_r, false)"
 #: the address level of pairs at one address, one of them without a date of birth, whose name words are close
 #: (scheme 6)
 ADDR_WORDS_LABEL = "DOB missing: same address and all name words close"
-#: the ZIP level that also says "same names" (never reached by pairs born on one day: its u is sampled)
-NAMES_ZIP_LABEL = "DOB missing: same names and ZIP"
+#: below it, the same first name at one address, the surname not close (scheme 7): a surname changed by marriage or
+#: written with one part of two
+ADDR_FIRST_LABEL = "DOB missing: same address and first name"
+#: the address level of pairs whose names agree under the ZIP's salt, a date missing, the addresses not one (or one
+#: missing): never reached by pairs born on one day, its u is counted
+NAMES_ZIP_LABEL = "DOB missing: same names and ZIP, not one address"
+NOT_ONE_ADDRESS = "not coalesce(addr_l = addr_r, false)"
 #: the agreement levels whose u is counted over all pairs rather than sampled (:func:`_salted_u`)
-COUNTED_U_LABELS = (SSN_NAME_LABEL, SSN_WORDS_LABEL, ADDR_WORDS_LABEL, NAMES_ZIP_LABEL)
+COUNTED_U_LABELS = (SSN_NAME_LABEL, SSN_WORDS_LABEL, ADDR_WORDS_LABEL, ADDR_FIRST_LABEL, NAMES_ZIP_LABEL)
 
 
 def sibling_rule(params: LinkageParams = LinkageParams(), l: str = "l", r: str = "r") -> str:
@@ -281,7 +286,15 @@ def build_settings(params: LinkageParams = LinkageParams(), rules: Sequence[str]
         cll.ExactMatchLevel("ssn4"),
         cll.ElseLevel(),
     ])
+    names_zip = f"nm_zip_l = nm_zip_r and (dob_k_l is null or dob_k_r is null) and {NOT_ONE_ADDRESS}"
     address = cl.CustomComparison(output_column_name="address", comparison_levels=[
+        # where a date of birth is missing the names cannot be compared (they are salted by it): the name-salted
+        # ZIP token says "same names and same ZIP", the only name evidence such a pair has (where both dates exist
+        # but differ, the date's own name-salted levels carry it already). Here, not in the ZIP comparison: it
+        # implies the addresses are not one, which the "else" level below would count against the pair again; at
+        # one address the levels below say "same names" (once, not twice). Before the null level: it holds for a
+        # pair without an address too
+        cll.CustomLevel(names_zip, label_for_charts=NAMES_ZIP_LABEL),
         cll.NullLevel("addr"),
         # where a date of birth is missing the names compare only here (scheme 6): one level for "same address and
         # close names", not one in each name comparison, which would count one fact twice. Not where both dates
@@ -289,15 +302,16 @@ def build_settings(params: LinkageParams = LinkageParams(), rules: Sequence[str]
         # such pairs were one person, 96 % where a date was missing), and the date's own levels weigh it
         cll.CustomLevel(f"addr_l = addr_r and {_dice('nwa_bf')} >= {params.addr_whole_name_dice} "
                         "and (dob_k_l is null or dob_k_r is null)", label_for_charts=ADDR_WORDS_LABEL),
+        cll.CustomLevel("addr_l = addr_r and fn_addr_l = fn_addr_r and (dob_k_l is null or dob_k_r is null)",
+                        label_for_charts=ADDR_FIRST_LABEL),
         cll.ExactMatchLevel("addr"),
         cll.ElseLevel(),
     ])
     zip_code = cl.CustomComparison(output_column_name="zip", comparison_levels=[
         cll.NullLevel("zip"),
-        # where a date of birth is missing the names cannot be compared (they are salted by it): the
-        # name-salted ZIP token says "same names and same ZIP", the only name evidence such a pair has
-        # (where both dates exist but differ, the date's own name-salted levels carry it already)
-        cll.CustomLevel("nm_zip_l = nm_zip_r and (dob_k_l is null or dob_k_r is null)", label_for_charts=NAMES_ZIP_LABEL),
+        # the address comparison's names-and-ZIP level says "same ZIP" already
+        cll.CustomLevel(names_zip, label_for_charts="same names and ZIP: weighed in the address comparison"
+                        ).configure(is_null_level=True),
         cll.CustomLevel("zip_l = zip_r or nm_zip_l = nm_zip_r", label_for_charts="same ZIP"),
         not_comparable("dates of birth differ: not comparable"),
         cll.ElseLevel(),
@@ -830,8 +844,8 @@ def _counted_u(engine: Engine, table: str, params: LinkageParams) -> dict[str, A
     same person: counting them all as non-matches made u an upper bound, 40 times this estimate for the names-and-ZIP
     level on 20,000 demo persons. Non-matches are counted where both dates exist and differ plainly (:func:`_plainly_other_dob`:
     namesakes in one ZIP, a parent's SSN on a child's record), as a share of the pairs with both dates; for the
-    names-and-ZIP level, which needs a missing date, times the share of pairs with one missing. Add-one: a level
-    no such pair reached gets the u of one pair, not none.
+    names-and-ZIP level, which needs a missing date, times the share of pairs with one missing. A floor of one
+    pair: a level no such pair reached gets the u of one pair, not none.
     """
     records = engine.rows(f"select count(*), count(dob) from {table}")[0]
     pairs, dated = records[0] * (records[0] - 1) / 2, records[1] * (records[1] - 1) / 2
@@ -849,7 +863,7 @@ def _counted_u(engine: Engine, table: str, params: LinkageParams) -> dict[str, A
     words = _dice_of("l.nws_bf", "r.nws_bf", "l.nws_bf_n", "r.nws_bf_n", engine.dialect)
     at_home = _dice_of("l.nwa_bf", "r.nwa_bf", "l.nwa_bf_n", "r.nwa_bf_n", engine.dialect)
     return {
-        NAMES_ZIP_LABEL: lambda _: missing_share * share("l.nm_zip = r.nm_zip"),
+        NAMES_ZIP_LABEL: lambda _: missing_share * share("l.nm_zip = r.nm_zip", "not coalesce(l.addr = r.addr, false)"),
         SSN_NAME_LABEL: lambda comp: share(f"l.{'fn_ssn' if comp == 'first_name' else 'ln_ssn'} = "
                                            f"r.{'fn_ssn' if comp == 'first_name' else 'ln_ssn'}"),
         # the filter is salted by the SSN: no pair of two SSNs reaches the level
@@ -859,6 +873,11 @@ def _counted_u(engine: Engine, table: str, params: LinkageParams) -> dict[str, A
         # a child, plainly other dates) are its non-matches
         ADDR_WORDS_LABEL: lambda _: missing_share * share("l.addr = r.addr",
                                                           f"coalesce({at_home}, 0) >= {params.addr_whole_name_dice}"),
+        # the first name alone, where the name words are not close (else the level above): a relative of one first
+        # name at one address (a parent and a child), plainly other dates
+        ADDR_FIRST_LABEL: lambda _: missing_share * share("l.addr = r.addr",
+                                                          f"l.fn_addr = r.fn_addr and coalesce({at_home}, 0) < "
+                                                          f"{params.addr_whole_name_dice}"),
     }
 
 

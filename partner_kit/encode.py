@@ -3,7 +3,10 @@
 Scheme 7 is scheme 6 with the street address standardised further before it is encoded (ADR 0018): every street
 type of USPS Publication 28 and AS/NZS 4819 abbreviated (CRESCENT -> CRES, not only STREET -> ST), and the type
 corrected where it carries one typo, a space or no space before it (STREET written SITREET, S TREET or glued to
-the name). No column is added; the address tokens and the salts made from them differ from scheme 6's.
+the name), and adds one token, ``enc_fn_addr``: the first name under its own key (``first_addr``) salted by the
+street address, blank without an address. A record without a date of birth compares names only where all its name
+words are close at one address (scheme 6); a surname changed by marriage, or written with one part of two, left
+such a pair with the address alone. The address tokens and the salts made from them differ from scheme 6's.
 
 Scheme 6 is scheme 5 plus one filter, ``enc_nwa_bf``: the same name words under their own key (``words_addr``),
 salted by the standardised street address, written only where the address is known. A record without a date of
@@ -133,6 +136,8 @@ ENCODING_COLUMNS: dict[str, str] = {
     "enc_nm_zip": "five-digit ZIP (key: name_zip; salt: name)",
     "enc_fn_ssn": "first name (key: first_ssn; salt: ssn): names compare where the SSNs agree and the dates do not",
     "enc_ln_ssn": "surname, compact (key: last_ssn; salt: ssn)",
+    "enc_fn_addr": "first name (key: first_addr; salt: street address; blank without an address; scheme 7): a first "
+                   "name compares at one address where a date of birth is missing and the surname changed",
     "enc_nws_bf": "every word of the given, middle and family names, in no order: bigram filter, folded, masked, "
                   "balanced (key: words_ssn; salt: ssn; blank without an SSN; scheme 5)",
     "enc_nwa_bf": "every word of the given, middle and family names, in no order: bigram filter, folded, masked, "
@@ -161,6 +166,7 @@ SALTED_TOKENS: dict[str, tuple[str, str, str]] = {
     "enc_nm_zip": ("name_zip", "name", "zip"),
     "enc_fn_ssn": ("first_ssn", "ssn", "first"),
     "enc_ln_ssn": ("last_ssn", "ssn", "last"),
+    "enc_fn_addr": ("first_addr", "addr", "first_addr"),
 }
 #: unsalted token columns: (field key, feature or derived value)
 PLAIN_TOKENS: dict[str, tuple[str, str]] = {
@@ -539,7 +545,8 @@ class Encoder:
                    "ssn_last4": pc.utf8_slice_codeunits(f["ssn"], 5, 9),
                    # only where the SSN (the salt) is known: a per-record salt would match nothing, for a filter's cost
                    "name_words_ssn": pc.if_else(pc.is_valid(f["ssn"]), f["name_words"], pa.scalar(None, pa.string())),
-                   "name_words_addr": pc.if_else(pc.is_valid(f["addr"]), f["name_words"], pa.scalar(None, pa.string()))}
+                   "name_words_addr": pc.if_else(pc.is_valid(f["addr"]), f["name_words"], pa.scalar(None, pa.string())),
+                   "first_addr": pc.if_else(pc.is_valid(f["addr"]), f["first"], pa.scalar(None, pa.string()))}
         out: dict[str, pa.Array] = {"enc_scheme": pa.array([ENCODING_SCHEME] * n, pa.string())}
         for col, (field, salt, value) in SALTED_TOKENS.items():
             if value == "pair":
@@ -586,7 +593,8 @@ def _reference(enc: Encoder, features: Mapping[str, Any], rid: str) -> dict[str,
     derived = {**f, "dob_iso": iso, "dob_year": iso[:4] if iso else None, "dob_monthday": iso[5:] if iso else None,
                "ssn_last4": f["ssn"][5:9] if f["ssn"] else None,
                "name_words_ssn": f["name_words"] if f["ssn"] else None,
-               "name_words_addr": f["name_words"] if f["addr"] else None}
+               "name_words_addr": f["name_words"] if f["addr"] else None,
+               "first_addr": f["first"] if f["addr"] else None}
     out: dict[str, Any] = {"enc_scheme": ENCODING_SCHEME}
     for col, (field, salt, value) in SALTED_TOKENS.items():
         digest = pair if value == "pair" else (enc._digest(field, derived[value]) if derived[value] is not None else None)

@@ -219,7 +219,8 @@ def encode_extract(
 
 _NEAR_UNIQUE = {"source_record_id", "source_record_id_prev", "enc_ssn_full", "enc_addr", "enc_fn_full", "enc_ln_full",
                 "enc_nm_pair", "enc_nm_y", "enc_nm_md", "enc_nm_zip", "enc_zip", "enc_sex", "enc_dob_full",
-                "enc_fn_bf", "enc_ln_bf", "enc_nw_bf", "enc_nws_bf", "enc_nwa_bf", "enc_dobp_bf", "enc_ssnp_bf", "enc_fn_ssn", "enc_ln_ssn"}
+                "enc_fn_bf", "enc_ln_bf", "enc_nw_bf", "enc_nws_bf", "enc_nwa_bf", "enc_dobp_bf", "enc_ssnp_bf", "enc_fn_ssn", "enc_ln_ssn",
+                "enc_fn_addr"}
 
 
 @contextlib.contextmanager

@@ -41,6 +41,7 @@ def _plain_encoder_class():
                    "enc_nm_zip": f["zip"], "enc_ssn_full": f["ssn"],
                    "enc_ssn_last4": pc.utf8_slice_codeunits(f["ssn"], 5, 9), "enc_addr": f["addr"],
                    "enc_fn_ssn": f["first"], "enc_ln_ssn": f["last"],
+                   "enc_fn_addr": pc.if_else(pc.is_valid(f["addr"]), f["first"], pa.scalar(None, pa.string())),
                    "enc_nm_pair": pc.binary_join_element_wise(pc.fill_null(f["first"], ""),
                                                               pc.fill_null(f["last"], ""), "|")}
             for col, src in (("enc_fn_bf", "first"), ("enc_ln_bf", "last"), ("enc_nw_bf", "name_words"),

@@ -13,9 +13,11 @@ import pytest
 
 from envelope.keys import LinkageSecret
 from linkage.model import (
+    ADDR_FIRST_LABEL,
     ADDR_WORDS_LABEL,
     BLOOMS,
     COLUMNS,
+    NAMES_ZIP_LABEL,
     SSN_NAME_LABEL,
     SSN_WORDS_LABEL,
     LinkageParams,
@@ -90,7 +92,7 @@ def compare(rows_a: list[dict], rows_b: list[dict]) -> dict[str, dict[str, str]]
     out = {}
     for _, r in linker.inference.predict().as_pandas_dataframe().iterrows():
         out[r["pair_l"]] = {c: labels[c][int(r[f"gamma_{c}"])] if r[f"gamma_{c}"] >= 0 else "null"
-                            for c in ("first_name", "last_name", "dob", "address")}
+                            for c in ("first_name", "last_name", "dob", "address", "zip")}
     return out
 
 
@@ -250,20 +252,21 @@ def test_names_and_zip_u_counts_namesakes_not_the_same_person_without_a_date():
         first, last, day = firsts[i % 10], lasts[i // 4], date(1950 + i, 1 + i % 12, 1 + i % 28)
         add(first, last, day)
         add(first, last, None)
-    add("JONATHAN", "SMITH", date(1999, 12, 30))  # a namesake of person 0 in the same ZIP, born another day
+    add("JONATHAN", "SMITH", date(1999, 12, 30))  # namesakes of persons 0 and 1 in the same ZIP, born other days
+    add("MARY", "SMITH", date(1998, 5, 6))
     con = duckdb.connect()
     con.register("rows_arrow", pa.Table.from_pylist(rows))
     con.execute(f"create table link_input as select * replace ({BITS}), {COUNTS} from rows_arrow")
     model = build_settings(LinkageParams(), []).get_settings("duckdb").as_dict()
     _salted_u(model, DuckDBEngine(con, None), "link_input")
-    u = _u(model, "zip", NAMES_ZIP_LABEL)
-    records, dated = 81, 41
+    u = _u(model, "address", NAMES_ZIP_LABEL)
+    records, dated = 82, 42
     pairs, dated_pairs = records * (records - 1) / 2, dated * (dated - 1) / 2
     missing_share = 1 - dated_pairs / pairs
-    # the namesake pair is the one non-match (the two persons' filters are the only dated pair with one name and ZIP)
-    assert u == pytest.approx(missing_share * 1 / dated_pairs)
+    # the two namesake pairs are the non-matches (the only dated pairs with one name and ZIP)
+    assert u == pytest.approx(missing_share * 2 / dated_pairs)
     # the same-person pairs without a date (40, plus the namesake against person 0's undated record) are not counted
-    assert u < 0.1 * 41 / pairs
+    assert u < 0.2 * 42 / pairs
 
 
 def test_names_compare_at_one_address_where_a_date_of_birth_is_missing():
@@ -284,3 +287,58 @@ def test_names_compare_at_one_address_where_a_date_of_birth_is_missing():
     assert pair("JONATHAN", "SMITH", date(1990, 3, 4))["address"] == "Exact match on addr"  # one date: names compare
     assert pair("JONATHAN", "SMYTH", None, addr="14 OAK ST")["address"] == "All other comparisons"
     assert pair("MARY", "OKAFOR", None)["address"] == "Exact match on addr"  # another person at that address
+    # the same names once, not twice: at one address the address level carries them, elsewhere in the ZIP its level
+    same = pair("JONATHAN", "SMITH", None)
+    assert (same["address"], same["zip"]) == (ADDR_WORDS_LABEL, "same ZIP"), same
+    # at another address in the ZIP the names-and-ZIP level, in the address comparison (which would otherwise
+    # count "another address" against the pair the level already says moved), and the ZIP not counted again
+    moved = pair("JONATHAN", "SMITH", None, addr="14 OAK ST")
+    assert (moved["address"], moved["zip"]) == (NAMES_ZIP_LABEL, "null"), moved
+
+
+
+def test_a_first_name_compares_at_one_address_where_a_date_is_missing_and_the_surname_changed():
+    """Scheme 7: below the whole-name level, the same first name at one address without a date (a surname changed
+    by marriage, one part of a compound surname); not for another first name, another address, or two dates."""
+    def pair(first, last, dob, addr="12 OAK ST"):
+        a = [{"unique_id": "a0", "source_dataset": "a", "pair": "p",
+              **record("MARIA", "GARCIA", date(1990, 3, 4), addr="12 OAK ST", rid="a" * 20, words=True)}]
+        b = [{"unique_id": "b0", "source_dataset": "b", "pair": "p",
+              **record(first, last, dob, addr=addr, rid="b" * 20, words=True)}]
+        return compare(a, b)["p"]
+
+    assert pair("MARIA", "OKAFOR", None)["address"] == ADDR_FIRST_LABEL
+    assert pair("MARIA", "GARCIA", None)["address"] == ADDR_WORDS_LABEL  # all words close: the level above
+    assert pair("ROSA", "GARCIA", None)["address"] == "Exact match on addr"  # a relative: another first name
+    assert pair("MARIA", "OKAFOR", date(1961, 8, 21))["address"] == "Exact match on addr"  # two dates that differ
+    assert pair("MARIA", "OKAFOR", None, addr="14 OAK ST")["address"] == "All other comparisons"
+
+
+def test_u_of_the_first_name_at_one_address_counts_relatives_with_other_dates_not_undated_records():
+    """The level's non-matches are pairs at one address with one first name, name words not close and both dates
+    plainly different (a mother and a daughter-in-law of one name); the same person once with and once without a
+    date, under two surnames, is not counted."""
+    from linkage.engine import DuckDBEngine
+    from linkage.model import _salted_u
+
+    rows, n = [], 0
+
+    def add(first, last, day, addr):
+        nonlocal n
+        rows.append({"unique_id": f"r{n}", "source_dataset": "a",
+                     **record(first, last, day, addr=addr, rid=f"r{n:019d}", words=True)})
+        n += 1
+
+    for i in range(30):  # thirty persons, once with a date and the maiden name, once without a date, married
+        add("MARIA", "GARCIA", date(1950 + i, 1 + i % 12, 1 + i % 28), f"{i} OAK ST")
+        add("MARIA", "OKAFOR", None, f"{i} OAK ST")
+    add("MARIA", "WASHINGTON", date(1999, 12, 30), "0 OAK ST")  # relatives of one first name at persons 0 and 1's
+    add("MARIA", "WASHINGTON", date(2001, 6, 9), "1 OAK ST")    # addresses, born plainly other days
+    con = duckdb.connect()
+    con.register("rows_arrow", pa.Table.from_pylist(rows))
+    con.execute(f"create table link_input as select * replace ({BITS}), {COUNTS} from rows_arrow")
+    model = build_settings(LinkageParams(), []).get_settings("duckdb").as_dict()
+    _salted_u(model, DuckDBEngine(con, None), "link_input")
+    records, dated = 62, 32
+    pairs, dated_pairs = records * (records - 1) / 2, dated * (dated - 1) / 2
+    assert _u(model, "address", ADDR_FIRST_LABEL) == pytest.approx((1 - dated_pairs / pairs) * 2 / dated_pairs)
