@@ -191,6 +191,11 @@ _NEAR_UNIQUE = {"ssn", "addr"}  # features not worth deduplicating
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 
+def _where_known(values: pa.Array, salt: pa.Array) -> pa.Array:
+    """``values`` where the salting field ``salt`` is known, else null (a value salted per record matches nothing)."""
+    return pc.if_else(pc.is_valid(salt), values, pa.scalar(None, pa.string()))
+
+
 def _b64(raw: bytes) -> str:
     """base64url without padding overhead (inputs are multiples of 3 bytes)."""
     return binascii.b2a_base64(raw, newline=False).translate(_URLSAFE).decode()
@@ -484,7 +489,8 @@ class Encoder:
         a, va = self._digests("addr", features["addr"])  # a household's salt: a few records share it
         s_addr = np.where(va[:, None], _aes(self._key("salt/addr"), a), record)
         return {"dob": s_dob, "name": s_name, "ssn": s_ssn, "addr": s_addr, "pair": pair, "pair_valid": vp,
-                "ssn_digests": (d, vs), "addr_digests": (a, va)}
+                # the digests made for the salts, by (field key, feature): reused for the plain token of the same pair
+                "digests": {("ssn", "ssn"): (d, vs), ("addr", "addr"): (a, va)}}
 
     # -- encodings ----------------------------------------------------------------------------------
     def _salted_tokens(self, field: str, salt: np.ndarray, digests: np.ndarray, valid: np.ndarray) -> pa.Array:
@@ -543,10 +549,10 @@ class Encoder:
         derived = {**f, "dob_iso": iso, "dob_year": pc.utf8_slice_codeunits(iso, 0, 4),
                    "dob_monthday": pc.utf8_slice_codeunits(iso, 5, 10),
                    "ssn_last4": pc.utf8_slice_codeunits(f["ssn"], 5, 9),
-                   # only where the SSN (the salt) is known: a per-record salt would match nothing, for a filter's cost
-                   "name_words_ssn": pc.if_else(pc.is_valid(f["ssn"]), f["name_words"], pa.scalar(None, pa.string())),
-                   "name_words_addr": pc.if_else(pc.is_valid(f["addr"]), f["name_words"], pa.scalar(None, pa.string())),
-                   "first_addr": pc.if_else(pc.is_valid(f["addr"]), f["first"], pa.scalar(None, pa.string()))}
+                   # only where the SSN or the address (the salt) is known: a per-record salt would match nothing
+                   "name_words_ssn": _where_known(f["name_words"], f["ssn"]),
+                   "name_words_addr": _where_known(f["name_words"], f["addr"]),
+                   "first_addr": _where_known(f["first"], f["addr"])}
         out: dict[str, pa.Array] = {"enc_scheme": pa.array([ENCODING_SCHEME] * n, pa.string())}
         for col, (field, salt, value) in SALTED_TOKENS.items():
             if value == "pair":
@@ -556,7 +562,7 @@ class Encoder:
             out[col] = self._salted_tokens(field, salts[salt], digests, valid)
         for col, (field, value) in PLAIN_TOKENS.items():
             # the SSN's and the address's digests were made for their salts: near-unique values are not cached
-            out[col] = self._plain_tokens(field, derived[value], salts.get(f"{value}_digests"))
+            out[col] = self._plain_tokens(field, derived[value], salts["digests"].get((field, value)))
         for col, (field, salt, kind, value) in FILTERS.items():
             out[col] = self._filters(field, salts[salt], kind, derived[value])
         return {c: out[c] for c in ENCODING_COLUMNS}

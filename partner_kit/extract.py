@@ -36,7 +36,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from envelope.keys import PartnerKeyRing
-from partner_kit.encode import ENCODING_SCHEME, Encoder, EncodingParams
+from partner_kit.encode import ENCODING_COLUMNS, ENCODING_SCHEME, Encoder, EncodingParams
 from partner_kit.geocode import AddressPoints
 from partner_kit.normalise import (
     NormaliseError,
@@ -217,10 +217,10 @@ def encode_extract(
     return summary
 
 
-_NEAR_UNIQUE = {"source_record_id", "source_record_id_prev", "enc_ssn_full", "enc_addr", "enc_fn_full", "enc_ln_full",
-                "enc_nm_pair", "enc_nm_y", "enc_nm_md", "enc_nm_zip", "enc_zip", "enc_sex", "enc_dob_full",
-                "enc_fn_bf", "enc_ln_bf", "enc_nw_bf", "enc_nws_bf", "enc_nwa_bf", "enc_dobp_bf", "enc_ssnp_bf", "enc_fn_ssn", "enc_ln_ssn",
-                "enc_fn_addr"}
+#: encoding columns with few distinct values, worth a Parquet dictionary; every other one is near-unique (salted or
+#: keyed per record: a dictionary costs time and saves nothing), as are the record ids
+_FEW_VALUES = {"enc_scheme", "enc_ln_part1", "enc_ln_part2", "enc_mn_init", "enc_sfx", "enc_ssn_last4"}
+_NEAR_UNIQUE = {"source_record_id", "source_record_id_prev"} | (set(ENCODING_COLUMNS) - _FEW_VALUES)
 
 
 @contextlib.contextmanager
