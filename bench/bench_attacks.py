@@ -156,7 +156,6 @@ def main(argv: list[str] | None = None) -> int:
 
         log("scheme 3 whole-name filter: known-records attack (the largest partner colludes)")
         colluding = str(truth["source"].value_counts().index[0])
-        known = truth.loc[truth["source"] == colluding, ["source", "source_record_id", "words"]]
         filters = {  # key: (column, salt, log line, what the routes mean)
             "whole": ("enc_nw_bf", "enc_dob_full", None, None),
             "ssn": ("enc_nws_bf", "enc_ssn_full", "scheme 5 whole-name filter salted by the SSN: records grouped by "
@@ -164,16 +163,23 @@ def main(argv: list[str] | None = None) -> int:
             "addr": ("enc_nwa_bf", "enc_addr", "scheme 6 whole-name filter salted by the street address: records "
                      "grouped by address", "same_birth_date = records at one address (one salt); other_birth_date = "
                      "another address"),
+            # a keyed deterministic token, not a filter: equal or not; what it holds is the first name
+            "fn_addr": ("enc_fn_addr", "enc_addr", "scheme 7 first-name token salted by the street address: records "
+                        "grouped by address, tokens compared for equality", "same_birth_date = records at one address "
+                        "(one salt); other_birth_date = another address; words = the first name"),
         }
         known_records: dict[str, dict[str, Any]] = {}
         for key, (column, salt, line, routes) in filters.items():
             if line:
                 log(line)
             t1 = time.process_time()
-            r = score_whole_name(whole_name.attack(pop.linkage_db, known, column=column, salt=salt), truth, colluding)
+            tr = truth.assign(words=truth["first"]) if key == "fn_addr" else truth
+            kn = tr.loc[tr["source"] == colluding, ["source", "source_record_id", "words"]]
+            r = score_whole_name(whole_name.attack(pop.linkage_db, kn, column=column, salt=salt), tr, colluding)
             r["cpu_seconds"] = round(time.process_time() - t1, 2)
             known_records[key] = r | ({"routes": routes} if routes else {})
         whole, whole_ssn, whole_addr = known_records["whole"], known_records["ssn"], known_records["addr"]
+        first_addr = known_records["fn_addr"]
         sweep: dict[str, Any] = {}
         if args.seed_sweep:
             from bench.attacks import bloom
@@ -193,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
             "summary": {k: summary(r) for k, r in results.items()},
             "bloom_seed_sweep": sweep, "bloom_with_true_seeds_records": oracle, "whole_name_known_records": whole,
             "whole_name_ssn_salted_known_records": whole_ssn, "whole_name_address_salted_known_records": whole_addr,
+            "first_name_address_salted_known_records": first_addr,
             "results": results,
             "target": {"names_persons_max": 0.01, "met": _names_target(results)}, **child_usage(),
         }

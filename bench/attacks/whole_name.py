@@ -17,7 +17,10 @@ Scheme 5's whole-name filter salted by the SSN (``enc_nws_bf``, ADR 0016) is att
 ``column="enc_nws_bf", salt="enc_ssn_full"``: the unsalted SSN token says which records share its salt, so the
 route "same_birth_date" then means "same salt" (records of one SSN) and "other_birth_date" another SSN. Scheme 6's
 filter salted by the street address (``enc_nwa_bf``, ADR 0017) likewise with ``salt="enc_addr"``: the same salt is a
-household, where relatives' close names are what a colluding partner could learn.
+household, where relatives' close names are what a colluding partner could learn. Scheme 7's first-name token salted by
+the address (``enc_fn_addr``, ADR 0018) is a keyed deterministic token, not a filter: ``column="enc_fn_addr",
+salt="enc_addr"`` compares tokens for equality (confidence 1 where a known record of that household has the same
+token, 0 otherwise), and the known records' "words" are then their first names.
 
 Scored against the synthetic truth: a guess is right when the guessed words are the record's words. Reported
 apart: records of persons the colluding partner does **not** hold (a real decoding: what the target is about)
@@ -50,6 +53,16 @@ def _dice(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return 2 * inter / (a.sum(axis=1)[:, None] + b.sum(axis=1)[None, :])
 
 
+def _tokens(values: pd.Series) -> np.ndarray:
+    """Deterministic tokens as integer codes (equal tokens, equal codes)."""
+    return pd.factorize(values)[0]
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """1.0 where token ``a[i]`` equals ``b[j]``, 0.0 elsewhere: the "Dice" of a deterministic token."""
+    return (a[:, None] == b[None, :]).astype(np.float32)
+
+
 def attack(linkage_db: Path, known: pd.DataFrame, *, seed: int = 7, column: str = "enc_nw_bf",
            salt: str = "enc_dob_full") -> pd.DataFrame:
     """The known-records attack on ``column`` (``enc_nw_bf``, or ``enc_nws_bf`` with ``salt="enc_ssn_full"``), whose
@@ -58,6 +71,7 @@ def attack(linkage_db: Path, known: pd.DataFrame, *, seed: int = 7, column: str 
     guessed: source, source_record_id, guess (words), confidence (Dice), route ("same_birth_date" for every
     record that shares a birth date with a known one; "other_birth_date": for a sample of all, the closest known
     record of another birth date)."""
+    exact = not column.endswith("_bf")  # a deterministic token: equal or not
     zone = load_zone(linkage_db, (salt, column))
     cols = ["source", "source_record_id", "guess", "confidence", "route"]
     if column not in zone or zone[column].isna().all():
@@ -67,13 +81,13 @@ def attack(linkage_db: Path, known: pd.DataFrame, *, seed: int = 7, column: str 
     z = z.reset_index(drop=True)
     is_known = z["words"].notna().to_numpy()
     words = z["words"].to_numpy()
-    bits = _bits(list(z[column]))
+    bits = _tokens(z[column]) if exact else _bits(list(z[column]))
     rows: list[tuple] = []
     for _, idx in z[z[salt].notna()].groupby(salt).indices.items():
         k, u = idx[is_known[idx]], idx[~is_known[idx]]
         if len(k) == 0 or len(u) == 0:
             continue
-        d = _dice(bits[u], bits[k])
+        d = _same(bits[u], bits[k]) if exact else _dice(bits[u], bits[k])
         best = d.argmax(axis=1)
         for i, b, c in zip(u, k[best], d[np.arange(len(u)), best], strict=True):
             rows.append((z.at[i, "source"], z.at[i, "source_record_id"], words[b], float(c), "same_birth_date"))
@@ -81,7 +95,7 @@ def attack(linkage_db: Path, known: pd.DataFrame, *, seed: int = 7, column: str 
     unknown, known_rows = np.flatnonzero(~is_known), np.flatnonzero(is_known)
     if len(unknown) and len(known_rows):
         sample = np.random.default_rng(seed).choice(unknown, size=min(ANY_DATE_SAMPLE, len(unknown)), replace=False)
-        d = _dice(bits[sample], bits[known_rows])
+        d = _same(bits[sample], bits[known_rows]) if exact else _dice(bits[sample], bits[known_rows])
         dob = z[salt].to_numpy()
         same = (dob[sample][:, None] == dob[known_rows][None, :]) & pd.notna(dob[sample])[:, None]
         d[same] = -1.0  # only other birth dates: the same one is the route above

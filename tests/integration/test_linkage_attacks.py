@@ -69,6 +69,9 @@ def reports(tmp_path_factory) -> dict[str, dict]:
     out["whole_name"] = whole_name_report(pop.linkage_db, truth)
     out["whole_name_ssn"] = whole_name_report(pop.linkage_db, truth, column="enc_nws_bf", salt="enc_ssn_full")
     out["whole_name_addr"] = whole_name_report(pop.linkage_db, truth, column="enc_nwa_bf", salt="enc_addr")
+    # scheme 7's first-name token salted by the address: a deterministic token, its "words" the first name
+    out["first_name_addr"] = whole_name_report(pop.linkage_db, truth.assign(words=truth["first"]),
+                                               column="enc_fn_addr", salt="enc_addr")
     return out
 
 
@@ -112,10 +115,11 @@ def test_each_attack_recovers_under_one_percent_on_scheme_2(reports, attack, par
     resists(reports, attack, part)
 
 
-@pytest.mark.parametrize("filter_", ["whole_name", "whole_name_ssn", "whole_name_addr"])
+@pytest.mark.parametrize("filter_", ["whole_name", "whole_name_ssn", "whole_name_addr", "first_name_addr"])
 def test_whole_name_filter_gives_a_colluding_partner_no_one_else(reports, filter_):
     """Scheme 3's whole-name filter (ADR 0014), scheme 5's SSN-salted one (ADR 0016; "birth date" reads "SSN") and
-    scheme 6's address-salted one (ADR 0017; "birth date" reads "address": one salt is a household):
+    scheme 6's address-salted one (ADR 0017; "birth date" reads "address": one salt is a household) and scheme 7's
+    first-name token salted by the address (ADR 0018; a keyed token: equal or not, its "words" the first name):
     a partner who knows the names of all its own records finds its own clients' other records under the same salt
     (the attack works: that is what linkage computes), and decodes under 1 % of anyone else's names, under the same
     salt or another (there filters are noise)."""
