@@ -36,7 +36,7 @@ import hashlib
 import logging
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -49,9 +49,9 @@ __all__ = ["CANDIDATE_BLOCKING_RULES", "MODEL_VERSION", "PRUNE_ON", "EncodingSch
            "input_fingerprint", "model_in_dialect", "prepare_inputs", "pruned_rules", "pruning", "sibling_rule",
            "train", "untrained_levels"]
 
-MODEL_VERSION = "vpdc-linkage/6"
+MODEL_VERSION = "vpdc-linkage/7"
 #: the encoding scheme this model reads (``partner_kit.encode.ENCODING_SCHEME``); rows of any other are refused
-ENCODING_SCHEME = "vpdc-encoding-v7"
+ENCODING_SCHEME = "vpdc-encoding-v8"
 
 #: encodings column → short name used in the model (kept short: Splink repeats them in every SQL).
 COLUMNS = {
@@ -60,6 +60,7 @@ COLUMNS = {
     "enc_dob_full": "dob", "enc_nm_y": "nm_y", "enc_nm_md": "nm_md", "enc_nm_zip": "nm_zip",
     "enc_ssn_full": "ssn", "enc_ssn_last4": "ssn4", "enc_addr": "addr", "enc_fn_ssn": "fn_ssn",
     "enc_ln_ssn": "ln_ssn", "enc_fn_addr": "fn_addr",
+    **{f"enc_fn_alt{i}": f"fn_a{i}" for i in range(1, 4)},
 }
 BLOOMS = {"enc_fn_bf": "fn_bf", "enc_ln_bf": "ln_bf", "enc_nw_bf": "nw_bf", "enc_nws_bf": "nws_bf",
           "enc_nwa_bf": "nwa_bf", "enc_dobp_bf": "dob_bf", "enc_ssnp_bf": "ssn_bf"}
@@ -202,13 +203,34 @@ NOT_ONE_ADDRESS = "not coalesce(addr_l = addr_r, false)"
 COUNTED_U_LABELS = (SSN_NAME_LABEL, SSN_WORDS_LABEL, ADDR_WORDS_LABEL, ADDR_FIRST_LABEL, NAMES_ZIP_LABEL)
 
 
+#: the first-name level of a name and its nickname by the kit's table (scheme 8, ADR 0019)
+NICKNAME_LABEL = "nickname or formal name of one name (name table)"
+#: the formal-name token columns (``enc_fn_alt1..3``)
+FORMAL_NAME_COLUMNS = tuple(v for k, v in COLUMNS.items() if k.startswith("enc_fn_alt"))
+
+
+def nickname_sql(ref: Callable[[str, str], str]) -> str:
+    """SQL: the two records' first names are one name by the kit's nickname table (scheme 8, ADR 0019): one's first-name
+    token is among the other's formal-name tokens, or their formal-name tokens meet. ``ref(column, side)`` writes a
+    column of one side ("l" or "r") in the caller's style (``fn_l`` in Splink's comparisons, ``l.fn`` elsewhere).
+    Null (unknown) where a first name is missing."""
+    def among(col: str, side: str, other: str) -> str:
+        return f"{ref(col, side)} in ({', '.join(ref(a, other) for a in FORMAL_NAME_COLUMNS)})"
+    terms = [among("fn", "l", "r"), among("fn", "r", "l"), *(among(a, "l", "r") for a in FORMAL_NAME_COLUMNS)]
+    return "(" + " or ".join(terms) + ")"
+
+
+def _suffixed(col: str, side: str) -> str:
+    return f"{col}_{side}"
+
+
 def sibling_rule(params: LinkageParams = LinkageParams(), l: str = "l", r: str = "r") -> str:
     """SQL over two model-input records (aliases ``l`` and ``r``): true when they look like two siblings born on
     one day (twins, triplets) rather than one person (ADR 0012).
 
     Both dates of birth present and equal; both first names present and different (not equal, not swapped with
-    the surname, not within ``sibling_first_name_dice`` of each other: a nickname or a rewritten name, not a
-    typo); all their name words, in no order, not within ``sibling_whole_name_dice`` of each other (scheme 3: one
+    the surname, not within ``sibling_first_name_dice`` of each other: a rewritten name, not a typo; not one name
+    by the kit's nickname table, scheme 8: BILL and WILLIAM are one person's names, not twins'); all their name words, in no order, not within ``sibling_whole_name_dice`` of each other (scheme 3: one
     name written family name first, or with the middle name moved, is one person, ADR 0014); the SSNs do not
     agree (missing on either side, or neither equal nor one typo apart); the middle initials do not agree
     (missing or different). Such pairs share a surname, a birthday, an address and a ZIP, which Fellegi-Sunter
@@ -219,7 +241,9 @@ def sibling_rule(params: LinkageParams = LinkageParams(), l: str = "l", r: str =
     def dice(col: str) -> str:
         return f"(bit_count({l}.{col} & {r}.{col}) * 2.0 / nullif({l}.{col}_n + {r}.{col}_n, 0))"
 
+    nickname = nickname_sql(lambda col, side: f"{l if side == 'l' else r}.{col}")
     return (f"coalesce({l}.dob = {r}.dob and {l}.fn <> {r}.fn and coalesce({l}.nm_pair <> {r}.nm_pair, true) "
+            f"and not coalesce({nickname}, false) "
             f"and coalesce({dice('fn_bf')} < {params.sibling_first_name_dice}, true) "
             f"and coalesce({dice('nw_bf')} < {params.sibling_whole_name_dice}, true) "
             f"and not coalesce({l}.ssn = {r}.ssn or {dice('ssn_bf')} >= {params.ssn_dice}, false) "
@@ -246,7 +270,7 @@ def build_settings(params: LinkageParams = LinkageParams(), rules: Sequence[str]
     def not_comparable(label: str) -> Any:
         return cll.CustomLevel(DOB_DIFFERS, label_for_charts=label).configure(is_null_level=True)
 
-    def name(col: str, bf: str, extra: list[Any]) -> Any:
+    def name(col: str, bf: str, extra: list[Any], after_close: list[Any] | None = None) -> Any:
         return cl.CustomComparison(output_column_name=f"{'first' if col == 'fn' else 'last'}_name", comparison_levels=[
             cll.NullLevel(bf),
             # where the dates differ, the SSN-salted name token still says "same name" for pairs with one SSN
@@ -258,6 +282,7 @@ def build_settings(params: LinkageParams = LinkageParams(), rules: Sequence[str]
             cll.CustomLevel(f"nm_pair_l = nm_pair_r and {col}_l <> {col}_r", label_for_charts="first/last swapped"),
             *extra,
             cll.CustomLevel(f"{_dice(bf)} >= {hi}", label_for_charts=f"Dice >= {hi}"),
+            *(after_close or []),
             cll.CustomLevel(f"{_dice(bf)} >= {mid}", label_for_charts=f"Dice >= {mid}"),
             cll.CustomLevel(f"{_dice('nw_bf')} >= {params.whole_name_dice}",
                             label_for_charts=f"all name words, in no order: Dice >= {params.whole_name_dice}"),
@@ -267,7 +292,9 @@ def build_settings(params: LinkageParams = LinkageParams(), rules: Sequence[str]
 
     compound = ("(ln_l = ln_p1_r or ln_l = ln_p2_r or ln_r = ln_p1_l or ln_r = ln_p2_l "
                 "or ln_p1_l = ln_p1_r or ln_p2_l = ln_p2_r)")
-    first = name("fn", "fn_bf", [])
+    # a nickname (BILL / WILLIAM) below a one-letter difference (the table lists spellings too: JONATHAN / JOHNATHAN
+    # is a typo's level), above the lower Dice bands, where two different short names land by chance
+    first = name("fn", "fn_bf", [], [cll.CustomLevel(nickname_sql(_suffixed), label_for_charts=NICKNAME_LABEL)])
     last = name("ln", "ln_bf", [cll.CustomLevel(compound, label_for_charts="compound surname part")])
     dob = cl.CustomComparison(output_column_name="dob", comparison_levels=[
         cll.NullLevel("dob"),

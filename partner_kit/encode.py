@@ -1,4 +1,11 @@
-"""Keyed, salted encodings of normalised identifiers: encoding scheme 7 (ADR 0009, ADR 0014-0018).
+"""Keyed, salted encodings of normalised identifiers: encoding scheme 8 (ADR 0009, ADR 0014-0019).
+
+Scheme 8 is scheme 7 plus three tokens, ``enc_fn_alt1`` to ``enc_fn_alt3``: the formal names a first name may stand
+for by a nickname table (:mod:`partner_kit.nicknames`: BILL -> WILLIAM, LUPE -> GUADALUPE), each made exactly as
+``enc_fn_full`` makes a first name (key ``first``, salted by the date of birth), so one record's formal-name token
+equals another's first-name token where that record is called by the formal name. Where a name has fewer formal
+names (most names have none), the rest are filler tokens made from the record's own salt, and the three are stored
+in the order of their values: every record with a first name carries three tokens that look alike (ADR 0019).
 
 Scheme 7 is scheme 6 with the street address standardised further before it is encoded (ADR 0018): every street
 type of USPS Publication 28 and AS/NZS 4819 abbreviated (CRESCENT -> CRES, not only STREET -> ST), and the type
@@ -79,13 +86,14 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from envelope.keys import LinkageSecret
+from partner_kit.nicknames import MAX_FORMAL, formal_names
 
 __all__ = ["BLOOM_COLUMNS", "ENCODING_COLUMNS", "ENCODING_SCHEME", "FEATURES", "Encoder", "EncodingParams",
            "bigrams", "dice"]
 
 #: The encoding scheme, written in every row (``enc_scheme``; token-shaped so the landing zone's format
 #: check holds) and in every manifest. Linkage never compares rows of two schemes.
-ENCODING_SCHEME = "vpdc-encoding-v7"
+ENCODING_SCHEME = "vpdc-encoding-v8"
 
 
 @dataclass(frozen=True)
@@ -138,6 +146,8 @@ ENCODING_COLUMNS: dict[str, str] = {
     "enc_ln_ssn": "surname, compact (key: last_ssn; salt: ssn)",
     "enc_fn_addr": "first name (key: first_addr; salt: street address; blank without an address; scheme 7): a first "
                    "name compares at one address where a date of birth is missing and the surname changed",
+    **{f"enc_fn_alt{i}": "a formal name the first name may stand for by the nickname table, or a filler token, in the "
+                         "order of their values (key: first; salt: dob; scheme 8)" for i in range(1, MAX_FORMAL + 1)},
     "enc_nws_bf": "every word of the given, middle and family names, in no order: bigram filter, folded, masked, "
                   "balanced (key: words_ssn; salt: ssn; blank without an SSN; scheme 5)",
     "enc_nwa_bf": "every word of the given, middle and family names, in no order: bigram filter, folded, masked, "
@@ -489,6 +499,7 @@ class Encoder:
         a, va = self._digests("addr", features["addr"])  # a household's salt: a few records share it
         s_addr = np.where(va[:, None], _aes(self._key("salt/addr"), a), record)
         return {"dob": s_dob, "name": s_name, "ssn": s_ssn, "addr": s_addr, "pair": pair, "pair_valid": vp,
+                "record": record,
                 # the digests made for the salts, by (field key, feature): reused for the plain token of the same pair
                 "digests": {("ssn", "ssn"): (d, vs), ("addr", "addr"): (a, va)}}
 
@@ -565,12 +576,47 @@ class Encoder:
             out[col] = self._plain_tokens(field, derived[value], salts["digests"].get((field, value)))
         for col, (field, salt, kind, value) in FILTERS.items():
             out[col] = self._filters(field, salts[salt], kind, derived[value])
+        out.update(self._formal_name_tokens(f["first"], salts))
         return {c: out[c] for c in ENCODING_COLUMNS}
+
+    def _formal_name_tokens(self, first: pa.Array, salts: Mapping[str, Any]) -> dict[str, pa.Array]:
+        """``enc_fn_alt1..3`` (scheme 8): the tokens ``enc_fn_full`` would give each formal name the first name may
+        stand for, filler tokens for the rest (from the record's own salt: unique, unrelated to any name), the three
+        in the order of their bytes. Null where the first name is."""
+        n = len(first)
+        valid = pc.is_valid(first).to_numpy(zero_copy_only=False)
+        d = pc.dictionary_encode(first)
+        formals = formal_names(d.dictionary.to_pylist())
+        idx = pc.fill_null(d.indices, -1).to_numpy(zero_copy_only=False)
+        tokens = np.zeros((n, MAX_FORMAL, 16), dtype=np.uint8)
+        for i in range(MAX_FORMAL):
+            # the i-th formal name of each distinct name (null where it has fewer), spread to the records
+            per_name = pa.array([f[i] if len(f) > i else None for f in formals], pa.string())
+            values = per_name.take(pa.array(np.where(idx >= 0, idx, 0))) if len(per_name) else pa.nulls(n, pa.string())
+            digests, real = self._digests("first", values)
+            real &= valid
+            filler_blocks = salts["record"].copy()
+            filler_blocks[:, 15] ^= np.uint8(i + 1)
+            filler = _aes(self._key("filler/first_alt"), filler_blocks)
+            digests = np.where(real[:, None], digests, filler)
+            tokens[:, i] = _aes(self._key("token/first"), salts["dob"] ^ digests)
+        return _ordered_tokens(tokens, valid)
 
     def encode_record(self, features: Mapping[str, Any], rid: str) -> dict[str, Any]:
         """The scalar reference of :meth:`encode_features` for one record: the same rules read one value at a
         time with Python integers (slow, obvious; tests hold the column-wise path to it)."""
         return _reference(self, features, rid)
+
+
+def _ordered_tokens(tokens: np.ndarray, valid: np.ndarray) -> dict[str, pa.Array]:
+    """The ``enc_fn_alt`` columns from per-record token blocks [n, k, 16]: each record's k tokens sorted by their
+    stored (12-byte) value, so the column a formal name lands in says nothing."""
+    k = tokens.shape[1]
+    stored = np.ascontiguousarray(tokens[:, :, :12])
+    keys = stored.view(">u4").reshape(len(tokens), k, 3)  # big-endian words: integer order = byte order
+    order = np.lexsort((keys[:, :, 2], keys[:, :, 1], keys[:, :, 0]), axis=-1)
+    stored = np.take_along_axis(stored, order[:, :, None], axis=1)
+    return {f"enc_fn_alt{i + 1}": _b64_array(np.ascontiguousarray(stored[:, i]), 12, valid) for i in range(k)}
 
 
 def _aes1(key: bytes, block: bytes) -> bytes:
@@ -608,6 +654,19 @@ def _reference(enc: Encoder, features: Mapping[str, Any], rid: str) -> dict[str,
     for col, (field, value) in PLAIN_TOKENS.items():
         v = derived[value]
         out[col] = None if v is None else _b64(_aes1(enc._key(f"token/{field}"), enc._digest(field, v))[:12])
+    alts = []
+    if f["first"] is not None:
+        names = formal_names([f["first"]])[0]
+        for i in range(MAX_FORMAL):
+            if i < len(names):
+                digest = enc._digest("first", names[i])
+            else:
+                digest = _aes1(enc._key("filler/first_alt"), record[:15] + bytes([record[15] ^ (i + 1)]))
+            alts.append(_aes1(enc._key("token/first"), _xor(s_dob, digest))[:12])
+    for i, token in enumerate(sorted(alts)):
+        out[f"enc_fn_alt{i + 1}"] = _b64(token)
+    for i in range(len(alts), MAX_FORMAL):
+        out[f"enc_fn_alt{i + 1}"] = None
     nbits = enc.params.bloom_bits
     half = nbits // 2
     for col, (field, salt, kind, value) in FILTERS.items():

@@ -22,6 +22,7 @@ __all__ = ["PlaintextEncoder", "plaintext_payloads", "truth_table"]
 
 def _plain_encoder_class():
     from partner_kit.encode import ENCODING_COLUMNS, Encoder
+    from partner_kit.nicknames import MAX_FORMAL, formal_names
 
     class PlaintextEncoder(Encoder):
         """Identity "encodings": every ``enc_`` column holds the normalised plaintext it would encode (record ids
@@ -53,6 +54,10 @@ def _plain_encoder_class():
             # scheme 6: the whole name where the street address (its salt) is known
             out["enc_nwa_bf"] = pc.cast(pc.if_else(pc.is_valid(f["addr"]), f["name_words"],
                                                    pa.scalar(None, pa.string())), pa.binary())
+            # scheme 8: the formal names the first name may stand for (fillers: null)
+            formals = formal_names(f["first"].to_pylist())
+            for i in range(MAX_FORMAL):
+                out[f"enc_fn_alt{i + 1}"] = pa.array([v[i] if len(v) > i else None for v in formals], pa.string())
             return {c: out[c] for c in ENCODING_COLUMNS}
 
     return PlaintextEncoder

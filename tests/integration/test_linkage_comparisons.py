@@ -18,6 +18,7 @@ from linkage.model import (
     BLOOMS,
     COLUMNS,
     NAMES_ZIP_LABEL,
+    NICKNAME_LABEL,
     SSN_NAME_LABEL,
     SSN_WORDS_LABEL,
     LinkageParams,
@@ -63,6 +64,8 @@ PAIRS = {
     "no initial level": (("JAMES", "SMITH", date(1990, 3, 4)), ("All other comparisons", None, None)),
     "nothing": (("MARY", "OKAFOR", date(1990, 3, 4)), ("All other comparisons", "All other comparisons", None)),
     "compound surname": (("JONATHAN", "SMITH-GARCIA", date(1990, 3, 4)), (None, "compound surname part", None)),
+    # scheme 8: the kit's nickname table (NATHAN may stand for JONATHAN), below the one-letter level
+    "nickname": (("NATHAN", "SMITH", date(1990, 3, 4)), (NICKNAME_LABEL, "Exact match on ln", "Exact match on dob")),
 }
 
 

@@ -66,6 +66,16 @@ def test_evidence_of_one_person_keeps_the_link(change):
     assert not held_apart(BASE, other), change
 
 
+def test_a_name_and_its_nickname_are_not_twins():
+    """Scheme 8 (ADR 0019): one birthday, different first names that the kit's nickname table relates (a name and its
+    nickname, two nicknames of one name, the kit's Spanish supplement) keep their link; twins' names do not."""
+    for a, b in (("WILLIAM", "BILL"), ("JIM", "JIMMY"), ("GUADALUPE", "LUPE"), ("MARIA", "MARI")):
+        x = BASE | {"first": a, "ssn": None, "middle_init": None}
+        y = BASE | {"first": b, "ssn": None, "middle_init": None}
+        assert not held_apart(x, y), (a, b)
+    assert held_apart(BASE | {"first": "WILLIAM", "ssn": None}, BASE | {"first": "DANIEL", "ssn": None, "middle_init": "Q"})
+
+
 def test_a_swap_with_a_typo_is_held_apart_without_the_whole_name_filter():
     """The case scheme 3 is for: without ``enc_nw_bf`` (blank) the rule sees two first names and holds them apart."""
     other = BASE | {"first": "NGUYEN", "last": "MARIAH", "middle_init": "Q", "ssn": "555443333"}

@@ -1,4 +1,4 @@
-"""Encoding scheme 5 (ADR 0009, 0014, 0015, 0016): per-field keys, cross-field salts, hardened filters with no length leak,
+"""Encoding scheme 8 (ADR 0009, 0014-0019): per-field keys, cross-field salts, hardened filters with no length leak,
 CMAC digests."""
 
 import os
@@ -18,12 +18,16 @@ from partner_kit.encode import (
     EncodingParams,
     dice,
 )
+from partner_kit.nicknames import MAX_FORMAL
 from partner_kit.normalise import name_words, normalise_given, normalise_surname
 
 SECRET = LinkageSecret.from_master("v1", b"k" * 32)
 OTHER = LinkageSecret.from_master("v1", b"j" * 32)
 RID = "AAAAAAAAAAAAAAAAAAAA"  # a pseudonymous record id (20 base64url characters)
 names = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=1, max_size=20)
+# names of the nickname table (one, two or three formal names; formal only) beside random ones
+table_names = st.sampled_from(["BILL", "AL", "LUPE", "JIM", "JIMMY", "WILLIAM", "GUADALUPE", "KATIE", "PEPE", "JOSE",
+                               "ALEXANDER", "ALEX", "ROBERT", "BOB"])
 
 
 def rec(first="ANA", last="SMITH", dob=date(1990, 3, 7), **kw):
@@ -194,6 +198,49 @@ def test_missing_date_of_birth_salts_by_the_record_and_links_on_nothing_salted()
     assert a["enc_fn_full"] != b["enc_fn_full"]
 
 
+def alts(e: dict) -> set:
+    return {e[f"enc_fn_alt{i}"] for i in range(1, MAX_FORMAL + 1)}
+
+
+def test_a_nickname_carries_its_formal_names_first_name_token():
+    """Scheme 8 (ADR 0019): BILL's formal-name tokens hold WILLIAM's first-name token under one date of birth (not
+    under another), and two nicknames of one name (JIM, JIMMY) share one."""
+    bill, william = enc(rec(first="BILL")), enc(rec(first="WILLIAM"), rid="BBBBBBBBBBBBBBBBBBBB")
+    assert william["enc_fn_full"] in alts(bill)
+    assert enc(rec(first="WILLIAM", dob=date(1990, 3, 8)))["enc_fn_full"] not in alts(bill)
+    lupe, guadalupe = enc(rec(first="LUPE")), enc(rec(first="GUADALUPE"))  # the kit's Spanish supplement
+    assert guadalupe["enc_fn_full"] in alts(lupe)
+    jim, jimmy = enc(rec(first="JIM")), enc(rec(first="JIMMY"), rid="CCCCCCCCCCCCCCCCCCCC")
+    assert alts(jim) & alts(jimmy)
+
+
+def test_formal_name_tokens_of_a_name_outside_the_table_are_fillers_that_match_nothing():
+    """Every record with a first name carries MAX_FORMAL tokens (no count of formal names to read); a name outside
+    the table gets fillers from its own record: two records of one such name and birthday share none."""
+    a = enc(rec(first="ZORBLAX"), rid="AAAAAAAAAAAAAAAAAAAA")
+    b = enc(rec(first="ZORBLAX"), rid="BBBBBBBBBBBBBBBBBBBB")
+    assert len(alts(a)) == MAX_FORMAL and None not in alts(a)
+    assert not alts(a) & (alts(b) | {b["enc_fn_full"], a["enc_fn_full"]})
+    lupe = enc(rec(first="LUPE"))
+    assert len({len(v) for v in alts(lupe) | alts(a)}) == 1  # one shape for real and filler tokens
+    assert [lupe[f"enc_fn_alt{i}"] for i in range(1, MAX_FORMAL + 1)] == sorted(alts(lupe))  # in value order
+    assert alts(enc(rec(first=None))) == {None}
+
+
+@settings(deadline=None, max_examples=60)
+@given(table_names, st.one_of(table_names, names))
+def test_nickname_relation_is_what_the_table_says(a, b):
+    """Two first names share a formal-name token or one's token is among the other's exactly where the table
+    relates them (property over table and random names, one birthday)."""
+    from partner_kit.nicknames import table
+
+    t = table()
+    ea, eb = enc(rec(first=a)), enc(rec(first=b), rid="BBBBBBBBBBBBBBBBBBBB")
+    related = a in t.get(b, ()) or b in t.get(a, ()) or bool(set(t.get(a, ())) & set(t.get(b, ())))
+    tokens = ea["enc_fn_full"] in alts(eb) or eb["enc_fn_full"] in alts(ea) or bool(alts(ea) & alts(eb))
+    assert tokens == related
+
+
 def test_record_ids_are_keyed_and_namespaced():
     e = Encoder(SECRET)
     assert e.record_id("police/person", "P1") == e.record_id("police/person", "P1")
@@ -213,7 +260,7 @@ def test_bloom_columns_are_the_filters():
 # -- the column-wise encoder equals the scalar reference ---------------------------------------------------
 maybe = st.one_of(st.none(), names)
 records = st.fixed_dictionaries({
-    "first": maybe, "last": maybe, "last_part1": maybe, "last_part2": maybe,
+    "first": st.one_of(maybe, table_names), "last": maybe, "last_part1": maybe, "last_part2": maybe,
     "middle_init": st.one_of(st.none(), st.sampled_from("ABZ")), "suffix": st.one_of(st.none(), st.just("JR")),
     "dob": st.one_of(st.none(), st.dates(date(1900, 1, 1), date(2030, 12, 31))),
     "sex": st.one_of(st.none(), st.sampled_from(["M", "F"])),
