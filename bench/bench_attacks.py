@@ -180,6 +180,14 @@ def main(argv: list[str] | None = None) -> int:
             known_records[key] = r | ({"routes": routes} if routes else {})
         whole, whole_ssn, whole_addr = known_records["whole"], known_records["ssn"], known_records["addr"]
         first_addr = known_records["fn_addr"]
+        log("scheme 8 formal-name tokens: known-records attack inside each birth date (the same partner colludes)")
+        t1 = time.process_time()
+        tr = truth.assign(words=truth["first"])
+        kn = tr.loc[tr["source"] == colluding, ["source", "source_record_id", "words"]]
+        formal = score_whole_name(whole_name.formal_names_attack(pop.linkage_db, kn), tr, colluding, threshold=1e-9)
+        formal["cpu_seconds"] = round(time.process_time() - t1, 2)
+        formal["routes"] = ("same_birth_date = records of one birth date: a record's first-name token among a known "
+                            "record's formal-name tokens or the reverse; guess = the table's first candidate")
         sweep: dict[str, Any] = {}
         if args.seed_sweep:
             from bench.attacks import bloom
@@ -199,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
             "summary": {k: summary(r) for k, r in results.items()},
             "bloom_seed_sweep": sweep, "bloom_with_true_seeds_records": oracle, "whole_name_known_records": whole,
             "whole_name_ssn_salted_known_records": whole_ssn, "whole_name_address_salted_known_records": whole_addr,
-            "first_name_address_salted_known_records": first_addr,
+            "first_name_address_salted_known_records": first_addr, "formal_name_tokens_known_records": formal,
             "results": results,
             "target": {"names_persons_max": 0.01, "met": _names_target(results)}, **child_usage(),
         }

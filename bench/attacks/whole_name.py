@@ -103,3 +103,58 @@ def attack(linkage_db: Path, known: pd.DataFrame, *, seed: int = 7, column: str 
         for i, b, c in zip(sample, known_rows[best], d[np.arange(len(sample)), best], strict=True):
             rows.append((z.at[i, "source"], z.at[i, "source_record_id"], words[b], float(c), "other_birth_date"))
     return pd.DataFrame(rows, columns=cols)
+
+
+ALT_COLUMNS = ("enc_fn_alt1", "enc_fn_alt2", "enc_fn_alt3")
+
+
+def formal_names_attack(linkage_db: Path, known: pd.DataFrame) -> pd.DataFrame:
+    """The known-records attack on scheme 8's formal-name tokens (``enc_fn_alt1..3``, ADR 0019).
+
+    Those tokens are first-name tokens of the formal names a first name may stand for by the public nickname table,
+    under the same key and birth-date salt as ``enc_fn_full``. A colluding partner knows the first names of its own
+    records (``known``: source, source_record_id, words = the first name). Inside one birth date (the unsalted
+    full-DOB token says which records share the salt) it reads two relations for every other record U:
+
+    * U's first-name token is one of a known record K's formal-name tokens: U's name is one of the table's formal
+      names for K's name (BILL -> ROBERT, WILLIAM, WILL): guess the first, confidence 1 / their number;
+    * one of U's formal-name tokens is K's first-name token: U's name is one the table maps to K's name (WILLIAM
+      <- BILL, BILLY, WILL, WILLIE ...): guess the first, confidence 1 / their number.
+
+    Returns rows like :func:`attack` (route "same_birth_date"; there is no other route: across two birth dates the
+    tokens are unrelated), for :func:`bench.attacks.score.score_whole_name` with a threshold just above 0 (every guess
+    counts).
+    """
+    from partner_kit.nicknames import table
+
+    t = table()
+    stands_for: dict[str, list[str]] = {}  # formal name -> the names the table maps to it
+    for name, formals in sorted(t.items()):
+        for f in formals:
+            stands_for.setdefault(f, []).append(name)
+    cols = ["source", "source_record_id", "guess", "confidence", "route"]
+    zone = load_zone(linkage_db, ("enc_dob_full", "enc_fn_full", *ALT_COLUMNS))
+    if any(c not in zone for c in ALT_COLUMNS):
+        return pd.DataFrame(columns=cols)
+    z = zone.dropna(subset=["enc_dob_full", "enc_fn_full"]).merge(
+        known[["source", "source_record_id", "words"]], on=["source", "source_record_id"], how="left")
+    rows: list[tuple] = []
+    for _, g in z.groupby("enc_dob_full"):
+        k, u = g[g["words"].notna()], g[g["words"].isna()]
+        if k.empty or u.empty:
+            continue
+        by_alt: dict[str, list[str]] = {}  # a known record's formal-name token -> the formal names it may be
+        by_first: dict[str, list[str]] = {}  # a known record's first-name token -> the names that stand for it
+        for rec in k.itertuples(index=False):
+            for c in ALT_COLUMNS:
+                if t.get(rec.words):
+                    by_alt[getattr(rec, c)] = list(t[rec.words])
+            if stands_for.get(rec.words):
+                by_first[rec.enc_fn_full] = stands_for[rec.words]
+        for rec in u.itertuples(index=False):
+            cands = by_alt.get(rec.enc_fn_full)
+            if cands is None:
+                cands = next((by_first[getattr(rec, c)] for c in ALT_COLUMNS if getattr(rec, c) in by_first), None)
+            if cands:
+                rows.append((rec.source, rec.source_record_id, cands[0], 1.0 / len(cands), "same_birth_date"))
+    return pd.DataFrame(rows, columns=cols)
