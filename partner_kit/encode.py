@@ -89,7 +89,7 @@ from envelope.keys import LinkageSecret
 from partner_kit.nicknames import MAX_FORMAL, formal_names
 
 __all__ = ["BLOOM_COLUMNS", "ENCODING_COLUMNS", "ENCODING_SCHEME", "FEATURES", "Encoder", "EncodingParams",
-           "bigrams", "dice"]
+           "bigrams", "dice", "where_known"]
 
 #: The encoding scheme, written in every row (``enc_scheme``; token-shaped so the landing zone's format
 #: check holds) and in every manifest. Linkage never compares rows of two schemes.
@@ -201,7 +201,7 @@ _NEAR_UNIQUE = {"ssn", "addr"}  # features not worth deduplicating
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 
-def _where_known(values: pa.Array, salt: pa.Array) -> pa.Array:
+def where_known(values: pa.Array, salt: pa.Array) -> pa.Array:
     """``values`` where the salting field ``salt`` is known, else null (a value salted per record matches nothing)."""
     return pc.if_else(pc.is_valid(salt), values, pa.scalar(None, pa.string()))
 
@@ -561,9 +561,9 @@ class Encoder:
                    "dob_monthday": pc.utf8_slice_codeunits(iso, 5, 10),
                    "ssn_last4": pc.utf8_slice_codeunits(f["ssn"], 5, 9),
                    # only where the SSN or the address (the salt) is known: a per-record salt would match nothing
-                   "name_words_ssn": _where_known(f["name_words"], f["ssn"]),
-                   "name_words_addr": _where_known(f["name_words"], f["addr"]),
-                   "first_addr": _where_known(f["first"], f["addr"])}
+                   "name_words_ssn": where_known(f["name_words"], f["ssn"]),
+                   "name_words_addr": where_known(f["name_words"], f["addr"]),
+                   "first_addr": where_known(f["first"], f["addr"])}
         out: dict[str, pa.Array] = {"enc_scheme": pa.array([ENCODING_SCHEME] * n, pa.string())}
         for col, (field, salt, value) in SALTED_TOKENS.items():
             if value == "pair":

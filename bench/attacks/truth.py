@@ -21,7 +21,7 @@ __all__ = ["PlaintextEncoder", "plaintext_payloads", "truth_table"]
 
 
 def _plain_encoder_class():
-    from partner_kit.encode import ENCODING_COLUMNS, Encoder
+    from partner_kit.encode import ENCODING_COLUMNS, Encoder, where_known
     from partner_kit.nicknames import MAX_FORMAL, formal_names
 
     class PlaintextEncoder(Encoder):
@@ -42,18 +42,16 @@ def _plain_encoder_class():
                    "enc_nm_zip": f["zip"], "enc_ssn_full": f["ssn"],
                    "enc_ssn_last4": pc.utf8_slice_codeunits(f["ssn"], 5, 9), "enc_addr": f["addr"],
                    "enc_fn_ssn": f["first"], "enc_ln_ssn": f["last"],
-                   "enc_fn_addr": pc.if_else(pc.is_valid(f["addr"]), f["first"], pa.scalar(None, pa.string())),
+                   "enc_fn_addr": where_known(f["first"], f["addr"]),
                    "enc_nm_pair": pc.binary_join_element_wise(pc.fill_null(f["first"], ""),
                                                               pc.fill_null(f["last"], ""), "|")}
             for col, src in (("enc_fn_bf", "first"), ("enc_ln_bf", "last"), ("enc_nw_bf", "name_words"),
                              ("enc_dobp_bf", "dob"), ("enc_ssnp_bf", "ssn")):
                 out[col] = pc.cast(f[src], pa.binary())
             # scheme 5: the whole name where the SSN (its salt) is known
-            out["enc_nws_bf"] = pc.cast(pc.if_else(pc.is_valid(f["ssn"]), f["name_words"],
-                                                   pa.scalar(None, pa.string())), pa.binary())
+            out["enc_nws_bf"] = pc.cast(where_known(f["name_words"], f["ssn"]), pa.binary())
             # scheme 6: the whole name where the street address (its salt) is known
-            out["enc_nwa_bf"] = pc.cast(pc.if_else(pc.is_valid(f["addr"]), f["name_words"],
-                                                   pa.scalar(None, pa.string())), pa.binary())
+            out["enc_nwa_bf"] = pc.cast(where_known(f["name_words"], f["addr"]), pa.binary())
             # scheme 8: the formal names the first name may stand for (fillers: null)
             formals = formal_names(f["first"].to_pylist())
             for i in range(MAX_FORMAL):
