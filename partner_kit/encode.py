@@ -4,8 +4,10 @@ Scheme 8 is scheme 7 plus three tokens, ``enc_fn_alt1`` to ``enc_fn_alt3``: the 
 for by a nickname table (:mod:`partner_kit.nicknames`: BILL -> WILLIAM, LUPE -> GUADALUPE), each made exactly as
 ``enc_fn_full`` makes a first name (key ``first``, salted by the date of birth), so one record's formal-name token
 equals another's first-name token where that record is called by the formal name. Where a name has fewer formal
-names (most names have none), the rest are filler tokens made from the record's own salt, and the three are stored
-in the order of their values: every record with a first name carries three tokens that look alike (ADR 0019).
+names (most names have none), the rest are filler tokens made from the first name itself under a key of their own
+(salted by the date of birth like the rest), and the three are stored in the order of their values: every record with
+a first name carries three tokens that look alike, and two records of one name and birthday share all three whatever
+the table holds (ADR 0019).
 
 Scheme 7 is scheme 6 with the street address standardised further before it is encoded (ADR 0018): every street
 type of USPS Publication 28 and AS/NZS 4819 abbreviated (CRESCENT -> CRES, not only STREET -> ST), and the type
@@ -499,7 +501,6 @@ class Encoder:
         a, va = self._digests("addr", features["addr"])  # a household's salt: a few records share it
         s_addr = np.where(va[:, None], _aes(self._key("salt/addr"), a), record)
         return {"dob": s_dob, "name": s_name, "ssn": s_ssn, "addr": s_addr, "pair": pair, "pair_valid": vp,
-                "record": record,
                 # the digests made for the salts, by (field key, feature): reused for the plain token of the same pair
                 "digests": {("ssn", "ssn"): (d, vs), ("addr", "addr"): (a, va)}}
 
@@ -581,13 +582,18 @@ class Encoder:
 
     def _formal_name_tokens(self, first: pa.Array, salts: Mapping[str, Any]) -> dict[str, pa.Array]:
         """``enc_fn_alt1..3`` (scheme 8): the tokens ``enc_fn_full`` would give each formal name the first name may
-        stand for, filler tokens for the rest (from the record's own salt: unique, unrelated to any name), the three
-        in the order of their bytes. Null where the first name is."""
+        stand for, filler tokens for the rest, the three in the order of their bytes. Null where the first name is.
+
+        A filler is the first name's own digest under the filler key (one per position), then salted and keyed as
+        the real ones are: unrelated to any other name's tokens, and the same for two records of one name and
+        birthday. Fillers made per record would let two such records share as many tokens as the name has formal
+        names, which says how many the table gives it (a grouping of names)."""
         n = len(first)
         valid = pc.is_valid(first).to_numpy(zero_copy_only=False)
         d = pc.dictionary_encode(first)
         formals = formal_names(d.dictionary.to_pylist())
         idx = pc.fill_null(d.indices, -1).to_numpy(zero_copy_only=False)
+        own, _ = self._digests("first", first)
         tokens = np.zeros((n, MAX_FORMAL, 16), dtype=np.uint8)
         for i in range(MAX_FORMAL):
             # the i-th formal name of each distinct name (null where it has fewer), spread to the records
@@ -595,7 +601,7 @@ class Encoder:
             values = per_name.take(pa.array(np.where(idx >= 0, idx, 0))) if len(per_name) else pa.nulls(n, pa.string())
             digests, real = self._digests("first", values)
             real &= valid
-            filler_blocks = salts["record"].copy()
+            filler_blocks = own.copy()
             filler_blocks[:, 15] ^= np.uint8(i + 1)
             filler = _aes(self._key("filler/first_alt"), filler_blocks)
             digests = np.where(real[:, None], digests, filler)
@@ -661,7 +667,8 @@ def _reference(enc: Encoder, features: Mapping[str, Any], rid: str) -> dict[str,
             if i < len(names):
                 digest = enc._digest("first", names[i])
             else:
-                digest = _aes1(enc._key("filler/first_alt"), record[:15] + bytes([record[15] ^ (i + 1)]))
+                own = enc._digest("first", f["first"])
+                digest = _aes1(enc._key("filler/first_alt"), own[:15] + bytes([own[15] ^ (i + 1)]))
             alts.append(_aes1(enc._key("token/first"), _xor(s_dob, digest))[:12])
     for i, token in enumerate(sorted(alts)):
         out[f"enc_fn_alt{i + 1}"] = _b64(token)
