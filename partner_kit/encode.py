@@ -566,23 +566,26 @@ class Encoder:
                    "name_words_addr": where_known(f["name_words"], f["addr"]),
                    "first_addr": where_known(f["first"], f["addr"])}
         out: dict[str, pa.Array] = {"enc_scheme": pa.array([ENCODING_SCHEME] * n, pa.string())}
+        made: dict[tuple[str, str], np.ndarray] = {}
         for col, (field, salt, value) in SALTED_TOKENS.items():
             if value == "pair":
                 digests, valid = salts["pair"], salts["pair_valid"]
             else:
                 digests, valid = self._digests(field, derived[value])
+                made[(field, value)] = digests
             out[col] = self._salted_tokens(field, salts[salt], digests, valid)
         for col, (field, value) in PLAIN_TOKENS.items():
             # the SSN's and the address's digests were made for their salts: near-unique values are not cached
             out[col] = self._plain_tokens(field, derived[value], salts["digests"].get((field, value)))
         for col, (field, salt, kind, value) in FILTERS.items():
             out[col] = self._filters(field, salts[salt], kind, derived[value])
-        out.update(self._formal_name_tokens(f["first"], salts))
+        out.update(self._formal_name_tokens(f["first"], salts["dob"], made[("first", "first")]))
         return {c: out[c] for c in ENCODING_COLUMNS}
 
-    def _formal_name_tokens(self, first: pa.Array, salts: Mapping[str, Any]) -> dict[str, pa.Array]:
+    def _formal_name_tokens(self, first: pa.Array, s_dob: np.ndarray, own: np.ndarray) -> dict[str, pa.Array]:
         """``enc_fn_alt1..3`` (scheme 8): the tokens ``enc_fn_full`` would give each formal name the first name may
         stand for, filler tokens for the rest, the three in the order of their bytes. Null where the first name is.
+        ``s_dob``: the records' DOB salts; ``own``: their first names' digests (made for ``enc_fn_full``).
 
         A filler is the first name's own digest under the filler key (one per position), then salted and keyed as
         the real ones are: unrelated to any other name's tokens, and the same for two records of one name and
@@ -593,7 +596,6 @@ class Encoder:
         d = pc.dictionary_encode(first)
         formals = formal_names(d.dictionary.to_pylist())
         idx = pc.fill_null(d.indices, -1).to_numpy(zero_copy_only=False)
-        own, _ = self._digests("first", first)
         tokens = np.zeros((n, MAX_FORMAL, 16), dtype=np.uint8)
         for i in range(MAX_FORMAL):
             # the i-th formal name of each distinct name (null where it has fewer), spread to the records
@@ -605,7 +607,7 @@ class Encoder:
             filler_blocks[:, 15] ^= np.uint8(i + 1)
             filler = _aes(self._key("filler/first_alt"), filler_blocks)
             digests = np.where(real[:, None], digests, filler)
-            tokens[:, i] = _aes(self._key("token/first"), salts["dob"] ^ digests)
+            tokens[:, i] = _aes(self._key("token/first"), s_dob ^ digests)
         return _ordered_tokens(tokens, valid)
 
     def encode_record(self, features: Mapping[str, Any], rid: str) -> dict[str, Any]:
