@@ -167,19 +167,36 @@ def main(argv: list[str] | None = None) -> int:
             "fn_addr": ("enc_fn_addr", "enc_addr", "scheme 7 first-name token salted by the street address: records "
                         "grouped by address, tokens compared for equality", "same_birth_date = records at one address "
                         "(one salt); other_birth_date = another address; words = the first name"),
+            # scheme 9's sound tokens: keyed deterministic tokens salted by the DOB; what they hold is a name's code,
+            # what the attacker wants is the name: a known record of one birth date with the same code lends its name
+            "fn_sound": ("enc_fn_ph", "enc_dob_full", "scheme 9 first-name Metaphone token salted by the DOB: records "
+                         "grouped by birth date, tokens compared for equality", "same_birth_date = records of one "
+                         "birth date (one salt); other_birth_date = another; words = the first name"),
+            "ln_sound": ("enc_ln_ph", "enc_dob_full", "scheme 9 surname Metaphone token salted by the DOB",
+                         "same_birth_date = records of one birth date (one salt); other_birth_date = another; "
+                         "words = the surname"),
+            # the DOB-salted name tokens themselves (scheme 2 on): another person born on a client's birthday with
+            # the client's first name (or surname) is read; the exposure grows with the records per birth date
+            "fn_dob": ("enc_fn_full", "enc_dob_full", "scheme 2 first-name token salted by the DOB",
+                       "same_birth_date = records of one birth date (one salt); words = the first name"),
+            "ln_dob": ("enc_ln_full", "enc_dob_full", "scheme 2 surname token salted by the DOB",
+                       "same_birth_date = records of one birth date (one salt); words = the surname"),
         }
+        name_of = {"fn_addr": "first", "fn_sound": "first", "ln_sound": "last", "fn_dob": "first", "ln_dob": "last"}
         known_records: dict[str, dict[str, Any]] = {}
         for key, (column, salt, line, routes) in filters.items():
             if line:
                 log(line)
             t1 = time.process_time()
-            tr = truth.assign(words=truth["first"]) if key == "fn_addr" else truth
+            tr = truth.assign(words=truth[name_of[key]]) if key in name_of else truth
             kn = tr.loc[tr["source"] == colluding, ["source", "source_record_id", "words"]]
             r = score_whole_name(whole_name.attack(pop.linkage_db, kn, column=column, salt=salt), tr, colluding)
             r["cpu_seconds"] = round(time.process_time() - t1, 2)
             known_records[key] = r | ({"routes": routes} if routes else {})
         whole, whole_ssn, whole_addr = known_records["whole"], known_records["ssn"], known_records["addr"]
         first_addr = known_records["fn_addr"]
+        sound_tokens = {"first_name": known_records["fn_sound"], "surname": known_records["ln_sound"]}
+        dob_name_tokens = {"first_name": known_records["fn_dob"], "surname": known_records["ln_dob"]}
         log("scheme 8 formal-name tokens: known-records attack inside each birth date (the same partner colludes)")
         t1 = time.process_time()
         tr = truth.assign(words=truth["first"])
@@ -208,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
             "bloom_seed_sweep": sweep, "bloom_with_true_seeds_records": oracle, "whole_name_known_records": whole,
             "whole_name_ssn_salted_known_records": whole_ssn, "whole_name_address_salted_known_records": whole_addr,
             "first_name_address_salted_known_records": first_addr, "formal_name_tokens_known_records": formal,
+            "sound_tokens_known_records": sound_tokens, "dob_salted_name_tokens_known_records": dob_name_tokens,
             "results": results,
             "target": {"names_persons_max": 0.01, "met": _names_target(results)}, **child_usage(),
         }

@@ -6,8 +6,10 @@ Only the linkage zone is read: tokens and hardened Bloom filters keyed by (sourc
 2 and 3 salt each field by another (``partner_kit.encode``), so every comparison knows when it *can* compare:
 
 * names (salted by the exact date of birth): where the dates of birth are equal, full token > first/last
-  swapped > (surname) compound part > Dice bands on the folded, balanced bigram filters, with the order-free
-  whole-name filter (every name word, scheme 3, ADR 0014) above the lowest band > else; where they
+  swapped > (surname) compound part > Dice bands on the folded, balanced bigram filters, with (first name) one
+  name by the nickname table below the highest band (scheme 8, ADR 0019), one Metaphone code below the middle band
+  (a name written two ways: MUHAMMAD / MOHAMED, CHEN / CHAN; scheme 9, ADR 0020) and the order-free whole-name
+  filter (every name word, scheme 3, ADR 0014) above the lowest band > else; where they
   differ or are missing the names cannot be compared (a null level: no evidence either way), except through
   the name tokens salted by the SSN ("same name, same SSN": pairs with one SSN and a DOB typo) and, where both
   name fields changed, the whole-name filter salted by the SSN (scheme 5, ADR 0016: typos, swapped fields), and
@@ -43,15 +45,16 @@ from typing import Any
 import duckdb
 
 from linkage.engine import Engine
+from partner_kit.nicknames import MAX_FORMAL
 
 __all__ = ["CANDIDATE_BLOCKING_RULES", "MODEL_VERSION", "PRUNE_ON", "EncodingSchemeError", "KeyVersionError",
            "LinkageParams", "blocking_rules", "build_settings", "choose_blocking_rules", "dice_sql", "dob_day_sample",
            "input_fingerprint", "model_in_dialect", "prepare_inputs", "pruned_rules", "pruning", "sibling_rule",
            "train", "untrained_levels"]
 
-MODEL_VERSION = "vpdc-linkage/7"
+MODEL_VERSION = "vpdc-linkage/8"
 #: the encoding scheme this model reads (``partner_kit.encode.ENCODING_SCHEME``); rows of any other are refused
-ENCODING_SCHEME = "vpdc-encoding-v8"
+ENCODING_SCHEME = "vpdc-encoding-v9"
 
 #: encodings column → short name used in the model (kept short: Splink repeats them in every SQL).
 COLUMNS = {
@@ -59,8 +62,8 @@ COLUMNS = {
     "enc_nm_pair": "nm_pair", "enc_mn_init": "mi", "enc_sfx": "sfx", "enc_sex": "sex", "enc_zip": "zip",
     "enc_dob_full": "dob", "enc_nm_y": "nm_y", "enc_nm_md": "nm_md", "enc_nm_zip": "nm_zip",
     "enc_ssn_full": "ssn", "enc_ssn_last4": "ssn4", "enc_addr": "addr", "enc_fn_ssn": "fn_ssn",
-    "enc_ln_ssn": "ln_ssn", "enc_fn_addr": "fn_addr",
-    **{f"enc_fn_alt{i}": f"fn_a{i}" for i in range(1, 4)},
+    "enc_ln_ssn": "ln_ssn", "enc_fn_addr": "fn_addr", "enc_fn_ph": "fn_ph", "enc_ln_ph": "ln_ph",
+    **{f"enc_fn_alt{i}": f"fn_a{i}" for i in range(1, MAX_FORMAL + 1)},
 }
 BLOOMS = {"enc_fn_bf": "fn_bf", "enc_ln_bf": "ln_bf", "enc_nw_bf": "nw_bf", "enc_nws_bf": "nws_bf",
           "enc_nwa_bf": "nwa_bf", "enc_dobp_bf": "dob_bf", "enc_ssnp_bf": "ssn_bf"}
@@ -203,20 +206,26 @@ NOT_ONE_ADDRESS = "not coalesce(addr_l = addr_r, false)"
 COUNTED_U_LABELS = (SSN_NAME_LABEL, SSN_WORDS_LABEL, ADDR_WORDS_LABEL, ADDR_FIRST_LABEL, NAMES_ZIP_LABEL)
 
 
+#: the name level of one Metaphone code (scheme 9, ADR 0020)
+SOUND_LABEL = "one Metaphone code (a name written two ways)"
 #: the first-name level of a name and its nickname by the kit's table (scheme 8, ADR 0019)
 NICKNAME_LABEL = "nickname or formal name of one name (name table)"
 #: the formal-name token columns (``enc_fn_alt1..3``)
 FORMAL_NAME_COLUMNS = tuple(v for k, v in COLUMNS.items() if k.startswith("enc_fn_alt"))
 
 
-def nickname_sql(ref: Callable[[str, str], str]) -> str:
+def nickname_sql(ref: Callable[[str, str], str], *, direct: bool = False) -> str:
     """SQL: the two records' first names are one name by the kit's nickname table (scheme 8, ADR 0019): one's first-name
-    token is among the other's formal-name tokens, or their formal-name tokens meet. ``ref(column, side)`` writes a
-    column of one side ("l" or "r") in the caller's style (``fn_l`` in Splink's comparisons, ``l.fn`` elsewhere).
-    Null (unknown) where a first name is missing."""
+    token is among the other's formal-name tokens, or their formal-name tokens meet (JIM and JIMMY, both JAMES).
+    ``direct``: only the first (a name and a formal name of it: BILL / WILLIAM), not two names that share a formal
+    name or a nickname (ROBERT and WILLIAM share BILL). ``ref(column, side)`` writes a column of one side ("l" or "r")
+    in the caller's style (``fn_l`` in Splink's comparisons, ``l.fn`` elsewhere). Null (unknown) where a first name
+    is missing."""
     def among(col: str, side: str, other: str) -> str:
         return f"{ref(col, side)} in ({', '.join(ref(a, other) for a in FORMAL_NAME_COLUMNS)})"
-    terms = [among("fn", "l", "r"), among("fn", "r", "l"), *(among(a, "l", "r") for a in FORMAL_NAME_COLUMNS)]
+    terms = [among("fn", "l", "r"), among("fn", "r", "l")]
+    if not direct:
+        terms += [among(a, "l", "r") for a in FORMAL_NAME_COLUMNS]
     return "(" + " or ".join(terms) + ")"
 
 
@@ -229,9 +238,13 @@ def sibling_rule(params: LinkageParams = LinkageParams(), l: str = "l", r: str =
     one day (twins, triplets) rather than one person (ADR 0012).
 
     Both dates of birth present and equal; both first names present and different (not equal, not swapped with
-    the surname, not within ``sibling_first_name_dice`` of each other: a rewritten name, not a typo; not one name
-    by the kit's nickname table, scheme 8: BILL and WILLIAM are one person's names, not twins'); all their name words, in no order, not within ``sibling_whole_name_dice`` of each other (scheme 3: one
-    name written family name first, or with the middle name moved, is one person, ADR 0014); the SSNs do not
+    the surname, not within ``sibling_first_name_dice`` of each other: a rewritten name, not a typo; not a name and
+    a formal name of it by the kit's nickname table where the sexes do not differ, scheme 8: BILL and WILLIAM are
+    one person's names, not twins'. Two names that only share a formal name or a nickname are twins' names as
+    often as one person's, ROBERT and WILLIAM share BILL, and ANDREW / ANDREA are a brother and a sister: those
+    stay apart, ADR 0019 amendment); all their name words, in no order, not within ``sibling_whole_name_dice`` of
+    each other (scheme 3: one name written family name first, or with the middle name moved, is one person, ADR
+    0014); the SSNs do not
     agree (missing on either side, or neither equal nor one typo apart); the middle initials do not agree
     (missing or different). Such pairs share a surname, a birthday, an address and a ZIP, which Fellegi-Sunter
     counts as four independent agreements (the match weight of twins was 0.9997 on the demo) when for siblings
@@ -241,9 +254,9 @@ def sibling_rule(params: LinkageParams = LinkageParams(), l: str = "l", r: str =
     def dice(col: str) -> str:
         return f"(bit_count({l}.{col} & {r}.{col}) * 2.0 / nullif({l}.{col}_n + {r}.{col}_n, 0))"
 
-    nickname = nickname_sql(lambda col, side: f"{l if side == 'l' else r}.{col}")
+    nickname = nickname_sql(lambda col, side: f"{l if side == 'l' else r}.{col}", direct=True)
     return (f"coalesce({l}.dob = {r}.dob and {l}.fn <> {r}.fn and coalesce({l}.nm_pair <> {r}.nm_pair, true) "
-            f"and not coalesce({nickname}, false) "
+            f"and not coalesce({nickname} and not coalesce({l}.sex <> {r}.sex, false), false) "
             f"and coalesce({dice('fn_bf')} < {params.sibling_first_name_dice}, true) "
             f"and coalesce({dice('nw_bf')} < {params.sibling_whole_name_dice}, true) "
             f"and not coalesce({l}.ssn = {r}.ssn or {dice('ssn_bf')} >= {params.ssn_dice}, false) "
@@ -284,6 +297,8 @@ def build_settings(params: LinkageParams = LinkageParams(), rules: Sequence[str]
             cll.CustomLevel(f"{_dice(bf)} >= {hi}", label_for_charts=f"Dice >= {hi}"),
             *(after_close or []),
             cll.CustomLevel(f"{_dice(bf)} >= {mid}", label_for_charts=f"Dice >= {mid}"),
+            # one name written two ways (vowels, doubled letters, KH/H, Q/K): few shared bigrams, one code
+            cll.CustomLevel(f"{col}_ph_l = {col}_ph_r", label_for_charts=SOUND_LABEL),
             cll.CustomLevel(f"{_dice('nw_bf')} >= {params.whole_name_dice}",
                             label_for_charts=f"all name words, in no order: Dice >= {params.whole_name_dice}"),
             cll.CustomLevel(f"{_dice(bf)} >= {lo}", label_for_charts=f"Dice >= {lo}"),

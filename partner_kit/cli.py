@@ -393,9 +393,10 @@ def known_errors() -> tuple[type[Exception], ...]:
     from envelope.keys import KeyError_
     from partner_kit.extract import SchemaError
     from partner_kit.geocode import GeocodeError
+    from partner_kit.nicknames import NicknameTableError
     from partner_kit.profiles import ProfileError
 
-    return (UsageError, SchemaError, ProfileError, KeyError_, EnvelopeRefused, GeocodeError)
+    return (UsageError, SchemaError, ProfileError, KeyError_, EnvelopeRefused, GeocodeError, NicknameTableError)
 
 
 def main() -> None:  # pragma: no cover - console script

@@ -1,4 +1,12 @@
-"""Keyed, salted encodings of normalised identifiers: encoding scheme 8 (ADR 0009, ADR 0014-0019).
+"""Keyed, salted encodings of normalised identifiers: encoding scheme 9 (ADR 0009, ADR 0014-0020).
+
+Scheme 9 is scheme 8 plus two tokens, ``enc_fn_ph`` and ``enc_ln_ph``: the Metaphone code (Philips 1990, through
+``jellyfish``) of the first name and of the compact surname, each under its own key (``first_sound``, ``last_sound``)
+and salted by the exact date of birth like the name tokens. One name written two ways (MUHAMMAD / MOHAMED, IBRAHIM /
+IBRAHEEM, HASAN / HASSAN, CHEN / CHAN, AMIRA / AMEERA) shares few bigrams, so the name filters see two names; the
+code sees one. Scheme 1's phonetic tokens were unkeyed across birthdays and seeded the frequency attacks (ADR 0009);
+these are not: counting them counts (code, birthday) pairs, and inside one birthday the name filters already say
+more than a code does (ADR 0020).
 
 Scheme 8 is scheme 7 plus three tokens, ``enc_fn_alt1`` to ``enc_fn_alt3``: the formal names a first name may stand
 for by a nickname table (:mod:`partner_kit.nicknames`: BILL -> WILLIAM, LUPE -> GUADALUPE), each made exactly as
@@ -75,11 +83,13 @@ No plaintext and no unkeyed hash leaves this module.
 from __future__ import annotations
 
 import binascii
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+import jellyfish
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -91,11 +101,11 @@ from envelope.keys import LinkageSecret
 from partner_kit.nicknames import MAX_FORMAL, formal_names
 
 __all__ = ["BLOOM_COLUMNS", "ENCODING_COLUMNS", "ENCODING_SCHEME", "FEATURES", "Encoder", "EncodingParams",
-           "bigrams", "dice", "where_known"]
+           "bigrams", "dice", "sound", "sounds", "where_known"]
 
 #: The encoding scheme, written in every row (``enc_scheme``; token-shaped so the landing zone's format
 #: check holds) and in every manifest. Linkage never compares rows of two schemes.
-ENCODING_SCHEME = "vpdc-encoding-v8"
+ENCODING_SCHEME = "vpdc-encoding-v9"
 
 
 @dataclass(frozen=True)
@@ -148,6 +158,8 @@ ENCODING_COLUMNS: dict[str, str] = {
     "enc_ln_ssn": "surname, compact (key: last_ssn; salt: ssn)",
     "enc_fn_addr": "first name (key: first_addr; salt: street address; blank without an address; scheme 7): a first "
                    "name compares at one address where a date of birth is missing and the surname changed",
+    "enc_fn_ph": "Metaphone code of the first name (key: first_sound; salt: dob; scheme 9)",
+    "enc_ln_ph": "Metaphone code of the compact surname (key: last_sound; salt: dob; scheme 9)",
     **{f"enc_fn_alt{i}": "a formal name the first name may stand for by the nickname table, or a filler token, in the "
                          "order of their values (key: first; salt: dob; scheme 8)" for i in range(1, MAX_FORMAL + 1)},
     "enc_nws_bf": "every word of the given, middle and family names, in no order: bigram filter, folded, masked, "
@@ -179,6 +191,8 @@ SALTED_TOKENS: dict[str, tuple[str, str, str]] = {
     "enc_fn_ssn": ("first_ssn", "ssn", "first"),
     "enc_ln_ssn": ("last_ssn", "ssn", "last"),
     "enc_fn_addr": ("first_addr", "addr", "first_addr"),
+    "enc_fn_ph": ("first_sound", "dob", "first_sound"),
+    "enc_ln_ph": ("last_sound", "dob", "last_sound"),
 }
 #: unsalted token columns: (field key, feature or derived value)
 PLAIN_TOKENS: dict[str, tuple[str, str]] = {
@@ -198,9 +212,28 @@ FILTERS: dict[str, tuple[str, str, str, str]] = {
     "enc_ssnp_bf": ("ssn", "dob", "digits", "ssn"),
 }
 _NEAR_UNIQUE = {"ssn", "addr"}  # features not worth deduplicating
+_NOT_LETTER = re.compile(r"[^A-Z]")
 
 
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
+def sound(name: str | None) -> str | None:
+    """The Metaphone code of a normalised name (scheme 9): its letters only; None where it has none."""
+    letters = _NOT_LETTER.sub("", name or "")
+    return (jellyfish.metaphone(letters) or None) if letters else None
+
+
+def sounds(names: pa.Array) -> pa.Array:
+    """:func:`sound` of a string column, computed once per distinct name."""
+    return _sound_codes(names).dictionary_decode()
+
+
+def _sound_codes(names: pa.Array) -> pa.DictionaryArray:
+    """:func:`sound` of a string column as a dictionary array over the distinct names (codes may repeat in the
+    dictionary): :meth:`Encoder._digests` digests each entry once and never materialises the column."""
+    d = pc.dictionary_encode(_as_string(names))
+    return pa.DictionaryArray.from_arrays(d.indices, pa.array([sound(v) for v in d.dictionary.to_pylist()], pa.string()))
 
 
 def where_known(values: pa.Array, salt: pa.Array) -> pa.Array:
@@ -447,7 +480,10 @@ class Encoder:
         """(digests [n, 16], valid [n]) of a string column: AES-CMAC of each distinct value (scheme 4).
 
         Near-unique fields (SSN, address) are not deduplicated: dictionary-encoding them costs more than it saves.
+        A dictionary array (:func:`_sound_codes`) is digested entry by entry as it is.
         """
+        if isinstance(values, pa.DictionaryArray):
+            return self._dictionary_digests(field, values)
         values = _as_string(values)
         n = len(values)
         valid = pc.is_valid(values).to_numpy(zero_copy_only=False)
@@ -461,6 +497,19 @@ class Encoder:
         d = pc.dictionary_encode(values)
         table = _cmac(key, d.dictionary)
         out[valid] = table[pc.drop_null(d.indices).to_numpy()]
+        return out, valid
+
+    def _dictionary_digests(self, field: str, values: pa.DictionaryArray) -> tuple[np.ndarray, np.ndarray]:
+        n = len(values)
+        out = np.zeros((n, 16), dtype=np.uint8)
+        entry_valid = pc.is_valid(values.dictionary).to_numpy(zero_copy_only=False)
+        if not entry_valid.any():
+            return out, np.zeros(n, dtype=bool)
+        idx = pc.fill_null(values.indices, 0).to_numpy(zero_copy_only=False)
+        valid = pc.is_valid(values.indices).to_numpy(zero_copy_only=False) & entry_valid[idx]
+        table = np.zeros((len(values.dictionary), 16), dtype=np.uint8)
+        table[entry_valid] = _cmac(self._key(f"cmac/{field}"), pc.drop_null(values.dictionary))
+        out[valid] = table[idx[valid]]
         return out, valid
 
     # -- salts --------------------------------------------------------------------------------------
@@ -564,7 +613,8 @@ class Encoder:
                    # only where the SSN or the address (the salt) is known: a per-record salt would match nothing
                    "name_words_ssn": where_known(f["name_words"], f["ssn"]),
                    "name_words_addr": where_known(f["name_words"], f["addr"]),
-                   "first_addr": where_known(f["first"], f["addr"])}
+                   "first_addr": where_known(f["first"], f["addr"]),
+                   "first_sound": _sound_codes(f["first"]), "last_sound": _sound_codes(f["last"])}
         out: dict[str, pa.Array] = {"enc_scheme": pa.array([ENCODING_SCHEME] * n, pa.string())}
         made: dict[tuple[str, str], np.ndarray] = {}
         for col, (field, salt, value) in SALTED_TOKENS.items():
@@ -654,7 +704,8 @@ def _reference(enc: Encoder, features: Mapping[str, Any], rid: str) -> dict[str,
                "ssn_last4": f["ssn"][5:9] if f["ssn"] else None,
                "name_words_ssn": f["name_words"] if f["ssn"] else None,
                "name_words_addr": f["name_words"] if f["addr"] else None,
-               "first_addr": f["first"] if f["addr"] else None}
+               "first_addr": f["first"] if f["addr"] else None,
+               "first_sound": sound(f["first"]), "last_sound": sound(f["last"])}
     out: dict[str, Any] = {"enc_scheme": ENCODING_SCHEME}
     for col, (field, salt, value) in SALTED_TOKENS.items():
         digest = pair if value == "pair" else (enc._digest(field, derived[value]) if derived[value] is not None else None)

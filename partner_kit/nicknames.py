@@ -16,18 +16,29 @@ is among the other's formal names or their formal names meet.
 from __future__ import annotations
 
 import csv
+import hashlib
+import importlib.metadata
+import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable
 from functools import lru_cache
 from importlib.resources import files
 
-__all__ = ["MAX_FORMAL", "formal_names", "nickname_pairs", "table"]
+__all__ = ["MAX_FORMAL", "TABLE_SHA256", "NicknameTableError", "formal_names", "fingerprint", "nickname_pairs", "table"]
 
 #: formal names encoded per record: 3 cover every formal name of 96 % of the package's nicknames (AL, BERT, LENA
 #: have a dozen or more: the ones with the most nicknames of their own come first)
 MAX_FORMAL = 3
 _NOT_LETTER = re.compile(r"[^A-Z]")
+#: the fingerprint of the ranked table the encoding scheme was made with (:func:`fingerprint`): the tokens depend
+#: on every entry, so a kit whose installed ``nicknames`` package gives another table refuses to encode (two
+#: partners on two tables would write tokens that do not meet, under one scheme's name)
+TABLE_SHA256 = "8bdf3ee29a6f19db789b98dff6924171df78605fe504396142ef739723b21d88"
+
+
+class NicknameTableError(ValueError):
+    """The installed nickname table is not the one the encoding scheme was made with."""
 
 
 def _clean(name: str) -> str:
@@ -49,8 +60,29 @@ def nickname_pairs() -> list[tuple[str, str, str]]:
     return [(a, b, s) for a, b, s in out if a and b and a != b]
 
 
+def fingerprint(ranked: dict[str, tuple[str, ...]]) -> str:
+    """SHA-256 of a ranked table (names and their formal names in order), in a fixed serialisation."""
+    return hashlib.sha256(json.dumps(sorted(ranked.items()), separators=(",", ":")).encode()).hexdigest()
+
+
 @lru_cache(maxsize=1)
 def table() -> dict[str, tuple[str, ...]]:
+    """First name -> the formal names it may stand for (:func:`ranked_table`), refused unless it is the table the
+    encoding scheme was made with (:data:`TABLE_SHA256`)."""
+    ranked = ranked_table()
+    if fingerprint(ranked) != TABLE_SHA256:
+        try:
+            version = importlib.metadata.version("nicknames")
+        except importlib.metadata.PackageNotFoundError:  # pragma: no cover - it is a dependency
+            version = "unknown"
+        raise NicknameTableError(
+            f"the nickname table (the nicknames package {version} and partner_kit/data/nicknames_es.csv) is not the one "
+            "this kit's encoding scheme was made with: its first-name tokens would not match other partners'. "
+            "Reinstall the kit with the nicknames version it pins (pip install --force-reinstall the kit's wheel)")
+    return ranked
+
+
+def ranked_table() -> dict[str, tuple[str, ...]]:
     """First name -> the formal names it may stand for, most prominent first (at most :data:`MAX_FORMAL`).
 
     Ranked: formal names that begin with the name's own letter first (AL: ALBERT, ALEXANDER before JALEN), then

@@ -21,7 +21,7 @@ __all__ = ["PlaintextEncoder", "plaintext_payloads", "truth_table"]
 
 
 def _plain_encoder_class():
-    from partner_kit.encode import ENCODING_COLUMNS, Encoder, where_known
+    from partner_kit.encode import ENCODING_COLUMNS, Encoder, sounds, where_known
     from partner_kit.nicknames import MAX_FORMAL, formal_names
 
     class PlaintextEncoder(Encoder):
@@ -43,6 +43,8 @@ def _plain_encoder_class():
                    "enc_ssn_last4": pc.utf8_slice_codeunits(f["ssn"], 5, 9), "enc_addr": f["addr"],
                    "enc_fn_ssn": f["first"], "enc_ln_ssn": f["last"],
                    "enc_fn_addr": where_known(f["first"], f["addr"]),
+                   # scheme 9: the Metaphone codes (what the tokens encode; the attack's target is the name)
+                   "enc_fn_ph": sounds(f["first"]), "enc_ln_ph": sounds(f["last"]),
                    "enc_nm_pair": pc.binary_join_element_wise(pc.fill_null(f["first"], ""),
                                                               pc.fill_null(f["last"], ""), "|")}
             for col, src in (("enc_fn_bf", "first"), ("enc_ln_bf", "last"), ("enc_nw_bf", "name_words"),

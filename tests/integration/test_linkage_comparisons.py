@@ -19,6 +19,7 @@ from linkage.model import (
     COLUMNS,
     NAMES_ZIP_LABEL,
     NICKNAME_LABEL,
+    SOUND_LABEL,
     SSN_NAME_LABEL,
     SSN_WORDS_LABEL,
     LinkageParams,
@@ -60,7 +61,9 @@ PAIRS = {
     "other date of birth": (("JONATHAN", "SMITH", date(1985, 6, 20)), ("null", "null", "All other comparisons")),
     "other names, other date": (("MARY", "OKAFOR", date(1985, 6, 20)), ("null", "null", "All other comparisons")),
     "one-letter typo": (("JOHNATHAN", "SMITH", date(1990, 3, 4)), ("Dice >= 0.95", None, "Exact match on dob")),
-    "no phonetic level": (("JONATHAN", "SMYTHE", date(1990, 3, 4)), (None, "Dice >= 0.89", None)),
+    # scheme 9: one Metaphone code (SM0) below the middle band; a transposition with another code (SMT) stays on Dice
+    "one Metaphone code": (("JONATHAN", "SMYTHE", date(1990, 3, 4)), (None, SOUND_LABEL, None)),
+    "transposed letters": (("JONATHAN", "SMIHT", date(1990, 3, 4)), (None, "Dice >= 0.89", None)),
     "no initial level": (("JAMES", "SMITH", date(1990, 3, 4)), ("All other comparisons", None, None)),
     "nothing": (("MARY", "OKAFOR", date(1990, 3, 4)), ("All other comparisons", "All other comparisons", None)),
     "compound surname": (("JONATHAN", "SMITH-GARCIA", date(1990, 3, 4)), (None, "compound surname part", None)),

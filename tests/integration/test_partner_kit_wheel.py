@@ -109,6 +109,19 @@ def test_a_partner_keys_checks_encodes_and_sends_with_the_wheel_alone(kit_venv, 
     assert "LNAME" not in table.column_names and "enc_ln_full" in table.column_names
     assert TODAY  # the kit ran with the machine's own clock
 
+    # a partner whose install holds another nickname table (another release of the package) would write first-name
+    # tokens that match no one else's under the same scheme: the kit refuses, in one line, before writing anything
+    names_csv = next(kit_venv.glob("lib/python*/site-packages/nicknames/names.csv"))
+    original = names_csv.read_bytes()
+    try:
+        names_csv.write_bytes(original + b"zorblax,has_nickname,zor\n")
+        again = kit(kit_venv, "encode", "--site", str(site), "--partner", "police", "--period", "2025-11",
+                    "--extract", "persons", "--json")
+        assert again.returncode == 2 and "nickname table" in again.stderr, again.stderr
+        assert "Traceback" not in again.stderr + again.stdout
+    finally:
+        names_csv.write_bytes(original)
+
 
 def test_the_kit_refuses_clearly_and_never_prints_a_traceback(kit_venv, tmp_path):
     res = kit(kit_venv, "encode", "--site", str(tmp_path), "--partner", "police", "--period", "2025-13")

@@ -1,4 +1,4 @@
-"""Encoding scheme 8 (ADR 0009, 0014-0019): per-field keys, cross-field salts, hardened filters with no length leak,
+"""Encoding scheme 9 (ADR 0009, 0014-0020): per-field keys, cross-field salts, hardened filters with no length leak,
 CMAC digests."""
 
 import base64
@@ -18,6 +18,7 @@ from partner_kit.encode import (
     Encoder,
     EncodingParams,
     dice,
+    sound,
 )
 from partner_kit.nicknames import MAX_FORMAL
 from partner_kit.normalise import name_words, normalise_given, normalise_surname
@@ -247,6 +248,58 @@ def test_nickname_relation_is_what_the_table_says(a, b):
     related = a == b or a in t.get(b, ()) or b in t.get(a, ()) or bool(set(t.get(a, ())) & set(t.get(b, ())))
     tokens = ea["enc_fn_full"] in alts(eb) or eb["enc_fn_full"] in alts(ea) or bool(alts(ea) & alts(eb))
     assert tokens == related
+
+
+def test_a_nickname_table_other_than_the_schemes_is_refused(monkeypatch):
+    """The tokens depend on every entry of the ranked table: a kit on another table (another release of the package)
+    refuses to encode rather than write tokens no other partner's meet (review of scheme 8)."""
+    import pytest
+
+    import partner_kit.nicknames as nn
+
+    real = nn.ranked_table()
+    assert nn.fingerprint(real) == nn.TABLE_SHA256
+    monkeypatch.setattr(nn, "ranked_table", lambda: {**real, "BILL": ("WILLIAM",)})
+    nn.table.cache_clear()
+    try:
+        with pytest.raises(nn.NicknameTableError, match="nickname table"):
+            enc(rec(first="BILL"))
+    finally:
+        monkeypatch.undo()
+        nn.table.cache_clear()
+    assert enc(rec(first="WILLIAM"))["enc_fn_full"] in alts(enc(rec(first="BILL")))  # the real table again
+
+
+def test_one_name_written_two_ways_shares_its_sound_token_under_one_birthday_only():
+    """Scheme 9 (ADR 0020): MUHAMMAD / MOHAMED and AMEERA / AMIRA share few bigrams and one Metaphone code; their
+    sound tokens are equal under one date of birth, unrelated under another, and first and last names' codes live in
+    two domains (MHMT as a first name is not MHMT as a surname)."""
+    a = enc(rec(first="AMEERA", last="MUHAMMAD"))
+    b = enc(rec(first="AMIRA", last="MOHAMED"), rid="BBBBBBBBBBBBBBBBBBBB")
+    assert a["enc_ln_ph"] == b["enc_ln_ph"] and a["enc_fn_ph"] == b["enc_fn_ph"]
+    assert a["enc_ln_full"] != b["enc_ln_full"] and dice(a["enc_ln_bf"], b["enc_ln_bf"]) < 0.89  # below every band
+    assert enc(rec(first="AMIRA", last="MOHAMED", dob=date(1990, 3, 8)))["enc_ln_ph"] != a["enc_ln_ph"]
+    assert enc(rec(first="MUHAMMAD", last="X"))["enc_fn_ph"] != a["enc_ln_ph"]
+    assert a["enc_ln_ph"] not in {a["enc_ln_full"], a["enc_fn_full"], enc(rec(last="MHMT"))["enc_ln_full"]}
+    assert enc(rec(first="SARA", last=None))["enc_ln_ph"] is None
+    assert enc(rec(first="-", last="SMITH"))["enc_fn_ph"] is None  # no letters, no code: nothing to match
+
+
+@settings(deadline=None, max_examples=80)
+@given(names, names)
+def test_sound_tokens_agree_exactly_where_the_codes_do(a, b):
+    """Property: under one birthday two surnames' sound tokens are equal exactly when their Metaphone codes are."""
+    import jellyfish
+
+    ea, eb = enc(rec(last=a)), enc(rec(last=b), rid="BBBBBBBBBBBBBBBBBBBB")
+    assert (ea["enc_ln_ph"] == eb["enc_ln_ph"]) == (jellyfish.metaphone(a) == jellyfish.metaphone(b))
+
+
+@given(names, st.text(alphabet=" -'.", max_size=3), st.integers(0, 20))
+def test_sound_reads_the_letters_only(name, junk, at):
+    """A compound surname's space or hyphen does not change its code; nothing but letters is read."""
+    assert sound(name[:at] + junk + name[at:]) == sound(name)
+    assert sound(junk) is None and sound(None) is None
 
 
 def test_record_ids_are_keyed_and_namespaced():

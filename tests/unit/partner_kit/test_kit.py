@@ -8,6 +8,7 @@ import pytest
 
 from partner_kit import Encoder, SchemaError, encode_extract, load_profile
 from partner_kit import extract as kit_module
+from partner_kit.encode import ENCODING_SCHEME
 from partner_kit.geocode import AddressPoints
 from tests.conftest import TODAY
 
@@ -43,7 +44,7 @@ def test_encode_extract_writes_encodings_content_and_rejects(tmp_path, keyring):
     assert t.column("RACE").to_pylist() == ["W", "B", "A"]
     assert t.column("enc_dob_full").null_count == 2 and t.column("enc_fn_full").null_count == 0
     assert set(t.column("linkage_key_version").to_pylist()) == {"v1"}
-    assert set(t.column("enc_scheme").to_pylist()) == {"vpdc-encoding-v8"}
+    assert set(t.column("enc_scheme").to_pylist()) == {ENCODING_SCHEME}
     rejects = list(csv.DictReader(open(s.rejects)))
     assert [(r["row"], r["field"], r["rule"]) for r in rejects] == [
         ("4", "FNAME+LNAME", "name_missing"), ("5", "PERSON_ID", "record_id_missing")]
