@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from bench.attacks.common import load_zone
+from partner_kit.nicknames import MAX_FORMAL
 
 __all__ = ["attack"]
 
@@ -105,7 +106,7 @@ def attack(linkage_db: Path, known: pd.DataFrame, *, seed: int = 7, column: str 
     return pd.DataFrame(rows, columns=cols)
 
 
-ALT_COLUMNS = ("enc_fn_alt1", "enc_fn_alt2", "enc_fn_alt3")
+ALT_COLUMNS = tuple(f"enc_fn_alt{i}" for i in range(1, MAX_FORMAL + 1))  # the kit's public constant
 
 
 def formal_names_attack(linkage_db: Path, known: pd.DataFrame) -> pd.DataFrame:
