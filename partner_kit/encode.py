@@ -616,20 +616,21 @@ class Encoder:
                    "first_addr": where_known(f["first"], f["addr"]),
                    "first_sound": _sound_codes(f["first"]), "last_sound": _sound_codes(f["last"])}
         out: dict[str, pa.Array] = {"enc_scheme": pa.array([ENCODING_SCHEME] * n, pa.string())}
-        made: dict[tuple[str, str], np.ndarray] = {}
+        first_digests = None  # made for enc_fn_full, reused by the formal-name tokens' fillers
         for col, (field, salt, value) in SALTED_TOKENS.items():
             if value == "pair":
                 digests, valid = salts["pair"], salts["pair_valid"]
             else:
                 digests, valid = self._digests(field, derived[value])
-                made[(field, value)] = digests
+                if (field, value) == ("first", "first"):
+                    first_digests = digests
             out[col] = self._salted_tokens(field, salts[salt], digests, valid)
         for col, (field, value) in PLAIN_TOKENS.items():
             # the SSN's and the address's digests were made for their salts: near-unique values are not cached
             out[col] = self._plain_tokens(field, derived[value], salts["digests"].get((field, value)))
         for col, (field, salt, kind, value) in FILTERS.items():
             out[col] = self._filters(field, salts[salt], kind, derived[value])
-        out.update(self._formal_name_tokens(f["first"], salts["dob"], made[("first", "first")]))
+        out.update(self._formal_name_tokens(f["first"], salts["dob"], first_digests))
         return {c: out[c] for c in ENCODING_COLUMNS}
 
     def _formal_name_tokens(self, first: pa.Array, s_dob: np.ndarray, own: np.ndarray) -> dict[str, pa.Array]:
