@@ -42,20 +42,20 @@ from typing import Any
 
 import duckdb
 
-from linkage.model import LinkageParams, make_linker, pruned_rules, pruning
+from linkage.model import LinkageParams, _dice_of, filter_words, make_linker, pruned_rules, pruning
 
 __all__ = ["HELD_OUT_COLUMNS", "MIN_LABELLED_PAIRS", "apply_rates", "estimate_errors", "holdout_rates", "holdout_sample",
            "ssn_disagreement"]
 
 #: the fields derived from the SSN, blanked in the held-out run (tokens, filter and the SSN-salted names)
-HELD_OUT_COLUMNS = ("ssn", "ssn4", "fn_ssn", "ln_ssn", "ssn_bf", "nws_bf")
+HELD_OUT_COLUMNS = ("ssn", "ssn4", "fn_ssn", "ln_ssn", *(c for f in ("ssn_bf", "nws_bf") for c in (*filter_words(f), f"{f}_n")))
 #: below this many labelled pairs (held-out links, or true pairs by SSN) no estimate is made
 MIN_LABELLED_PAIRS = 200
 
 
 def _agree(a: str, b: str, params: LinkageParams) -> str:
     """SQL: the two records' SSNs are one person's (the same token, or one keying error apart on the filter)."""
-    dice = f"bit_count({a}.ssn_bf & {b}.ssn_bf) * 2.0 / nullif({a}.ssn_bf_n + {b}.ssn_bf_n, 0)"
+    dice = _dice_of(f"{a}.ssn_bf", f"{b}.ssn_bf", f"{a}.ssn_bf_n", f"{b}.ssn_bf_n", "duckdb")
     return f"({a}.ssn = {b}.ssn or coalesce({dice} >= {params.ssn_dice}, false))"
 
 

@@ -52,7 +52,7 @@ __all__ = ["CANDIDATE_BLOCKING_RULES", "MODEL_VERSION", "PRUNE_ON", "EncodingSch
            "input_fingerprint", "model_in_dialect", "prepare_inputs", "pruned_rules", "pruning", "sibling_rule",
            "train", "untrained_levels"]
 
-MODEL_VERSION = "vpdc-linkage/8"
+MODEL_VERSION = "vpdc-linkage/9"
 #: the encoding scheme this model reads (``partner_kit.encode.ENCODING_SCHEME``); rows of any other are refused
 ENCODING_SCHEME = "vpdc-encoding-v9"
 
@@ -156,14 +156,38 @@ class LinkageParams:
 def dice_sql(col: str, dialect: str = "duckdb") -> str:
     """Dice similarity of the Bloom filter ``col`` between the two records of a pair, as SQL of ``dialect``.
 
-    The filters' own bit counts are precomputed per record (``<col>_n``): per pair only the AND is counted.
-    DuckDB holds a filter as ``BIT`` and counts the AND in one ``bit_count``. Spark's ``bit_count`` takes
-    integers only, so there a filter is an array of 64-bit words (:func:`linkage.spark.export_inputs`) and the
-    popcounts of the word-wise ANDs are summed. Both then compute ``2 * common / (n_l + n_r)`` in double
+    The filters' own bit counts are precomputed per record (``<col>_n``, null where the filter is): per pair only
+    the AND is counted. DuckDB holds a filter as :data:`FILTER_WORDS` ``BIGINT`` columns and sums the words' AND
+    popcounts (a ``BIT`` column's AND allocates a new bit string per pair: six times slower over the 38 million
+    pairs of one birth date at 1,000,000 persons); Spark as an array of the same 64-bit words
+    (:func:`linkage.spark.export_inputs`), summed the same way. Both then compute ``2 * common / (n_l + n_r)`` in double
     precision from the same integers: the same value, bit for bit (tests/integration/test_spark.py).
     Null where either filter is null (a missing field), in both.
     """
     return _dice_of(f"{col}_l", f"{col}_r", f"{col}_n_l", f"{col}_n_r", dialect)
+
+
+#: a filter is 64 bytes (the landing zone's ``bloom_bytes``: every stored filter is checked to be that long), held
+#: in the linkage input as this many 64-bit words (``<filter>_w0`` ...), DuckDB's fastest form for the AND's popcount
+FILTER_WORDS = 8
+
+
+def filter_words(col: str) -> list[str]:
+    """The input columns holding filter ``col``'s words (``fn_bf`` -> ``fn_bf_w0`` .. ``fn_bf_w7``)."""
+    return [f"{col}_w{i}" for i in range(FILTER_WORDS)]
+
+
+def filter_columns_sql(blob: str, col: str) -> str:
+    """SQL select items making filter ``col``'s input columns from a stored filter (``BLOB`` expression ``blob``): its
+    words (:func:`filter_words`) and its bit count ``<col>_n``, all null where the filter is."""
+    words = ", ".join(f"({blob})[{1 + 8 * i}:{8 + 8 * i}]::BIT::BIGINT as {w}" for i, w in enumerate(filter_words(col)))
+    return f"{words}, bit_count(({blob})::BIT)::integer as {col}_n"
+
+
+def _word(ref: str, i: int) -> str:
+    """Word ``i`` of a filter as referenced in SQL: ``l.fn_bf`` -> ``l.fn_bf_w0``, ``fn_bf_l`` -> ``fn_bf_w0_l``."""
+    m = None if "." in ref else re.fullmatch(r"(\w+)_([lr])", ref)
+    return f"{m[1]}_w{i}_{m[2]}" if m else f"{ref}_w{i}"
 
 
 def _dice_of(a: str, b: str, n_a: str, n_b: str, dialect: str) -> str:
@@ -172,7 +196,8 @@ def _dice_of(a: str, b: str, n_a: str, n_b: str, dialect: str) -> str:
         return f"(cast({common} as double) * 2.0 / nullif({n_a} + {n_b}, 0))"
     if dialect != "duckdb":
         raise ValueError(f"no Dice expression for SQL dialect {dialect!r} (duckdb or spark)")
-    return f"(bit_count({a} & {b}) * 2.0 / nullif({n_a} + {n_b}, 0))"
+    common = " + ".join(f"bit_count({_word(a, i)} & {_word(b, i)})::integer" for i in range(FILTER_WORDS))
+    return f"(({common}) * 2.0 / nullif({n_a} + {n_b}, 0))"
 
 
 _dice = dice_sql  # the name earlier tests import
@@ -252,7 +277,7 @@ def sibling_rule(params: LinkageParams = LinkageParams(), l: str = "l", r: str =
     kept (its probability is the model's) and the run counts how many were held apart.
     """
     def dice(col: str) -> str:
-        return f"(bit_count({l}.{col} & {r}.{col}) * 2.0 / nullif({l}.{col}_n + {r}.{col}_n, 0))"
+        return _dice_of(f"{l}.{col}", f"{r}.{col}", f"{l}.{col}_n", f"{r}.{col}_n", "duckdb")
 
     nickname = nickname_sql(lambda col, side: f"{l if side == 'l' else r}.{col}", direct=True)
     return (f"coalesce({l}.dob = {r}.dob and {l}.fn <> {r}.fn and coalesce({l}.nm_pair <> {r}.nm_pair, true) "
@@ -285,7 +310,7 @@ def build_settings(params: LinkageParams = LinkageParams(), rules: Sequence[str]
 
     def name(col: str, bf: str, extra: list[Any], after_close: list[Any] | None = None) -> Any:
         return cl.CustomComparison(output_column_name=f"{'first' if col == 'fn' else 'last'}_name", comparison_levels=[
-            cll.NullLevel(bf),
+            cll.NullLevel(f"{bf}_n"),  # null exactly where the filter is
             # where the dates differ, the SSN-salted name token still says "same name" for pairs with one SSN
             cll.CustomLevel(f"{col}_ssn_l = {col}_ssn_r and {DOB_DIFFERS}", label_for_charts=SSN_NAME_LABEL),
             cll.CustomLevel(f"{_dice('nws_bf')} >= {params.ssn_whole_name_dice} and {DOB_DIFFERS} and {BOTH_CHANGED}",
@@ -471,8 +496,8 @@ def _pruning(model: dict[str, Any], records: int, params: LinkageParams, always_
             # a skipped pair is at the else level, or (where allowed) at a null level: a factor of 1
             weight += max(bf[-1], 0.0) if name in allowed else bf[-1]
             used.append(name)
-            keep.append(" or ".join(f"coalesce({_blocking_sql(lv['sql_condition'])}, false)" for lv in levels[:-1]
-                                    if not (name in allowed and lv.get("is_null_level"))))
+            keep.extend(_blocking_sql(lv["sql_condition"]) for lv in levels[:-1]
+                        if not (name in allowed and lv.get("is_null_level")))
         else:
             best = max(bf + [0.0])  # a missing value (null level) is a factor of 1
             for lv, b in zip(scored, bf, strict=True):
@@ -486,7 +511,65 @@ def _pruning(model: dict[str, Any], records: int, params: LinkageParams, always_
            "threshold": params.predict_threshold}
     if not keep or bound >= params.predict_threshold:
         return out | {"condition": None, "reason": "the bound does not fall under the threshold"}
-    return out | {"condition": " or ".join(f"({k})" for k in keep if k)}
+    return out | {"condition": " or ".join(f"coalesce({k}, false)" for k in _cheap_first(keep))}
+
+
+#: a level condition that is only a Dice threshold on one filter (blocking-rule form of :func:`dice_sql`)
+_DICE_AT_LEAST = re.compile(r"(.*nullif\(l\.(\w+)_n \+ r\.\2_n, 0\)\)) >= ([0-9.]+)")
+
+
+def _dice_threshold(condition: str) -> tuple[str, float] | None:
+    """(filter, threshold) where ``condition`` is exactly ``Dice(filter) >= threshold``, else None."""
+    m = _DICE_AT_LEAST.fullmatch(condition.strip())
+    if not m or m[1] != _dice_of(f"l.{m[2]}", f"r.{m[2]}", f"l.{m[2]}_n", f"r.{m[2]}_n", "duckdb"):
+        return None
+    return m[2], float(m[3])
+
+
+def _conjuncts(sql: str) -> list[str]:
+    """``sql`` split at its top-level ``and`` (outside parentheses and quotes); whole where it has a top-level
+    ``or`` (``a or b and c``: splitting would regroup it)."""
+    parts, depth, start, quoted = [], 0, 0, False
+    low = sql.lower()
+    for i, ch in enumerate(sql):
+        if ch == "'":
+            quoted = not quoted
+        elif not quoted and ch == "(":
+            depth += 1
+        elif not quoted and ch == ")":
+            depth -= 1
+        elif not quoted and depth == 0 and low.startswith(" or ", i):
+            return [sql.strip()]
+        elif not quoted and depth == 0 and low.startswith(" and ", i):
+            parts.append(sql[start:i].strip())
+            start = i + 5
+    parts.append(sql[start:].strip())
+    return [p for p in parts if p]
+
+
+def _cheap_first(conditions: Sequence[str]) -> list[str]:
+    """The pruning's disjuncts (level conditions, any of which keeps a pair) in the same meaning, cheaper to test.
+
+    The condition is tested on every pair of one birth date (38 million at 1,000,000 persons), and nearly all of
+    them fail every disjunct, so each is evaluated: a Dice (``bit_count`` of two filters' AND) costs far more
+    than an equality. Three rewrites that keep the set of pairs kept exactly: a disjunct repeated in two
+    comparisons is tested once; a Dice threshold on a filter is dropped where a lower one on the same filter is
+    itself a disjunct (``>= 0.95`` is implied by ``>= 0.89``); and the disjuncts, and the conjuncts inside each,
+    are ordered with the Dice tests last, so DuckDB's short-circuiting ``or`` / ``and`` rarely reach them (both
+    are commutative in SQL's three-valued logic, and each disjunct is wrapped in ``coalesce(..., false)``)."""
+    lowest: dict[str, float] = {}
+    for c in conditions:
+        if d := _dice_threshold(c):
+            lowest[d[0]] = min(lowest.get(d[0], 1.0), d[1])
+    out: list[str] = []
+    for c in conditions:
+        if (d := _dice_threshold(c)) and d[1] > lowest[d[0]]:
+            continue
+        parts = _conjuncts(c)
+        c = " and ".join(sorted(parts, key=lambda p: "bit_count" in p)) if len(parts) > 1 else c.strip()
+        if c not in out:
+            out.append(c)
+    return sorted(out, key=lambda c: c.count("bit_count"))
 
 
 def _equi_columns(sql: str) -> frozenset[str] | None:
@@ -608,12 +691,12 @@ def choose_blocking_rules(model: dict[str, Any], engine: Engine, views: Sequence
 def prepare_inputs(con: duckdb.DuckDBPyConnection, *, table: str = "link_input", incremental: bool = False) -> dict[str, Any]:
     """Define the model's input from the current loads of the linkage zone.
 
-    One row per (source, source_record_id), from its newest current load; Bloom filters cast to BIT, with
-    their bit counts. Normally a view: Splink materialises its own copy of the inputs once per run, so a
-    table here was a second copy of every record (2-3 s at a million). When some record sits in two current
-    loads (two periods' extracts both carry it), a table is built and only its newest row kept.
-    ``incremental`` is accepted for callers of the table era and changes nothing: the view always shows the
-    current loads, so there is no difference to apply.
+    One row per (source, source_record_id), from its newest current load (where a record sits in two current
+    loads, two periods' extracts both carrying it, only its newest row is kept); Bloom filters as 64-bit words
+    (:func:`filter_words`), with their bit counts. A table, rebuilt by every run: Splink reads its inputs in
+    every query, and a view recomputed the words from the stored filters each time (at 1,000,000 persons the
+    table costs about 7 s once and saved about 30 s of a 165 s run). ``incremental`` is accepted for callers of
+    an earlier era and changes nothing: the table always holds the current loads.
 
     Raises:
         KeyVersionError: when current encodings come from more than one linkage key version.
@@ -649,7 +732,7 @@ def prepare_inputs(con: duckdb.DuckDBPyConnection, *, table: str = "link_input",
                                   f"{ENCODING_SCHEME}): those partners must re-send their extracts encoded with the "
                                   "current kit before linkage (ADR 0014)")
     cols = ", ".join(f"e.{k} as {v}" for k, v in COLUMNS.items()) + ", e.enc_dob_full as dob_k"
-    blooms = ", ".join(f"e.{k}::BIT as {v}, bit_count(e.{k}::BIT)::integer as {v}_n" for k, v in BLOOMS.items())
+    blooms = ", ".join(filter_columns_sql(f"e.{k}", v) for k, v in BLOOMS.items())
     select = (f"select e.source as source_dataset, e.source_record_id as unique_id, e.linkage_key_version, "
               f"e.load_id, l.created_at as load_created_at, {cols}, {blooms} "
               "from encodings e join link_loads l using (load_id)")
@@ -658,12 +741,11 @@ def prepare_inputs(con: duckdb.DuckDBPyConnection, *, table: str = "link_input",
     for (kind,) in con.execute("select table_type from information_schema.tables where table_name = ? "
                                "and table_schema = 'main'", [table]).fetchall():
         con.execute(f"drop {'view' if kind == 'VIEW' else 'table'} {table}")
+    con.execute(f"create table {table} as " + select)
     if dupes:
-        con.execute(f"create table {table} as " + select)
         _newest_only(con, table)
         counts = dict(con.execute(f"select source_dataset, count(*) from {table} group by 1").fetchall())
     else:
-        con.execute(f"create view {table} as " + select)
         counts = {}
         for _, src, n in versions:
             counts[src] = counts.get(src, 0) + n
@@ -824,7 +906,9 @@ def _salted_u(model: dict[str, Any], engine: Engine, table: str, days: str | Non
               params: LinkageParams = LinkageParams()) -> int:
     """Set u of the DOB-salted comparisons from held-out non-matches born on one day (on the sampled days when
     ``days`` is given: :func:`dob_day_sample`); returns their number."""
-    cols = [c for c in (*COLUMNS.values(), *BLOOMS.values(), *(f"{b}_n" for b in BLOOMS.values()), "dob_k")]
+    # DuckDB's input holds each filter as words, Spark's as one array of them (linkage.spark.export_inputs)
+    filters = [w for b in BLOOMS.values() for w in (filter_words(b) if engine.dialect == "duckdb" else [b])]
+    cols = [*COLUMNS.values(), *filters, *(f"{b}_n" for b in BLOOMS.values()), "dob_k"]
     sel = ", ".join(f"l.{c} as {c}_l, r.{c} as {c}_r" for c in cols)
     # on the joined records' own columns: Spark's WHERE cannot read the select list's aliases (DuckDB's can)
     ssn_dice = _dice_of("l.ssn_bf", "r.ssn_bf", "l.ssn_bf_n", "r.ssn_bf_n", engine.dialect)

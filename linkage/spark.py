@@ -32,11 +32,10 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from linkage.model import BLOOMS, COLUMNS
+from linkage.model import BLOOMS, COLUMNS, filter_words
 from workspace.files import private_dir
 
 __all__ = ["JAVA_HINT", "PYSPARK_HINT", "SparkEngine", "SparkEngineError", "SparkOptions", "SparkUnavailable",
@@ -257,12 +256,13 @@ def export_inputs(con: duckdb.DuckDBPyConnection, path: Path, *, table: str = "l
                   batch_rows: int = 200_000) -> int:
     """Write the run's inputs to one Parquet file for Spark; returns the rows written.
 
-    Only the columns the model reads (:data:`INPUT_COLUMNS`). Each Bloom filter (``BIT`` in DuckDB) becomes an
-    array of 64-bit words: the same bits, so the same popcounts (:func:`linkage.model.dice_sql`). Streamed in
+    Only the columns the model reads (:data:`INPUT_COLUMNS`). Each Bloom filter (64-bit word columns in DuckDB)
+    becomes one array of those words: the same bits, so the same popcounts (:func:`linkage.model.dice_sql`). Streamed in
     batches, so memory stays flat at any size. The file is the owner's alone (0600).
     """
     blooms = set(BLOOMS.values())
-    cols = ", ".join(f"cast({c} as BLOB) as {c}" if c in blooms else c for c in INPUT_COLUMNS)
+    # DuckDB's words of a filter (linkage.model.filter_words) as one array: the same bits, so the same popcounts
+    cols = ", ".join(f"{filter_array_sql(c)} as {c}" if c in blooms else c for c in INPUT_COLUMNS)
     reader = con.sql(f"select {cols} from {table}").to_arrow_reader(batch_rows)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     n = 0
@@ -271,9 +271,7 @@ def export_inputs(con: duckdb.DuckDBPyConnection, path: Path, *, table: str = "l
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as sink:
             for batch in reader:
-                arrays = [words(batch.column(i)) if name in blooms else batch.column(i)
-                          for i, name in enumerate(batch.schema.names)]
-                out = pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
+                out = batch
                 if writer is None:
                     writer = pq.ParquetWriter(sink, out.schema, compression="zstd")
                 writer.write_batch(out)
@@ -286,40 +284,17 @@ def export_inputs(con: duckdb.DuckDBPyConnection, path: Path, *, table: str = "l
     return n
 
 
+def filter_array_sql(col: str) -> str:
+    """SQL (DuckDB) for filter ``col``'s words as one array, Spark's form of a filter; null where the filter is."""
+    return f"case when {col}_n is null then null else [{', '.join(filter_words(col))}] end"
+
+
 def _empty_schema(con: duckdb.DuckDBPyConnection, cols: str, table: str) -> pa.Schema:
     batch = con.execute(f"select {cols} from {table} limit 0").to_arrow_table()
     schema = batch.schema
     for b in BLOOMS.values():
         schema = schema.set(schema.get_field_index(b), pa.field(b, pa.list_(pa.int64())))
     return schema
-
-
-def words(filters: pa.Array) -> pa.Array:
-    """Binary Bloom filters as lists of little-endian 64-bit words (null stays null).
-
-    Every filter of a column has one length, a multiple of 8 bytes (the kit's ``bloom_bits``).
-    """
-    filters = filters.cast(pa.binary()) if not pa.types.is_binary(filters.type) else filters
-    if isinstance(filters, pa.ChunkedArray):
-        filters = filters.combine_chunks()
-    n = len(filters)
-    valid = filters.is_valid().to_numpy(zero_copy_only=False)
-    offsets = np.frombuffer(filters.buffers()[1], dtype=np.int32)[filters.offset:filters.offset + n + 1]
-    lengths = np.diff(offsets)[valid]
-    if len(lengths) == 0:
-        return pa.nulls(n, pa.list_(pa.int64()))
-    width = int(lengths[0])
-    if width % 8 or (lengths != width).any():
-        raise ValueError("Bloom filters of one column must all have one length, a multiple of 64 bits")
-    data = np.frombuffer(filters.buffers()[2], dtype=np.uint8)
-    # the valid rows' bytes, in order (null rows take no bytes in DuckDB's Arrow output, but need not)
-    starts = offsets[:-1][valid]
-    idx = (starts[:, None] + np.arange(width)[None, :]).ravel()
-    values = data[idx].view("<i8") if len(idx) else np.zeros(0, dtype="<i8")
-    per_row = np.where(valid, width // 8, 0)
-    list_offsets = np.concatenate([[0], np.cumsum(per_row)]).astype(np.int32)
-    mask = pa.array(~valid) if not valid.all() else None
-    return pa.ListArray.from_arrays(pa.array(list_offsets), pa.array(values, type=pa.int64()), mask=mask)
 
 
 @contextmanager

@@ -24,6 +24,7 @@ from linkage.model import (
     SSN_WORDS_LABEL,
     LinkageParams,
     build_settings,
+    filter_columns_sql,
 )
 from partner_kit.encode import Encoder, dice
 from partner_kit.normalise import normalise_surname
@@ -44,9 +45,10 @@ def record(first: str, last: str, dob: date, *, sex="M", ssn=None, addr=None, zi
     return {**{short: enc[col] for col, short in {**COLUMNS, **BLOOMS}.items()}, "dob_k": enc["enc_dob_full"]}
 
 
-#: Bloom filters as DuckDB BIT, with their bit counts, as linkage.model.prepare_inputs builds them
-BITS = ", ".join(f"{b}::BIT as {b}" for b in BLOOMS.values())
-COUNTS = ", ".join(f"bit_count({b}::BIT)::integer as {b}_n" for b in BLOOMS.values())
+#: Bloom filters as 64-bit words with their bit counts, as linkage.model.prepare_inputs builds them (the stored
+#: filter itself is not an input column)
+FILTER_COLUMNS = ", ".join(filter_columns_sql(b, b) for b in BLOOMS.values())
+EXCLUDE = ", ".join(BLOOMS.values())
 BASE = ("JONATHAN", "SMITH", date(1990, 3, 4))
 PAIRS = {
     # name: (record b's first, last, dob), expected (first_name, last_name, dob) labels
@@ -88,7 +90,7 @@ def compare(rows_a: list[dict], rows_b: list[dict]) -> dict[str, dict[str, str]]
     con = duckdb.connect()
     for table, rows in (("left_in", rows_a), ("right_in", rows_b)):
         con.register(f"{table}_arrow", pa.Table.from_pylist(rows))
-        con.execute(f"create table {table} as select * replace ({BITS}), {COUNTS} from {table}_arrow")
+        con.execute(f"create table {table} as select * exclude ({EXCLUDE}), {FILTER_COLUMNS} from {table}_arrow")
     settings = dataclasses.replace(build_settings(LinkageParams()), blocking_rules_to_generate_predictions=["l.pair = r.pair"],
                                    retain_intermediate_calculation_columns=True, retain_matching_columns=True,
                                    additional_columns_to_retain=["pair"])
@@ -223,7 +225,7 @@ def test_salted_u_is_counted_where_the_other_name_differs_so_true_pairs_do_not_p
         add(firsts[(6 + d) % 8], lasts[d % 8], day, f"{d * 7777 + 300000001}", "9 ELM ST")  # a twin of person 0
     con = duckdb.connect()
     con.register("rows_arrow", pa.Table.from_pylist(rows))
-    con.execute(f"create table link_input as select * replace ({BITS}), {COUNTS} from rows_arrow")
+    con.execute(f"create table link_input as select * exclude ({EXCLUDE}), {FILTER_COLUMNS} from rows_arrow")
     model = build_settings(LinkageParams(), []).get_settings("duckdb").as_dict()
     assert _salted_u(model, DuckDBEngine(con, None), "link_input") > 0
     # no non-match shares a first name: the level's u is the add-one floor over what was counted, not 36 true pairs
@@ -262,7 +264,7 @@ def test_names_and_zip_u_counts_namesakes_not_the_same_person_without_a_date():
     add("MARY", "SMITH", date(1998, 5, 6))
     con = duckdb.connect()
     con.register("rows_arrow", pa.Table.from_pylist(rows))
-    con.execute(f"create table link_input as select * replace ({BITS}), {COUNTS} from rows_arrow")
+    con.execute(f"create table link_input as select * exclude ({EXCLUDE}), {FILTER_COLUMNS} from rows_arrow")
     model = build_settings(LinkageParams(), []).get_settings("duckdb").as_dict()
     _salted_u(model, DuckDBEngine(con, None), "link_input")
     u = _u(model, "address", NAMES_ZIP_LABEL)
@@ -342,7 +344,7 @@ def test_u_of_the_first_name_at_one_address_counts_relatives_with_other_dates_no
     add("MARIA", "WASHINGTON", date(2001, 6, 9), "1 OAK ST")    # addresses, born plainly other days
     con = duckdb.connect()
     con.register("rows_arrow", pa.Table.from_pylist(rows))
-    con.execute(f"create table link_input as select * replace ({BITS}), {COUNTS} from rows_arrow")
+    con.execute(f"create table link_input as select * exclude ({EXCLUDE}), {FILTER_COLUMNS} from rows_arrow")
     model = build_settings(LinkageParams(), []).get_settings("duckdb").as_dict()
     _salted_u(model, DuckDBEngine(con, None), "link_input")
     records, dated = 62, 32

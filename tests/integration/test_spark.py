@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from linkage.model import LinkageParams, dice_sql
-from linkage.spark import SparkOptions, words
+from linkage.model import LinkageParams, dice_sql, filter_columns_sql, filter_words
+from linkage.spark import SparkOptions, filter_array_sql
 from workspace import Home
 
 pytestmark = pytest.mark.integration
@@ -39,17 +39,22 @@ def spark(tmp_path_factory):
 
 
 def dice_both(spark, pairs: list[tuple[bytes | None, bytes | None]]) -> tuple[list, list]:
-    """Dice of each pair by the model's DuckDB expression (BIT) and by its Spark one (arrays of words)."""
+    """Dice of each pair by the model's DuckDB expression (64-bit word columns) and by its Spark one (arrays of
+    the same words)."""
     con = duckdb.connect()
     con.execute("create table p (i integer, a blob, b blob)")
     con.executemany("insert into p values (?, ?, ?)", [(i, a, b) for i, (a, b) in enumerate(pairs)])
-    # the filters and their bit counts as prepare_inputs makes them
-    con.execute("create table f as select i, a::BIT bf_l, b::BIT bf_r, bit_count(a::BIT)::integer bf_n_l, "
-                "bit_count(b::BIT)::integer bf_n_r from p")
+    # each side's words and bit count as prepare_inputs makes them, then paired as Splink names them
+    con.execute(f"create table wl as select i, {filter_columns_sql('a', 'bf')} from p")
+    con.execute(f"create table wr as select i, {filter_columns_sql('b', 'bf')} from p")
+    cols = [*filter_words("bf"), "bf_n"]
+    con.execute("create table f as select i, " + ", ".join(f"l.{c} as {c}_l, r.{c} as {c}_r" for c in cols)
+                + " from wl l join wr r using (i)")
     duck = [r[0] for r in con.execute(f"select {dice_sql('bf')} from f order by i").fetchall()]
-    # Spark gets them as the export does: the BIT cast back to BLOB, as 64-bit words
-    t = con.sql("select i, bf_l::BLOB bf_l, bf_r::BLOB bf_r, bf_n_l, bf_n_r from f order by i").to_arrow_table()
-    t = t.set_column(1, "bf_l", words(t["bf_l"])).set_column(2, "bf_r", words(t["bf_r"]))
+    # Spark gets them as the export does: the words as one array
+    t = con.sql(f"select i, l.arr bf_l, r.arr bf_r, l.bf_n bf_n_l, r.bf_n bf_n_r from "
+                f"(select *, {filter_array_sql('bf')} arr from wl) l join (select *, {filter_array_sql('bf')} arr "
+                "from wr) r using (i) order by i").to_arrow_table()
     spark.createDataFrame(t).createOrReplaceTempView("dice_pairs")
     sp = [r[0] for r in spark.sql(f"select {dice_sql('bf', 'spark')} from dice_pairs order by i").collect()]
     return duck, sp

@@ -111,7 +111,7 @@ def test_the_held_out_run_hides_every_encoding_derived_from_the_ssn():
     close, under two salts noise): the held-out run must blank every one, or the SSN it holds out leaks back in
     and the estimate grades the run against labels it saw."""
     from linkage.holdout import HELD_OUT_COLUMNS
-    from linkage.model import BLOOMS, COLUMNS
+    from linkage.model import BLOOMS, COLUMNS, filter_words
     from partner_kit.encode import FILTERS, PLAIN_TOKENS, SALTED_TOKENS
 
     short = {**COLUMNS, **BLOOMS}
@@ -119,7 +119,9 @@ def test_the_held_out_run_hides_every_encoding_derived_from_the_ssn():
     from_ssn |= {col for col, (field, _value) in PLAIN_TOKENS.items() if field.startswith("ssn")}
     from_ssn |= {col for col, (field, *_rest) in FILTERS.items() if field.startswith("ssn")}
     assert {"enc_nws_bf", "enc_fn_ssn", "enc_ssn_full", "enc_ssnp_bf"} <= from_ssn
-    missing = sorted(short[c] for c in from_ssn if c in short and short[c] not in HELD_OUT_COLUMNS)
+    # a filter is input as its words and its bit count (linkage.model.filter_columns_sql): every one is blanked
+    held = {c: [c] for c in COLUMNS.values()} | {b: [*filter_words(b), f"{b}_n"] for b in BLOOMS.values()}
+    missing = sorted(short[c] for c in from_ssn if c in short and not set(held[short[c]]) <= set(HELD_OUT_COLUMNS))
     assert not missing, f"derived from the SSN but not held out: {missing}"
 
 
@@ -128,7 +130,7 @@ def _disagreement(groups: list[list[str]]) -> dict:
     import duckdb
 
     from linkage.holdout import ssn_disagreement
-    from linkage.model import LinkageParams
+    from linkage.model import LinkageParams, filter_columns_sql
 
     rows = [(f"s{g % 3}", f"r{g}-{i}", f"fn{g}", f"ln{g}", f"dob{g}", ssn)
             for g, ssns in enumerate(groups) for i, ssn in enumerate(ssns)]
@@ -136,7 +138,7 @@ def _disagreement(groups: list[list[str]]) -> dict:
     con.execute("create table t (source_dataset varchar, unique_id varchar, fn varchar, ln varchar, dob varchar, "
                 "ssn varchar)")
     con.executemany("insert into t values (?, ?, ?, ?, ?, ?)", rows)
-    con.execute("create table link_input as select *, null::BIT ssn_bf, null::integer ssn_bf_n from t")
+    con.execute(f"create table link_input as select *, {filter_columns_sql('null::BLOB', 'ssn_bf')} from t")
     return ssn_disagreement(con, LinkageParams())
 
 

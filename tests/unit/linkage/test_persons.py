@@ -93,17 +93,21 @@ def test_dice_on_bloom_filters_in_duckdb_sql_matches_python():
 
     enc = Encoder(LinkageSecret.from_master("v1", b"x" * 32))
     pairs = [("JONATHAN", "JOHNATHAN"), ("MARIA", "MARIA"), ("MARIA", "MOHAMMED"), ("GARCIALOPEZ", "GARCIA")]
-    from linkage.model import _dice
+    from linkage.model import _dice, filter_columns_sql, filter_words
 
     con = duckdb.connect()
     for a, b in pairs:
         # one date of birth: names are compared by Dice only where they share the salt
         ba, bb = (enc.encode_record({"first": n, "dob": date(1990, 3, 7)}, "A" * 20)["enc_fn_bf"]
                   for n in (a, b))
-        # the model's own Dice expression, over BIT columns and their precomputed bit counts, as Splink runs it
-        con.execute("create or replace table p as select ?::BLOB::BIT fn_bf_l, ?::BLOB::BIT fn_bf_r", [ba, bb])
-        sql = con.execute(f"select {_dice('fn_bf')} from (select *, bit_count(fn_bf_l) fn_bf_n_l, "
-                          "bit_count(fn_bf_r) fn_bf_n_r from p)").fetchall()[0][0]
+        # the model's own Dice expression, over the input's words and bit counts (as prepare_inputs makes them), as
+        # Splink runs it
+        con.execute("create or replace table p as select ?::BLOB a, ?::BLOB b", [ba, bb])
+        cols = [*filter_words("fn_bf"), "fn_bf_n"]
+        con.execute(f"create or replace table w as select {filter_columns_sql('a', 'fn_bf')} from p")
+        con.execute(f"create or replace table v as select {filter_columns_sql('b', 'fn_bf')} from p")
+        sql = con.execute(f"select {_dice('fn_bf')} from (select "
+                          + ", ".join(f"w.{c} as {c}_l, v.{c} as {c}_r" for c in cols) + " from w, v)").fetchall()[0][0]
         assert sql == pytest.approx(dice(ba, bb))
 
 

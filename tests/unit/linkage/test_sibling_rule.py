@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from envelope.keys import LinkageSecret
-from linkage.model import BLOOMS, COLUMNS, LinkageParams, sibling_rule
+from linkage.model import BLOOMS, COLUMNS, LinkageParams, filter_columns_sql, sibling_rule
 from partner_kit import Encoder
 from partner_kit.normalise import name_words
 
@@ -35,11 +35,11 @@ def held_apart(a: dict, b: dict, params: LinkageParams = LinkageParams()) -> boo
     cols = list(_row(BASE, "A" * 20))
     for alias, features, rid in (("l", a, "A" * 20), ("r", b, "B" * 20)):
         row = _row(features, rid)
-        select = ", ".join(
-            (f"?::BLOB::BIT as {c}, bit_count(?::BLOB::BIT)::integer as {c}_n" if c in BLOOMS.values() else f"?::VARCHAR as {c}")
-            for c in cols)
-        args = [v for c in cols for v in ((row[c], row[c]) if c in BLOOMS.values() else (row[c],))]
-        con.execute(f"create table {alias} as select {select}", args)
+        select = ", ".join(f"?::{'BLOB' if c in BLOOMS.values() else 'VARCHAR'} as {c}" for c in cols)
+        con.execute(f"create table raw_{alias} as select {select}", [row[c] for c in cols])
+        # the filters as the linkage input holds them (linkage.model.prepare_inputs)
+        made = ", ".join(filter_columns_sql(c, c) if c in BLOOMS.values() else c for c in cols)
+        con.execute(f"create table {alias} as select {made} from raw_{alias}")
     return con.execute(f"select {sibling_rule(params)} from l, r").fetchall()[0][0]
 
 
@@ -110,11 +110,11 @@ def test_run_clustering_drops_held_apart_edges_unless_switched_off():
     rows = [("s1", "a", BASE), ("s2", "b", twin), ("s2", "c", BASE | {"ssn": None})]
     for i, (src, uid, features) in enumerate(rows):
         row = _row(features, chr(65 + i) * 20)
-        select = ", ".join(f"?::BLOB::BIT as {c}, bit_count(?::BLOB::BIT)::integer as {c}_n" if c in BLOOMS.values()
-                           else f"?::VARCHAR as {c}" for c in cols)
-        args = [v for c in cols for v in ((row[c], row[c]) if c in BLOOMS.values() else (row[c],))]
+        select = ", ".join(f"?::{'BLOB' if c in BLOOMS.values() else 'VARCHAR'} as {c}" for c in cols)
+        made = ", ".join(filter_columns_sql(c, c) if c in BLOOMS.values() else c for c in cols)
         verb = "create table link_input as" if i == 0 else "insert into link_input"
-        con.execute(f"{verb} select ?::VARCHAR source_dataset, ?::VARCHAR unique_id, {select}", [src, uid, *args])
+        con.execute(f"{verb} select ?::VARCHAR source_dataset, ?::VARCHAR unique_id, {made} from (select {select})",
+                    [src, uid, *(row[c] for c in cols)])
     con.execute("create table edges as select * from (values ('s1:a', 's2:b', 0.999), ('s1:a', 's2:c', 0.999), "
                 "('s2:b', 's2:c', 0.95), ('s1:a', 's2:c', 0.2)) t(node_id_l, node_id_r, match_probability)")
     assert strong_edges(con, "edges", "kept", LinkageParams()) == 2
