@@ -7,8 +7,10 @@ import math
 
 import duckdb
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from linkage.model import LinkageParams, pruned_rules, pruning
+from linkage.model import LinkageParams, _dice_of, pruned_rules, pruning
 
 
 def _comparison(name: str, levels: list[tuple[str, float | None, float | None]], tf: str | None = None) -> dict:
@@ -117,3 +119,40 @@ def test_an_agreement_level_em_never_reached_weighs_nothing_but_a_disagreement_l
     assert words["m_probability"] == words["u_probability"] == 6e-8
     assert other["m_probability"] == 1e-300
     assert filled == [f"first_name: {SSN_WORDS_LABEL} (not observed in training: weight 0)"]
+
+
+_ATOMS = [
+    "l.a = r.a", "l.b = r.b", "l.a <> r.a", "l.a is null or r.a is null", "l.b = r.a and l.a = r.b",
+    "(l.a = r.a or l.b = r.b) and l.a <> r.b",
+    *(f"{_dice_of('l.f', 'r.f', 'l.f_n', 'r.f_n', 'duckdb')} >= {t}" for t in (0.89, 0.92, 0.95)),
+    *(f"{_dice_of('l.g', 'r.g', 'l.g_n', 'r.g_n', 'duckdb')} >= {t}" for t in (0.5, 0.9)),
+]
+
+
+@settings(max_examples=60, deadline=None)
+@given(chosen=st.lists(st.sampled_from(range(len(_ATOMS) + 2)), min_size=1, max_size=8),
+       seed=st.integers(0, 2**31 - 1))
+def test_the_cheaper_condition_keeps_exactly_the_pairs_the_condition_keeps(chosen, seed):
+    """The pruning condition's rewrite (ADR 0021: a repeated disjunct once, a filter's higher Dice bands dropped where
+    its lowest is a disjunct, Dice tests last) keeps the same pairs as the plain disjunction, nulls included."""
+    from linkage.model import _cheap_first, filter_columns_sql
+
+    conds = [(_ATOMS[i] if i < len(_ATOMS) else f"{_ATOMS[i - len(_ATOMS)]} and {_ATOMS[-1]}") for i in chosen]
+    con = duckdb.connect()
+    con.execute("select setseed(?)", [seed / 2**31])
+    # 300 records: small domains so that equalities happen; filters of 64 random bytes, near-copies and nulls
+    con.execute("""create table raw as select i,
+        case when random() < 0.2 then null else (random() * 3)::int end a,
+        case when random() < 0.2 then null else (random() * 3)::int end b,
+        case when random() < 0.15 then null else
+             from_hex(lpad(to_hex((random() * 4)::int), 128, 'f')) end f,
+        case when random() < 0.15 then null else
+             from_hex(lpad(to_hex((random() * 65536)::int), 128, '0')) end g
+        from range(300) t(i)""")
+    con.execute(f"create table t as select i, a, b, {filter_columns_sql('f', 'f')}, {filter_columns_sql('g', 'g')} "
+                "from raw")
+    plain = " or ".join(f"coalesce({c}, false)" for c in conds)
+    cheap = " or ".join(f"coalesce({c}, false)" for c in _cheap_first(conds))
+    q = "select count(*) filter (where {}) from t l join t r on l.i < r.i"
+    assert con.execute(q.format(plain)).fetchall() == con.execute(q.format(cheap)).fetchall()
+    assert con.execute(f"select count(*) from t l join t r on l.i < r.i where ({plain}) <> ({cheap})").fetchall() == [(0,)]
