@@ -99,9 +99,10 @@ def attack(linkage_db: Path, known: pd.DataFrame, *, seed: int = 7, column: str 
         dob = z[salt].to_numpy()
         # in slices of the sample: against 400,000 known records (1,000,000 persons) one matrix would need 20 GB
         step = max(1, 20_000_000 // len(known_rows))
+        known_bits, known_dob = bits[known_rows], dob[known_rows]
         for part in (sample[i:i + step] for i in range(0, len(sample), step)):
-            d = _same(bits[part], bits[known_rows]) if exact else _dice(bits[part], bits[known_rows])
-            same = (dob[part][:, None] == dob[known_rows][None, :]) & pd.notna(dob[part])[:, None]
+            d = _same(bits[part], known_bits) if exact else _dice(bits[part], known_bits)
+            same = (dob[part][:, None] == known_dob[None, :]) & pd.notna(dob[part])[:, None]
             d[same] = -1.0  # only other birth dates: the same one is the route above
             best = d.argmax(axis=1)
             for i, b, c in zip(part, known_rows[best], d[np.arange(len(part)), best], strict=True):
