@@ -195,14 +195,28 @@ def main(argv: list[str] | None = None) -> int:
             "ln_sound": ("enc_ln_ph", "enc_dob_full", "scheme 9 surname Metaphone token salted by the DOB",
                          "same_birth_date = records of one birth date (one salt); other_birth_date = another; "
                          "words = the surname"),
-            # the DOB-salted name tokens themselves (scheme 2 on): another person born on a client's birthday with
-            # the client's first name (or surname) is read; the exposure grows with the records per birth date
-            "fn_dob": ("enc_fn_full", "enc_dob_full", "scheme 2 first-name token salted by the DOB",
-                       "same_birth_date = records of one birth date (one salt); words = the first name"),
-            "ln_dob": ("enc_ln_full", "enc_dob_full", "scheme 2 surname token salted by the DOB",
-                       "same_birth_date = records of one birth date (one salt); words = the surname"),
+            # the name tokens themselves (scheme 2 on): another person born on a client's birthday with the client's
+            # first name (or surname) was read; scheme 10 salts each by the DOB and the other name's initial, so the
+            # other person must share that initial too (the records are still grouped by birth date: equal tokens
+            # imply one date)
+            "fn_dob": ("enc_fn_full", "enc_dob_full", "first-name token (salt: DOB; scheme 10: and the surname's "
+                       "initial)", "same_birth_date = records of one birth date; words = the first name"),
+            "ln_dob": ("enc_ln_full", "enc_dob_full", "surname token (salt: DOB; scheme 10: and the first name's "
+                       "initial)", "same_birth_date = records of one birth date; words = the surname"),
+            # scheme 10's names salted by the DOB and the ZIP: another person of one name, birthday and ZIP (a twin)
+            "fn_zip": ("enc_fn_zip", "enc_dob_full", "scheme 10 first-name token salted by the DOB and the ZIP",
+                       "same_birth_date = records of one birth date; words = the first name"),
+            "ln_zip": ("enc_ln_zip", "enc_dob_full", "scheme 10 surname token salted by the DOB and the ZIP",
+                       "same_birth_date = records of one birth date; words = the surname"),
+            # the per-field name filters, salted like the tokens: equal names under one salt give equal filters, and a
+            # close one (Dice >= the attack's cut-off) lends its name
+            "fn_bf": ("enc_fn_bf", "enc_dob_full", "first-name filter (salted like the first-name token)",
+                      "same_birth_date = records of one birth date; words = the first name"),
+            "ln_bf": ("enc_ln_bf", "enc_dob_full", "surname filter (salted like the surname token)",
+                      "same_birth_date = records of one birth date; words = the surname"),
         }
-        name_of = {"fn_addr": "first", "fn_sound": "first", "ln_sound": "last", "fn_dob": "first", "ln_dob": "last"}
+        name_of = {"fn_addr": "first", "fn_sound": "first", "ln_sound": "last", "fn_dob": "first", "ln_dob": "last",
+                   "fn_zip": "first", "ln_zip": "last", "fn_bf": "first", "ln_bf": "last"}
         known_records: dict[str, dict[str, Any]] = {}
         for key, (column, salt, line, routes) in filters.items():
             if line:
@@ -217,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
         first_addr = known_records["fn_addr"]
         sound_tokens = {"first_name": known_records["fn_sound"], "surname": known_records["ln_sound"]}
         dob_name_tokens = {"first_name": known_records["fn_dob"], "surname": known_records["ln_dob"]}
+        zip_name_tokens = {"first_name": known_records["fn_zip"], "surname": known_records["ln_zip"]}
+        name_filters = {"first_name": known_records["fn_bf"], "surname": known_records["ln_bf"]}
         log("scheme 8 formal-name tokens: known-records attack inside each birth date (the same partner colludes)")
         t1 = time.process_time()
         tr = truth.assign(words=truth["first"])
@@ -246,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
             "whole_name_ssn_salted_known_records": whole_ssn, "whole_name_address_salted_known_records": whole_addr,
             "first_name_address_salted_known_records": first_addr, "formal_name_tokens_known_records": formal,
             "sound_tokens_known_records": sound_tokens, "dob_salted_name_tokens_known_records": dob_name_tokens,
+            "zip_salted_name_tokens_known_records": zip_name_tokens, "name_filters_known_records": name_filters,
             "results": results,
             "target": {"names_persons_max": 0.01, "met": _names_target(results),
                        "known_records_met": _known_records_target({
@@ -253,7 +270,10 @@ def main(argv: list[str] | None = None) -> int:
                            "whole_name_address_salted": whole_addr, "first_name_address_salted": first_addr,
                            "formal_name_tokens": formal, "sound_first_name": sound_tokens["first_name"],
                            "sound_surname": sound_tokens["surname"], "dob_salted_first_name": dob_name_tokens["first_name"],
-                           "dob_salted_surname": dob_name_tokens["surname"]})},
+                           "dob_salted_surname": dob_name_tokens["surname"],
+                           "zip_salted_first_name": zip_name_tokens["first_name"],
+                           "zip_salted_surname": zip_name_tokens["surname"], "first_name_filter": name_filters["first_name"],
+                           "surname_filter": name_filters["surname"]})},
             "known_records_only": args.known_records_only, **child_usage(),
         }
         text = json.dumps(out, default=str)

@@ -52,9 +52,9 @@ __all__ = ["CANDIDATE_BLOCKING_RULES", "MODEL_VERSION", "PRUNE_ON", "EncodingSch
            "input_fingerprint", "model_in_dialect", "prepare_inputs", "pruned_rules", "pruning", "sibling_rule",
            "train", "untrained_levels"]
 
-MODEL_VERSION = "vpdc-linkage/9"
+MODEL_VERSION = "vpdc-linkage/10"
 #: the encoding scheme this model reads (``partner_kit.encode.ENCODING_SCHEME``); rows of any other are refused
-ENCODING_SCHEME = "vpdc-encoding-v9"
+ENCODING_SCHEME = "vpdc-encoding-10"  # 16 characters: token-shaped (scheme 10 drops the "v")
 
 #: encodings column → short name used in the model (kept short: Splink repeats them in every SQL).
 COLUMNS = {
@@ -63,6 +63,7 @@ COLUMNS = {
     "enc_dob_full": "dob", "enc_nm_y": "nm_y", "enc_nm_md": "nm_md", "enc_nm_zip": "nm_zip",
     "enc_ssn_full": "ssn", "enc_ssn_last4": "ssn4", "enc_addr": "addr", "enc_fn_ssn": "fn_ssn",
     "enc_ln_ssn": "ln_ssn", "enc_fn_addr": "fn_addr", "enc_fn_ph": "fn_ph", "enc_ln_ph": "ln_ph",
+    "enc_fn_zip": "fn_z", "enc_ln_zip": "ln_z",
     **{f"enc_fn_alt{i}": f"fn_a{i}" for i in range(1, MAX_FORMAL + 1)},
 }
 BLOOMS = {"enc_fn_bf": "fn_bf", "enc_ln_bf": "ln_bf", "enc_nw_bf": "nw_bf", "enc_nws_bf": "nws_bf",
@@ -231,6 +232,18 @@ NOT_ONE_ADDRESS = "not coalesce(addr_l = addr_r, false)"
 COUNTED_U_LABELS = (SSN_NAME_LABEL, SSN_WORDS_LABEL, ADDR_WORDS_LABEL, ADDR_FIRST_LABEL, NAMES_ZIP_LABEL)
 
 
+#: the name level of one name: equal under the date of birth and the other name's initial, or under the date and the
+#: ZIP (scheme 10, ADR 0022)
+SAME_NAME_LABEL = "same name (under the other name's initial, or at one ZIP)"
+
+
+def same_name_sql(col: str, ref: Callable[[str, str], str]) -> str:
+    """SQL: the two records' name ``col`` ("fn" or "ln") is one (scheme 10): its tokens salted by the date of birth and
+    the other name's initial are equal, or those salted by the date and the ZIP are. ``ref(column, side)`` writes a
+    column of one side as :func:`nickname_sql` does."""
+    return (f"({ref(col, 'l')} = {ref(col, 'r')} or {ref(col + '_z', 'l')} = {ref(col + '_z', 'r')})")
+
+
 #: the name level of one Metaphone code (scheme 9, ADR 0020)
 SOUND_LABEL = "one Metaphone code (a name written two ways)"
 #: the first-name level of a name and its nickname by the kit's table (scheme 8, ADR 0019)
@@ -262,7 +275,9 @@ def sibling_rule(params: LinkageParams = LinkageParams(), l: str = "l", r: str =
     """SQL over two model-input records (aliases ``l`` and ``r``): true when they look like two siblings born on
     one day (twins, triplets) rather than one person (ADR 0012).
 
-    Both dates of birth present and equal; both first names present and different (not equal, not swapped with
+    Both dates of birth present and equal; one surname (its token, or its token at one ZIP: scheme 10 salts the first
+    names by the surname's initial, so only then do their tokens and filters compare); both first names present and
+    different (not equal, not swapped with
     the surname, not within ``sibling_first_name_dice`` of each other: a rewritten name, not a typo; not a name and
     a formal name of it by the kit's nickname table where the sexes do not differ, scheme 8: BILL and WILLIAM are
     one person's names, not twins'. Two names that only share a formal name or a nickname are twins' names as
@@ -280,7 +295,8 @@ def sibling_rule(params: LinkageParams = LinkageParams(), l: str = "l", r: str =
         return _dice_of(f"{l}.{col}", f"{r}.{col}", f"{l}.{col}_n", f"{r}.{col}_n", "duckdb")
 
     nickname = nickname_sql(lambda col, side: f"{l if side == 'l' else r}.{col}", direct=True)
-    return (f"coalesce({l}.dob = {r}.dob and {l}.fn <> {r}.fn and coalesce({l}.nm_pair <> {r}.nm_pair, true) "
+    return (f"coalesce({l}.dob = {r}.dob and coalesce({l}.ln = {r}.ln or {l}.ln_z = {r}.ln_z, false) "
+            f"and {l}.fn <> {r}.fn and coalesce({l}.nm_pair <> {r}.nm_pair, true) "
             f"and not coalesce({nickname} and not coalesce({l}.sex <> {r}.sex, false), false) "
             f"and coalesce({dice('fn_bf')} < {params.sibling_first_name_dice}, true) "
             f"and coalesce({dice('nw_bf')} < {params.sibling_whole_name_dice}, true) "
@@ -316,7 +332,9 @@ def build_settings(params: LinkageParams = LinkageParams(), rules: Sequence[str]
             cll.CustomLevel(f"{_dice('nws_bf')} >= {params.ssn_whole_name_dice} and {DOB_DIFFERS} and {BOTH_CHANGED}",
                             label_for_charts=SSN_WORDS_LABEL),
             not_comparable("dates of birth differ: not comparable"),
-            cll.ExactMatchLevel(col),
+            # the name is salted by the date and the other name's initial (scheme 10, ADR 0022); under the date and
+            # the ZIP it still agrees where that initial changed (a surname by marriage, a nickname) at one ZIP
+            cll.CustomLevel(same_name_sql(col, _suffixed), label_for_charts=SAME_NAME_LABEL),
             cll.CustomLevel(f"nm_pair_l = nm_pair_r and {col}_l <> {col}_r", label_for_charts="first/last swapped"),
             *extra,
             cll.CustomLevel(f"{_dice(bf)} >= {hi}", label_for_charts=f"Dice >= {hi}"),
@@ -417,6 +435,8 @@ CANDIDATE_BLOCKING_RULES: tuple[tuple[str, str], ...] = (
     ("address", "l.addr = r.addr"),
     ("surname (and DOB)", "l.ln = r.ln"),
     ("first name (and DOB)", "l.fn = r.fn"),
+    ("first name and ZIP (and DOB)", "l.fn_z = r.fn_z"),
+    ("surname and ZIP (and DOB)", "l.ln_z = r.ln_z"),
     ("DOB and sex", "l.dob = r.dob and l.sex = r.sex"),
     ("DOB", "l.dob = r.dob"),
     ("SSN last four and ZIP (and DOB)", "l.ssn4 = r.ssn4 and l.zip = r.zip"),

@@ -57,7 +57,7 @@ from workspace.files import atomic_path, atomic_writer
 __all__ = ["KIT_VERSION", "EncodeSummary", "SchemaError", "encode_extract", "seal_encoded"]
 
 #: Recorded in every manifest (``extra.kit``).
-KIT_VERSION = "vpdc-partner-kit 0.10.0"  # 0.10: encoding scheme 9 (ADR 0020); 0.9: scheme 8 (ADR 0019); 0.8: scheme 7 (ADR 0018); 0.7: scheme 6 (ADR 0017); 0.6: scheme 5 (ADR 0016); 0.5: scheme 4 (ADR 0015); 0.4: scheme 3 (ADR 0014); keep in step with kit/pyproject.toml
+KIT_VERSION = "vpdc-partner-kit 0.11.0"  # 0.11: encoding scheme 10 (ADR 0022); 0.10: scheme 9 (ADR 0020); 0.9: scheme 8 (ADR 0019); 0.8: scheme 7 (ADR 0018); 0.7: scheme 6 (ADR 0017); 0.6: scheme 5 (ADR 0016); 0.5: scheme 4 (ADR 0015); 0.4: scheme 3 (ADR 0014); keep in step with kit/pyproject.toml
 
 class SchemaError(Exception):
     """The input file does not have the columns its profile expects. Names the file and the columns."""

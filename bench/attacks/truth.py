@@ -43,6 +43,8 @@ def _plain_encoder_class():
                    "enc_ssn_last4": pc.utf8_slice_codeunits(f["ssn"], 5, 9), "enc_addr": f["addr"],
                    "enc_fn_ssn": f["first"], "enc_ln_ssn": f["last"],
                    "enc_fn_addr": where_known(f["first"], f["addr"]),
+                   # scheme 10: the names where the ZIP (their second salt) is known
+                   "enc_fn_zip": where_known(f["first"], f["zip"]), "enc_ln_zip": where_known(f["last"], f["zip"]),
                    # scheme 9: the Metaphone codes (what the tokens encode; the attack's target is the name)
                    "enc_fn_ph": sounds(f["first"]), "enc_ln_ph": sounds(f["last"]),
                    "enc_nm_pair": pc.binary_join_element_wise(pc.fill_null(f["first"], ""),

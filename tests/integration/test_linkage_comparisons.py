@@ -19,6 +19,7 @@ from linkage.model import (
     COLUMNS,
     NAMES_ZIP_LABEL,
     NICKNAME_LABEL,
+    SAME_NAME_LABEL,
     SOUND_LABEL,
     SSN_NAME_LABEL,
     SSN_WORDS_LABEL,
@@ -52,7 +53,7 @@ EXCLUDE = ", ".join(BLOOMS.values())
 BASE = ("JONATHAN", "SMITH", date(1990, 3, 4))
 PAIRS = {
     # name: (record b's first, last, dob), expected (first_name, last_name, dob) labels
-    "identical": (BASE, ("Exact match on fn", "Exact match on ln", "Exact match on dob")),
+    "identical": (BASE, (SAME_NAME_LABEL, SAME_NAME_LABEL, "Exact match on dob")),
     "first and last swapped": (("SMITH", "JONATHAN", date(1990, 3, 4)),
                                ("first/last swapped", "first/last swapped", "Exact match on dob")),
     # names are salted by the date of birth: where the dates differ they are not comparable (a null level),
@@ -70,8 +71,36 @@ PAIRS = {
     "nothing": (("MARY", "OKAFOR", date(1990, 3, 4)), ("All other comparisons", "All other comparisons", None)),
     "compound surname": (("JONATHAN", "SMITH-GARCIA", date(1990, 3, 4)), (None, "compound surname part", None)),
     # scheme 8: the kit's nickname table (NATHAN may stand for JONATHAN), below the one-letter level
-    "nickname": (("NATHAN", "SMITH", date(1990, 3, 4)), (NICKNAME_LABEL, "Exact match on ln", "Exact match on dob")),
+    # the surnames' tokens are salted by the first names' initials (N, J: scheme 10), their ZIP-salted tokens agree
+    "nickname": (("NATHAN", "SMITH", date(1990, 3, 4)), (NICKNAME_LABEL, SAME_NAME_LABEL, "Exact match on dob")),
+    # scheme 10: a surname changed, one ZIP: the first names agree under the ZIP's salt
+    "surname changed": (("JONATHAN", "OKAFOR", date(1990, 3, 4)), (SAME_NAME_LABEL, "All other comparisons", None)),
 }
+
+
+def test_names_salted_by_the_other_names_initial_compare_only_where_it_or_the_zip_agrees():
+    """Scheme 10 (ADR 0022): a first name is salted by the date and the surname's initial, a surname by the date and
+    the first name's initial, and each again by the date and the ZIP. A surname changed to one of another initial at
+    another ZIP leaves the first names nothing to compare (the cost of the finer salt); to one of the same initial,
+    or at one ZIP, they agree; a nickname of another initial keeps the surname only at one ZIP."""
+    cases = {  # name: (record b's first, last, ZIP), expected (first_name, last_name)
+        "surname changed, moved": (("JONATHAN", "OKAFOR", "28277"), ("All other comparisons", "All other comparisons")),
+        "surname changed, same initial, moved": (("JONATHAN", "SANCHEZ", "28277"), (SAME_NAME_LABEL, None)),
+        "compound surname, other part first, moved": (("JONATHAN", "SMITH-GARCIA", "28277"),
+                                                      (SAME_NAME_LABEL, "compound surname part")),
+        "nickname of another initial, moved": (("NATHAN", "SMITH", "28277"), (NICKNAME_LABEL, "All other comparisons")),
+        "nickname of another initial, one ZIP": (("NATHAN", "SMITH", "28208"), (NICKNAME_LABEL, SAME_NAME_LABEL)),
+    }
+    rows_a, rows_b = [], []
+    for i, (name, ((first, last, zip_), _)) in enumerate(cases.items()):
+        rows_a.append({"unique_id": f"a{i}", "source_dataset": "a", "pair": name, **record(*BASE, rid=f"a{i:019d}")})
+        rows_b.append({"unique_id": f"b{i}", "source_dataset": "b", "pair": name,
+                       **record(first, last, BASE[2], zip_=zip_, rid=f"b{i:019d}")})
+    got = compare(rows_a, rows_b)
+    for name, (_, (first_level, last_level)) in cases.items():
+        assert got[name]["first_name"] == first_level, (name, got[name])
+        if last_level is not None:
+            assert got[name]["last_name"] == last_level, (name, got[name])
 
 
 def _levels(settings_json: dict) -> dict[str, dict[int, str]]:
@@ -229,8 +258,8 @@ def test_salted_u_is_counted_where_the_other_name_differs_so_true_pairs_do_not_p
     model = build_settings(LinkageParams(), []).get_settings("duckdb").as_dict()
     assert _salted_u(model, DuckDBEngine(con, None), "link_input") > 0
     # no non-match shares a first name: the level's u is the add-one floor over what was counted, not 36 true pairs
-    first_exact = _u(model, "first_name", "Exact match on fn")
-    last_exact = _u(model, "last_name", "Exact match on ln")
+    first_exact = _u(model, "first_name", SAME_NAME_LABEL)
+    last_exact = _u(model, "last_name", SAME_NAME_LABEL)
     pairs = 12 * 10 * 9 // 2
     assert first_exact < 2 / pairs, first_exact
     # the twins share a surname and are not the same person: 12 of the surname's pairs agree, and they count
