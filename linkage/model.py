@@ -94,6 +94,9 @@ class LinkageParams:
     #: on the folded, balanced name filters (0.5 = unrelated bits; names under one salt share the mask, so
     #: two unrelated names sit near 0.8-0.9, one differing bigram near 0.96)
     dice_bands: tuple[float, float, float] = (0.95, 0.92, 0.89)
+    #: two name filters under one salt share their mask (scheme 10: the date and the other name's initial): unrelated
+    #: names under one salt 0.67 and up, two salts 0.5 +- 0.03 (at most 0.63), measured on 20,000 persons (ADR 0022)
+    salt_shared_dice: float = 0.65
     #: on the positional DOB filter under one name salt, measured (ADR 0009): a one- or two-digit typo or a
     #: day/month swap 0.88-0.98 (median 0.94), the same year 0.85-0.95, an unrelated date 0.77-0.92 (median 0.85)
     dob_dice_bands: tuple[float, float] = (0.93, 0.89)
@@ -275,8 +278,9 @@ def sibling_rule(params: LinkageParams = LinkageParams(), l: str = "l", r: str =
     """SQL over two model-input records (aliases ``l`` and ``r``): true when they look like two siblings born on
     one day (twins, triplets) rather than one person (ADR 0012).
 
-    Both dates of birth present and equal; one surname (its token, or its token at one ZIP: scheme 10 salts the first
-    names by the surname's initial, so only then do their tokens and filters compare); both first names present and
+    Both dates of birth present and equal; first names that compare (scheme 10 salts them by the date and the
+    surname's initial: their filters share a mask, Dice at least ``salt_shared_dice``, only where the surnames' initials
+    agree, as twins' do; a surname changed to another initial is not a sibling); both first names present and
     different (not equal, not swapped with
     the surname, not within ``sibling_first_name_dice`` of each other: a rewritten name, not a typo; not a name and
     a formal name of it by the kit's nickname table where the sexes do not differ, scheme 8: BILL and WILLIAM are
@@ -295,7 +299,7 @@ def sibling_rule(params: LinkageParams = LinkageParams(), l: str = "l", r: str =
         return _dice_of(f"{l}.{col}", f"{r}.{col}", f"{l}.{col}_n", f"{r}.{col}_n", "duckdb")
 
     nickname = nickname_sql(lambda col, side: f"{l if side == 'l' else r}.{col}", direct=True)
-    return (f"coalesce({l}.dob = {r}.dob and coalesce({l}.ln = {r}.ln or {l}.ln_z = {r}.ln_z, false) "
+    return (f"coalesce({l}.dob = {r}.dob and coalesce({dice('fn_bf')} >= {params.salt_shared_dice}, false) "
             f"and {l}.fn <> {r}.fn and coalesce({l}.nm_pair <> {r}.nm_pair, true) "
             f"and not coalesce({nickname} and not coalesce({l}.sex <> {r}.sex, false), false) "
             f"and coalesce({dice('fn_bf')} < {params.sibling_first_name_dice}, true) "
@@ -953,7 +957,20 @@ def _salted_u(model: dict[str, Any], engine: Engine, table: str, days: str | Non
     # pairs whose OTHER name(s) differ plainly (one person's records keep at least one name close): the same
     # conditional independence Fellegi-Sunter assumes, and it keeps twins (one surname, two given names) in the
     # surname's count. Measured on FEBRL4: 1 % true pairs left among the first name's pairs.
+    #
+    # Scheme 10 (ADR 0022) salts each name by the date and the other name's initial, so a name's filter, sound code,
+    # formal names and surname parts compare only in pairs whose other names share an initial (the filters share a
+    # mask: Dice far above the 0.5 of two salts). Those levels' u is counted among such pairs: counted among all, the
+    # pairs of two initials (nearly every pair of two surnames) could not reach them, their u shrank by the share of
+    # one initial (to the add-one floor on 20,000 persons), and twins (one surname: one salt) were weighed as if their
+    # close first names were rare. The name's own level (its token, or its ZIP-salted token) and the DOB-salted
+    # levels (swapped fields, all name words) are reachable across the initials: counted among all
+    def shared(col: str) -> str:
+        dice = _dice_of(f"{col}_bf_l", f"{col}_bf_r", f"{col}_bf_n_l", f"{col}_bf_n_r", engine.dialect)
+        return f"coalesce({dice} >= {params.salt_shared_dice}, false)"
+
     only = {"first_name": apart("ln"), "last_name": apart("fn")}
+    one_salt = {"first_name": shared("fn"), "last_name": shared("ln")}
     counted = _counted_u(engine, table, params)
     for comp in model["comparisons"]:
         if comp["output_column_name"] not in SALTED_BY_DOB:
@@ -962,24 +979,35 @@ def _salted_u(model: dict[str, Any], engine: Engine, table: str, days: str | Non
         case = " ".join(f"when {lv['sql_condition']} then {i}" for i, lv in enumerate(levels)
                         if lv.get("sql_condition") and lv["sql_condition"].strip().upper() != "ELSE")
         where = only.get(comp["output_column_name"], f"{apart('fn')} and {apart('ln')}")
+        name = comp["output_column_name"]
         counts = dict(engine.rows(f"select case {case} else {len(levels) - 1} end g, count(*) from _u_pairs "
                                   f"where {where} group by 1")) if n else {}  # none: keep the sampled u
+        within = {i for i, lv in enumerate(levels) if name in one_salt and _WITHIN_SALT.search(lv.get("sql_condition") or "")}
+        counts_one = dict(engine.rows(f"select case {case} else {len(levels) - 1} end g, count(*) from _u_pairs "
+                                      f"where {where} and {one_salt[name]} group by 1")) if n and within else {}
         null_levels = {i for i, lv in enumerate(levels) if lv.get("is_null_level")}
         scored = [i for i in range(len(levels)) if i not in null_levels
                   and levels[i].get("label_for_charts") not in COUNTED_U_LABELS]
         total = sum(counts.get(i, 0) for i in scored)
+        total_one = sum(counts_one.get(i, 0) for i in scored)
         # no held-out non-match compares on this field (e.g. a suffix, recorded on few records): keep the sampled
         # u rather than the smoothing's even split, which would say nothing while looking trained
         for i in scored if total else ():
             # add-one smoothing: a level no held-out non-match reached (an exact name among a few hundred
             # pairs born on one day) gets a small u, not none; none would make the level evidence of nothing
-            levels[i]["u_probability"] = (counts.get(i, 0) + 1) / (total + len(scored))
+            c, t = (counts_one, total_one) if i in within and total_one else (counts, total)
+            levels[i]["u_probability"] = (c.get(i, 0) + 1) / (t + len(scored))
     for comp in model["comparisons"]:  # the counted levels, in whichever comparison they sit
         for lv in comp["comparison_levels"]:
             label = lv.get("label_for_charts")
             if label in counted:
                 lv["u_probability"] = counted[label](comp["output_column_name"])
     return n
+
+
+#: a name level that reads the name's filter, sound code, formal names or surname parts: reachable only under one salt
+#: (scheme 10: the date and the other name's initial), its u counted among such pairs (:func:`_salted_u`)
+_WITHIN_SALT = re.compile(r"\b(?:fn|ln)_(?:bf_w\d|ph|a\d|p\d)_[lr]\b")
 
 
 def _counted_u(engine: Engine, table: str, params: LinkageParams) -> dict[str, Any]:

@@ -93,25 +93,28 @@ def test_names_the_table_relates_only_loosely_are_still_twins(a, b, sexes):
 
 
 def test_a_swap_with_a_typo_is_not_held_apart_even_without_the_whole_name_filter():
-    """Scheme 3's case: swapped fields and a typo. Scheme 10 (ADR 0022) holds apart only records of one surname (the
-    first names compare only then), so the swap is kept without ``enc_nw_bf`` too; scheme 9 held it apart."""
+    """Scheme 3's case: swapped fields and a typo. Scheme 10 (ADR 0022) holds apart only records whose first names
+    compare (one surname initial), so the swap is kept without ``enc_nw_bf`` too; scheme 9 held it apart."""
     other = BASE | {"first": "NGUYEN", "last": "MARIAH", "middle_init": "Q", "ssn": "555443333"}
     assert not held_apart(BASE | {"name_words": None}, other | {"name_words": None})
     assert not held_apart(BASE, other)
 
 
-def test_only_records_of_one_surname_are_twins():
-    """Scheme 10 salts first names by the surname's initial: where the surnames differ the first names do not
-    compare, and a woman's records before and after marriage (one first name) are not twins. Twins whose first names
-    start with other letters still share the surname at one ZIP (its ZIP-salted token)."""
+def test_only_first_names_that_compare_are_twins_names():
+    """Scheme 10 salts first names by the date and the surname's initial: where the surnames' initials differ the
+    first names do not compare (their filters share no mask), so a woman's records before and after marriage to a
+    surname of another initial (one first name, or a first name the rule would read as another) are not twins. Twins
+    share a surname, so their first names compare wherever they live."""
     bare = {"ssn": None, "middle_init": None}
     married = BASE | bare | {"last": "OKAFOR", "addr": "9 OAK AVE", "zip": "28277"}
     assert not held_apart(BASE | bare, married)
-    assert not held_apart(BASE | bare, married | {"first": "ROSA"})  # two surnames: not twins (the model weighs it)
-    twin = BASE | bare | {"first": "DANIEL", "sex": "M"}  # D, not M: the surnames' tokens differ, the ZIP's agree
+    assert not held_apart(BASE | bare, married | {"first": "ROSA"})  # two surnames' initials: the model weighs it
+    twin = BASE | bare | {"first": "DANIEL", "sex": "M"}  # D, not M: the surnames' own tokens differ
     assert held_apart(BASE | bare, twin)
-    assert held_apart(BASE | bare, twin | {"first": "MIGUEL"})  # one initial: the surnames' own tokens agree
-    assert not held_apart(BASE | bare, twin | {"zip": "28277"})  # twins living apart: the surnames do not compare
+    assert held_apart(BASE | bare, twin | {"first": "MIGUEL"})
+    assert held_apart(BASE | bare, twin | {"zip": "28277", "addr": "9 OAK AVE"})  # twins living apart
+    # a surname changed to one of the same initial: the first names compare, and differ: twins' names
+    assert held_apart(BASE | bare, BASE | bare | {"first": "ROSA", "last": "NASH"})
 
 
 def test_run_clustering_drops_held_apart_edges_unless_switched_off():
