@@ -4,7 +4,7 @@ Scheme 10 salts each name by the date of birth **and the initial of the other na
 token, filter, Metaphone code and formal-name tokens by the DOB and the initial of the surname (of its first part
 where it is compound), the surname's (and its parts') by the DOB and the initial of the first name. Salted by the
 DOB alone, two persons' equal names on one birthday gave equal encodings, so a partner who knows its own clients'
-names read the first name of 3.9 % and the surname of 1.8 % of the persons it does not hold at 1,000,000 persons
+names read the first name of 3.1 % and the surname of 1.4 % of the persons it does not hold at 1,000,000 persons
 (another person born on a client's birthday with the client's first name). Two tokens keep what the finer salt
 would cost linkage: ``enc_fn_zip`` and ``enc_ln_zip``, each name salted by the DOB and the ZIP (a surname changed
 by marriage, a compound surname written with its other part first, a nickname of another initial, at one ZIP).

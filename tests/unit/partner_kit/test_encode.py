@@ -295,6 +295,40 @@ def test_sound_tokens_agree_exactly_where_the_codes_do(a, b):
     assert (ea["enc_ln_ph"] == eb["enc_ln_ph"]) == (jellyfish.metaphone(a) == jellyfish.metaphone(b))
 
 
+def test_names_are_salted_by_the_other_names_initial_and_again_by_the_zip():
+    """Scheme 10 (ADR 0022): one first name and birthday under two surname initials gives unrelated encodings (token,
+    filter, sound code, formal names), under one initial equal ones; the surname likewise by the first name's
+    initial; the ZIP-salted tokens agree across initials where the ZIP does, and are blank without one."""
+    a = enc(rec(first="MARIA", last="NGUYEN", zip="28208"))
+    married = enc(rec(first="MARIA", last="OKAFOR", zip="28208"), rid="BBBBBBBBBBBBBBBBBBBB")
+    same_initial = enc(rec(first="MARIA", last="NASH", zip="28277"), rid="CCCCCCCCCCCCCCCCCCCC")
+    for col in ("enc_fn_full", "enc_fn_ph", "enc_fn_alt1", "enc_fn_alt2", "enc_fn_alt3"):
+        assert a[col] != married[col] and a[col] == same_initial[col], col
+    assert dice(a["enc_fn_bf"], married["enc_fn_bf"]) < 0.65 <= 1.0 == dice(a["enc_fn_bf"], same_initial["enc_fn_bf"])
+    assert a["enc_fn_zip"] == married["enc_fn_zip"] != same_initial["enc_fn_zip"]  # one ZIP, then another
+    # the compound surname's first part gives the initial: GARCIA LOPEZ and GARCIA share G
+    compound = enc(rec(first="ANA", last="GARCIALOPEZ", last_part1="GARCIA", last_part2="LOPEZ"))
+    assert compound["enc_fn_full"] == enc(rec(first="ANA", last="GARCIA"))["enc_fn_full"]
+    assert compound["enc_fn_full"] != enc(rec(first="ANA", last="LOPEZ"))["enc_fn_full"]
+    # the surname by the first name's initial: BILL and WILLIAM SMITH compare surnames only at one ZIP
+    bill, will = enc(rec(first="BILL", zip="28208")), enc(rec(first="WILLIAM", zip="28208"))
+    assert bill["enc_ln_full"] != will["enc_ln_full"] and bill["enc_ln_zip"] == will["enc_ln_zip"]
+    assert enc(rec(first="WENDY", zip="28277"))["enc_ln_full"] == will["enc_ln_full"]
+    assert enc(rec(first="ANA"))["enc_fn_zip"] is None and enc(rec(first="ANA"))["enc_ln_zip"] is None
+    # the same name under another birthday: unrelated, as before
+    assert enc(rec(first="MARIA", last="NGUYEN", dob=date(1990, 3, 8)))["enc_fn_full"] != a["enc_fn_full"]
+
+
+@settings(deadline=None, max_examples=60)
+@given(names, names, names, names)
+def test_first_name_tokens_agree_exactly_where_name_birthday_and_surname_initial_do(f1, f2, l1, l2):
+    """Property (scheme 10): under one birthday two first-name tokens are equal exactly when the first names and the
+    surnames' initials are."""
+    ea, eb = enc(rec(first=f1, last=l1)), enc(rec(first=f2, last=l2), rid="BBBBBBBBBBBBBBBBBBBB")
+    assert (ea["enc_fn_full"] == eb["enc_fn_full"]) == (f1 == f2 and l1[:1] == l2[:1])
+    assert (ea["enc_ln_full"] == eb["enc_ln_full"]) == (l1 == l2 and f1[:1] == f2[:1])
+
+
 @given(names, st.text(alphabet=" -'.", max_size=3), st.integers(0, 20))
 def test_sound_reads_the_letters_only(name, junk, at):
     """A compound surname's space or hyphen does not change its code; nothing but letters is read."""
