@@ -28,7 +28,7 @@ import pandas as pd
 
 from bench.attacks.common import FIELDS, Guesses, load_zone
 
-__all__ = ["CUTOFFS", "score", "score_whole_name"]
+__all__ = ["CUTOFFS", "score", "score_whole_name", "union_read"]
 
 CUTOFFS = (0.0, 0.5, 0.9)
 COMBOS = {"first+last": ("first", "last"), "names+year+zip": ("first", "last", "birth_year", "zip")}
@@ -146,3 +146,22 @@ def score_whole_name(guesses: pd.DataFrame, truth: pd.DataFrame, known_source: s
         block["max_dice"] = round(float(g["confidence"].max()), 4) if len(g) else None
         out[route] = block
     return out
+
+
+def union_read(attacks: list[tuple[pd.DataFrame, float]], truth: pd.DataFrame, known_source: str) -> dict[str, Any]:
+    """What an attacker who runs every one of ``attacks`` (each :func:`bench.attacks.whole_name.attack`'s guesses with
+    its cut-off) on one name reads: the share of persons the colluding partner does not hold with a record whose name
+    (``truth["words"]``) some attack guesses right, at each attack's cut-off and at any similarity."""
+    t = truth[["source", "source_record_id", "person_id", "words"]].dropna(subset=["words"])
+    held = set(t.loc[t["source"] == known_source, "person_id"])
+    others = t[(t["source"] != known_source) & ~t["person_id"].isin(held)]
+    kept, any_ = set(), set()
+    for g, threshold in attacks:
+        m = others.merge(g[g["route"] == "same_birth_date"], on=["source", "source_record_id"])
+        right = m["guess"].astype(object).to_numpy() == m["words"].astype(object).to_numpy()
+        any_ |= set(m.loc[right, "person_id"])
+        kept |= set(m.loc[right & (m["confidence"].to_numpy() >= threshold), "person_id"])
+    n = others["person_id"].nunique()
+    return {"attacks": len(attacks), "persons_the_partner_does_not_hold": int(n),
+            "persons_recovered_share": round(len(kept) / n, 5) if n else None,
+            "persons_recovered_share_at_any_dice": round(len(any_) / n, 5) if n else None}

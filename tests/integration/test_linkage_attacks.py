@@ -81,6 +81,11 @@ def reports(tmp_path_factory) -> dict[str, dict]:
     # the DOB-salted first-name token itself: others born on a client's birthday with the client's first name
     out["first_name_dob"] = whole_name_report(pop.linkage_db, truth.assign(words=truth["first"]),
                                               column="enc_fn_full", salt="enc_dob_full")
+    # scheme 10's names salted by the date and the ZIP
+    out["first_name_zip"] = whole_name_report(pop.linkage_db, truth.assign(words=truth["first"]),
+                                              column="enc_fn_zip", salt="enc_dob_full")
+    out["surname_zip"] = whole_name_report(pop.linkage_db, truth.assign(words=truth["last"]),
+                                           column="enc_ln_zip", salt="enc_dob_full")
     return out
 
 
@@ -137,7 +142,8 @@ def test_each_attack_recovers_under_one_percent_on_scheme_2(reports, attack, par
 
 
 @pytest.mark.parametrize("filter_", ["whole_name", "whole_name_ssn", "whole_name_addr", "first_name_addr",
-                                     "first_name_sound", "surname_sound", "first_name_dob"])
+                                     "first_name_sound", "surname_sound", "first_name_dob", "first_name_zip",
+                                     "surname_zip"])
 def test_whole_name_filter_gives_a_colluding_partner_no_one_else(reports, filter_):
     """Scheme 3's whole-name filter (ADR 0014), scheme 5's SSN-salted one (ADR 0016; "birth date" reads "SSN") and
     scheme 6's address-salted one (ADR 0017; "birth date" reads "address": one salt is a household) and scheme 7's
