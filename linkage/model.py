@@ -1007,7 +1007,7 @@ def _salted_u(model: dict[str, Any], engine: Engine, table: str, days: str | Non
 
 #: a name level that reads the name's filter, sound code, formal names or surname parts: reachable only under one salt
 #: (scheme 10: the date and the other name's initial), its u counted among such pairs (:func:`_salted_u`)
-_WITHIN_SALT = re.compile(r"\b(?:fn|ln)_(?:bf_w\d|ph|a\d|p\d)_[lr]\b")
+_WITHIN_SALT = re.compile(r"\b(?:fn|ln)_(?:bf(?:_w\d)?|ph|a\d|p\d)_[lr]\b")  # DuckDB's words, Spark's arrays
 
 
 def _counted_u(engine: Engine, table: str, params: LinkageParams) -> dict[str, Any]:
