@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
                     oracle[label] = {"not_applicable": f"{type(exc).__name__}: {exc}"[:300]}
         # scheme 3's whole-name filter: a colluding partner (the largest) knows the names of all its records
         from bench.attacks import whole_name
-        from bench.attacks.score import score_whole_name
+        from bench.attacks.score import score_whole_name, union_read
 
         log("scheme 3 whole-name filter: known-records attack (the largest partner colludes)")
         colluding = str(truth["source"].value_counts().index[0])
@@ -243,12 +243,10 @@ def main(argv: list[str] | None = None) -> int:
         kn = tr.loc[tr["source"] == colluding, ["source", "source_record_id", "words"]]
         formal_g = whole_name.formal_names_attack(pop.linkage_db, kn)
         formal = score_whole_name(formal_g, tr, colluding, threshold=1e-9)
+        formal["cpu_seconds"] = round(time.process_time() - t1, 2)
         union_guesses["first"].append((formal_g, 1e-9))
         # an attacker runs them all: the persons whose first name (surname) any of them reads
-        from bench.attacks.score import union_read
-
         union = {name: union_read(gs, truth.assign(words=truth[name]), colluding) for name, gs in union_guesses.items()}
-        formal["cpu_seconds"] = round(time.process_time() - t1, 2)
         formal["routes"] = ("same_birth_date = records of one birth date: a record's first-name token among a known "
                             "record's formal-name tokens or the reverse; guess = the table's first candidate")
         sweep: dict[str, Any] = {}

@@ -235,8 +235,8 @@ NOT_ONE_ADDRESS = "not coalesce(addr_l = addr_r, false)"
 COUNTED_U_LABELS = (SSN_NAME_LABEL, SSN_WORDS_LABEL, ADDR_WORDS_LABEL, ADDR_FIRST_LABEL, NAMES_ZIP_LABEL)
 
 
-#: the name level of one name: equal under the date of birth and the other name's initial, or under the date and the
-#: ZIP (scheme 10, ADR 0022)
+#: the name level of one name: its tokens, salted by the date of birth and the other name's initial, are equal (scheme
+#: 10, ADR 0022)
 SAME_NAME_LABEL = "same name (under the other name's initial)"
 #: below it, the same name under the date and the ZIP where the other name's initial differs (scheme 10): a surname
 #: changed by marriage, a compound surname's other part, a nickname of another initial, at one ZIP; and twins of two
@@ -978,11 +978,12 @@ def _salted_u(model: dict[str, Any], engine: Engine, table: str, days: str | Non
         levels = comp["comparison_levels"]
         case = " ".join(f"when {lv['sql_condition']} then {i}" for i, lv in enumerate(levels)
                         if lv.get("sql_condition") and lv["sql_condition"].strip().upper() != "ELSE")
-        where = only.get(comp["output_column_name"], f"{apart('fn')} and {apart('ln')}")
         name = comp["output_column_name"]
+        where = only.get(name, f"{apart('fn')} and {apart('ln')}")
         counts = dict(engine.rows(f"select case {case} else {len(levels) - 1} end g, count(*) from _u_pairs "
                                   f"where {where} group by 1")) if n else {}  # none: keep the sampled u
-        within = {i for i, lv in enumerate(levels) if name in one_salt and _WITHIN_SALT.search(lv.get("sql_condition") or "")}
+        within = {i for i, lv in enumerate(levels)
+                  if name in one_salt and _WITHIN_SALT.search(lv.get("sql_condition") or "")}
         counts_one = dict(engine.rows(f"select case {case} else {len(levels) - 1} end g, count(*) from _u_pairs "
                                       f"where {where} and {one_salt[name]} group by 1")) if n and within else {}
         null_levels = {i for i, lv in enumerate(levels) if lv.get("is_null_level")}
